@@ -1,0 +1,383 @@
+//! Loading and validating the knowledge folder.
+//!
+//! Files are parsed in two stages: serde reads the raw TOML shape ([`raw`]), then
+//! [`validate`](self) turns it into the typed [`Knowledge`] or a list of
+//! [`KnowledgeError`]s, each naming the file, the entry and the field. A broken folder never
+//! yields a half-loaded `Knowledge`.
+
+mod raw;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Longest answer, in characters, that fits a chat bubble.
+pub const MAX_ANSWER_CHARS: usize = 600;
+
+/// The regions a rule can belong to.
+pub const REGIONS: [&str; 4] = ["national", "jiangsu", "suzhou", "zhangjiagang"];
+
+/// One validated FAQ entry.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FaqEntry {
+    pub id: String,
+    pub question: String,
+    pub variants: Vec<String>,
+    pub answer: String,
+    pub sources: Vec<String>,
+    pub tags: Vec<String>,
+    pub region: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hotline: Option<String>,
+    /// The file the entry came from, relative to the knowledge folder.
+    #[serde(skip)]
+    pub file: String,
+}
+
+/// A source document that entries cite.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub id: String,
+    pub file: String,
+    pub title: String,
+    pub region: Option<String>,
+}
+
+/// Groups of equivalent terms; the first term of a group is the canonical one.
+#[derive(Debug, Clone, Default)]
+pub struct Synonyms {
+    pub groups: Vec<Vec<String>>,
+}
+
+/// Everything the assistant knows, validated.
+#[derive(Debug, Clone)]
+pub struct Knowledge {
+    pub root: PathBuf,
+    pub faqs: Vec<FaqEntry>,
+    pub sources: Vec<Source>,
+    pub synonyms: Synonyms,
+    by_id: HashMap<String, usize>,
+}
+
+impl Knowledge {
+    /// Loads and validates the knowledge folder at `root`.
+    pub fn load(root: impl AsRef<Path>) -> Result<Knowledge, KnowledgeErrors> {
+        let root = root.as_ref();
+        let mut errors = Vec::new();
+        let sources = load_sources(root, &mut errors);
+        let synonyms = load_synonyms(root, &mut errors);
+        let faqs = load_faqs(root, &sources, &mut errors);
+        if !errors.is_empty() {
+            return Err(KnowledgeErrors(errors));
+        }
+        let by_id = faqs.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
+        Ok(Knowledge { root: root.to_path_buf(), faqs, sources, synonyms, by_id })
+    }
+
+    pub fn faq(&self, id: &str) -> Option<&FaqEntry> {
+        self.by_id.get(id).map(|&i| &self.faqs[i])
+    }
+
+    /// The hotline that the assistant gives when it cannot answer (from the `contacts` entry).
+    pub fn hotline(&self) -> &str {
+        self.faq("contacts").and_then(|e| e.hotline.as_deref()).unwrap_or_default()
+    }
+
+    /// A human-readable label for a citation such as `004 第十八条`.
+    pub fn cite(&self, source: &str) -> String {
+        let (id, locator) = source.split_once(' ').unwrap_or((source, ""));
+        match self.sources.iter().find(|s| s.id == id) {
+            Some(s) if locator.is_empty() => format!("《{}》", s.title),
+            Some(s) => format!("《{}》{}", s.title, locator.trim()),
+            None => source.to_string(),
+        }
+    }
+}
+
+/// One problem in the knowledge folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnowledgeError {
+    /// Path relative to the knowledge folder.
+    pub file: String,
+    /// The entry id, or its position (`#3`) when it has no usable id.
+    pub entry: Option<String>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for KnowledgeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(entry) = &self.entry {
+            write!(f, ": entry `{entry}`")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field `{field}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// All problems found in one load, in file order.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct KnowledgeErrors(pub Vec<KnowledgeError>);
+
+impl fmt::Display for KnowledgeErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+fn err(file: &str, entry: Option<&str>, field: Option<&str>, message: impl Into<String>) -> KnowledgeError {
+    KnowledgeError {
+        file: file.to_string(),
+        entry: entry.map(str::to_string),
+        field: field.map(str::to_string),
+        message: message.into(),
+    }
+}
+
+fn read_toml<T: serde::de::DeserializeOwned>(
+    root: &Path,
+    rel: &str,
+    errors: &mut Vec<KnowledgeError>,
+) -> Option<T> {
+    let path = root.join(rel);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(err(rel, None, None, format!("cannot read: {e}")));
+            return None;
+        }
+    };
+    match toml::from_str::<T>(&text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let (line, _) = e
+                .span()
+                .map(|s| line_col(&text, s.start))
+                .unwrap_or((0, 0));
+            let mut msg = e.message().to_string();
+            if line > 0 {
+                msg = format!("line {line}: {msg}");
+            }
+            // serde names the missing/unknown field in its message; surface it as the field
+            let field = field_in_message(e.message());
+            errors.push(err(rel, entry_at(&text, e.span().map(|s| s.start)).as_deref(), field.as_deref(), msg));
+            None
+        }
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    (line, before.len() - before.rfind('\n').map_or(0, |p| p + 1))
+}
+
+/// The `id` of the `[[faq]]` table that contains byte `offset`, if one is declared before it.
+fn entry_at(text: &str, offset: Option<usize>) -> Option<String> {
+    let offset = offset?.min(text.len());
+    let table_start = text[..offset].rfind("[[")?;
+    let rest = &text[table_start..];
+    let end = rest[2..].find("[[").map_or(rest.len(), |p| p + 2);
+    rest[..end].lines().find_map(|l| {
+        let l = l.trim();
+        let v = l.strip_prefix("id")?.trim_start().strip_prefix('=')?.trim();
+        Some(v.trim_matches('"').to_string())
+    })
+}
+
+fn field_in_message(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let len = msg[start..].find('`')?;
+    Some(msg[start..start + len].to_string())
+}
+
+fn load_sources(root: &Path, errors: &mut Vec<KnowledgeError>) -> Vec<Source> {
+    const FILE: &str = "sources.toml";
+    let Some(raw) = read_toml::<raw::SourcesFile>(root, FILE, errors) else {
+        return Vec::new();
+    };
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, s) in raw.source.into_iter().enumerate() {
+        let label = if s.id.trim().is_empty() { format!("#{}", i + 1) } else { s.id.clone() };
+        if !is_source_id(&s.id) {
+            errors.push(err(FILE, Some(&label), Some("id"), "must be a three-digit seed id such as \"004\""));
+        } else if !seen.insert(s.id.clone()) {
+            errors.push(err(FILE, Some(&label), Some("id"), "is declared twice"));
+        }
+        if s.title.trim().is_empty() {
+            errors.push(err(FILE, Some(&label), Some("title"), "must not be empty"));
+        }
+        out.push(Source { id: s.id, file: s.file, title: s.title, region: s.region });
+    }
+    out
+}
+
+fn is_source_id(id: &str) -> bool {
+    id.len() == 3 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn load_synonyms(root: &Path, errors: &mut Vec<KnowledgeError>) -> Synonyms {
+    const FILE: &str = "synonyms.toml";
+    let Some(raw) = read_toml::<raw::SynonymsFile>(root, FILE, errors) else {
+        return Synonyms::default();
+    };
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut groups = Vec::new();
+    for (i, g) in raw.group.into_iter().enumerate() {
+        let label = format!("#{} ({})", i + 1, g.terms.first().map_or("", String::as_str));
+        if g.terms.len() < 2 {
+            errors.push(err(FILE, Some(&label), Some("terms"), "a group needs at least two terms"));
+        }
+        let mut terms = Vec::new();
+        for t in g.terms {
+            let norm = crate::text::normalize(&t);
+            if norm.is_empty() || norm.contains(' ') {
+                errors.push(err(FILE, Some(&label), Some("terms"), format!("term {t:?} must be one word without spaces")));
+                continue;
+            }
+            if let Some(other) = seen.insert(norm.clone(), i + 1) {
+                errors.push(err(FILE, Some(&label), Some("terms"), format!("term {t:?} is already in group #{other}")));
+                continue;
+            }
+            terms.push(norm);
+        }
+        groups.push(terms);
+    }
+    Synonyms { groups }
+}
+
+fn load_faqs(root: &Path, sources: &[Source], errors: &mut Vec<KnowledgeError>) -> Vec<FaqEntry> {
+    let dir = root.join("faq");
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
+        Err(e) => {
+            errors.push(err("faq/", None, None, format!("cannot read the folder: {e}")));
+            return Vec::new();
+        }
+    };
+    files.sort();
+    if files.is_empty() {
+        errors.push(err("faq/", None, None, "holds no .toml file"));
+    }
+    let source_ids: HashSet<&str> = sources.iter().map(|s| s.id.as_str()).collect();
+    let mut entries = Vec::new();
+    // id -> file where first seen
+    let mut first_seen: BTreeMap<String, String> = BTreeMap::new();
+    for path in files {
+        let rel = format!("faq/{}", path.file_name().unwrap_or_default().to_string_lossy());
+        let Some(raw) = read_toml::<raw::FaqFile>(root, &rel, errors) else {
+            continue;
+        };
+        if raw.faq.is_empty() {
+            errors.push(err(&rel, None, None, "holds no [[faq]] entry"));
+        }
+        for (i, e) in raw.faq.into_iter().enumerate() {
+            if let Some(entry) = validate_entry(&rel, i, e, &source_ids, errors) {
+                if let Some(other) = first_seen.get(&entry.id) {
+                    errors.push(err(&rel, Some(&entry.id), Some("id"), format!("is already used in {other}")));
+                    continue;
+                }
+                first_seen.insert(entry.id.clone(), rel.clone());
+                entries.push(entry);
+            }
+        }
+    }
+    // cross-entry checks
+    for e in &entries {
+        for r in &e.related {
+            if !first_seen.contains_key(r) {
+                errors.push(err(&e.file, Some(&e.id), Some("related"), format!("names unknown entry `{r}`")));
+            }
+        }
+    }
+    match entries.iter().find(|e| e.id == "contacts") {
+        None if !entries.is_empty() => errors.push(err("faq/", Some("contacts"), None, "the `contacts` entry is missing (it carries the hotline)")),
+        Some(e) if e.hotline.is_none() => errors.push(err(&e.file, Some("contacts"), Some("hotline"), "the contacts entry must give the hotline")),
+        _ => {}
+    }
+    entries
+}
+
+fn validate_entry(
+    file: &str,
+    index: usize,
+    raw: raw::FaqRaw,
+    source_ids: &HashSet<&str>,
+    errors: &mut Vec<KnowledgeError>,
+) -> Option<FaqEntry> {
+    let before = errors.len();
+    let label = if raw.id.trim().is_empty() { format!("#{}", index + 1) } else { raw.id.clone() };
+    let mut bad = |field: &str, msg: String| errors.push(err(file, Some(&label), Some(field), msg));
+    if raw.id.is_empty()
+        || !raw.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        bad("id", "must be non-empty and use only a-z, 0-9 and '-'".into());
+    }
+    if raw.question.trim().is_empty() {
+        bad("question", "must not be empty".into());
+    }
+    if raw.variants.is_empty() {
+        bad("variants", "needs at least one alternative phrasing".into());
+    }
+    if raw.variants.iter().any(|v| v.trim().is_empty()) {
+        bad("variants", "holds an empty phrasing".into());
+    }
+    let answer = raw.answer.trim().to_string();
+    if answer.is_empty() {
+        bad("answer", "must not be empty".into());
+    }
+    let n = answer.chars().count();
+    if n > MAX_ANSWER_CHARS {
+        bad("answer", format!("has {n} characters; at most {MAX_ANSWER_CHARS} fit a chat bubble"));
+    }
+    if raw.sources.is_empty() {
+        bad("sources", "must name at least one source".into());
+    }
+    for s in &raw.sources {
+        let id = s.split_whitespace().next().unwrap_or("");
+        if !source_ids.contains(id) {
+            bad("sources", format!("{s:?} does not start with a seed id from sources.toml"));
+        }
+    }
+    if raw.tags.is_empty() || raw.tags.iter().any(|t| t.trim().is_empty()) {
+        bad("tags", "needs at least one non-empty tag".into());
+    }
+    if !REGIONS.contains(&raw.region.as_str()) {
+        bad("region", format!("{:?} is not one of {}", raw.region, REGIONS.join(", ")));
+    }
+    if let Some(h) = &raw.hotline
+        && (h.trim().is_empty() || !h.chars().all(|c| c.is_ascii_digit() || c == '-'))
+    {
+        bad("hotline", format!("{h:?} is not a phone number"));
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(FaqEntry {
+        id: raw.id,
+        question: raw.question.trim().to_string(),
+        variants: raw.variants.into_iter().map(|v| v.trim().to_string()).collect(),
+        answer,
+        sources: raw.sources,
+        tags: raw.tags,
+        region: raw.region,
+        related: raw.related,
+        hotline: raw.hotline,
+        file: file.to_string(),
+    })
+}

@@ -1,0 +1,198 @@
+//! Chinese text analysis: one jieba dictionary per process, shared by the index's tokenizers
+//! and by query construction, so index and queries always agree on tokens.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use jieba_rs::Jieba;
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+
+use crate::text::{is_cjk, normalize};
+
+/// Function words and question words that carry no topic. Dropped from index and queries.
+const STOPWORDS: &[&str] = &[
+    "的", "了", "吗", "呢", "吧", "啊", "呀", "哦", "嘛", "么", "我", "我们", "你", "您", "他", "她",
+    "是", "不是", "在", "有", "没", "能", "能不能", "可以", "可不可以", "吗", "怎么", "怎么样", "怎样",
+    "如何", "什么", "啥", "哪些", "哪个", "哪里", "哪儿", "多少", "几", "要", "要不要", "需要", "还",
+    "还是", "都", "就", "和", "与", "或", "或者", "及", "去", "到", "给", "把", "被", "让", "对", "从",
+    "这", "那", "这个", "那个", "一下", "请问", "一个", "个", "下", "会", "会不会", "也", "又", "再",
+    "得", "地", "着", "过", "请", "想", "想问", "问", "问下", "问一下", "谢谢", "你好", "是否", "其",
+    "之", "为", "以", "等", "该", "时", "时候", "后", "前", "里", "上", "中", "吗?", "怎么办", "办法",
+];
+
+/// Shared analyzer: cheap to clone (the dictionary sits behind an `Arc`).
+#[derive(Clone)]
+pub struct Analyzer {
+    jieba: Arc<Jieba>,
+    stopwords: Arc<HashSet<&'static str>>,
+}
+
+impl Analyzer {
+    /// Loads jieba's dictionary (once) and adds the domain's own words, so that terms such as
+    /// 医保电子凭证 or 刷不了 stay whole.
+    pub fn new<'a>(domain_words: impl IntoIterator<Item = &'a str>) -> Analyzer {
+        let mut jieba = Jieba::new();
+        for w in domain_words {
+            if w.chars().count() >= 2 && w.chars().all(is_cjk) {
+                jieba.add_word(w, Some(2_000), None);
+            }
+        }
+        Analyzer { jieba: Arc::new(jieba), stopwords: Arc::new(STOPWORDS.iter().copied().collect()) }
+    }
+
+    pub fn is_stopword(&self, w: &str) -> bool {
+        self.stopwords.contains(w)
+    }
+
+    /// Content words of `text` (normalised first), in search mode: long words also yield
+    /// their dictionary sub-words (异地就医 → 异地, 就医, 异地就医).
+    pub fn words(&self, text: &str) -> Vec<String> {
+        self.words_normalized(&normalize(text))
+    }
+
+    /// As [`words`](Self::words) for text that is already normalised.
+    pub fn words_normalized(&self, norm: &str) -> Vec<String> {
+        self.jieba
+            .cut_for_search(norm, true)
+            .into_iter()
+            .map(|t| t.word)
+            .filter(|w| is_content(w) && !self.is_stopword(w))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Character bigrams over the runs of content words (stopwords and punctuation break a
+    /// run); a run of one character yields that character. Robust to words jieba splits
+    /// differently, to colloquial compounds and to single mistyped characters.
+    pub fn bigrams(&self, text: &str) -> Vec<String> {
+        self.bigrams_normalized(&normalize(text))
+    }
+
+    pub fn bigrams_normalized(&self, norm: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut run: Vec<char> = Vec::new();
+        let flush = |run: &mut Vec<char>, out: &mut Vec<String>| {
+            if run.len() == 1 {
+                out.push(run[0].to_string());
+            }
+            for pair in run.windows(2) {
+                out.push(pair.iter().collect());
+            }
+            run.clear();
+        };
+        for t in self.jieba.cut(norm, true) {
+            let w = t.word;
+            if w.chars().all(is_cjk) && !self.is_stopword(w) {
+                run.extend(w.chars());
+            } else {
+                flush(&mut run, &mut out);
+                if is_content(w) && !self.is_stopword(w) && !w.chars().any(is_cjk) {
+                    out.push(w.to_string());
+                }
+            }
+        }
+        flush(&mut run, &mut out);
+        out
+    }
+}
+
+fn is_content(w: &str) -> bool {
+    w.chars().any(|c| c.is_alphanumeric())
+}
+
+/// Which analysis a tantivy field uses.
+#[derive(Clone, Copy)]
+pub enum Mode {
+    Words,
+    Bigrams,
+}
+
+/// The analyzer as a tantivy tokenizer.
+#[derive(Clone)]
+pub struct AnalyzerTokenizer {
+    pub analyzer: Analyzer,
+    pub mode: Mode,
+}
+
+impl Tokenizer for AnalyzerTokenizer {
+    type TokenStream<'a> = VecTokenStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
+        let words = match self.mode {
+            Mode::Words => self.analyzer.words(text),
+            Mode::Bigrams => self.analyzer.bigrams(text),
+        };
+        let tokens = words
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| Token { offset_from: 0, offset_to: 0, position: i, text: w, position_length: 1 })
+            .collect();
+        VecTokenStream { tokens, next: 0 }
+    }
+}
+
+pub struct VecTokenStream {
+    tokens: Vec<Token>,
+    next: usize,
+}
+
+impl TokenStream for VecTokenStream {
+    fn advance(&mut self) -> bool {
+        self.next += 1;
+        self.next <= self.tokens.len()
+    }
+    fn token(&self) -> &Token {
+        &self.tokens[self.next - 1]
+    }
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.tokens[self.next - 1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analyzer() -> Analyzer {
+        Analyzer::new(["医保电子凭证", "刷不了", "零星报销"])
+    }
+
+    #[test]
+    fn words_drop_stopwords_and_keep_domain_terms() {
+        let a = analyzer();
+        let w = a.words("我的医保电子凭证刷不了怎么办？");
+        assert!(w.contains(&"医保电子凭证".to_string()), "{w:?}");
+        assert!(w.contains(&"刷不了".to_string()), "{w:?}");
+        assert!(!w.iter().any(|x| x == "的" || x == "怎么办" || x == "我"), "{w:?}");
+    }
+
+    #[test]
+    fn search_mode_yields_sub_words() {
+        let w = analyzer().words("异地就医备案");
+        for sub in ["异地", "就医", "备案"] {
+            assert!(w.contains(&sub.to_string()), "{sub} missing from {w:?}");
+        }
+    }
+
+    #[test]
+    fn traditional_input_is_tokenized_as_simplified() {
+        let w = analyzer().words("醫保卡丟了");
+        assert!(w.iter().any(|x| x.contains("医保")), "{w:?}");
+    }
+
+    #[test]
+    fn bigrams_break_at_stopwords_and_keep_latin_words() {
+        let b = analyzer().bigrams("yibao card 的社保卡");
+        assert!(b.contains(&"yibao".to_string()) && b.contains(&"card".to_string()), "{b:?}");
+        assert!(b.contains(&"社保".to_string()) && b.contains(&"保卡".to_string()), "{b:?}");
+        assert!(!b.iter().any(|x| x.contains('的')), "{b:?}");
+    }
+
+    #[test]
+    fn empty_and_symbol_only_text_yield_nothing() {
+        let a = analyzer();
+        assert!(a.words("").is_empty());
+        assert!(a.words("？？？！！😀").is_empty());
+        assert!(a.bigrams("   ").is_empty());
+    }
+}
