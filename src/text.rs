@@ -16,7 +16,7 @@ pub fn normalize(input: &str) -> String {
     let mut last_space = true;
     for c in simplified.chars() {
         let c = half_width(c).to_ascii_lowercase();
-        let keep = c.is_alphanumeric() || is_cjk(c) || matches!(c, '.' | ',' | '-' | '%');
+        let keep = c.is_alphanumeric() || is_cjk(c) || matches!(c, '.' | '-' | '%');
         let c = if keep { c } else { ' ' };
         if c == ' ' {
             if !last_space {
@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn traditional_and_full_width_are_folded() {
         assert_eq!(normalize("醫保卡"), "医保卡");
-        assert_eq!(normalize("ＹＩＢＡＯ　card，刷不了！"), "yibao card, 刷不了");
+        assert_eq!(normalize("ＹＩＢＡＯ　card，刷不了！"), "yibao card 刷不了");
     }
 
     #[test]

@@ -51,6 +51,15 @@ pub struct Synonyms {
     pub groups: Vec<Vec<String>>,
 }
 
+/// A topic the assistant does not cover, with typical phrasings (search uses them to
+/// recognise out-of-scope questions).
+#[derive(Debug, Clone)]
+pub struct OutOfScopeTopic {
+    pub id: String,
+    pub label: String,
+    pub examples: Vec<String>,
+}
+
 /// Everything the assistant knows, validated.
 #[derive(Debug, Clone)]
 pub struct Knowledge {
@@ -58,6 +67,7 @@ pub struct Knowledge {
     pub faqs: Vec<FaqEntry>,
     pub sources: Vec<Source>,
     pub synonyms: Synonyms,
+    pub out_of_scope: Vec<OutOfScopeTopic>,
     by_id: HashMap<String, usize>,
 }
 
@@ -69,11 +79,12 @@ impl Knowledge {
         let sources = load_sources(root, &mut errors);
         let synonyms = load_synonyms(root, &mut errors);
         let faqs = load_faqs(root, &sources, &mut errors);
+        let out_of_scope = load_out_of_scope(root, &mut errors);
         if !errors.is_empty() {
             return Err(KnowledgeErrors(errors));
         }
         let by_id = faqs.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
-        Ok(Knowledge { root: root.to_path_buf(), faqs, sources, synonyms, by_id })
+        Ok(Knowledge { root: root.to_path_buf(), faqs, sources, synonyms, out_of_scope, by_id })
     }
 
     pub fn faq(&self, id: &str) -> Option<&FaqEntry> {
@@ -186,7 +197,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// The `id` of the `[[faq]]` table that contains byte `offset`, if one is declared before it.
 fn entry_at(text: &str, offset: Option<usize>) -> Option<String> {
     let offset = offset?.min(text.len());
-    let table_start = text[..offset].rfind("[[")?;
+    let table_start = if text[offset..].starts_with("[[") { offset } else { text[..offset].rfind("[[")? };
     let rest = &text[table_start..];
     let end = rest[2..].find("[[").map_or(rest.len(), |p| p + 2);
     rest[..end].lines().find_map(|l| {
@@ -197,6 +208,9 @@ fn entry_at(text: &str, offset: Option<usize>) -> Option<String> {
 }
 
 fn field_in_message(msg: &str) -> Option<String> {
+    if !(msg.starts_with("missing field") || msg.starts_with("unknown field")) {
+        return None;
+    }
     let start = msg.find('`')? + 1;
     let len = msg[start..].find('`')?;
     Some(msg[start..start + len].to_string())
@@ -256,6 +270,30 @@ fn load_synonyms(root: &Path, errors: &mut Vec<KnowledgeError>) -> Synonyms {
         groups.push(terms);
     }
     Synonyms { groups }
+}
+
+/// `out_of_scope.toml` is optional: without it, only the score threshold decides abstention.
+fn load_out_of_scope(root: &Path, errors: &mut Vec<KnowledgeError>) -> Vec<OutOfScopeTopic> {
+    const FILE: &str = "out_of_scope.toml";
+    if !root.join(FILE).exists() {
+        return Vec::new();
+    }
+    let Some(raw) = read_toml::<raw::OutOfScopeFile>(root, FILE, errors) else {
+        return Vec::new();
+    };
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, t) in raw.topic.into_iter().enumerate() {
+        let label = if t.id.trim().is_empty() { format!("#{}", i + 1) } else { t.id.clone() };
+        if t.id.trim().is_empty() || !seen.insert(t.id.clone()) {
+            errors.push(err(FILE, Some(&label), Some("id"), "must be non-empty and unique"));
+        }
+        if t.examples.len() < 3 || t.examples.iter().any(|e| e.trim().is_empty()) {
+            errors.push(err(FILE, Some(&label), Some("examples"), "needs at least three non-empty phrasings"));
+        }
+        out.push(OutOfScopeTopic { id: t.id, label: t.label, examples: t.examples });
+    }
+    out
 }
 
 fn load_faqs(root: &Path, sources: &[Source], errors: &mut Vec<KnowledgeError>) -> Vec<FaqEntry> {
@@ -380,4 +418,158 @@ fn validate_entry(
         hotline: raw.hotline,
         file: file.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOURCES: &str = "[[source]]\nid = \"004\"\nfile = \"004.txt\"\ntitle = \"江苏省异地就医经办服务规程\"\n";
+    const SYNONYMS: &str = "[[group]]\nterms = [\"社会保障卡\", \"社保卡\"]\n";
+
+    fn entry(id: &str) -> String {
+        format!(
+            "[[faq]]\nid = \"{id}\"\nquestion = \"问题{id}\"\nvariants = [\"说法一\", \"说法二\"]\n\
+             answer = \"回答\"\nsources = [\"004 第八条\"]\ntags = [\"备案\"]\nregion = \"jiangsu\"\n"
+        )
+    }
+
+    fn contacts() -> String {
+        entry("contacts") + "hotline = \"0512-12333\"\n"
+    }
+
+    /// A valid knowledge folder with `faq/a.toml` = `faq`, plus the contacts entry.
+    fn folder(faq: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("faq")).unwrap();
+        std::fs::write(dir.path().join("sources.toml"), SOURCES).unwrap();
+        std::fs::write(dir.path().join("synonyms.toml"), SYNONYMS).unwrap();
+        std::fs::write(dir.path().join("faq/a.toml"), faq).unwrap();
+        std::fs::write(dir.path().join("faq/z.toml"), contacts()).unwrap();
+        dir
+    }
+
+    fn errors_of(faq: &str) -> Vec<KnowledgeError> {
+        match Knowledge::load(folder(faq).path()) {
+            Ok(_) => panic!("expected errors for:\n{faq}"),
+            Err(e) => e.0,
+        }
+    }
+
+    fn assert_error(faq: &str, file: &str, entry: Option<&str>, field: Option<&str>, needle: &str) {
+        let errors = errors_of(faq);
+        assert!(
+            errors.iter().any(|e| e.file == file
+                && e.entry.as_deref() == entry
+                && e.field.as_deref() == field
+                && e.message.contains(needle)),
+            "no error {file}/{entry:?}/{field:?} containing {needle:?} in {errors:#?}"
+        );
+    }
+
+    #[test]
+    fn the_shipped_knowledge_folder_is_valid_and_covers_the_spec() {
+        let k = Knowledge::load(crate::default_knowledge_dir()).unwrap_or_else(|e| panic!("{e}"));
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/spec/faq-coverage.md");
+        let spec = std::fs::read_to_string(path).expect("the spec lives in ../shared/spec");
+        let ids: Vec<&str> = spec
+            .lines()
+            .filter_map(|l| l.strip_prefix("| ")?.split(" |").next())
+            .filter(|id| id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && *id != "id")
+            .collect();
+        assert!(ids.len() >= 41, "parsed {} ids from the spec", ids.len());
+        for id in ids {
+            assert!(k.faq(id).is_some(), "spec id {id} has no entry");
+        }
+        assert_eq!(k.hotline(), "0512-12333");
+    }
+
+    #[test]
+    fn a_valid_folder_loads() {
+        let k = Knowledge::load(folder(&entry("filing-who")).path()).unwrap();
+        assert_eq!(k.faqs.len(), 2);
+        assert_eq!(k.faq("filing-who").unwrap().file, "faq/a.toml");
+        assert_eq!(k.cite("004 第八条"), "《江苏省异地就医经办服务规程》第八条");
+    }
+
+    #[test]
+    fn toml_syntax_errors_name_file_and_line() {
+        let bad = entry("x").replace("answer = \"回答\"", "answer = \"回答");
+        assert_error(&bad, "faq/a.toml", Some("x"), None, "line 5");
+    }
+
+    #[test]
+    fn missing_and_unknown_fields_are_named() {
+        let missing = entry("x").replace("answer = \"回答\"\n", "");
+        assert_error(&missing, "faq/a.toml", Some("x"), Some("answer"), "missing field");
+        let unknown = entry("x") + "anwser = \"typo\"\n";
+        assert_error(&unknown, "faq/a.toml", Some("x"), Some("anwser"), "unknown field");
+    }
+
+    #[test]
+    fn empty_and_oversized_values_are_rejected() {
+        assert_error(&entry("x").replace("answer = \"回答\"", "answer = \"  \""), "faq/a.toml", Some("x"), Some("answer"), "empty");
+        let long = "长".repeat(MAX_ANSWER_CHARS + 1);
+        assert_error(&entry("x").replace("回答", &long), "faq/a.toml", Some("x"), Some("answer"), "601 characters");
+        assert_error(&entry("x").replace("[\"说法一\", \"说法二\"]", "[]"), "faq/a.toml", Some("x"), Some("variants"), "at least one");
+        assert_error(&entry("x").replace("[\"备案\"]", "[]"), "faq/a.toml", Some("x"), Some("tags"), "at least one");
+    }
+
+    #[test]
+    fn bad_ids_regions_and_sources_are_rejected() {
+        assert_error(&entry("Bad Id"), "faq/a.toml", Some("Bad Id"), Some("id"), "a-z");
+        assert_error(&entry("x").replace("jiangsu", "shanghai"), "faq/a.toml", Some("x"), Some("region"), "not one of");
+        assert_error(&entry("x").replace("004 第八条", "009 第八条"), "faq/a.toml", Some("x"), Some("sources"), "seed id");
+        assert_error(&(entry("x") + "related = [\"nope\"]\n"), "faq/a.toml", Some("x"), Some("related"), "unknown entry");
+    }
+
+    #[test]
+    fn duplicate_ids_across_files_are_rejected() {
+        assert_error(&contacts(), "faq/z.toml", Some("contacts"), Some("id"), "already used in faq/a.toml");
+    }
+
+    #[test]
+    fn the_contacts_entry_must_carry_the_hotline() {
+        let dir = folder(&entry("x"));
+        std::fs::write(dir.path().join("faq/z.toml"), entry("contacts")).unwrap();
+        let errors = Knowledge::load(dir.path()).unwrap_err().0;
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].field.as_deref(), Some("hotline"));
+        let bad = entry("x") + "hotline = \"call us\"\n";
+        assert_error(&bad, "faq/a.toml", Some("x"), Some("hotline"), "phone number");
+    }
+
+    #[test]
+    fn synonym_groups_are_validated() {
+        let dir = folder(&entry("x"));
+        std::fs::write(
+            dir.path().join("synonyms.toml"),
+            "[[group]]\nterms = [\"社保卡\", \"医保卡\"]\n[[group]]\nterms = [\"医保卡\", \"卡\"]\n[[group]]\nterms = [\"单独\"]\n",
+        )
+        .unwrap();
+        let errors = Knowledge::load(dir.path()).unwrap_err().0;
+        let text = KnowledgeErrors(errors.clone()).to_string();
+        assert!(text.contains("synonyms.toml: entry `#2 (医保卡)`: field `terms`: term \"医保卡\" is already in group #1"), "{text}");
+        assert!(text.contains("a group needs at least two terms"), "{text}");
+    }
+
+    #[test]
+    fn out_of_scope_topics_are_optional_but_validated() {
+        let dir = folder(&entry("x"));
+        assert!(Knowledge::load(dir.path()).unwrap().out_of_scope.is_empty());
+        std::fs::write(dir.path().join("out_of_scope.toml"), "[[topic]]\nid = \"pension\"\nlabel = \"养老\"\nexamples = [\"退休金\"]\n").unwrap();
+        let errors = Knowledge::load(dir.path()).unwrap_err().0;
+        assert_eq!(errors[0].to_string(), "out_of_scope.toml: entry `pension`: field `examples`: needs at least three non-empty phrasings");
+    }
+
+    #[test]
+    fn missing_files_and_empty_folders_are_reported() {
+        let dir = folder(&entry("x"));
+        std::fs::remove_file(dir.path().join("sources.toml")).unwrap();
+        let errors = Knowledge::load(dir.path()).unwrap_err().0;
+        assert!(errors.iter().any(|e| e.file == "sources.toml" && e.message.contains("cannot read")));
+        let empty = tempfile::tempdir().unwrap();
+        let errors = Knowledge::load(empty.path()).unwrap_err().0;
+        assert!(errors.iter().any(|e| e.file == "faq/"), "{errors:#?}");
+    }
 }

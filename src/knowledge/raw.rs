@@ -59,3 +59,18 @@ pub struct FaqRaw {
     #[serde(default)]
     pub hotline: Option<String>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutOfScopeFile {
+    #[serde(default)]
+    pub topic: Vec<TopicRaw>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicRaw {
+    pub id: String,
+    pub label: String,
+    pub examples: Vec<String>,
+}

@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, DisjunctionMaxQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
@@ -38,6 +38,11 @@ use crate::text::normalize_query;
 /// (see README, "Search quality").
 #[derive(Debug, Clone, Copy)]
 pub struct Tuning {
+    /// Weight of the best single phrasing's score in an entry's score.
+    pub weight_phrasing: f32,
+    /// Weight of the whole entry's score (all phrasings, tags, answer) in an entry's score.
+    pub weight_entry: f32,
+    pub boost_phrase_grams: f32,
     pub boost_question: f32,
     pub boost_variants: f32,
     pub boost_tags: f32,
@@ -47,19 +52,25 @@ pub struct Tuning {
     pub synonym_weight: f32,
     pub min_score: f32,
     pub min_coverage: f32,
+    /// Abstain when the best out-of-scope topic scores at least this share of the best entry.
+    pub out_of_scope_ratio: f32,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
+            weight_phrasing: 1.0,
+            weight_entry: 1.5,
+            boost_phrase_grams: 0.6,
             boost_question: 2.0,
             boost_variants: 1.5,
             boost_tags: 1.0,
             boost_answer: 0.4,
             boost_grams: 0.6,
             synonym_weight: 0.6,
-            min_score: 6.0,
-            min_coverage: 0.6,
+            min_score: 30.0,
+            min_coverage: 0.0,
+            out_of_scope_ratio: 0.8,
         }
     }
 }
@@ -81,11 +92,16 @@ pub struct SearchResult {
     pub query: String,
     pub answered: bool,
     pub hits: Vec<Hit>,
+    /// Score of the best-matching out-of-scope topic (0 when none matched).
+    #[serde(skip)]
+    pub out_of_scope_score: f32,
 }
 
 #[derive(Clone, Copy)]
 struct Fields {
     id: Field,
+    phrase: Field,
+    phrase_grams: Field,
     question: Field,
     variants: Field,
     tags: Field,
@@ -130,6 +146,8 @@ impl SearchEngine {
         };
         let fields = Fields {
             id: sb.add_text_field("id", STRING | STORED),
+            phrase: sb.add_text_field("phrase", text("zh_words")),
+            phrase_grams: sb.add_text_field("phrase_grams", text("zh_bigrams")),
             question: sb.add_text_field("question", text("zh_words")),
             variants: sb.add_text_field("variants", text("zh_words")),
             tags: sb.add_text_field("tags", text("zh_words")),
@@ -147,20 +165,30 @@ impl SearchEngine {
         let mut df: HashMap<String, u32> = HashMap::new();
         let mut questions = HashMap::new();
         for e in &knowledge.faqs {
-            // One document per phrasing (the canonical question first): an entry scores as
-            // its best-matching phrasing, so twelve phrasings do not dilute each other.
-            for (i, phrasing) in std::iter::once(&e.question).chain(&e.variants).enumerate() {
-                let mut d = doc!(
+            // One document per phrasing (the canonical question first), so that an entry can
+            // score as its best-matching phrasing: twelve phrasings do not dilute each other.
+            for phrasing in std::iter::once(&e.question).chain(&e.variants) {
+                writer.add_document(doc!(
                     fields.id => e.id.as_str(),
-                    fields.answer => e.answer.as_str(),
-                    fields.grams => phrasing.as_str(),
-                );
-                d.add_text(if i == 0 { fields.question } else { fields.variants }, phrasing);
-                for t in &e.tags {
-                    d.add_text(fields.tags, t);
-                }
-                writer.add_document(d)?;
+                    fields.phrase => phrasing.as_str(),
+                    fields.phrase_grams => phrasing.as_str(),
+                ))?;
             }
+            // And one document for the whole entry.
+            let mut d = doc!(
+                fields.id => e.id.as_str(),
+                fields.question => e.question.as_str(),
+                fields.answer => e.answer.as_str(),
+                fields.grams => e.question.as_str(),
+            );
+            for v in &e.variants {
+                d.add_text(fields.variants, v);
+                d.add_text(fields.grams, v);
+            }
+            for t in &e.tags {
+                d.add_text(fields.tags, t);
+            }
+            writer.add_document(d)?;
 
             let mut words: HashSet<String> = HashSet::new();
             for text in std::iter::once(&e.question)
@@ -175,6 +203,22 @@ impl SearchEngine {
             }
             vocab.insert(e.id.clone(), words);
             questions.insert(e.id.clone(), e.question.clone());
+        }
+        // Out-of-scope topics are indexed like entries (ids prefixed `oos:`): when one of them
+        // ranks first, the question is about something yidi does not cover.
+        for topic in &knowledge.out_of_scope {
+            let id = format!("{OOS_PREFIX}{}", topic.id);
+            let mut d = doc!(fields.id => id.as_str(), fields.tags => topic.label.as_str());
+            for ex in &topic.examples {
+                writer.add_document(doc!(
+                    fields.id => id.as_str(),
+                    fields.phrase => ex.as_str(),
+                    fields.phrase_grams => ex.as_str(),
+                ))?;
+                d.add_text(fields.variants, ex);
+                d.add_text(fields.grams, ex);
+            }
+            writer.add_document(d)?;
         }
         writer.commit()?;
         let reader = index.reader()?;
@@ -202,67 +246,86 @@ impl SearchEngine {
     /// Searches for `query` and returns at most `limit` hits, best first.
     pub fn search(&self, query: &str, limit: usize) -> SearchResult {
         let norm = normalize_query(query);
-        let mut result = SearchResult { query: query.to_string(), answered: false, hits: Vec::new() };
+        let mut result = SearchResult {
+            query: query.to_string(),
+            answered: false,
+            hits: Vec::new(),
+            out_of_scope_score: 0.0,
+        };
         let own_words = dedup(self.analyzer.words_normalized(&norm));
         if own_words.is_empty() || limit == 0 {
             return result;
         }
-        let expanded: Vec<String> = self
+        // Per synonym group the words its other terms add; a group counts as much as its
+        // best-matching word (a disjunction max), however many terms it lists.
+        let groups: Vec<Vec<String>> = self
             .expander
             .expand(&norm)
             .iter()
-            .flat_map(|t| self.analyzer.words_normalized(t))
-            .filter(|w| !own_words.contains(w))
+            .map(|terms| {
+                let words = terms.iter().flat_map(|t| self.analyzer.words_normalized(t));
+                dedup(words.filter(|w| !own_words.contains(w)).collect())
+            })
+            .filter(|ws| !ws.is_empty())
             .collect();
-        let expanded = dedup(expanded);
         let grams = dedup(self.analyzer.bigrams_normalized(&norm));
 
         let t = self.tuning;
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut add = |field: Field, word: &str, boost: f32| {
-            let term = Term::from_field_text(field, word);
-            let q = TermQuery::new(term, IndexRecordOption::WithFreqs);
-            clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), boost))));
-        };
-        for (words, weight) in [(&own_words, 1.0), (&expanded, t.synonym_weight)] {
-            for w in words {
-                add(self.fields.question, w, t.boost_question * weight);
-                add(self.fields.variants, w, t.boost_variants * weight);
-                add(self.fields.tags, w, t.boost_tags * weight);
-                add(self.fields.answer, w, t.boost_answer * weight);
-            }
-        }
-        for g in &grams {
-            add(self.fields.grams, g, t.boost_grams);
-        }
-        let query = BooleanQuery::new(clauses);
+        let f = self.fields;
+        let entry_fields = [
+            (f.question, t.boost_question),
+            (f.variants, t.boost_variants),
+            (f.tags, t.boost_tags),
+            (f.answer, t.boost_answer),
+        ];
+        let phrasing_fields = [(f.phrase, 1.0)];
+        let phrasing_query = build_query(&own_words, &groups, &grams, &phrasing_fields, (f.phrase_grams, t.boost_phrase_grams), t.synonym_weight);
+        let entry_query = build_query(&own_words, &groups, &grams, &entry_fields, (f.grams, t.boost_grams), t.synonym_weight);
+
         let searcher = self.reader.searcher();
-        // phrasing documents, collapsed to entries below
-        let top = match searcher.search(&query, &TopDocs::with_limit(limit * 12 + 20).order_by_score()) {
-            Ok(top) => top,
-            Err(e) => {
-                tracing::error!(error = %e, "search failed");
-                return result;
+        let mut scores: HashMap<String, f32> = HashMap::new();
+        let n_entries = self.questions.len() + 10;
+        let runs = [
+            (&phrasing_query, n_entries * 4, t.weight_phrasing),
+            (&entry_query, n_entries, t.weight_entry),
+        ];
+        for (query, depth, weight) in runs {
+            let top = match searcher.search(query, &TopDocs::with_limit(depth.max(1)).order_by_score()) {
+                Ok(top) => top,
+                Err(e) => {
+                    tracing::error!(error = %e, "search failed");
+                    return result;
+                }
+            };
+            // phrasing documents arrive best first: the first of an entry is its best
+            let mut seen = HashSet::new();
+            for (score, addr) in top {
+                let Ok(doc) = searcher.doc::<TantivyDocument>(addr) else { continue };
+                let Some(id) = doc.get_first(f.id).and_then(|v| v.as_str()) else { continue };
+                if seen.insert(id.to_string()) {
+                    *scores.entry(id.to_string()).or_default() += weight * score;
+                }
             }
-        };
-        for (score, addr) in top {
-            let Ok(doc) = searcher.doc::<TantivyDocument>(addr) else { continue };
-            let Some(id) = doc.get_first(self.fields.id).and_then(|v| v.as_str()) else { continue };
-            if result.hits.iter().any(|h| h.id == id) {
-                continue;
-            }
-            if result.hits.len() == limit {
-                break;
-            }
+        }
+        let mut ranked: Vec<(String, f32)> = scores.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        result.out_of_scope_score = ranked
+            .iter()
+            .find(|(id, _)| id.starts_with(OOS_PREFIX))
+            .map_or(0.0, |(_, s)| *s);
+        ranked.retain(|(id, _)| !id.starts_with(OOS_PREFIX));
+        for (id, score) in ranked.into_iter().take(limit) {
             result.hits.push(Hit {
-                id: id.to_string(),
+                question: self.questions.get(&id).cloned().unwrap_or_default(),
+                coverage: self.coverage(&id, &own_words),
+                id,
                 score,
-                question: self.questions.get(id).cloned().unwrap_or_default(),
-                coverage: self.coverage(id, &own_words),
             });
         }
         if let Some(best) = result.hits.first() {
-            result.answered = best.score >= t.min_score && best.coverage >= t.min_coverage;
+            result.answered = best.score >= t.min_score
+                && best.coverage >= t.min_coverage
+                && result.out_of_scope_score < t.out_of_scope_ratio * best.score;
         }
         result
     }
@@ -286,6 +349,43 @@ impl SearchEngine {
         }
         if all == 0.0 { 0.0 } else { have / all }
     }
+}
+
+const OOS_PREFIX: &str = "oos:";
+
+/// Σ own words over `fields` + one disjunction max per synonym group + Σ bigrams.
+fn build_query(
+    own_words: &[String],
+    groups: &[Vec<String>],
+    grams: &[String],
+    fields: &[(Field, f32)],
+    gram_field: (Field, f32),
+    synonym_weight: f32,
+) -> BooleanQuery {
+    let word_query = |word: &str, weight: f32| -> Box<dyn Query> {
+        let per_field = fields
+            .iter()
+            .map(|&(field, boost)| (Occur::Should, term_query(field, word, boost * weight)))
+            .collect::<Vec<_>>();
+        Box::new(BooleanQuery::new(per_field))
+    };
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for w in own_words {
+        clauses.push((Occur::Should, word_query(w, 1.0)));
+    }
+    for words in groups {
+        let alternatives = words.iter().map(|w| word_query(w, synonym_weight)).collect();
+        clauses.push((Occur::Should, Box::new(DisjunctionMaxQuery::new(alternatives))));
+    }
+    for g in grams {
+        clauses.push((Occur::Should, term_query(gram_field.0, g, gram_field.1)));
+    }
+    BooleanQuery::new(clauses)
+}
+
+fn term_query(field: Field, word: &str, boost: f32) -> Box<dyn Query> {
+    let q = TermQuery::new(Term::from_field_text(field, word), IndexRecordOption::WithFreqs);
+    Box::new(BoostQuery::new(Box::new(q), boost))
 }
 
 fn dedup(v: Vec<String>) -> Vec<String> {

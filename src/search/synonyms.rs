@@ -32,9 +32,10 @@ impl Expander {
     }
 
     /// The terms to add to a (normalised) query: for each group one of whose terms occurs in
-    /// the query, the group's other terms. Terms already in the query are not repeated.
-    /// A term found inside a longer, already matched term is skipped (刷卡 inside 刷卡失败).
-    pub fn expand(&self, norm_query: &str) -> Vec<String> {
+    /// the query, the group's other terms (one inner list per group, in list order). Terms
+    /// already in the query are not repeated. A term found inside a longer, already matched
+    /// term is skipped (刷卡 inside 刷卡失败).
+    pub fn expand(&self, norm_query: &str) -> Vec<Vec<String>> {
         let mut matched_spans: Vec<(usize, usize)> = Vec::new();
         let mut groups = Vec::new();
         for (term, g) in &self.terms {
@@ -52,15 +53,18 @@ impl Expander {
                 from = end;
             }
         }
-        let mut out = Vec::new();
-        for g in groups {
-            for t in &self.groups[g] {
-                if !norm_query.contains(t.as_str()) && !out.contains(t) {
-                    out.push(t.clone());
-                }
-            }
-        }
-        out
+        groups.sort_unstable();
+        groups
+            .into_iter()
+            .map(|g| {
+                self.groups[g]
+                    .iter()
+                    .filter(|t| !norm_query.contains(t.as_str()))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .filter(|ts| !ts.is_empty())
+            .collect()
     }
 
     /// The group of `term`, if it is in the list.
@@ -87,19 +91,19 @@ mod tests {
     #[test]
     fn colloquial_terms_expand_to_official_ones() {
         let e = expander().expand("医保卡刷不了");
-        assert_eq!(e, vec!["社会保障卡", "社保卡", "刷卡失败"]);
+        assert_eq!(e, vec![vec!["社会保障卡", "社保卡"], vec!["刷卡失败"]]);
     }
 
     #[test]
     fn official_terms_expand_to_colloquial_ones() {
-        assert_eq!(expander().expand("零星报销要什么材料"), vec!["手工报销", "回去报销"]);
+        assert_eq!(expander().expand("零星报销要什么材料"), vec![vec!["手工报销", "回去报销"]]);
     }
 
     #[test]
     fn a_term_inside_a_longer_match_is_not_expanded_again() {
         // 刷卡失败 matches; 刷卡 is not a term here, and 刷卡结算 must not fire on 刷卡失败
         let e = expander().expand("刷卡失败");
-        assert_eq!(e, vec!["刷不了"]);
+        assert_eq!(e, vec![vec!["刷不了"]]);
     }
 
     #[test]
