@@ -24,31 +24,47 @@ fn main() {
     env("BG", &mut tuning.boost_grams);
     env("SW", &mut tuning.synonym_weight);
     env("MS", &mut tuning.min_score);
-    env("MC", &mut tuning.min_coverage);
     env("OR", &mut tuning.out_of_scope_ratio);
-    let analyzer = yidi::search::Analyzer::new(yidi::search::Expander::new(&knowledge.synonyms).all_terms());
+    let analyzer =
+        yidi::search::Analyzer::new(yidi::search::Expander::new(&knowledge.synonyms).all_terms());
     let engine = SearchEngine::build_with(&knowledge, analyzer, tuning).expect("index");
     let mut rows = Vec::new();
     for file in std::env::args().skip(1) {
-        let cases = eval::parse_cases(&std::fs::read_to_string(&file).expect("readable")).expect("valid");
+        let cases =
+            eval::parse_cases(&std::fs::read_to_string(&file).expect("readable")).expect("valid");
         let (m, _) = eval::evaluate(&engine, &cases);
-        let p1 = cases.iter().filter(|c| c.id.is_some() && engine.search(&c.q, 1).hits.first().map(|h| &h.id) == c.id.as_ref()).count();
-        println!("{file}: p@1(raw)={:.3} {}", p1 as f64 / m.in_scope as f64, serde_json::to_string(&m).unwrap());
+        let p1 = cases
+            .iter()
+            .filter(|c| {
+                c.id.is_some()
+                    && engine.search(&c.q, 1).hits.first().map(|h| &h.id) == c.id.as_ref()
+            })
+            .count();
+        println!(
+            "{file}: p@1(raw)={:.3} {}",
+            p1 as f64 / m.in_scope as f64,
+            serde_json::to_string(&m).unwrap()
+        );
         for c in cases {
             let r = engine.search(&c.q, 3);
-            let (score, cov, top) = r.hits.first().map_or((0.0, 0.0, String::new()), |h| (h.score, h.coverage, h.id.clone()));
+            let (score, top) = r
+                .hits
+                .first()
+                .map_or((0.0, String::new()), |h| (h.score, h.id.clone()));
             let top = format!("{}{top}", if r.answered { "+" } else { "-" });
-            let cov = r.out_of_scope_score / score.max(0.01);
+            let ratio = r.out_of_scope_score / score.max(0.01);
             let kind = match &c.id {
                 None => "OUT",
                 Some(id) if top[1..] == *id => "OK ",
                 Some(_) => "BAD",
             };
-            rows.push((kind, score, cov, c.q, c.id.unwrap_or_default(), top));
+            rows.push((kind, score, ratio, c.q, c.id.unwrap_or_default(), top));
         }
     }
     rows.sort_by(|a, b| a.0.cmp(b.0).then(a.2.partial_cmp(&b.2).unwrap()));
-    for (kind, score, cov, q, want, top) in rows {
-        println!("{kind} score={score:>6.2} oos/score={cov:.2} want={want:<24} top={top:<24} {q}");
+    for (kind, score, ratio, q, want, top) in rows {
+        println!(
+            "{kind} score={score:>6.2} oos/score={ratio:.2} want={want:<24} top={top:<24} {q}"
+        );
     }
 }

@@ -82,9 +82,16 @@ impl Assistant {
         if result.answered
             && let Some(entry) = result.hits.first().and_then(|h| self.knowledge.faq(&h.id))
         {
-            let sources: Vec<String> = entry.sources.iter().map(|s| self.knowledge.cite(s)).collect();
-            let mut reply = Reply::text(format!("{}\n\n来源：{}", entry.answer, sources.join("；")));
-            reply.faq = Some(FaqRef { id: entry.id.clone() });
+            let sources: Vec<String> = entry
+                .sources
+                .iter()
+                .map(|s| self.knowledge.cite(s))
+                .collect();
+            let mut reply =
+                Reply::text(format!("{}\n\n来源：{}", entry.answer, sources.join("；")));
+            reply.faq = Some(FaqRef {
+                id: entry.id.clone(),
+            });
             return reply;
         }
         let mut text = format!(

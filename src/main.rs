@@ -54,11 +54,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("YIDI_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("YIDI_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(io::stderr)
         .init();
-    let dir = cli.knowledge.clone().unwrap_or_else(yidi::default_knowledge_dir);
+    let dir = cli
+        .knowledge
+        .clone()
+        .unwrap_or_else(yidi::default_knowledge_dir);
     let knowledge = match Knowledge::load(&dir) {
         Ok(k) => k,
         Err(errors) => {
@@ -80,8 +84,13 @@ fn run(command: Command, knowledge: Knowledge) -> anyhow::Result<ExitCode> {
     let mut out = io::BufWriter::new(stdout.lock());
     match command {
         Command::Check => {
-            writeln!(out, "knowledge OK: {} FAQ entries, {} synonym groups, {} sources",
-                knowledge.faqs.len(), knowledge.synonyms.groups.len(), knowledge.sources.len())?;
+            writeln!(
+                out,
+                "knowledge OK: {} FAQ entries, {} synonym groups, {} sources",
+                knowledge.faqs.len(),
+                knowledge.synonyms.groups.len(),
+                knowledge.sources.len()
+            )?;
         }
         Command::Faq { json } => {
             for e in &knowledge.faqs {
@@ -103,7 +112,16 @@ fn run(command: Command, knowledge: Knowledge) -> anyhow::Result<ExitCode> {
                 if json {
                     writeln!(out, "{}", serde_json::to_string(&r)?)
                 } else {
-                    writeln!(out, "{} {}", if r.answered { "answered:" } else { "not answered:" }, q)?;
+                    writeln!(
+                        out,
+                        "{} {}",
+                        if r.answered {
+                            "answered:"
+                        } else {
+                            "not answered:"
+                        },
+                        q
+                    )?;
                     for h in &r.hits {
                         writeln!(out, "  {:>7.3}  {:<26} {}", h.score, h.id, h.question)?;
                     }
@@ -137,7 +155,11 @@ fn run(command: Command, knowledge: Knowledge) -> anyhow::Result<ExitCode> {
             } else {
                 writeln!(out, "{metrics:#?}")?;
                 for m in misses {
-                    writeln!(out, "miss: {} expected={:?} got={:?} answered={}", m.q, m.expected, m.got, m.answered)?;
+                    writeln!(
+                        out,
+                        "miss: {} expected={:?} got={:?} answered={}",
+                        m.q, m.expected, m.got, m.answered
+                    )?;
                 }
             }
         }
@@ -154,7 +176,11 @@ fn yidi_chat(assistant: &Assistant, json: bool) -> anyhow::Result<()> {
     let stdin = io::stdin();
     let mut out = io::stdout().lock();
     if !json {
-        writeln!(out, "{}\n（输入“退出”或按 Ctrl-D 结束）", assistant.welcome().text)?;
+        writeln!(
+            out,
+            "{}\n（输入“退出”或按 Ctrl-D 结束）",
+            assistant.welcome().text
+        )?;
     }
     for line in stdin.lock().lines() {
         let line = line?;

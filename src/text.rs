@@ -101,7 +101,10 @@ mod tests {
 
     #[test]
     fn control_characters_and_emoji_become_single_spaces() {
-        assert_eq!(normalize("社保卡\u{0}\u{7}丢了😭😭怎么办\n"), "社保卡 丢了 怎么办");
+        assert_eq!(
+            normalize("社保卡\u{0}\u{7}丢了😭😭怎么办\n"),
+            "社保卡 丢了 怎么办"
+        );
         assert_eq!(normalize("   "), "");
     }
 

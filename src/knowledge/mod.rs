@@ -83,8 +83,19 @@ impl Knowledge {
         if !errors.is_empty() {
             return Err(KnowledgeErrors(errors));
         }
-        let by_id = faqs.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
-        Ok(Knowledge { root: root.to_path_buf(), faqs, sources, synonyms, out_of_scope, by_id })
+        let by_id = faqs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id.clone(), i))
+            .collect();
+        Ok(Knowledge {
+            root: root.to_path_buf(),
+            faqs,
+            sources,
+            synonyms,
+            out_of_scope,
+            by_id,
+        })
     }
 
     pub fn faq(&self, id: &str) -> Option<&FaqEntry> {
@@ -93,7 +104,9 @@ impl Knowledge {
 
     /// The hotline that the assistant gives when it cannot answer (from the `contacts` entry).
     pub fn hotline(&self) -> &str {
-        self.faq("contacts").and_then(|e| e.hotline.as_deref()).unwrap_or_default()
+        self.faq("contacts")
+            .and_then(|e| e.hotline.as_deref())
+            .unwrap_or_default()
     }
 
     /// A human-readable label for a citation such as `004 第十八条`.
@@ -147,7 +160,12 @@ impl fmt::Display for KnowledgeErrors {
     }
 }
 
-fn err(file: &str, entry: Option<&str>, field: Option<&str>, message: impl Into<String>) -> KnowledgeError {
+fn err(
+    file: &str,
+    entry: Option<&str>,
+    field: Option<&str>,
+    message: impl Into<String>,
+) -> KnowledgeError {
     KnowledgeError {
         file: file.to_string(),
         entry: entry.map(str::to_string),
@@ -172,17 +190,19 @@ fn read_toml<T: serde::de::DeserializeOwned>(
     match toml::from_str::<T>(&text) {
         Ok(v) => Some(v),
         Err(e) => {
-            let (line, _) = e
-                .span()
-                .map(|s| line_col(&text, s.start))
-                .unwrap_or((0, 0));
+            let (line, _) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((0, 0));
             let mut msg = e.message().to_string();
             if line > 0 {
                 msg = format!("line {line}: {msg}");
             }
             // serde names the missing/unknown field in its message; surface it as the field
             let field = field_in_message(e.message());
-            errors.push(err(rel, entry_at(&text, e.span().map(|s| s.start)).as_deref(), field.as_deref(), msg));
+            errors.push(err(
+                rel,
+                entry_at(&text, e.span().map(|s| s.start)).as_deref(),
+                field.as_deref(),
+                msg,
+            ));
             None
         }
     }
@@ -197,7 +217,11 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// The `id` of the `[[faq]]` table that contains byte `offset`, if one is declared before it.
 fn entry_at(text: &str, offset: Option<usize>) -> Option<String> {
     let offset = offset?.min(text.len());
-    let table_start = if text[offset..].starts_with("[[") { offset } else { text[..offset].rfind("[[")? };
+    let table_start = if text[offset..].starts_with("[[") {
+        offset
+    } else {
+        text[..offset].rfind("[[")?
+    };
     let rest = &text[table_start..];
     let end = rest[2..].find("[[").map_or(rest.len(), |p| p + 2);
     rest[..end].lines().find_map(|l| {
@@ -224,16 +248,30 @@ fn load_sources(root: &Path, errors: &mut Vec<KnowledgeError>) -> Vec<Source> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, s) in raw.source.into_iter().enumerate() {
-        let label = if s.id.trim().is_empty() { format!("#{}", i + 1) } else { s.id.clone() };
+        let label = if s.id.trim().is_empty() {
+            format!("#{}", i + 1)
+        } else {
+            s.id.clone()
+        };
         if !is_source_id(&s.id) {
-            errors.push(err(FILE, Some(&label), Some("id"), "must be a three-digit seed id such as \"004\""));
+            errors.push(err(
+                FILE,
+                Some(&label),
+                Some("id"),
+                "must be a three-digit seed id such as \"004\"",
+            ));
         } else if !seen.insert(s.id.clone()) {
             errors.push(err(FILE, Some(&label), Some("id"), "is declared twice"));
         }
         if s.title.trim().is_empty() {
             errors.push(err(FILE, Some(&label), Some("title"), "must not be empty"));
         }
-        out.push(Source { id: s.id, file: s.file, title: s.title, region: s.region });
+        out.push(Source {
+            id: s.id,
+            file: s.file,
+            title: s.title,
+            region: s.region,
+        });
     }
     out
 }
@@ -250,19 +288,38 @@ fn load_synonyms(root: &Path, errors: &mut Vec<KnowledgeError>) -> Synonyms {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut groups = Vec::new();
     for (i, g) in raw.group.into_iter().enumerate() {
-        let label = format!("#{} ({})", i + 1, g.terms.first().map_or("", String::as_str));
+        let label = format!(
+            "#{} ({})",
+            i + 1,
+            g.terms.first().map_or("", String::as_str)
+        );
         if g.terms.len() < 2 {
-            errors.push(err(FILE, Some(&label), Some("terms"), "a group needs at least two terms"));
+            errors.push(err(
+                FILE,
+                Some(&label),
+                Some("terms"),
+                "a group needs at least two terms",
+            ));
         }
         let mut terms = Vec::new();
         for t in g.terms {
             let norm = crate::text::normalize(&t);
             if norm.is_empty() || norm.contains(' ') {
-                errors.push(err(FILE, Some(&label), Some("terms"), format!("term {t:?} must be one word without spaces")));
+                errors.push(err(
+                    FILE,
+                    Some(&label),
+                    Some("terms"),
+                    format!("term {t:?} must be one word without spaces"),
+                ));
                 continue;
             }
             if let Some(other) = seen.insert(norm.clone(), i + 1) {
-                errors.push(err(FILE, Some(&label), Some("terms"), format!("term {t:?} is already in group #{other}")));
+                errors.push(err(
+                    FILE,
+                    Some(&label),
+                    Some("terms"),
+                    format!("term {t:?} is already in group #{other}"),
+                ));
                 continue;
             }
             terms.push(norm);
@@ -284,14 +341,32 @@ fn load_out_of_scope(root: &Path, errors: &mut Vec<KnowledgeError>) -> Vec<OutOf
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, t) in raw.topic.into_iter().enumerate() {
-        let label = if t.id.trim().is_empty() { format!("#{}", i + 1) } else { t.id.clone() };
+        let label = if t.id.trim().is_empty() {
+            format!("#{}", i + 1)
+        } else {
+            t.id.clone()
+        };
         if t.id.trim().is_empty() || !seen.insert(t.id.clone()) {
-            errors.push(err(FILE, Some(&label), Some("id"), "must be non-empty and unique"));
+            errors.push(err(
+                FILE,
+                Some(&label),
+                Some("id"),
+                "must be non-empty and unique",
+            ));
         }
         if t.examples.len() < 3 || t.examples.iter().any(|e| e.trim().is_empty()) {
-            errors.push(err(FILE, Some(&label), Some("examples"), "needs at least three non-empty phrasings"));
+            errors.push(err(
+                FILE,
+                Some(&label),
+                Some("examples"),
+                "needs at least three non-empty phrasings",
+            ));
         }
-        out.push(OutOfScopeTopic { id: t.id, label: t.label, examples: t.examples });
+        out.push(OutOfScopeTopic {
+            id: t.id,
+            label: t.label,
+            examples: t.examples,
+        });
     }
     out
 }
@@ -304,7 +379,12 @@ fn load_faqs(root: &Path, sources: &[Source], errors: &mut Vec<KnowledgeError>) 
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect(),
         Err(e) => {
-            errors.push(err("faq/", None, None, format!("cannot read the folder: {e}")));
+            errors.push(err(
+                "faq/",
+                None,
+                None,
+                format!("cannot read the folder: {e}"),
+            ));
             return Vec::new();
         }
     };
@@ -317,7 +397,10 @@ fn load_faqs(root: &Path, sources: &[Source], errors: &mut Vec<KnowledgeError>) 
     // id -> file where first seen
     let mut first_seen: BTreeMap<String, String> = BTreeMap::new();
     for path in files {
-        let rel = format!("faq/{}", path.file_name().unwrap_or_default().to_string_lossy());
+        let rel = format!(
+            "faq/{}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
         let Some(raw) = read_toml::<raw::FaqFile>(root, &rel, errors) else {
             continue;
         };
@@ -327,7 +410,12 @@ fn load_faqs(root: &Path, sources: &[Source], errors: &mut Vec<KnowledgeError>) 
         for (i, e) in raw.faq.into_iter().enumerate() {
             if let Some(entry) = validate_entry(&rel, i, e, &source_ids, errors) {
                 if let Some(other) = first_seen.get(&entry.id) {
-                    errors.push(err(&rel, Some(&entry.id), Some("id"), format!("is already used in {other}")));
+                    errors.push(err(
+                        &rel,
+                        Some(&entry.id),
+                        Some("id"),
+                        format!("is already used in {other}"),
+                    ));
                     continue;
                 }
                 first_seen.insert(entry.id.clone(), rel.clone());
@@ -339,13 +427,28 @@ fn load_faqs(root: &Path, sources: &[Source], errors: &mut Vec<KnowledgeError>) 
     for e in &entries {
         for r in &e.related {
             if !first_seen.contains_key(r) {
-                errors.push(err(&e.file, Some(&e.id), Some("related"), format!("names unknown entry `{r}`")));
+                errors.push(err(
+                    &e.file,
+                    Some(&e.id),
+                    Some("related"),
+                    format!("names unknown entry `{r}`"),
+                ));
             }
         }
     }
     match entries.iter().find(|e| e.id == "contacts") {
-        None if !entries.is_empty() => errors.push(err("faq/", Some("contacts"), None, "the `contacts` entry is missing (it carries the hotline)")),
-        Some(e) if e.hotline.is_none() => errors.push(err(&e.file, Some("contacts"), Some("hotline"), "the contacts entry must give the hotline")),
+        None if !entries.is_empty() => errors.push(err(
+            "faq/",
+            Some("contacts"),
+            None,
+            "the `contacts` entry is missing (it carries the hotline)",
+        )),
+        Some(e) if e.hotline.is_none() => errors.push(err(
+            &e.file,
+            Some("contacts"),
+            Some("hotline"),
+            "the contacts entry must give the hotline",
+        )),
         _ => {}
     }
     entries
@@ -359,12 +462,22 @@ fn validate_entry(
     errors: &mut Vec<KnowledgeError>,
 ) -> Option<FaqEntry> {
     let before = errors.len();
-    let label = if raw.id.trim().is_empty() { format!("#{}", index + 1) } else { raw.id.clone() };
+    let label = if raw.id.trim().is_empty() {
+        format!("#{}", index + 1)
+    } else {
+        raw.id.clone()
+    };
     let mut bad = |field: &str, msg: String| errors.push(err(file, Some(&label), Some(field), msg));
     if raw.id.is_empty()
-        || !raw.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || !raw
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
-        bad("id", "must be non-empty and use only a-z, 0-9 and '-'".into());
+        bad(
+            "id",
+            "must be non-empty and use only a-z, 0-9 and '-'".into(),
+        );
     }
     if raw.question.trim().is_empty() {
         bad("question", "must not be empty".into());
@@ -381,7 +494,10 @@ fn validate_entry(
     }
     let n = answer.chars().count();
     if n > MAX_ANSWER_CHARS {
-        bad("answer", format!("has {n} characters; at most {MAX_ANSWER_CHARS} fit a chat bubble"));
+        bad(
+            "answer",
+            format!("has {n} characters; at most {MAX_ANSWER_CHARS} fit a chat bubble"),
+        );
     }
     if raw.sources.is_empty() {
         bad("sources", "must name at least one source".into());
@@ -389,14 +505,20 @@ fn validate_entry(
     for s in &raw.sources {
         let id = s.split_whitespace().next().unwrap_or("");
         if !source_ids.contains(id) {
-            bad("sources", format!("{s:?} does not start with a seed id from sources.toml"));
+            bad(
+                "sources",
+                format!("{s:?} does not start with a seed id from sources.toml"),
+            );
         }
     }
     if raw.tags.is_empty() || raw.tags.iter().any(|t| t.trim().is_empty()) {
         bad("tags", "needs at least one non-empty tag".into());
     }
     if !REGIONS.contains(&raw.region.as_str()) {
-        bad("region", format!("{:?} is not one of {}", raw.region, REGIONS.join(", ")));
+        bad(
+            "region",
+            format!("{:?} is not one of {}", raw.region, REGIONS.join(", ")),
+        );
     }
     if let Some(h) = &raw.hotline
         && (h.trim().is_empty() || !h.chars().all(|c| c.is_ascii_digit() || c == '-'))
@@ -409,7 +531,11 @@ fn validate_entry(
     Some(FaqEntry {
         id: raw.id,
         question: raw.question.trim().to_string(),
-        variants: raw.variants.into_iter().map(|v| v.trim().to_string()).collect(),
+        variants: raw
+            .variants
+            .into_iter()
+            .map(|v| v.trim().to_string())
+            .collect(),
         answer,
         sources: raw.sources,
         tags: raw.tags,
@@ -424,7 +550,8 @@ fn validate_entry(
 mod tests {
     use super::*;
 
-    const SOURCES: &str = "[[source]]\nid = \"004\"\nfile = \"004.txt\"\ntitle = \"江苏省异地就医经办服务规程\"\n";
+    const SOURCES: &str =
+        "[[source]]\nid = \"004\"\nfile = \"004.txt\"\ntitle = \"江苏省异地就医经办服务规程\"\n";
     const SYNONYMS: &str = "[[group]]\nterms = [\"社会保障卡\", \"社保卡\"]\n";
 
     fn entry(id: &str) -> String {
@@ -470,12 +597,19 @@ mod tests {
     #[test]
     fn the_shipped_knowledge_folder_is_valid_and_covers_the_spec() {
         let k = Knowledge::load(crate::default_knowledge_dir()).unwrap_or_else(|e| panic!("{e}"));
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/spec/faq-coverage.md");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/spec/faq-coverage.md"
+        );
         let spec = std::fs::read_to_string(path).expect("the spec lives in ../shared/spec");
         let ids: Vec<&str> = spec
             .lines()
             .filter_map(|l| l.strip_prefix("| ")?.split(" |").next())
-            .filter(|id| id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && *id != "id")
+            .filter(|id| {
+                id.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && *id != "id"
+            })
             .collect();
         assert!(ids.len() >= 41, "parsed {} ids from the spec", ids.len());
         for id in ids {
@@ -501,31 +635,97 @@ mod tests {
     #[test]
     fn missing_and_unknown_fields_are_named() {
         let missing = entry("x").replace("answer = \"回答\"\n", "");
-        assert_error(&missing, "faq/a.toml", Some("x"), Some("answer"), "missing field");
+        assert_error(
+            &missing,
+            "faq/a.toml",
+            Some("x"),
+            Some("answer"),
+            "missing field",
+        );
         let unknown = entry("x") + "anwser = \"typo\"\n";
-        assert_error(&unknown, "faq/a.toml", Some("x"), Some("anwser"), "unknown field");
+        assert_error(
+            &unknown,
+            "faq/a.toml",
+            Some("x"),
+            Some("anwser"),
+            "unknown field",
+        );
     }
 
     #[test]
     fn empty_and_oversized_values_are_rejected() {
-        assert_error(&entry("x").replace("answer = \"回答\"", "answer = \"  \""), "faq/a.toml", Some("x"), Some("answer"), "empty");
+        assert_error(
+            &entry("x").replace("answer = \"回答\"", "answer = \"  \""),
+            "faq/a.toml",
+            Some("x"),
+            Some("answer"),
+            "empty",
+        );
         let long = "长".repeat(MAX_ANSWER_CHARS + 1);
-        assert_error(&entry("x").replace("回答", &long), "faq/a.toml", Some("x"), Some("answer"), "601 characters");
-        assert_error(&entry("x").replace("[\"说法一\", \"说法二\"]", "[]"), "faq/a.toml", Some("x"), Some("variants"), "at least one");
-        assert_error(&entry("x").replace("[\"备案\"]", "[]"), "faq/a.toml", Some("x"), Some("tags"), "at least one");
+        assert_error(
+            &entry("x").replace("回答", &long),
+            "faq/a.toml",
+            Some("x"),
+            Some("answer"),
+            "601 characters",
+        );
+        assert_error(
+            &entry("x").replace("[\"说法一\", \"说法二\"]", "[]"),
+            "faq/a.toml",
+            Some("x"),
+            Some("variants"),
+            "at least one",
+        );
+        assert_error(
+            &entry("x").replace("[\"备案\"]", "[]"),
+            "faq/a.toml",
+            Some("x"),
+            Some("tags"),
+            "at least one",
+        );
     }
 
     #[test]
     fn bad_ids_regions_and_sources_are_rejected() {
-        assert_error(&entry("Bad Id"), "faq/a.toml", Some("Bad Id"), Some("id"), "a-z");
-        assert_error(&entry("x").replace("jiangsu", "shanghai"), "faq/a.toml", Some("x"), Some("region"), "not one of");
-        assert_error(&entry("x").replace("004 第八条", "009 第八条"), "faq/a.toml", Some("x"), Some("sources"), "seed id");
-        assert_error(&(entry("x") + "related = [\"nope\"]\n"), "faq/a.toml", Some("x"), Some("related"), "unknown entry");
+        assert_error(
+            &entry("Bad Id"),
+            "faq/a.toml",
+            Some("Bad Id"),
+            Some("id"),
+            "a-z",
+        );
+        assert_error(
+            &entry("x").replace("jiangsu", "shanghai"),
+            "faq/a.toml",
+            Some("x"),
+            Some("region"),
+            "not one of",
+        );
+        assert_error(
+            &entry("x").replace("004 第八条", "009 第八条"),
+            "faq/a.toml",
+            Some("x"),
+            Some("sources"),
+            "seed id",
+        );
+        assert_error(
+            &(entry("x") + "related = [\"nope\"]\n"),
+            "faq/a.toml",
+            Some("x"),
+            Some("related"),
+            "unknown entry",
+        );
     }
 
     #[test]
     fn duplicate_ids_across_files_are_rejected() {
-        assert_error(&contacts(), "faq/z.toml", Some("contacts"), Some("id"), "already used in faq/a.toml");
+        assert_error(
+            &contacts(),
+            "faq/z.toml",
+            Some("contacts"),
+            Some("id"),
+            "already used in faq/a.toml",
+        );
     }
 
     #[test]
@@ -536,7 +736,13 @@ mod tests {
         assert_eq!(errors.len(), 1, "{errors:#?}");
         assert_eq!(errors[0].field.as_deref(), Some("hotline"));
         let bad = entry("x") + "hotline = \"call us\"\n";
-        assert_error(&bad, "faq/a.toml", Some("x"), Some("hotline"), "phone number");
+        assert_error(
+            &bad,
+            "faq/a.toml",
+            Some("x"),
+            Some("hotline"),
+            "phone number",
+        );
     }
 
     #[test]
@@ -557,9 +763,16 @@ mod tests {
     fn out_of_scope_topics_are_optional_but_validated() {
         let dir = folder(&entry("x"));
         assert!(Knowledge::load(dir.path()).unwrap().out_of_scope.is_empty());
-        std::fs::write(dir.path().join("out_of_scope.toml"), "[[topic]]\nid = \"pension\"\nlabel = \"养老\"\nexamples = [\"退休金\"]\n").unwrap();
+        std::fs::write(
+            dir.path().join("out_of_scope.toml"),
+            "[[topic]]\nid = \"pension\"\nlabel = \"养老\"\nexamples = [\"退休金\"]\n",
+        )
+        .unwrap();
         let errors = Knowledge::load(dir.path()).unwrap_err().0;
-        assert_eq!(errors[0].to_string(), "out_of_scope.toml: entry `pension`: field `examples`: needs at least three non-empty phrasings");
+        assert_eq!(
+            errors[0].to_string(),
+            "out_of_scope.toml: entry `pension`: field `examples`: needs at least three non-empty phrasings"
+        );
     }
 
     #[test]
@@ -567,7 +780,11 @@ mod tests {
         let dir = folder(&entry("x"));
         std::fs::remove_file(dir.path().join("sources.toml")).unwrap();
         let errors = Knowledge::load(dir.path()).unwrap_err().0;
-        assert!(errors.iter().any(|e| e.file == "sources.toml" && e.message.contains("cannot read")));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.file == "sources.toml" && e.message.contains("cannot read"))
+        );
         let empty = tempfile::tempdir().unwrap();
         let errors = Knowledge::load(empty.path()).unwrap_err().0;
         assert!(errors.iter().any(|e| e.file == "faq/"), "{errors:#?}");

@@ -11,13 +11,103 @@ use crate::text::{is_cjk, normalize};
 
 /// Function words and question words that carry no topic. Dropped from index and queries.
 const STOPWORDS: &[&str] = &[
-    "的", "了", "吗", "呢", "吧", "啊", "呀", "哦", "嘛", "么", "我", "我们", "你", "您", "他", "她",
-    "是", "不是", "在", "有", "没", "能", "能不能", "可以", "可不可以", "吗", "怎么", "怎么样", "怎样",
-    "如何", "什么", "啥", "哪些", "哪个", "要", "要不要", "需要", "还",
-    "还是", "都", "就", "和", "与", "或", "或者", "及", "去", "到", "给", "把", "被", "让", "对", "从",
-    "这", "那", "这个", "那个", "一下", "请问", "一个", "个", "下", "会", "会不会", "也", "又", "再",
-    "得", "地", "着", "过", "请", "想", "想问", "问", "问下", "问一下", "谢谢", "你好", "是否", "其",
-    "之", "为", "以", "等", "该", "时", "时候", "后", "前", "里", "上", "中", "吗?", "怎么办", "办法",
+    "的",
+    "了",
+    "吗",
+    "呢",
+    "吧",
+    "啊",
+    "呀",
+    "哦",
+    "嘛",
+    "么",
+    "我",
+    "我们",
+    "你",
+    "您",
+    "他",
+    "她",
+    "是",
+    "不是",
+    "在",
+    "有",
+    "没",
+    "能",
+    "能不能",
+    "可以",
+    "可不可以",
+    "吗",
+    "怎么",
+    "怎么样",
+    "怎样",
+    "如何",
+    "什么",
+    "啥",
+    "哪些",
+    "哪个",
+    "要",
+    "要不要",
+    "需要",
+    "还",
+    "还是",
+    "都",
+    "就",
+    "和",
+    "与",
+    "或",
+    "或者",
+    "及",
+    "去",
+    "到",
+    "给",
+    "把",
+    "被",
+    "让",
+    "对",
+    "从",
+    "这",
+    "那",
+    "这个",
+    "那个",
+    "一下",
+    "请问",
+    "一个",
+    "个",
+    "下",
+    "会",
+    "会不会",
+    "也",
+    "又",
+    "再",
+    "得",
+    "地",
+    "着",
+    "过",
+    "请",
+    "想",
+    "想问",
+    "问",
+    "问下",
+    "问一下",
+    "谢谢",
+    "你好",
+    "是否",
+    "其",
+    "之",
+    "为",
+    "以",
+    "等",
+    "该",
+    "时",
+    "时候",
+    "后",
+    "前",
+    "里",
+    "上",
+    "中",
+    "吗?",
+    "怎么办",
+    "办法",
 ];
 
 /// Shared analyzer: cheap to clone (the dictionary sits behind an `Arc`).
@@ -37,7 +127,10 @@ impl Analyzer {
                 jieba.add_word(w, Some(2_000), None);
             }
         }
-        Analyzer { jieba: Arc::new(jieba), stopwords: Arc::new(STOPWORDS.iter().copied().collect()) }
+        Analyzer {
+            jieba: Arc::new(jieba),
+            stopwords: Arc::new(STOPWORDS.iter().copied().collect()),
+        }
     }
 
     pub fn is_stopword(&self, w: &str) -> bool {
@@ -125,7 +218,13 @@ impl Tokenizer for AnalyzerTokenizer {
         let tokens = words
             .into_iter()
             .enumerate()
-            .map(|(i, w)| Token { offset_from: 0, offset_to: 0, position: i, text: w, position_length: 1 })
+            .map(|(i, w)| Token {
+                offset_from: 0,
+                offset_to: 0,
+                position: i,
+                text: w,
+                position_length: 1,
+            })
             .collect();
         VecTokenStream { tokens, next: 0 }
     }
@@ -163,7 +262,10 @@ mod tests {
         let w = a.words("我的医保电子凭证刷不了怎么办？");
         assert!(w.contains(&"医保电子凭证".to_string()), "{w:?}");
         assert!(w.contains(&"刷不了".to_string()), "{w:?}");
-        assert!(!w.iter().any(|x| x == "的" || x == "怎么办" || x == "我"), "{w:?}");
+        assert!(
+            !w.iter().any(|x| x == "的" || x == "怎么办" || x == "我"),
+            "{w:?}"
+        );
     }
 
     #[test]
@@ -183,8 +285,14 @@ mod tests {
     #[test]
     fn bigrams_break_at_stopwords_and_keep_latin_words() {
         let b = analyzer().bigrams("yibao card 的社保卡");
-        assert!(b.contains(&"yibao".to_string()) && b.contains(&"card".to_string()), "{b:?}");
-        assert!(b.contains(&"社保".to_string()) && b.contains(&"保卡".to_string()), "{b:?}");
+        assert!(
+            b.contains(&"yibao".to_string()) && b.contains(&"card".to_string()),
+            "{b:?}"
+        );
+        assert!(
+            b.contains(&"社保".to_string()) && b.contains(&"保卡".to_string()),
+            "{b:?}"
+        );
         assert!(!b.iter().any(|x| x.contains('的')), "{b:?}");
     }
 

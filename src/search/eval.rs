@@ -38,8 +38,7 @@ pub fn parse_cases(text: &str) -> Result<Vec<EvalCase>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let c: EvalCase =
-            serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+        let c: EvalCase = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
         cases.push(c);
     }
     Ok(cases)
@@ -47,7 +46,8 @@ pub fn parse_cases(text: &str) -> Result<Vec<EvalCase>, String> {
 
 /// Runs every case through the engine (top 3) and computes the metrics.
 pub fn evaluate(engine: &SearchEngine, cases: &[EvalCase]) -> (Metrics, Vec<Miss>) {
-    let (mut r1, mut r3, mut rr, mut abstained, mut in_scope) = (0usize, 0usize, 0.0f64, 0usize, 0usize);
+    let (mut r1, mut r3, mut rr, mut abstained, mut in_scope) =
+        (0usize, 0usize, 0.0f64, 0usize, 0usize);
     let mut misses = Vec::new();
     for c in cases {
         let res = engine.search(&c.q, 3);
@@ -74,7 +74,12 @@ pub fn evaluate(engine: &SearchEngine, cases: &[EvalCase]) -> (Metrics, Vec<Miss
             }
         };
         if !ok {
-            misses.push(Miss { q: c.q.clone(), expected: c.id.clone(), got: ids, answered: res.answered });
+            misses.push(Miss {
+                q: c.q.clone(),
+                expected: c.id.clone(),
+                got: ids,
+                answered: res.answered,
+            });
         }
     }
     let out = cases.len() - in_scope;

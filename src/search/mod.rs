@@ -1,16 +1,18 @@
 //! FAQ search: an in-RAM tantivy index built from the knowledge, queried with a boolean query
 //! that we construct from tokens ourselves, and an abstention rule that decides "answered".
 //!
-//! Ranking: BM25 over several fields of one document per FAQ entry: the canonical question,
-//! the alternative phrasings, the tags, the answer (jieba words, each with its own boost) and
-//! character bigrams of the question and phrasings. Query words found through the synonym
-//! list count at a lower weight than the user's own words.
+//! Documents: one per phrasing (the canonical question and each alternative phrasing) and one
+//! per entry (question, phrasings, tags and answer as separate fields). Out-of-scope topics
+//! (`knowledge/out_of_scope.toml`) are indexed the same way, as decoys.
 //!
-//! Abstention: a hit is an answer only when its score clears [`Tuning::min_score`] *and* the
-//! entry covers enough of the query's meaning: the idf-weighted share of the query's content
-//! words that occur in the entry (directly or through a synonym), [`Tuning::min_coverage`].
-//! A question about pensions shares words such as 医保 with the knowledge base, but its topic
-//! words (养老金, 缴费) occur in no entry, so its coverage stays low.
+//! Ranking: an entry's score is `weight_phrasing × (its best phrasing's BM25)` plus
+//! `weight_entry × (its entry document's BM25)`. The query is built from jieba words (each
+//! field with its boost) and character bigrams; each synonym group found in the query adds
+//! one disjunction-max clause over its other terms, at a lower weight than the user's words.
+//!
+//! Abstention: the best entry is an answer only when its score clears
+//! [`Tuning::min_score`] and no out-of-scope topic comes close to it
+//! ([`Tuning::out_of_scope_ratio`]). Both were calibrated on the evaluation sets (README).
 
 mod analyzer;
 pub mod eval;
@@ -21,9 +23,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, DisjunctionMaxQuery, Occur, Query, TermQuery};
-use tantivy::schema::{
-    Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
-};
+use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, IndexReader, TantivyDocument, Term, doc};
 
@@ -50,8 +50,8 @@ pub struct Tuning {
     pub boost_grams: f32,
     /// Weight of a word that came from synonym expansion, relative to the user's own words.
     pub synonym_weight: f32,
+    /// The best entry's score must reach this to count as an answer.
     pub min_score: f32,
-    pub min_coverage: f32,
     /// Abstain when the best out-of-scope topic scores at least this share of the best entry.
     pub out_of_scope_ratio: f32,
 }
@@ -67,9 +67,8 @@ impl Default for Tuning {
             boost_tags: 1.0,
             boost_answer: 0.4,
             boost_grams: 0.6,
-            synonym_weight: 0.6,
+            synonym_weight: 0.8,
             min_score: 30.0,
-            min_coverage: 0.0,
             out_of_scope_ratio: 0.8,
         }
     }
@@ -81,9 +80,6 @@ pub struct Hit {
     pub id: String,
     pub score: f32,
     pub question: String,
-    /// Idf-weighted share of the query's content words that this entry contains.
-    #[serde(skip)]
-    pub coverage: f32,
 }
 
 /// The result of one search.
@@ -99,7 +95,6 @@ pub struct SearchResult {
 
 #[derive(Clone, Copy)]
 struct Fields {
-    id: Field,
     phrase: Field,
     phrase_grams: Field,
     question: Field,
@@ -109,20 +104,26 @@ struct Fields {
     grams: Field,
 }
 
+/// Something that can rank: an FAQ entry or an out-of-scope topic.
+struct Candidate {
+    id: String,
+    question: String,
+    out_of_scope: bool,
+}
+
 /// The FAQ index. Build once per knowledge version; searching takes `&self` and is
 /// thread-safe (one reader per process, a fresh searcher per query).
 pub struct SearchEngine {
     analyzer: Analyzer,
     expander: Expander,
+    /// Words of each synonym term, tokenized once at build time.
+    term_words: HashMap<String, Vec<String>>,
     fields: Fields,
     reader: IndexReader,
+    /// Per segment, per document: the index of its candidate.
+    doc_candidate: Vec<Vec<u32>>,
+    candidates: Vec<Candidate>,
     tuning: Tuning,
-    /// Per entry id: every word of the entry, for coverage.
-    vocab: HashMap<String, HashSet<String>>,
-    /// Document frequency of each word over entries, for coverage weights.
-    df: HashMap<String, u32>,
-    n_docs: u32,
-    questions: HashMap<String, String>,
 }
 
 impl SearchEngine {
@@ -134,7 +135,11 @@ impl SearchEngine {
     }
 
     /// Builds the index with an existing analyzer (reuse its dictionary on reload) and tuning.
-    pub fn build_with(knowledge: &Knowledge, analyzer: Analyzer, tuning: Tuning) -> tantivy::Result<SearchEngine> {
+    pub fn build_with(
+        knowledge: &Knowledge,
+        analyzer: Analyzer,
+        tuning: Tuning,
+    ) -> tantivy::Result<SearchEngine> {
         let expander = Expander::new(&knowledge.synonyms);
         let mut sb = Schema::builder();
         let text = |tok: &str| {
@@ -144,8 +149,8 @@ impl SearchEngine {
                     .set_index_option(IndexRecordOption::WithFreqs),
             )
         };
+        let candidate_field = sb.add_u64_field(CANDIDATE_FIELD, FAST);
         let fields = Fields {
-            id: sb.add_text_field("id", STRING | STORED),
             phrase: sb.add_text_field("phrase", text("zh_words")),
             phrase_grams: sb.add_text_field("phrase_grams", text("zh_bigrams")),
             question: sb.add_text_field("question", text("zh_words")),
@@ -155,83 +160,110 @@ impl SearchEngine {
             grams: sb.add_text_field("grams", text("zh_bigrams")),
         };
         let index = Index::create_in_ram(sb.build());
-        let words = AnalyzerTokenizer { analyzer: analyzer.clone(), mode: Mode::Words };
-        let grams = AnalyzerTokenizer { analyzer: analyzer.clone(), mode: Mode::Bigrams };
-        index.tokenizers().register("zh_words", TextAnalyzer::from(words));
-        index.tokenizers().register("zh_bigrams", TextAnalyzer::from(grams));
+        let words = AnalyzerTokenizer {
+            analyzer: analyzer.clone(),
+            mode: Mode::Words,
+        };
+        let grams = AnalyzerTokenizer {
+            analyzer: analyzer.clone(),
+            mode: Mode::Bigrams,
+        };
+        index
+            .tokenizers()
+            .register("zh_words", TextAnalyzer::from(words));
+        index
+            .tokenizers()
+            .register("zh_bigrams", TextAnalyzer::from(grams));
 
         let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, 15_000_000)?;
-        let mut vocab = HashMap::new();
-        let mut df: HashMap<String, u32> = HashMap::new();
-        let mut questions = HashMap::new();
-        for e in &knowledge.faqs {
-            // One document per phrasing (the canonical question first), so that an entry can
-            // score as its best-matching phrasing: twelve phrasings do not dilute each other.
-            for phrasing in std::iter::once(&e.question).chain(&e.variants) {
-                writer.add_document(doc!(
-                    fields.id => e.id.as_str(),
-                    fields.phrase => phrasing.as_str(),
-                    fields.phrase_grams => phrasing.as_str(),
-                ))?;
+        let mut candidates = Vec::new();
+        let faqs = knowledge.faqs.iter().map(|e| {
+            let phrasings: Vec<&str> = std::iter::once(e.question.as_str())
+                .chain(e.variants.iter().map(String::as_str))
+                .collect();
+            (
+                e.id.clone(),
+                e.question.clone(),
+                phrasings,
+                e.tags.clone(),
+                e.answer.as_str(),
+                false,
+            )
+        });
+        let topics = knowledge.out_of_scope.iter().map(|t| {
+            let phrasings = t.examples.iter().map(String::as_str).collect();
+            (
+                format!("{OOS_PREFIX}{}", t.id),
+                t.label.clone(),
+                phrasings,
+                vec![t.label.clone()],
+                "",
+                true,
+            )
+        });
+        for (id, question, phrasings, tags, answer, out_of_scope) in faqs.chain(topics) {
+            let c = candidates.len() as u64;
+            // one document per phrasing: an entry can score as its best-matching phrasing,
+            // so twelve phrasings do not dilute each other
+            for p in &phrasings {
+                writer.add_document(
+                    doc!(candidate_field => c, fields.phrase => *p, fields.phrase_grams => *p),
+                )?;
             }
-            // And one document for the whole entry.
-            let mut d = doc!(
-                fields.id => e.id.as_str(),
-                fields.question => e.question.as_str(),
-                fields.answer => e.answer.as_str(),
-                fields.grams => e.question.as_str(),
-            );
-            for v in &e.variants {
-                d.add_text(fields.variants, v);
-                d.add_text(fields.grams, v);
+            // and one document for the whole entry
+            let mut d = doc!(candidate_field => c, fields.question => phrasings[0], fields.answer => answer);
+            for p in &phrasings {
+                d.add_text(fields.grams, p);
             }
-            for t in &e.tags {
+            for p in &phrasings[1..] {
+                d.add_text(fields.variants, p);
+            }
+            for t in &tags {
                 d.add_text(fields.tags, t);
             }
             writer.add_document(d)?;
-
-            let mut words: HashSet<String> = HashSet::new();
-            for text in std::iter::once(&e.question)
-                .chain(&e.variants)
-                .chain(&e.tags)
-                .chain(std::iter::once(&e.answer))
-            {
-                words.extend(analyzer.words(text));
-            }
-            for w in &words {
-                *df.entry(w.clone()).or_default() += 1;
-            }
-            vocab.insert(e.id.clone(), words);
-            questions.insert(e.id.clone(), e.question.clone());
-        }
-        // Out-of-scope topics are indexed like entries (ids prefixed `oos:`): when one of them
-        // ranks first, the question is about something yidi does not cover.
-        for topic in &knowledge.out_of_scope {
-            let id = format!("{OOS_PREFIX}{}", topic.id);
-            let mut d = doc!(fields.id => id.as_str(), fields.tags => topic.label.as_str());
-            for ex in &topic.examples {
-                writer.add_document(doc!(
-                    fields.id => id.as_str(),
-                    fields.phrase => ex.as_str(),
-                    fields.phrase_grams => ex.as_str(),
-                ))?;
-                d.add_text(fields.variants, ex);
-                d.add_text(fields.grams, ex);
-            }
-            writer.add_document(d)?;
+            candidates.push(Candidate {
+                id,
+                question,
+                out_of_scope,
+            });
         }
         writer.commit()?;
         let reader = index.reader()?;
+        let doc_candidate = reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .map(|seg| {
+                let col = seg.fast_fields().u64(CANDIDATE_FIELD)?;
+                Ok((0..seg.max_doc())
+                    .map(|d| col.first(d).unwrap_or(0) as u32)
+                    .collect())
+            })
+            .collect::<tantivy::Result<Vec<Vec<u32>>>>()?;
+        // A synonym term is looked up as itself when jieba keeps it whole (all terms are in
+        // its dictionary), else as its words: fewer clauses, same matches.
+        let term_words = expander
+            .all_terms()
+            .map(|t| {
+                let words = analyzer.words_normalized(t);
+                let words = if words.iter().any(|w| w == t) {
+                    vec![t.to_string()]
+                } else {
+                    words
+                };
+                (t.to_string(), words)
+            })
+            .collect();
         Ok(SearchEngine {
             analyzer,
             expander,
+            term_words,
             fields,
             reader,
+            doc_candidate,
+            candidates,
             tuning,
-            vocab,
-            df,
-            n_docs: knowledge.faqs.len() as u32,
-            questions,
         })
     }
 
@@ -263,7 +295,9 @@ impl SearchEngine {
             .expand(&norm)
             .iter()
             .map(|terms| {
-                let words = terms.iter().flat_map(|t| self.analyzer.words_normalized(t));
+                let words = terms
+                    .iter()
+                    .flat_map(|t| self.term_words.get(t).into_iter().flatten().cloned());
                 dedup(words.filter(|w| !own_words.contains(w)).collect())
             })
             .filter(|ws| !ws.is_empty())
@@ -279,79 +313,80 @@ impl SearchEngine {
             (f.answer, t.boost_answer),
         ];
         let phrasing_fields = [(f.phrase, 1.0)];
-        let phrasing_query = build_query(&own_words, &groups, &grams, &phrasing_fields, (f.phrase_grams, t.boost_phrase_grams), t.synonym_weight);
-        let entry_query = build_query(&own_words, &groups, &grams, &entry_fields, (f.grams, t.boost_grams), t.synonym_weight);
+        let phrasing_query = build_query(
+            &own_words,
+            &groups,
+            &grams,
+            &phrasing_fields,
+            (f.phrase_grams, t.boost_phrase_grams),
+            t.synonym_weight,
+        );
+        let entry_query = build_query(
+            &own_words,
+            &groups,
+            &grams,
+            &entry_fields,
+            (f.grams, t.boost_grams),
+            t.synonym_weight,
+        );
 
         let searcher = self.reader.searcher();
-        let mut scores: HashMap<String, f32> = HashMap::new();
-        let n_entries = self.questions.len() + 10;
-        let runs = [
-            (&phrasing_query, n_entries * 4, t.weight_phrasing),
-            (&entry_query, n_entries, t.weight_entry),
-        ];
-        for (query, depth, weight) in runs {
-            let top = match searcher.search(query, &TopDocs::with_limit(depth.max(1)).order_by_score()) {
+        let mut scores = vec![0.0f32; self.candidates.len()];
+        let n = self.candidates.len();
+        for (query, depth, weight) in [
+            (&phrasing_query, n * 4, t.weight_phrasing),
+            (&entry_query, n, t.weight_entry),
+        ] {
+            let top = match searcher.search(query, &TopDocs::with_limit(depth).order_by_score()) {
                 Ok(top) => top,
                 Err(e) => {
                     tracing::error!(error = %e, "search failed");
                     return result;
                 }
             };
-            // phrasing documents arrive best first: the first of an entry is its best
-            let mut seen = HashSet::new();
+            // documents arrive best first: the first of a candidate is its best
+            let mut seen = vec![false; n];
             for (score, addr) in top {
-                let Ok(doc) = searcher.doc::<TantivyDocument>(addr) else { continue };
-                let Some(id) = doc.get_first(f.id).and_then(|v| v.as_str()) else { continue };
-                if seen.insert(id.to_string()) {
-                    *scores.entry(id.to_string()).or_default() += weight * score;
+                let c =
+                    self.doc_candidate[addr.segment_ord as usize][addr.doc_id as usize] as usize;
+                if !seen[c] {
+                    seen[c] = true;
+                    scores[c] += weight * score;
                 }
             }
         }
-        let mut ranked: Vec<(String, f32)> = scores.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut ranked: Vec<(usize, f32)> = scores
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, s)| s > 0.0)
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         result.out_of_scope_score = ranked
             .iter()
-            .find(|(id, _)| id.starts_with(OOS_PREFIX))
-            .map_or(0.0, |(_, s)| *s);
-        ranked.retain(|(id, _)| !id.starts_with(OOS_PREFIX));
-        for (id, score) in ranked.into_iter().take(limit) {
+            .find(|(c, _)| self.candidates[*c].out_of_scope)
+            .map_or(0.0, |&(_, s)| s);
+        for (c, score) in ranked
+            .into_iter()
+            .filter(|(c, _)| !self.candidates[*c].out_of_scope)
+            .take(limit)
+        {
+            let cand = &self.candidates[c];
             result.hits.push(Hit {
-                question: self.questions.get(&id).cloned().unwrap_or_default(),
-                coverage: self.coverage(&id, &own_words),
-                id,
+                id: cand.id.clone(),
                 score,
+                question: cand.question.clone(),
             });
         }
         if let Some(best) = result.hits.first() {
             result.answered = best.score >= t.min_score
-                && best.coverage >= t.min_coverage
                 && result.out_of_scope_score < t.out_of_scope_ratio * best.score;
         }
         result
     }
-
-    /// Idf-weighted share of `words` that entry `id` contains, directly or via a synonym.
-    fn coverage(&self, id: &str, words: &[String]) -> f32 {
-        let Some(vocab) = self.vocab.get(id) else { return 0.0 };
-        let n = self.n_docs as f32;
-        let (mut have, mut all) = (0.0f32, 0.0f32);
-        for w in words {
-            let df = self.df.get(w).copied().unwrap_or(0) as f32;
-            let idf = ((n + 1.0) / (df + 0.5)).ln().max(0.1);
-            all += idf;
-            let covered = vocab.contains(w)
-                || self.expander.group_of(w).is_some_and(|g| {
-                    g.iter().any(|s| self.analyzer.words_normalized(s).iter().all(|x| vocab.contains(x)))
-                });
-            if covered {
-                have += idf;
-            }
-        }
-        if all == 0.0 { 0.0 } else { have / all }
-    }
 }
 
 const OOS_PREFIX: &str = "oos:";
+const CANDIDATE_FIELD: &str = "candidate";
 
 /// Σ own words over `fields` + one disjunction max per synonym group + Σ bigrams.
 fn build_query(
@@ -365,6 +400,7 @@ fn build_query(
     let word_query = |word: &str, weight: f32| -> Box<dyn Query> {
         let per_field = fields
             .iter()
+            .filter(|&&(_, boost)| boost > 0.0)
             .map(|&(field, boost)| (Occur::Should, term_query(field, word, boost * weight)))
             .collect::<Vec<_>>();
         Box::new(BooleanQuery::new(per_field))
@@ -374,8 +410,14 @@ fn build_query(
         clauses.push((Occur::Should, word_query(w, 1.0)));
     }
     for words in groups {
-        let alternatives = words.iter().map(|w| word_query(w, synonym_weight)).collect();
-        clauses.push((Occur::Should, Box::new(DisjunctionMaxQuery::new(alternatives))));
+        let alternatives = words
+            .iter()
+            .map(|w| word_query(w, synonym_weight))
+            .collect();
+        clauses.push((
+            Occur::Should,
+            Box::new(DisjunctionMaxQuery::new(alternatives)),
+        ));
     }
     for g in grams {
         clauses.push((Occur::Should, term_query(gram_field.0, g, gram_field.1)));
@@ -384,7 +426,10 @@ fn build_query(
 }
 
 fn term_query(field: Field, word: &str, boost: f32) -> Box<dyn Query> {
-    let q = TermQuery::new(Term::from_field_text(field, word), IndexRecordOption::WithFreqs);
+    let q = TermQuery::new(
+        Term::from_field_text(field, word),
+        IndexRecordOption::WithFreqs,
+    );
     Box::new(BoostQuery::new(Box::new(q), boost))
 }
 

@@ -21,9 +21,18 @@ impl Expander {
             .enumerate()
             .flat_map(|(g, ts)| ts.iter().map(move |t| (t.clone(), g)))
             .collect();
-        terms.sort_by(|a, b| b.0.chars().count().cmp(&a.0.chars().count()).then(a.0.cmp(&b.0)));
+        terms.sort_by(|a, b| {
+            b.0.chars()
+                .count()
+                .cmp(&a.0.chars().count())
+                .then(a.0.cmp(&b.0))
+        });
         let by_term = terms.iter().cloned().collect();
-        Expander { groups, terms, by_term }
+        Expander {
+            groups,
+            terms,
+            by_term,
+        }
     }
 
     /// Every term of the synonym list (for the tokenizer's dictionary).
@@ -96,7 +105,10 @@ mod tests {
 
     #[test]
     fn official_terms_expand_to_colloquial_ones() {
-        assert_eq!(expander().expand("零星报销要什么材料"), vec![vec!["手工报销", "回去报销"]]);
+        assert_eq!(
+            expander().expand("零星报销要什么材料"),
+            vec![vec!["手工报销", "回去报销"]]
+        );
     }
 
     #[test]
