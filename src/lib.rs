@@ -5,6 +5,7 @@
 //! `ARCHITECTURE.md` for the codemap.
 
 pub mod assistant;
+pub mod guidance;
 pub mod knowledge;
 pub mod search;
 pub mod text;
