@@ -1,13 +1,34 @@
-//! The channel-agnostic core: a message in, a [`Reply`] out. No IO happens here; channels
-//! (terminal, HTTP, Telegram) render the reply in their own idiom.
+//! The channel-agnostic core: `handle(state, message) -> Reply`. No IO happens here:
+//! channels (terminal, HTTP, Telegram) load and save the [`SessionState`] through the store
+//! and render the [`Reply`] in their own idiom.
+//!
+//! Routing of one message:
+//! 1. control words (重新开始, 退出, 返回/上一步) act on the dialog in progress;
+//! 2. in a dialog, the message answers the current question; an answer that fits nothing is
+//!    tried as an FAQ question (answered, then the question is asked again), else re-asked
+//!    with the options, at most twice, then the hotline is offered;
+//! 3. outside a dialog, a message that names a dialog's trigger ("能报多少", "刷不了"…) starts
+//!    it, with every slot the message already states filled;
+//! 4. otherwise the FAQ answers, or the assistant says honestly that it does not know.
+
+use std::path::Path;
 
 use serde::Serialize;
 
+use crate::dialog::engine::{self, SessionState, Turn};
+use crate::dialog::{Dialogs, Outcome, SlotKind};
+use crate::guidance::checklist::{self, ChecklistTexts, Situation};
+use crate::guidance::estimate::{self, EstimateInput};
+use crate::guidance::policy::Policies;
 use crate::knowledge::Knowledge;
 use crate::search::{SearchEngine, SearchResult};
+use crate::text::normalize;
 
 /// Hits below this score are not even offered as "did you mean" suggestions.
-const SUGGESTION_MIN_SCORE: f32 = 3.0;
+const SUGGESTION_MIN_SCORE: f32 = 15.0;
+
+/// Longest message the assistant reads (characters); longer ones get a friendly reply.
+pub const MAX_MESSAGE_CHARS: usize = 2_000;
 
 /// A button a messaging app would show.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -32,6 +53,9 @@ pub struct Reply {
     pub checklist: Option<serde_json::Value>,
     pub estimate: Option<serde_json::Value>,
     pub dialog: Option<String>,
+    /// The user's question could not be answered (recorded for the knowledge team).
+    #[serde(skip)]
+    pub unanswered: bool,
 }
 
 impl Reply {
@@ -44,35 +68,177 @@ impl Reply {
             checklist: None,
             estimate: None,
             dialog: None,
+            unanswered: false,
         }
     }
 }
 
-/// The assistant: knowledge plus its search index.
+/// Why the assistant could not be built from its data.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("invalid knowledge:\n{0}")]
+    Knowledge(#[from] crate::knowledge::KnowledgeErrors),
+    #[error("invalid dialogs:\n{0}")]
+    Dialogs(#[from] crate::dialog::DialogErrors),
+    #[error("invalid policies:\n{0}")]
+    Policies(String),
+    #[error("invalid checklist texts:\n{0}")]
+    Checklist(String),
+    #[error("cannot build the search index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+}
+
+/// The assistant: knowledge, its search index, dialogs and guidance data.
 pub struct Assistant {
     pub knowledge: Knowledge,
     pub search: SearchEngine,
+    pub dialogs: Dialogs,
+    pub policies: Policies,
+    pub checklist_texts: ChecklistTexts,
 }
 
 impl Assistant {
-    pub fn new(knowledge: Knowledge) -> tantivy::Result<Assistant> {
+    /// Loads everything from the knowledge and dialogs folders, validating all of it.
+    pub fn load(knowledge_dir: &Path, dialogs_dir: &Path) -> Result<Assistant, LoadError> {
+        let knowledge = Knowledge::load(knowledge_dir)?;
+        let dialogs = Dialogs::load(dialogs_dir)?;
+        let policies = Policies::load_dir(&knowledge_dir.join("policies")).map_err(|es| {
+            LoadError::Policies(
+                es.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+        let checklist_texts =
+            checklist::load(knowledge_dir).map_err(|es| LoadError::Checklist(es.join("\n")))?;
         let search = SearchEngine::build(&knowledge)?;
-        Ok(Assistant { knowledge, search })
+        Ok(Assistant {
+            knowledge,
+            search,
+            dialogs,
+            policies,
+            checklist_texts,
+        })
     }
 
     /// The first thing a new user sees.
     pub fn welcome(&self) -> Reply {
         Reply::text(
-            "您好，我是异地就医小助手，可以回答异地就医备案、直接结算、零星（手工）报销等问题，\
-             例如：“社保卡在外地刷不了怎么办”“已经出院了还能补备案吗”。请直接输入您的问题。",
+            "您好，我是异地就医小助手。我可以：\n\
+             · 回答异地就医备案、直接结算、零星（手工）报销等问题，例如“社保卡在外地刷不了怎么办”；\n\
+             · 按您的情况列出备案材料清单（输入“备案材料清单”）；\n\
+             · 估算住院、门诊费用医保大概能报多少（输入“帮我算能报多少”）。\n\
+             对话中随时可以输入“返回”“重新开始”或“退出”。",
         )
     }
 
-    /// Answers one user message.
-    pub fn handle(&self, message: &str) -> Reply {
-        if message.trim().is_empty() {
-            return Reply::text("请输入您想咨询的问题，例如：“异地就医备案要带什么材料？”");
+    /// Answers one user message, updating the conversation state.
+    pub fn handle(&self, state: &mut SessionState, message: &str) -> Reply {
+        let message = message.trim();
+        if message.chars().count() > MAX_MESSAGE_CHARS {
+            return Reply::text(format!(
+                "您的消息太长了（超过{MAX_MESSAGE_CHARS}字），我读不过来。请用一两句话说明您的问题，例如“已经出院了还能补备案吗”。"
+            ));
         }
+        if !engine::repair(&self.dialogs, state) {
+            let mut reply = self.handle(state, message);
+            reply.text = format!("（之前的对话进度已失效，我们重新开始。）\n{}", reply.text);
+            return reply;
+        }
+        let command = normalize(message);
+        if let Some(reply) = self.control(state, &command) {
+            return reply;
+        }
+        if message.is_empty() {
+            return match engine::current(&self.dialogs, state) {
+                Some(turn) => self.render(state, turn, None),
+                None => Reply::text("请输入您想咨询的问题，例如：“异地就医备案要带什么材料？”"),
+            };
+        }
+        if state.active.is_some() {
+            let before = state.clone();
+            let Some(turn) = engine::answer(&self.dialogs, state, message) else {
+                return self.faq(message);
+            };
+            if let Turn::NotUnderstood { .. } = turn {
+                // maybe a question in the middle of the dialog: answer it, then ask again
+                let result = self.search.search(message, 3);
+                if result.answered {
+                    *state = before;
+                    let faq = self.faq_reply(&result);
+                    let again =
+                        engine::current(&self.dialogs, state).map(|t| self.render(state, t, None));
+                    return match again {
+                        Some(mut ask) => {
+                            ask.text =
+                                format!("{}\n\n——\n我们接着刚才的问题：{}", faq.text, ask.text);
+                            ask.faq = faq.faq;
+                            ask
+                        }
+                        None => faq,
+                    };
+                }
+            }
+            return self.render(state, turn, None);
+        }
+        if let Some(dialog) = self.trigger(&command) {
+            let intro = self.dialogs.get(&dialog).map(|d| d.intro.clone());
+            if let Some(turn) = engine::start(&self.dialogs, state, &dialog, message) {
+                return self.render(state, turn, intro);
+            }
+        }
+        self.faq(message)
+    }
+
+    /// 重新开始 / 退出 / 返回.
+    fn control(&self, state: &mut SessionState, command: &str) -> Option<Reply> {
+        let command = command.trim_start_matches('/');
+        match command {
+            "重新开始" | "重来" | "从头开始" | "reset" | "restart" => {
+                Some(match engine::restart(&self.dialogs, state) {
+                    Some(turn) => self.render(state, turn, Some("好的，我们从头开始。".into())),
+                    None => {
+                        *state = SessionState::new();
+                        self.welcome()
+                    }
+                })
+            }
+            "退出" | "取消" | "结束" | "不问了" | "exit" | "quit" | "cancel" => {
+                let was = state.active.take();
+                Some(Reply::text(if was.is_some() {
+                    "好的，已退出当前问答。您可以继续提问，或输入“备案材料清单”“帮我算能报多少”重新开始。"
+                } else {
+                    "好的。还有其他异地就医的问题，随时问我。"
+                }))
+            }
+            "返回" | "上一步" | "上一个" | "back" => {
+                Some(match engine::back(&self.dialogs, state) {
+                    Some(turn) => self.render(state, turn, None),
+                    None => Reply::text(
+                        "现在没有进行中的问答，没有可以返回的上一步。请直接输入您的问题。",
+                    ),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The dialog whose trigger phrase occurs in the (normalised) message, if any.
+    fn trigger(&self, command: &str) -> Option<String> {
+        self.dialogs
+            .dialogs
+            .iter()
+            .flat_map(|d| d.triggers.iter().map(move |t| (d, t)))
+            .filter(|(_, t)| {
+                let t = normalize(t.trim_start_matches('/'));
+                !t.is_empty() && (command.contains(&t) || command.trim_start_matches('/') == t)
+            })
+            .max_by_key(|(_, t)| t.chars().count())
+            .map(|(d, _)| d.id.clone())
+    }
+
+    fn faq(&self, message: &str) -> Reply {
         let result = self.search.search(message, 3);
         self.faq_reply(&result)
     }
@@ -82,13 +248,11 @@ impl Assistant {
         if result.answered
             && let Some(entry) = result.hits.first().and_then(|h| self.knowledge.faq(&h.id))
         {
-            let sources: Vec<String> = entry
-                .sources
-                .iter()
-                .map(|s| self.knowledge.cite(s))
-                .collect();
-            let mut reply =
-                Reply::text(format!("{}\n\n来源：{}", entry.answer, sources.join("；")));
+            let mut reply = Reply::text(format!(
+                "{}\n\n来源：{}",
+                entry.answer,
+                self.cite_all(&entry.sources)
+            ));
             reply.faq = Some(FaqRef {
                 id: entry.id.clone(),
             });
@@ -105,13 +269,296 @@ impl Assistant {
             .filter(|h| h.score >= SUGGESTION_MIN_SCORE)
             .map(|h| h.question.as_str())
             .collect();
-        if !suggestions.is_empty() {
+        if !suggestions.is_empty() && result.out_of_scope_score < result.hits[0].score {
             text.push_str("\n\n如果您想问的是下面的问题，可以直接照着问：");
             for s in suggestions {
                 text.push_str("\n· ");
                 text.push_str(s);
             }
         }
-        Reply::text(text)
+        let mut reply = Reply::text(text);
+        reply.unanswered = true;
+        reply
     }
+
+    fn cite_all(&self, sources: &[String]) -> String {
+        sources
+            .iter()
+            .map(|s| self.knowledge.cite(s))
+            .collect::<Vec<_>>()
+            .join("；")
+    }
+
+    fn render(&self, state: &SessionState, turn: Turn, intro: Option<String>) -> Reply {
+        let prefix = |text: String| match &intro {
+            Some(i) => format!("{i}\n{text}"),
+            None => text,
+        };
+        match turn {
+            Turn::Ask {
+                dialog,
+                step,
+                slot,
+                question,
+                note,
+            } => {
+                let text = match note {
+                    Some(n) => format!("{n}\n{question}"),
+                    None => question,
+                };
+                self.ask(&dialog, &step, &slot, prefix(text))
+            }
+            Turn::NotUnderstood {
+                dialog, step, slot, ..
+            } => {
+                let question = self
+                    .dialogs
+                    .get(&dialog)
+                    .and_then(|d| d.step(&step))
+                    .map(|s| s.ask.clone())
+                    .unwrap_or_default();
+                let kind = self.dialogs.slots.get(&slot).map(|d| d.kind);
+                let hint = match kind {
+                    Some(SlotKind::Money) => {
+                        "没看懂这个金额。请直接输入数字，例如“50000”“5万”或“五万元”。"
+                    }
+                    _ => {
+                        "抱歉，没能理解您的回答。请从下面的选项中选一个（也可以直接输入选项文字）。"
+                    }
+                };
+                self.ask(&dialog, &step, &slot, format!("{hint}\n{question}"))
+            }
+            Turn::GaveUp { .. } => {
+                let mut r = Reply::text(format!(
+                    "抱歉，我好像没能理解您的情况。建议直接咨询人工：张家港市医疗保障局咨询电话 {}；\
+                     其他地区参保的，请咨询参保地医保经办机构。您也可以继续向我提问。",
+                    self.knowledge.hotline()
+                ));
+                r.unanswered = true;
+                r
+            }
+            Turn::Done { dialog, outcome } => {
+                let mut reply = self.outcome(state, &outcome);
+                reply.text = prefix(reply.text);
+                reply.dialog = Some(dialog);
+                reply
+            }
+        }
+    }
+
+    fn ask(&self, dialog: &str, step: &str, slot: &str, text: String) -> Reply {
+        let mut reply = Reply::text(text);
+        reply.asking = Some(slot.to_string());
+        reply.dialog = Some(dialog.to_string());
+        reply.choices = engine::choices(&self.dialogs, dialog, step)
+            .into_iter()
+            .map(|(value, label)| Choice { value, label })
+            .collect();
+        reply
+    }
+
+    fn outcome(&self, state: &SessionState, outcome: &Outcome) -> Reply {
+        match outcome {
+            Outcome::Message { say, sources } => {
+                Reply::text(format!("{say}\n\n来源：{}", self.cite_all(sources)))
+            }
+            Outcome::Checklist => self.checklist_reply(state),
+            Outcome::Estimate => self.estimate_reply(state),
+        }
+    }
+
+    fn checklist_reply(&self, state: &SessionState) -> Reply {
+        let mut situation = Situation::default();
+        for (slot, value) in &state.slots {
+            // slots of other dialogs (estimate amounts…) are not part of the situation
+            let _ = situation.set(slot, value);
+        }
+        match checklist::checklist(&situation, &self.checklist_texts) {
+            Ok(list) => {
+                let mut reply = Reply::text(render_checklist(&list, &self.checklist_texts));
+                reply.checklist = serde_json::to_value(&list).ok();
+                reply
+            }
+            Err(e) => Reply::text(format!("抱歉，还缺少信息，没法列出清单：{}", e.message)),
+        }
+    }
+
+    fn estimate_reply(&self, state: &SessionState) -> Reply {
+        let input = estimate_input_json(state);
+        let result =
+            EstimateInput::from_json(&input).and_then(|i| estimate::estimate(&self.policies, &i));
+        match result {
+            Ok(est) => {
+                let value = serde_json::to_value(&est).ok();
+                let mut reply = Reply::text(render_estimate(&est));
+                reply.estimate = value;
+                reply
+            }
+            Err(e) => {
+                let mut r = Reply::text(format!(
+                    "抱歉，这种情况我暂时没法给出估算：{}\n具体报销金额请咨询参保地医保经办机构（张家港市医疗保障局咨询电话 {}）。",
+                    e.message,
+                    self.knowledge.hotline()
+                ));
+                r.unanswered = true;
+                r
+            }
+        }
+    }
+}
+
+/// The estimate input (estimate.md) from the session's slots; the policy is the insured region.
+fn estimate_input_json(state: &SessionState) -> serde_json::Value {
+    let s = &state.slots;
+    let mut input = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        input.insert(k.to_string(), v);
+    };
+    if let Some(r) = s.get("insured_region") {
+        put("policy", r.clone().into());
+    }
+    for key in [
+        "visit",
+        "filing_type",
+        "scheme",
+        "employment",
+        "category",
+        "care_location",
+    ] {
+        if let Some(v) = s.get(key) {
+            put(key, v.clone().into());
+        }
+    }
+    if let Some(level) = s.get("hospital_level").and_then(|l| l.parse::<u8>().ok()) {
+        put("hospital_level", level.into());
+    }
+    for key in ["filed", "emergency"] {
+        if let Some(v) = s.get(key) {
+            put(key, (v == "true").into());
+        }
+    }
+    for key in ["total", "self_pay", "class_b"] {
+        if let Some(v) = s.get(key) {
+            put(key, v.clone().into());
+        }
+    }
+    if let Some(n) = s
+        .get("admissions_before")
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        put("admissions_before", n.into());
+    }
+    serde_json::Value::Object(input)
+}
+
+/// An estimate as chat text: itemised, with the rules used and the disclaimer.
+pub fn render_estimate(e: &estimate::Estimate) -> String {
+    use rust_decimal::Decimal;
+    let total = e.fund_pays + e.patient_pays;
+    let pct = |d: Decimal| (d * Decimal::from(100)).normalize().to_string();
+    let mut t = format!("医保报销估算（仅供参考）\n医疗总费用：{total:.2} 元\n");
+    if !e.self_pay.is_zero() || !e.class_b_copay.is_zero() {
+        t.push_str(&format!(
+            "先由个人负担：目录外自费 {:.2} 元，乙类先行自付 {:.2} 元\n",
+            e.self_pay, e.class_b_copay
+        ));
+    }
+    t.push_str(&format!(
+        "政策范围内费用：{:.2} 元，其中起付线 {:.2} 元由个人负担\n",
+        e.eligible, e.deductible_applied
+    ));
+    if !e.bands.is_empty() {
+        t.push_str("分段报销：\n");
+        for b in &e.bands {
+            let range = match b.upper {
+                Some(u) => format!("{:.2}–{u:.2} 元段", b.lower),
+                None => format!("{:.2} 元以上段", b.lower),
+            };
+            let factor = if b.factor == Decimal::ONE {
+                String::new()
+            } else {
+                format!(" × {}%", pct(b.factor))
+            };
+            t.push_str(&format!(
+                "· {range}：{:.2} × {}%{factor} = {:.2} 元\n",
+                b.portion,
+                pct(b.rate),
+                b.amount
+            ));
+        }
+    }
+    t.push_str(&format!(
+        "医保基金支付：约 {:.2} 元{}\n",
+        e.fund_pays,
+        if e.cap_applied {
+            "（已达年度最高支付限额）"
+        } else {
+            ""
+        }
+    ));
+    t.push_str(&format!("个人负担：约 {:.2} 元\n", e.patient_pays));
+    t.push_str(match e.route {
+        estimate::Route::Direct => "结算方式：在联网定点医院直接结算，只需支付个人负担部分。\n",
+        estimate::Route::Manual => "结算方式：需先全额垫付，再回参保地申请零星（手工）报销。\n",
+    });
+    t.push_str(&format!("依据：{}\n{}", e.rules.join("；"), e.disclaimer));
+    t
+}
+
+/// A checklist as chat text: materials, warnings and channels, each with its source.
+pub fn render_checklist(list: &checklist::Checklist, texts: &ChecklistTexts) -> String {
+    let mut t = String::new();
+    let filing: Vec<&checklist::Item> = list
+        .items
+        .iter()
+        .filter(|i| list.filing.contains(&i.id))
+        .collect();
+    let manual: Vec<&checklist::Item> = list
+        .items
+        .iter()
+        .filter(|i| list.manual.contains(&i.id))
+        .collect();
+    if !filing.is_empty() {
+        t.push_str("办理异地就医备案需要准备：\n");
+        for (n, i) in filing.iter().enumerate() {
+            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, i.source));
+        }
+    }
+    if !manual.is_empty() {
+        t.push_str("回参保地零星（手工）报销需要准备：\n");
+        for (n, i) in manual.iter().enumerate() {
+            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, i.source));
+        }
+    }
+    let warnings: Vec<&checklist::Text> = list
+        .warnings
+        .iter()
+        .filter_map(|w| texts.warning(w))
+        .collect();
+    if !warnings.is_empty() {
+        t.push_str("请注意：\n");
+        for w in warnings {
+            t.push_str(&format!("· {}（{}）\n", w.text, w.source));
+        }
+    }
+    let channels: Vec<&checklist::Text> = list
+        .channels
+        .iter()
+        .filter_map(|c| texts.channel(c))
+        .collect();
+    if !channels.is_empty() {
+        t.push_str("可以在这些地方办理：");
+        t.push_str(
+            &channels
+                .iter()
+                .map(|c| c.text.as_str())
+                .collect::<Vec<_>>()
+                .join("；"),
+        );
+        t.push('\n');
+    }
+    if t.is_empty() {
+        t.push_str("按您的情况，不需要额外准备材料。");
+    }
+    t.trim_end().to_string()
 }

@@ -5,9 +5,12 @@
 //! `ARCHITECTURE.md` for the codemap.
 
 pub mod assistant;
+pub mod conversation;
+pub mod dialog;
 pub mod guidance;
 pub mod knowledge;
 pub mod search;
+pub mod store;
 pub mod text;
 
 pub use assistant::{Assistant, Reply};
@@ -24,5 +27,16 @@ pub fn default_knowledge_dir() -> PathBuf {
         local
     } else {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("knowledge")
+    }
+}
+
+/// The dialogs folder to use when none is given: `./dialogs` if it exists, else the one
+/// shipped with the source tree.
+pub fn default_dialogs_dir() -> PathBuf {
+    let local = PathBuf::from("dialogs");
+    if local.is_dir() {
+        local
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialogs")
     }
 }

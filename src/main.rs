@@ -1,31 +1,50 @@
 //! The `yidi` binary: a thin CLI over the library (see `../shared/spec/cli.md`).
 
 use std::io::{self, BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use serde_json::json;
+use yidi::assistant::{Assistant, render_checklist, render_estimate};
+use yidi::conversation::Conversations;
+use yidi::dialog::engine::SessionState;
+use yidi::guidance::FieldError;
+use yidi::guidance::checklist::{self, Situation};
+use yidi::guidance::estimate::{self, EstimateInput};
+use yidi::guidance::policy::Policies;
 use yidi::search::eval;
-use yidi::{Assistant, Knowledge, SearchEngine};
+use yidi::store::{DEFAULT_DATABASE_URL, Store};
+use yidi::{Knowledge, SearchEngine};
 
 #[derive(Parser)]
 #[command(name = "yidi", version, about = "异地就医 guidance assistant")]
 struct Cli {
-    /// The knowledge folder (FAQ, synonyms, policies).
+    /// The knowledge folder (FAQ, synonyms, policies, checklist texts).
     #[arg(long, global = true, env = "YIDI_KNOWLEDGE")]
     knowledge: Option<PathBuf>,
+    /// The dialogs folder.
+    #[arg(long, global = true, env = "YIDI_DIALOGS")]
+    dialogs: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Interactive chat on standard input (one message per line).
+    /// Conversation on standard input (one message per line).
     Chat {
         /// One JSON reply per line instead of text.
         #[arg(long)]
         json: bool,
+        /// Store the conversation under this id and continue it across runs.
+        #[arg(long)]
+        session: Option<String>,
+        /// Database for --session (SQLite file or PostgreSQL).
+        #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+        database_url: String,
     },
     /// Print every FAQ entry.
     Faq {
@@ -46,7 +65,20 @@ enum Command {
         json: bool,
         file: PathBuf,
     },
-    /// Validate the knowledge folder.
+    /// Checklists for situation objects read from standard input, one per line.
+    Checklist {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Estimates for inputs read from standard input, one per line.
+    Estimate {
+        #[arg(long)]
+        json: bool,
+        /// One more policy file, beside knowledge/policies/.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Validate the knowledge and dialogs folders.
     Check,
 }
 
@@ -59,18 +91,15 @@ fn main() -> ExitCode {
         )
         .with_writer(io::stderr)
         .init();
-    let dir = cli
+    let knowledge_dir = cli
         .knowledge
         .clone()
         .unwrap_or_else(yidi::default_knowledge_dir);
-    let knowledge = match Knowledge::load(&dir) {
-        Ok(k) => k,
-        Err(errors) => {
-            eprintln!("invalid knowledge in {}:\n{errors}", dir.display());
-            return ExitCode::from(1);
-        }
-    };
-    match run(cli.command, knowledge) {
+    let dialogs_dir = cli
+        .dialogs
+        .clone()
+        .unwrap_or_else(yidi::default_dialogs_dir);
+    match run(cli.command, &knowledge_dir, &dialogs_dir) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -79,23 +108,38 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command, knowledge: Knowledge) -> anyhow::Result<ExitCode> {
+/// Exit 1 with the validation errors.
+fn invalid(what: &str, dir: &Path, errors: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    eprintln!("invalid {what} in {}:\n{errors}", dir.display());
+    Ok(ExitCode::from(1))
+}
+
+fn run(command: Command, knowledge_dir: &Path, dialogs_dir: &Path) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     match command {
-        Command::Check => {
-            writeln!(
-                out,
-                "knowledge OK: {} FAQ entries, {} synonym groups, {} sources",
-                knowledge.faqs.len(),
-                knowledge.synonyms.groups.len(),
-                knowledge.sources.len()
-            )?;
-        }
+        Command::Check => match Assistant::load(knowledge_dir, dialogs_dir) {
+            Ok(a) => {
+                writeln!(
+                    out,
+                    "OK: {} FAQ entries, {} synonym groups, {} out-of-scope topics, {} dialogs, {} policies",
+                    a.knowledge.faqs.len(),
+                    a.knowledge.synonyms.groups.len(),
+                    a.knowledge.out_of_scope.len(),
+                    a.dialogs.dialogs.len(),
+                    a.policies.ids().count(),
+                )?;
+            }
+            Err(e) => return invalid("data", knowledge_dir, e),
+        },
         Command::Faq { json } => {
+            let knowledge = match Knowledge::load(knowledge_dir) {
+                Ok(k) => k,
+                Err(e) => return invalid("knowledge", knowledge_dir, e),
+            };
             for e in &knowledge.faqs {
                 if json {
-                    let v = serde_json::json!({
+                    let v = json!({
                         "id": e.id, "question": e.question, "variants": e.variants,
                         "answer": e.answer, "sources": e.sources, "tags": e.tags,
                     });
@@ -106,6 +150,10 @@ fn run(command: Command, knowledge: Knowledge) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Search { json, limit, query } => {
+            let knowledge = match Knowledge::load(knowledge_dir) {
+                Ok(k) => k,
+                Err(e) => return invalid("knowledge", knowledge_dir, e),
+            };
             let engine = SearchEngine::build(&knowledge).context("building the search index")?;
             let answer = |q: &str, out: &mut dyn Write| -> io::Result<()> {
                 let r = engine.search(q, limit);
@@ -139,6 +187,10 @@ fn run(command: Command, knowledge: Knowledge) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Eval { json, file } => {
+            let knowledge = match Knowledge::load(knowledge_dir) {
+                Ok(k) => k,
+                Err(e) => return invalid("knowledge", knowledge_dir, e),
+            };
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let cases = match eval::parse_cases(&text) {
@@ -163,36 +215,141 @@ fn run(command: Command, knowledge: Knowledge) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Chat { json } => {
-            let assistant = Assistant::new(knowledge).context("building the search index")?;
+        Command::Checklist { json } => {
+            let texts = match checklist::load(knowledge_dir) {
+                Ok(t) => t,
+                Err(es) => return invalid("checklist texts", knowledge_dir, es.join("\n")),
+            };
+            for line in io::stdin().lock().lines() {
+                let line = line?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let result = parse_line(&line)
+                    .and_then(|v| Situation::from_json(&v))
+                    .and_then(|s| checklist::checklist(&s, &texts));
+                match (result, json) {
+                    (Ok(list), true) => writeln!(out, "{}", serde_json::to_string(&list)?)?,
+                    (Ok(list), false) => writeln!(out, "{}\n", render_checklist(&list, &texts))?,
+                    (Err(e), true) => writeln!(out, "{}", json!({ "error": e }))?,
+                    (Err(e), false) => writeln!(out, "错误（{}）：{}\n", e.field, e.message)?,
+                }
+                out.flush()?;
+            }
+        }
+        Command::Estimate { json, policy } => {
+            let dir = knowledge_dir.join("policies");
+            let mut policies = match Policies::load_dir(&dir) {
+                Ok(p) => p,
+                Err(es) => return invalid("policies", &dir, join_errors(&es)),
+            };
+            if let Some(file) = policy
+                && let Err(es) = policies.add_file(&file)
+            {
+                return invalid("policy", &file, join_errors(&es));
+            }
+            for line in io::stdin().lock().lines() {
+                let line = line?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let result = parse_line(&line)
+                    .and_then(|v| EstimateInput::from_json(&v))
+                    .and_then(|i| estimate::estimate(&policies, &i));
+                match (result, json) {
+                    (Ok(est), true) => writeln!(out, "{}", serde_json::to_string(&est)?)?,
+                    (Ok(est), false) => writeln!(out, "{}\n", render_estimate(&est))?,
+                    (Err(e), true) => writeln!(out, "{}", json!({ "error": e }))?,
+                    (Err(e), false) => writeln!(out, "错误（{}）：{}\n", e.field, e.message)?,
+                }
+                out.flush()?;
+            }
+        }
+        Command::Chat {
+            json,
+            session,
+            database_url,
+        } => {
+            let assistant = match Assistant::load(knowledge_dir, dialogs_dir) {
+                Ok(a) => a,
+                Err(e) => return invalid("data", knowledge_dir, e),
+            };
             drop(out);
-            yidi_chat(&assistant, json)?;
+            chat(assistant, json, session, &database_url)?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn yidi_chat(assistant: &Assistant, json: bool) -> anyhow::Result<()> {
-    let stdin = io::stdin();
+fn join_errors<E: std::fmt::Display>(es: &[E]) -> String {
+    es.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn parse_line(line: &str) -> Result<serde_json::Value, FieldError> {
+    serde_json::from_str(line)
+        .map_err(|e| FieldError::new("", format!("这一行不是有效的 JSON：{e}")))
+}
+
+/// The terminal channel: numbered options, `--json` replies, optional stored session.
+fn chat(
+    assistant: Assistant,
+    json: bool,
+    session: Option<String>,
+    database_url: &str,
+) -> anyhow::Result<()> {
+    let assistant = Arc::new(assistant);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let conversations = match &session {
+        Some(_) => Some(
+            runtime
+                .block_on(Store::connect(database_url))
+                .map(|s| Conversations::new(assistant.clone(), s))
+                .with_context(|| format!("opening the database {database_url}"))?,
+        ),
+        None => None,
+    };
+    let mut state = SessionState::new();
     let mut out = io::stdout().lock();
     if !json {
         writeln!(
             out,
-            "{}\n（输入“退出”或按 Ctrl-D 结束）",
+            "{}\n（输入“退出”结束当前问答，按 Ctrl-D 离开）",
             assistant.welcome().text
         )?;
     }
-    for line in stdin.lock().lines() {
-        let line = line?;
-        if !json && matches!(line.trim(), "退出" | "exit" | "quit") {
-            writeln!(out, "再见，祝您早日康复！")?;
-            break;
+    let mut last_choices: Vec<String> = Vec::new();
+    for line in io::stdin().lock().lines() {
+        let mut line = line?;
+        // the terminal's idiom: "2" picks the second option shown (unless values are numbers)
+        let numeric_values = last_choices.iter().any(|v| v.parse::<usize>().is_ok());
+        if !json
+            && !numeric_values
+            && let Ok(n) = line.trim().parse::<usize>()
+            && n >= 1
+            && n <= last_choices.len()
+        {
+            line = last_choices[n - 1].clone();
         }
-        let reply = assistant.handle(&line);
+        let reply = match (&conversations, &session) {
+            (Some(c), Some(id)) => runtime
+                .block_on(c.turn(id, &line))
+                .context("saving the conversation")?,
+            _ => assistant.handle(&mut state, &line),
+        };
+        last_choices = reply.choices.iter().map(|c| c.value.clone()).collect();
         if json {
             writeln!(out, "{}", serde_json::to_string(&reply)?)?;
         } else {
-            writeln!(out, "\n{}\n", reply.text)?;
+            writeln!(out, "\n{}", reply.text)?;
+            for (i, c) in reply.choices.iter().enumerate() {
+                writeln!(out, "  {}. {}", i + 1, c.label)?;
+            }
+            writeln!(out)?;
         }
         out.flush()?;
     }

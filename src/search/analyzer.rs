@@ -110,6 +110,11 @@ const STOPWORDS: &[&str] = &[
     "办法",
 ];
 
+/// Synonym terms up to this length join jieba's dictionary, so that they stay whole tokens.
+/// Longer ones are colloquial phrases (在外地看病): as single tokens they would be rare and
+/// weigh far too much, so they are left to jieba's own cut (measured: README).
+const MAX_DICT_WORD_CHARS: usize = 4;
+
 /// Shared analyzer: cheap to clone (the dictionary sits behind an `Arc`).
 #[derive(Clone)]
 pub struct Analyzer {
@@ -123,7 +128,7 @@ impl Analyzer {
     pub fn new<'a>(domain_words: impl IntoIterator<Item = &'a str>) -> Analyzer {
         let mut jieba = Jieba::new();
         for w in domain_words {
-            if w.chars().count() >= 2 && w.chars().all(is_cjk) {
+            if (2..=MAX_DICT_WORD_CHARS).contains(&w.chars().count()) && w.chars().all(is_cjk) {
                 jieba.add_word(w, Some(2_000), None);
             }
         }
@@ -145,8 +150,9 @@ impl Analyzer {
 
     /// As [`words`](Self::words) for text that is already normalised.
     pub fn words_normalized(&self, norm: &str) -> Vec<String> {
+        let norm = strip_question_forms(norm);
         self.jieba
-            .cut_for_search(norm, true)
+            .cut_for_search(&norm, true)
             .into_iter()
             .map(|t| t.word)
             .filter(|w| is_content(w) && !self.is_stopword(w))
@@ -162,6 +168,8 @@ impl Analyzer {
     }
 
     pub fn bigrams_normalized(&self, norm: &str) -> Vec<String> {
+        let norm = strip_question_forms(norm);
+        let norm = norm.as_str();
         let mut out = Vec::new();
         let mut run: Vec<char> = Vec::new();
         let flush = |run: &mut Vec<char>, out: &mut Vec<String>| {
@@ -187,6 +195,35 @@ impl Analyzer {
         flush(&mut run, &mut out);
         out
     }
+}
+
+/// "A不A" question forms (能不能, 可不可以, 是不是…) ask yes or no and carry no topic; left in,
+/// jieba cuts 能不能 into 能 + 不能 and 不能 then looks like "cannot" (不能报销).
+const QUESTION_FORMS: &[&str] = &[
+    "还能不能",
+    "能不能",
+    "可不可以",
+    "是不是",
+    "要不要",
+    "会不会",
+    "有没有",
+    "用不用",
+    "行不行",
+    "需不需要",
+    "需要不需要",
+    "给不给",
+    "算不算",
+    "可以不可以",
+];
+
+fn strip_question_forms(norm: &str) -> String {
+    let mut s = norm.to_string();
+    for f in QUESTION_FORMS {
+        if s.contains(f) {
+            s = s.replace(f, " ");
+        }
+    }
+    s
 }
 
 fn is_content(w: &str) -> bool {
@@ -259,9 +296,11 @@ mod tests {
     #[test]
     fn words_drop_stopwords_and_keep_domain_terms() {
         let a = analyzer();
-        let w = a.words("我的医保电子凭证刷不了怎么办？");
-        assert!(w.contains(&"医保电子凭证".to_string()), "{w:?}");
+        let w = a.words("我的医保电子凭证刷不了，零星报销怎么办？");
         assert!(w.contains(&"刷不了".to_string()), "{w:?}");
+        assert!(w.contains(&"零星报销".to_string()), "{w:?}");
+        // longer phrases are not forced into the dictionary (MAX_DICT_WORD_CHARS)
+        assert!(!w.contains(&"医保电子凭证".to_string()), "{w:?}");
         assert!(
             !w.iter().any(|x| x == "的" || x == "怎么办" || x == "我"),
             "{w:?}"
@@ -294,6 +333,16 @@ mod tests {
             "{b:?}"
         );
         assert!(!b.iter().any(|x| x.contains('的')), "{b:?}");
+    }
+
+    #[test]
+    fn yes_no_question_forms_are_not_content() {
+        let w = analyzer().words("费用能不能回去报，是不是要备案");
+        assert!(
+            !w.iter().any(|x| x == "不能" || x == "不是" || x == "能"),
+            "{w:?}"
+        );
+        assert!(w.contains(&"备案".to_string()), "{w:?}");
     }
 
     #[test]

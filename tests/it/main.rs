@@ -1,4 +1,9 @@
-//! Integration tests: one binary, shared helpers, the real `yidi` executable.
+//! Integration tests: one binary, shared helpers, the real `yidi` executable and real
+//! databases (SQLite in temp dirs, PostgreSQL on 127.0.0.1:5432 in fresh schemas).
 
+mod chat;
 mod cli;
+mod db;
+mod dialogs;
 mod helpers;
+mod store;

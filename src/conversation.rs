@@ -1,0 +1,91 @@
+//! Conversations: the assistant plus the store. Every turn reads the session, lets the pure
+//! core handle the message, and saves state and transcript in one transaction, so a restart
+//! or a second replica continues any conversation. Concurrent turns on one session are
+//! serialised by the store's revision check: the loser re-reads and runs its turn again.
+
+use std::sync::Arc;
+
+use crate::assistant::{Assistant, Reply};
+use crate::dialog::engine::SessionState;
+use crate::store::{Store, StoreError, TurnRecord};
+
+/// How often a turn is retried after a concurrent write to the same session.
+const MAX_ATTEMPTS: usize = 4;
+
+/// The note a user sees when their stored conversation could not be read.
+pub const CORRUPTED_NOTE: &str = "（抱歉，之前保存的对话记录无法读取，我们重新开始。）";
+
+#[derive(Clone)]
+pub struct Conversations {
+    pub assistant: Arc<Assistant>,
+    pub store: Store,
+}
+
+impl Conversations {
+    pub fn new(assistant: Arc<Assistant>, store: Store) -> Conversations {
+        Conversations { assistant, store }
+    }
+
+    /// Handles one message of session `session_id` and persists the turn.
+    pub async fn turn(&self, session_id: &str, message: &str) -> Result<Reply, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (mut state, revision, note) = self.load(session_id).await?;
+            let mut reply = self.assistant.handle(&mut state, message);
+            if let Some(note) = note {
+                reply.text = format!("{note}\n{}", reply.text);
+            }
+            let json = serde_json::to_string(&state).unwrap_or_else(|_| "{}".into());
+            let record = TurnRecord {
+                session_id,
+                state: &json,
+                expected_revision: revision,
+                user_text: message,
+                reply_text: &reply.text,
+                faq_id: reply.faq.as_ref().map(|f| f.id.as_str()),
+                dialog: reply.dialog.as_deref(),
+                unanswered: reply.unanswered,
+            };
+            match self.store.save_turn(&record).await {
+                Ok(_) => {
+                    tracing::info!(session = %session_id, faq = ?record.faq_id, dialog = ?record.dialog,
+                        unanswered = record.unanswered, "turn");
+                    return Ok(reply);
+                }
+                Err(StoreError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(session = %session_id, attempt, "concurrent turn, retrying");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The stored state of a session (a fresh one when none is stored or it is unreadable).
+    pub async fn state(&self, session_id: &str) -> Result<Option<SessionState>, StoreError> {
+        Ok(match self.store.load_session(session_id).await? {
+            Some(s) => Some(serde_json::from_str(&s.state).unwrap_or_else(|_| SessionState::new())),
+            None => None,
+        })
+    }
+
+    async fn load(
+        &self,
+        id: &str,
+    ) -> Result<(SessionState, Option<i64>, Option<&'static str>), StoreError> {
+        Ok(match self.store.load_session(id).await? {
+            None => (SessionState::new(), None, None),
+            Some(stored) => match serde_json::from_str::<SessionState>(&stored.state) {
+                Ok(state) => (state, Some(stored.revision), None),
+                Err(e) => {
+                    tracing::warn!(session = %id, error = %e, "unreadable session state, starting afresh");
+                    (
+                        SessionState::new(),
+                        Some(stored.revision),
+                        Some(CORRUPTED_NOTE),
+                    )
+                }
+            },
+        })
+    }
+}

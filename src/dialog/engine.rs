@@ -1,0 +1,310 @@
+//! The dialog runtime: a pure state machine over [`SessionState`]. The caller (the
+//! assistant) decides when to start a dialog and renders the [`Turn`]s; nothing here does IO.
+//!
+//! Session state is stable data (dialog id, step id, slots, history, version), stored as
+//! JSON, so a new release never strands a stored conversation: a state that names a dialog
+//! or step that no longer exists is dropped with a note instead of failing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Dialog, Dialogs, Outcome, Parsed, SlotKind};
+
+/// Version of the stored state's shape.
+pub const STATE_VERSION: u32 = 1;
+
+/// How many times a question is asked again before the hotline is offered.
+pub const MAX_REASKS: u32 = 2;
+
+/// Everything a conversation remembers between turns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionState {
+    pub version: u32,
+    /// Slots collected so far (kept across dialogs, so a later dialog need not ask again).
+    pub slots: BTreeMap<String, String>,
+    /// The dialog in progress, if any.
+    pub active: Option<Active>,
+}
+
+/// A dialog in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Active {
+    pub dialog: String,
+    pub step: String,
+    /// Snapshots taken before each answer, for 返回/上一步.
+    pub history: Vec<Snapshot>,
+    /// Answers in a row that fitted nothing.
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub step: String,
+    pub slots: BTreeMap<String, String>,
+}
+
+impl SessionState {
+    pub fn new() -> SessionState {
+        SessionState {
+            version: STATE_VERSION,
+            ..Default::default()
+        }
+    }
+}
+
+/// What the dialog wants to happen next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Turn {
+    /// Ask (or ask again) for a slot.
+    Ask {
+        dialog: String,
+        step: String,
+        slot: String,
+        question: String,
+        note: Option<String>,
+    },
+    /// The dialog is over; produce this outcome from the session's slots.
+    Done { dialog: String, outcome: Outcome },
+    /// The answer fitted nothing (the caller may try it as an FAQ question first).
+    NotUnderstood {
+        dialog: String,
+        step: String,
+        slot: String,
+        retries: u32,
+    },
+    /// Asked too often without a usable answer: the dialog ended, offer a human.
+    GaveUp { dialog: String },
+}
+
+/// Starts `dialog_id`, filling slots from `message` first; only missing slots are asked.
+pub fn start(
+    dialogs: &Dialogs,
+    state: &mut SessionState,
+    dialog_id: &str,
+    message: &str,
+) -> Option<Turn> {
+    let dialog = dialogs.get(dialog_id)?;
+    fill_from_text(dialogs, state, dialog, message);
+    state.active = Some(Active {
+        dialog: dialog.id.clone(),
+        step: dialog.start.clone(),
+        history: Vec::new(),
+        retries: 0,
+    });
+    Some(advance(dialogs, state, None))
+}
+
+/// The current question again (e.g. after an FAQ answer in the middle of a dialog).
+pub fn current(dialogs: &Dialogs, state: &mut SessionState) -> Option<Turn> {
+    state.active.as_ref()?;
+    Some(advance(dialogs, state, None))
+}
+
+/// Reads `message` as the answer to the current question.
+pub fn answer(dialogs: &Dialogs, state: &mut SessionState, message: &str) -> Option<Turn> {
+    let active = state.active.clone()?;
+    let Some((dialog, step)) = dialogs
+        .get(&active.dialog)
+        .and_then(|d| Some((d, d.step(&active.step)?)))
+    else {
+        state.active = None;
+        return None;
+    };
+    let slot = step.slot.clone()?;
+    match dialogs
+        .slots
+        .parse_answer(&slot, message, step.accept.as_deref())
+    {
+        Parsed::Value(v) => {
+            let snapshot = Snapshot {
+                step: step.id.clone(),
+                slots: state.slots.clone(),
+            };
+            // other slots the answer also states ("退休了，在上海")
+            fill_from_text(dialogs, state, dialog, message);
+            state.slots.insert(slot, v);
+            if let Some(a) = state.active.as_mut() {
+                a.history.push(snapshot);
+                a.retries = 0;
+            }
+            Some(advance(dialogs, state, None))
+        }
+        Parsed::Invalid(note) => Some(advance(dialogs, state, Some(note))),
+        Parsed::Nothing => {
+            let retries = active.retries + 1;
+            if retries > MAX_REASKS {
+                state.active = None;
+                return Some(Turn::GaveUp {
+                    dialog: dialog.id.clone(),
+                });
+            }
+            if let Some(a) = state.active.as_mut() {
+                a.retries = retries;
+            }
+            Some(Turn::NotUnderstood {
+                dialog: dialog.id.clone(),
+                step: step.id.clone(),
+                slot,
+                retries,
+            })
+        }
+    }
+}
+
+/// 返回/上一步: undo the last answer and ask that question again.
+pub fn back(dialogs: &Dialogs, state: &mut SessionState) -> Option<Turn> {
+    let active = state.active.as_mut()?;
+    if let Some(snap) = active.history.pop() {
+        active.step = snap.step;
+        active.retries = 0;
+        state.slots = snap.slots;
+        // the restored step's slot may have been known before it was asked; forget it so it is asked
+        let slot = dialogs
+            .get(&active.dialog)
+            .and_then(|d| d.step(&active.step))
+            .and_then(|s| s.slot.clone());
+        if let Some(slot) = slot {
+            state.slots.remove(&slot);
+        }
+        Some(advance(dialogs, state, None))
+    } else {
+        Some(advance(dialogs, state, Some("已经是第一个问题了。".into())))
+    }
+}
+
+/// 重新开始: forget every slot and start the current dialog again.
+pub fn restart(dialogs: &Dialogs, state: &mut SessionState) -> Option<Turn> {
+    let dialog = state.active.as_ref()?.dialog.clone();
+    state.slots.clear();
+    start(dialogs, state, &dialog, "")
+}
+
+/// Whether the stored state still fits the definitions; if not, it is reset.
+/// Returns false when the state had to be reset.
+pub fn repair(dialogs: &Dialogs, state: &mut SessionState) -> bool {
+    let fits = state.version == STATE_VERSION
+        && state.active.as_ref().is_none_or(|a| {
+            dialogs
+                .get(&a.dialog)
+                .is_some_and(|d| d.step(&a.step).is_some())
+        });
+    if !fits {
+        *state = SessionState::new();
+    }
+    fits
+}
+
+/// Records every slot `message` states outright and the session does not know yet: the
+/// dialog's own (so they are not asked) and others (a later dialog, or the estimate's
+/// cross-region rule, can use them). Amounts are only taken by dialogs that ask for them.
+fn fill_from_text(dialogs: &Dialogs, state: &mut SessionState, dialog: &Dialog, message: &str) {
+    let asked: Vec<&str> = dialog
+        .steps
+        .iter()
+        .filter_map(|s| s.slot.as_deref())
+        .collect();
+    for (slot, value) in dialogs.slots.extract(message) {
+        let is_money = dialogs
+            .slots
+            .get(&slot)
+            .is_some_and(|d| d.kind != SlotKind::Choice);
+        if (!is_money || asked.contains(&slot.as_str())) && !state.slots.contains_key(&slot) {
+            state.slots.insert(slot, value);
+        }
+    }
+}
+
+/// Walks from the current step over every step whose slot is already known, applying
+/// transitions, until a question must be asked or an outcome is reached.
+fn advance(dialogs: &Dialogs, state: &mut SessionState, note: Option<String>) -> Turn {
+    let Some(active) = state.active.clone() else {
+        unreachable_state(state);
+        return Turn::GaveUp {
+            dialog: String::new(),
+        };
+    };
+    let Some(dialog) = dialogs.get(&active.dialog) else {
+        state.active = None;
+        return Turn::GaveUp {
+            dialog: active.dialog,
+        };
+    };
+    let mut step_id = active.step.clone();
+    // bounded: a validated dialog reaches an outcome in at most `steps` hops
+    for _ in 0..=dialog.steps.len() * 2 {
+        let Some(step) = dialog.step(&step_id) else {
+            break;
+        };
+        if let Some(outcome) = &step.outcome {
+            state.active = None;
+            return Turn::Done {
+                dialog: dialog.id.clone(),
+                outcome: outcome.clone(),
+            };
+        }
+        let Some(slot) = step.slot.as_deref() else {
+            break;
+        };
+        let known = state.slots.get(slot).filter(|v| {
+            step.accept.as_ref().is_none_or(|a| a.contains(v))
+                || dialogs
+                    .slots
+                    .get(slot)
+                    .is_some_and(|d| d.kind != SlotKind::Choice)
+        });
+        if known.is_none() {
+            if let Some(a) = state.active.as_mut() {
+                a.step = step_id.clone();
+            }
+            return Turn::Ask {
+                dialog: dialog.id.clone(),
+                step: step_id,
+                slot: slot.to_string(),
+                question: step.ask.clone(),
+                note,
+            };
+        }
+        let next = step.transitions.iter().find(|t| {
+            t.when
+                .iter()
+                .all(|(s, vs)| state.slots.get(s).is_some_and(|v| vs.contains(v)))
+        });
+        step_id = match next {
+            Some(t) => {
+                for (s, v) in &t.set {
+                    state.slots.insert(s.clone(), v.clone());
+                }
+                t.goto.clone()
+            }
+            None => match dialog.default_next(step) {
+                Some(n) => n,
+                None => break,
+            },
+        };
+    }
+    // only reachable with an invalid definition; validation rejects those
+    state.active = None;
+    Turn::GaveUp {
+        dialog: dialog.id.clone(),
+    }
+}
+
+fn unreachable_state(state: &mut SessionState) {
+    state.active = None;
+}
+
+/// The choices (value, label) a step offers.
+pub fn choices(dialogs: &Dialogs, dialog: &str, step: &str) -> Vec<(String, String)> {
+    let Some(step) = dialogs.get(dialog).and_then(|d| d.step(step)) else {
+        return Vec::new();
+    };
+    let Some(def) = step.slot.as_deref().and_then(|s| dialogs.slots.get(s)) else {
+        return Vec::new();
+    };
+    def.values
+        .iter()
+        .filter(|v| step.accept.as_ref().is_none_or(|a| a.contains(&v.value)))
+        .map(|v| (v.value.clone(), v.label.clone()))
+        .collect()
+}

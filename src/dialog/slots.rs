@@ -1,0 +1,199 @@
+//! The slot vocabulary (`dialogs/slots.toml`) and slot extraction from free text.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use super::money::{self, MoneyError};
+use crate::text::normalize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotKind {
+    Choice,
+    Money,
+    Integer,
+}
+
+/// One allowed value of a choice slot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotValue {
+    pub value: String,
+    pub label: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub answers: Vec<String>,
+}
+
+/// A slot: what it is called for users, its kind and its values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotDef {
+    pub kind: SlotKind,
+    pub title: String,
+    #[serde(default)]
+    pub values: Vec<SlotValue>,
+    /// For money slots: answers that mean 0 ("不清楚" → 0).
+    #[serde(default)]
+    pub zero_answers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SlotsFile {
+    pub slots: BTreeMap<String, SlotDef>,
+}
+
+/// What reading an answer for one slot gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    Value(String),
+    /// The text is about this slot but its value is not acceptable (e.g. a negative amount).
+    Invalid(String),
+    /// Nothing in the text answers this slot.
+    Nothing,
+}
+
+/// All slots, by name.
+#[derive(Debug, Clone, Default)]
+pub struct SlotDefs {
+    pub defs: BTreeMap<String, SlotDef>,
+}
+
+impl SlotDefs {
+    pub fn get(&self, slot: &str) -> Option<&SlotDef> {
+        self.defs.get(slot)
+    }
+
+    /// The button label of a value, or the value itself.
+    pub fn label(&self, slot: &str, value: &str) -> String {
+        self.get(slot)
+            .and_then(|d| d.values.iter().find(|v| v.value == value))
+            .map_or_else(|| value.to_string(), |v| v.label.clone())
+    }
+
+    /// Reads `text` as the answer to a question about `slot`: a value, a label, an answer
+    /// phrase, an alias, or (money) an amount. `accept` restricts choice values.
+    pub fn parse_answer(&self, slot: &str, text: &str, accept: Option<&[String]>) -> Parsed {
+        let Some(def) = self.get(slot) else {
+            return Parsed::Nothing;
+        };
+        let norm = normalize(text);
+        let allowed = |v: &str| accept.is_none_or(|a| a.iter().any(|x| x == v));
+        match def.kind {
+            SlotKind::Choice => {
+                // exact value, label or answer phrase first
+                // a value of the slot that this question does not take ("急诊" when only
+                // 住院 or 门诊 can be estimated) is explained, not ignored
+                let not_here = || {
+                    let labels: Vec<&str> = def
+                        .values
+                        .iter()
+                        .filter(|v| allowed(&v.value))
+                        .map(|v| v.label.as_str())
+                        .collect();
+                    Parsed::Invalid(format!("这里只能选择：{}。", labels.join("、")))
+                };
+                for v in &def.values {
+                    let exact = norm == v.value
+                        || norm == normalize(&v.label)
+                        || v.answers.iter().any(|a| norm == normalize(a));
+                    if exact {
+                        return if allowed(&v.value) {
+                            Parsed::Value(v.value.clone())
+                        } else {
+                            not_here()
+                        };
+                    }
+                }
+                // then an alias or label anywhere in the text
+                match find_choice(def, &norm) {
+                    Some(v) if allowed(&v) => Parsed::Value(v),
+                    Some(_) => not_here(),
+                    None => Parsed::Nothing,
+                }
+            }
+            SlotKind::Money => {
+                if def.zero_answers.iter().any(|a| norm == normalize(a)) {
+                    return Parsed::Value("0".into());
+                }
+                match money::parse_amount(text) {
+                    Ok(v) => Parsed::Value(v.to_string()),
+                    Err(MoneyError::Missing) => Parsed::Nothing,
+                    Err(MoneyError::Unreadable) => match money::find_amount(text) {
+                        Some(Ok(v)) => Parsed::Value(v.to_string()),
+                        Some(Err(e)) => Parsed::Invalid(e.to_string()),
+                        None => Parsed::Invalid(MoneyError::Unreadable.to_string()),
+                    },
+                    Err(e) => Parsed::Invalid(e.to_string()),
+                }
+            }
+            SlotKind::Integer => {
+                let digits: String = norm.chars().filter(char::is_ascii_digit).collect();
+                match digits.parse::<u32>() {
+                    Ok(n) if n <= 365 => Parsed::Value(n.to_string()),
+                    Ok(_) => {
+                        Parsed::Invalid("次数太大了，请输入一个合理的数字，例如“0”或“1”。".into())
+                    }
+                    Err(_) => Parsed::Nothing,
+                }
+            }
+        }
+    }
+
+    /// Every slot that `text` states outright (aliases of choice slots, and the amount as
+    /// `total`), for filling a dialog from a rich first message.
+    pub fn extract(&self, text: &str) -> BTreeMap<String, String> {
+        let norm = normalize(text);
+        let mut out = BTreeMap::new();
+        for (name, def) in &self.defs {
+            if def.kind == SlotKind::Choice
+                && let Some(v) = find_choice(def, &norm)
+            {
+                out.insert(name.clone(), v);
+            }
+        }
+        if self.defs.contains_key("total")
+            && let Some(Ok(amount)) = money::find_amount(text)
+            && amount > Decimal::ZERO
+        {
+            out.insert("total".into(), amount.to_string());
+        }
+        out
+    }
+}
+
+/// The value whose alias (or label) occurs earliest in `norm`; among aliases at the same
+/// place, the longest. Aliases inside a longer alias of another value do not count
+/// ("没备案" is not "备案了").
+fn find_choice(def: &SlotDef, norm: &str) -> Option<String> {
+    let mut spans: Vec<(usize, usize, &str)> = Vec::new();
+    for v in &def.values {
+        for alias in v.aliases.iter().chain(std::iter::once(&v.label)) {
+            let a = normalize(alias);
+            if a.is_empty() {
+                continue;
+            }
+            let mut from = 0;
+            while let Some(p) = norm[from..].find(&a) {
+                spans.push((from + p, from + p + a.len(), v.value.as_str()));
+                from += p + a.len();
+            }
+        }
+    }
+    // drop spans contained in a longer span
+    let kept: Vec<&(usize, usize, &str)> = spans
+        .iter()
+        .filter(|s| {
+            !spans
+                .iter()
+                .any(|o| o != *s && o.0 <= s.0 && s.1 <= o.1 && (o.1 - o.0) > (s.1 - s.0))
+        })
+        .collect();
+    kept.iter()
+        .min_by_key(|s| (s.0, usize::MAX - (s.1 - s.0)))
+        .map(|s| s.2.to_string())
+}

@@ -1,0 +1,311 @@
+//! Persistence through sqlx: sessions (dialog state), transcripts, unanswered questions and
+//! feedback. One set of migrations (`migrations/`) and one set of queries serve both SQLite
+//! (the embedded default, `sqlite://yidi.db`) and PostgreSQL (several replicas), through
+//! sqlx's `Any` driver. Personal numbers are masked before anything is written.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+use crate::text::mask_personal_numbers;
+
+/// The default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://yidi.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Another process saved this session since it was read: re-read and retry the turn.
+    #[error("session {0} was changed concurrently")]
+    Conflict(String),
+    #[error("unsupported database URL `{0}` (use sqlite://FILE or postgres://…)")]
+    Url(String),
+}
+
+/// A stored session: its state JSON and the revision it was read at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSession {
+    pub state: String,
+    pub revision: i64,
+}
+
+/// One turn to persist: the new state plus what was said.
+#[derive(Debug, Clone)]
+pub struct TurnRecord<'a> {
+    pub session_id: &'a str,
+    pub state: &'a str,
+    /// The revision the state was read at; `None` for a new session.
+    pub expected_revision: Option<i64>,
+    pub user_text: &'a str,
+    pub reply_text: &'a str,
+    pub faq_id: Option<&'a str>,
+    pub dialog: Option<&'a str>,
+    /// The user's question went unanswered (recorded for the knowledge team).
+    pub unanswered: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TranscriptLine {
+    pub seq: i64,
+    pub role: String,
+    pub text: String,
+    pub faq_id: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UnansweredQuestion {
+    pub id: String,
+    pub session_id: Option<String>,
+    pub question: String,
+    pub created_at: i64,
+}
+
+/// The database handle (cheap to clone: a pool).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Connects to `url` (creating a SQLite file if needed) and runs the migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let url = if let Some(rest) = url.strip_prefix("sqlite:") {
+            if rest.contains("mode=") || rest.contains(":memory:") {
+                url.to_string()
+            } else if rest.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            }
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            url.to_string()
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            // one writer for SQLite avoids "database is locked" under concurrent turns
+            .max_connections(if sqlite { 1 } else { 10 })
+            .connect(&url)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
+        let row = sqlx::query("SELECT state, revision FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| StoredSession {
+            state: r.get::<String, _>(0),
+            revision: r.get::<i64, _>(1),
+        }))
+    }
+
+    /// Saves a turn in one transaction: the session state (checked against the revision it
+    /// was read at), both transcript lines, and the question if it went unanswered.
+    /// Returns the new revision.
+    pub async fn save_turn(&self, t: &TurnRecord<'_>) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let revision = match t.expected_revision {
+            None => {
+                let inserted = sqlx::query(
+                    "INSERT INTO sessions (id, state, revision, created_at, updated_at) VALUES ($1, $2, 1, $3, $3)",
+                )
+                .bind(t.session_id)
+                .bind(t.state)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Ok(_) => 1,
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Err(StoreError::Conflict(t.session_id.to_string()));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Some(rev) => {
+                let done = sqlx::query(
+                    "UPDATE sessions SET state = $1, revision = revision + 1, updated_at = $2 WHERE id = $3 AND revision = $4",
+                )
+                .bind(t.state)
+                .bind(now)
+                .bind(t.session_id)
+                .bind(rev)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict(t.session_id.to_string()));
+                }
+                rev + 1
+            }
+        };
+        let seq: i64 =
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM transcripts WHERE session_id = $1")
+                .bind(t.session_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .get::<i64, _>(0);
+        let user = mask_personal_numbers(t.user_text);
+        let reply = mask_personal_numbers(t.reply_text);
+        for (i, (role, text, faq)) in [
+            ("user", user.as_str(), None),
+            ("assistant", reply.as_str(), t.faq_id),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            sqlx::query(
+                "INSERT INTO transcripts (session_id, seq, role, text, faq_id, dialog, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(t.session_id)
+            .bind(seq + 1 + i as i64)
+            .bind(role)
+            .bind(text)
+            .bind(faq)
+            .bind(t.dialog)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if t.unanswered {
+            sqlx::query("INSERT INTO unanswered (id, session_id, question, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(format!("{}-{}", t.session_id, seq + 1))
+                .bind(t.session_id)
+                .bind(&user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(revision)
+    }
+
+    /// Replaces a session's state outside a turn (e.g. resetting a corrupted row).
+    pub async fn reset_session(&self, id: &str, state: &str) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let done = sqlx::query("UPDATE sessions SET state = $1, revision = revision + 1, updated_at = $2 WHERE id = $3")
+            .bind(state)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(id.to_string()));
+        }
+        Ok(self.load_session(id).await?.map_or(0, |s| s.revision))
+    }
+
+    pub async fn transcript(&self, session_id: &str) -> Result<Vec<TranscriptLine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, role, text, faq_id, created_at FROM transcripts WHERE session_id = $1 ORDER BY seq",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| TranscriptLine {
+                seq: r.get(0),
+                role: r.get(1),
+                text: r.get(2),
+                faq_id: r.get(3),
+                created_at: r.get(4),
+            })
+            .collect())
+    }
+
+    pub async fn unanswered(&self, limit: i64) -> Result<Vec<UnansweredQuestion>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, session_id, question, created_at FROM unanswered ORDER BY created_at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| UnansweredQuestion {
+                id: r.get(0),
+                session_id: r.get(1),
+                question: r.get(2),
+                created_at: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Records a user's verdict on an answer. Returns the feedback id.
+    pub async fn add_feedback(
+        &self,
+        session_id: Option<&str>,
+        faq_id: Option<&str>,
+        helpful: bool,
+        comment: Option<&str>,
+    ) -> Result<String, StoreError> {
+        let now = now_ms();
+        let id = format!("fb-{now}-{}", next_nonce());
+        sqlx::query(
+            "INSERT INTO feedback (id, session_id, faq_id, helpful, comment, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(session_id)
+        .bind(faq_id)
+        .bind(i64::from(helpful))
+        .bind(comment.map(mask_personal_numbers))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Counts rows of a table (for tests and metrics): `sessions`, `transcripts`,
+    /// `unanswered` or `feedback`.
+    pub async fn count(&self, table: &str) -> Result<i64, StoreError> {
+        let sql = match table {
+            "sessions" => "SELECT COUNT(*) FROM sessions",
+            "transcripts" => "SELECT COUNT(*) FROM transcripts",
+            "unanswered" => "SELECT COUNT(*) FROM unanswered",
+            "feedback" => "SELECT COUNT(*) FROM feedback",
+            _ => return Ok(0),
+        };
+        let row = sqlx::query(sql).fetch_one(&self.pool).await?;
+        Ok(row.get::<i64, _>(0))
+    }
+
+    /// Writes a raw state (tests use it to simulate a corrupted row).
+    #[doc(hidden)]
+    pub async fn write_raw_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET state = $1 WHERE id = $2")
+            .bind(state)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn next_nonce() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed) ^ (std::process::id() as u64) << 32
+}

@@ -1,0 +1,103 @@
+//! The store against real databases: SQLite in a temp dir and PostgreSQL in a fresh schema.
+
+use yidi::store::{Store, StoreError, TurnRecord};
+
+use crate::db::TestDb;
+
+fn turn<'a>(id: &'a str, state: &'a str, rev: Option<i64>, user: &'a str) -> TurnRecord<'a> {
+    TurnRecord {
+        session_id: id,
+        state,
+        expected_revision: rev,
+        user_text: user,
+        reply_text: "好的",
+        faq_id: Some("filing-who"),
+        dialog: None,
+        unanswered: false,
+    }
+}
+
+async fn exercise(db: &TestDb) {
+    let store = Store::connect(&db.url).await.expect("connect + migrate");
+    store.ping().await.unwrap();
+    assert_eq!(store.load_session("s1").await.unwrap(), None);
+
+    let r1 = store
+        .save_turn(&turn("s1", "{\"a\":1}", None, "你好"))
+        .await
+        .unwrap();
+    assert_eq!(r1, 1);
+    let loaded = store.load_session("s1").await.unwrap().unwrap();
+    assert_eq!((loaded.state.as_str(), loaded.revision), ("{\"a\":1}", 1));
+
+    // personal numbers are masked before storage
+    let mut t = turn(
+        "s1",
+        "{\"a\":2}",
+        Some(1),
+        "我身份证32058219800101123X，手机13912345678",
+    );
+    t.unanswered = true;
+    assert_eq!(store.save_turn(&t).await.unwrap(), 2);
+    let lines = store.transcript("s1").await.unwrap();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(
+        lines.iter().map(|l| l.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(lines[2].text, "我身份证320***********123X，手机139****5678");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.text.contains("13912345678") || l.text.contains("19800101"))
+    );
+    assert_eq!(lines[1].faq_id.as_deref(), Some("filing-who"));
+    let unanswered = store.unanswered(10).await.unwrap();
+    assert_eq!(unanswered.len(), 1);
+    assert!(unanswered[0].question.contains("139****5678"));
+
+    // a stale revision is a conflict and writes nothing
+    let stale = store
+        .save_turn(&turn("s1", "{\"stale\":true}", Some(1), "旧的"))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    // a second "new" session with the same id is a conflict too
+    assert!(matches!(
+        store.save_turn(&turn("s1", "{}", None, "x")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.load_session("s1").await.unwrap().unwrap().state,
+        "{\"a\":2}"
+    );
+    assert_eq!(store.count("transcripts").await.unwrap(), 4);
+
+    let fb = store
+        .add_feedback(Some("s1"), Some("filing-who"), true, Some("很有用"))
+        .await
+        .unwrap();
+    assert!(fb.starts_with("fb-"));
+    assert_eq!(store.count("feedback").await.unwrap(), 1);
+
+    // migrations are idempotent: a second connect (another replica) works on the same data
+    let again = Store::connect(&db.url).await.unwrap();
+    assert_eq!(again.load_session("s1").await.unwrap().unwrap().revision, 2);
+}
+
+#[tokio::test]
+async fn store_works_on_sqlite() {
+    exercise(&TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn store_works_on_postgres() {
+    exercise(&TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_rejected() {
+    assert!(matches!(
+        Store::connect("mysql://x").await,
+        Err(StoreError::Url(_))
+    ));
+}
