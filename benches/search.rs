@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use yidi::search::{Analyzer, Expander, SearchEngine, Tuning};
+use yidi::search::{Analyzer, SearchEngine, Tuning};
 
 fn bench(c: &mut Criterion) {
     let knowledge = yidi::Knowledge::load(yidi::default_knowledge_dir()).expect("valid knowledge");
@@ -30,7 +30,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| engine.search(black_box(&long), 3))
     });
 
-    let analyzer = Analyzer::new(Expander::new(&knowledge.synonyms).all_terms());
+    let analyzer = Analyzer::new();
     let mut group = c.benchmark_group("build");
     group.sample_size(20);
     group.bench_function("index_only", |b| {

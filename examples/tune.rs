@@ -25,8 +25,7 @@ fn main() {
     env("SW", &mut tuning.synonym_weight);
     env("MS", &mut tuning.min_score);
     env("OR", &mut tuning.out_of_scope_ratio);
-    let analyzer =
-        yidi::search::Analyzer::new(yidi::search::Expander::new(&knowledge.synonyms).all_terms());
+    let analyzer = yidi::search::Analyzer::new();
     let engine = SearchEngine::build_with(&knowledge, analyzer, tuning).expect("index");
     let mut rows = Vec::new();
     for file in std::env::args().skip(1) {

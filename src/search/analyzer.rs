@@ -110,11 +110,6 @@ const STOPWORDS: &[&str] = &[
     "办法",
 ];
 
-/// Synonym terms up to this length join jieba's dictionary, so that they stay whole tokens.
-/// Longer ones are colloquial phrases (在外地看病): as single tokens they would be rare and
-/// weigh far too much, so they are left to jieba's own cut (measured: README).
-const MAX_DICT_WORD_CHARS: usize = 4;
-
 /// Shared analyzer: cheap to clone (the dictionary sits behind an `Arc`).
 #[derive(Clone)]
 pub struct Analyzer {
@@ -122,18 +117,21 @@ pub struct Analyzer {
     stopwords: Arc<HashSet<&'static str>>,
 }
 
+impl Default for Analyzer {
+    fn default() -> Self {
+        Analyzer::new()
+    }
+}
+
 impl Analyzer {
-    /// Loads jieba's dictionary (once) and adds the domain's own words, so that terms such as
-    /// 医保电子凭证 or 刷不了 stay whole.
-    pub fn new<'a>(domain_words: impl IntoIterator<Item = &'a str>) -> Analyzer {
-        let mut jieba = Jieba::new();
-        for w in domain_words {
-            if (2..=MAX_DICT_WORD_CHARS).contains(&w.chars().count()) && w.chars().all(is_cjk) {
-                jieba.add_word(w, Some(2_000), None);
-            }
-        }
+    /// Loads jieba's dictionary (once per process: clone the analyzer to share it).
+    ///
+    /// Synonym terms are deliberately not added to the dictionary: as whole tokens, long
+    /// colloquial phrases (在外地看病, 回去报) become rare and weigh far too much. The synonym
+    /// list reaches the index as concept tokens instead (`Expander::concepts`).
+    pub fn new() -> Analyzer {
         Analyzer {
-            jieba: Arc::new(jieba),
+            jieba: Arc::new(Jieba::new()),
             stopwords: Arc::new(STOPWORDS.iter().copied().collect()),
         }
     }
@@ -242,6 +240,8 @@ pub enum Mode {
 pub struct AnalyzerTokenizer {
     pub analyzer: Analyzer,
     pub mode: Mode,
+    /// In word mode, also emit the concept tokens of the synonym groups found.
+    pub concepts: Option<std::sync::Arc<super::Expander>>,
 }
 
 impl Tokenizer for AnalyzerTokenizer {
@@ -249,7 +249,14 @@ impl Tokenizer for AnalyzerTokenizer {
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
         let words = match self.mode {
-            Mode::Words => self.analyzer.words(text),
+            Mode::Words => {
+                let norm = normalize(text);
+                let mut words = self.analyzer.words_normalized(&norm);
+                if let Some(expander) = &self.concepts {
+                    words.extend(expander.concepts(&norm));
+                }
+                words
+            }
             Mode::Bigrams => self.analyzer.bigrams(text),
         };
         let tokens = words
@@ -290,17 +297,19 @@ mod tests {
     use super::*;
 
     fn analyzer() -> Analyzer {
-        Analyzer::new(["医保电子凭证", "刷不了", "零星报销"])
+        Analyzer::new()
     }
 
     #[test]
-    fn words_drop_stopwords_and_keep_domain_terms() {
+    fn words_drop_stopwords() {
         let a = analyzer();
         let w = a.words("我的医保电子凭证刷不了，零星报销怎么办？");
-        assert!(w.contains(&"刷不了".to_string()), "{w:?}");
-        assert!(w.contains(&"零星报销".to_string()), "{w:?}");
-        // longer phrases are not forced into the dictionary (MAX_DICT_WORD_CHARS)
-        assert!(!w.contains(&"医保电子凭证".to_string()), "{w:?}");
+        for content in ["医保", "凭证", "零星", "报销"] {
+            assert!(
+                w.contains(&content.to_string()),
+                "{content} missing from {w:?}"
+            );
+        }
         assert!(
             !w.iter().any(|x| x == "的" || x == "怎么办" || x == "我"),
             "{w:?}"

@@ -60,14 +60,14 @@ impl Default for Tuning {
     fn default() -> Self {
         Tuning {
             weight_phrasing: 1.0,
-            weight_entry: 1.5,
+            weight_entry: 1.0,
             boost_phrase_grams: 0.6,
             boost_question: 2.0,
             boost_variants: 1.5,
             boost_tags: 1.0,
             boost_answer: 0.4,
             boost_grams: 0.6,
-            synonym_weight: 0.8,
+            synonym_weight: 0.4,
             min_score: 30.0,
             out_of_scope_ratio: 0.8,
         }
@@ -129,9 +129,7 @@ pub struct SearchEngine {
 impl SearchEngine {
     /// Builds the index (loads the jieba dictionary once).
     pub fn build(knowledge: &Knowledge) -> tantivy::Result<SearchEngine> {
-        let expander = Expander::new(&knowledge.synonyms);
-        let analyzer = Analyzer::new(expander.all_terms());
-        Self::build_with(knowledge, analyzer, Tuning::default())
+        Self::build_with(knowledge, Analyzer::new(), Tuning::default())
     }
 
     /// Builds the index with an existing analyzer (reuse its dictionary on reload) and tuning.
@@ -163,10 +161,12 @@ impl SearchEngine {
         let words = AnalyzerTokenizer {
             analyzer: analyzer.clone(),
             mode: Mode::Words,
+            concepts: Some(std::sync::Arc::new(expander.clone())),
         };
         let grams = AnalyzerTokenizer {
             analyzer: analyzer.clone(),
             mode: Mode::Bigrams,
+            concepts: None,
         };
         index
             .tokenizers()
@@ -284,7 +284,12 @@ impl SearchEngine {
             hits: Vec::new(),
             out_of_scope_score: 0.0,
         };
-        let own_words = dedup(self.analyzer.words_normalized(&norm));
+        let mut own_words = self.analyzer.words_normalized(&norm);
+        if own_words.is_empty() || limit == 0 {
+            return result;
+        }
+        own_words.extend(self.expander.concepts(&norm));
+        let own_words = dedup(own_words);
         if own_words.is_empty() || limit == 0 {
             return result;
         }

@@ -76,6 +76,34 @@ impl Expander {
             .collect()
     }
 
+    /// One concept token per synonym group found in `norm` (`~` + the group's canonical
+    /// term), in group order. Indexing and querying both add them, so that 回去报 in a
+    /// question meets 零星报销 in an entry through one token whose weight reflects the
+    /// whole group, rather than through rare surface forms.
+    pub fn concepts(&self, norm: &str) -> Vec<String> {
+        let mut matched_spans: Vec<(usize, usize)> = Vec::new();
+        let mut groups = Vec::new();
+        for (term, g) in &self.terms {
+            let mut from = 0;
+            while let Some(pos) = norm[from..].find(term.as_str()) {
+                let start = from + pos;
+                let end = start + term.len();
+                if !matched_spans.iter().any(|&(s, e)| s <= start && end <= e) {
+                    matched_spans.push((start, end));
+                    if !groups.contains(g) {
+                        groups.push(*g);
+                    }
+                }
+                from = end;
+            }
+        }
+        groups.sort_unstable();
+        groups
+            .into_iter()
+            .map(|g| format!("~{}", self.groups[g][0]))
+            .collect()
+    }
+
     /// The group of `term`, if it is in the list.
     pub fn group_of(&self, term: &str) -> Option<&[String]> {
         self.by_term.get(term).map(|&g| self.groups[g].as_slice())
