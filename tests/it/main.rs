@@ -5,5 +5,6 @@ mod chat;
 mod cli;
 mod db;
 mod dialogs;
+mod guidance;
 mod helpers;
 mod store;
