@@ -1,28 +1,25 @@
+//! Development tool: mean time of one search with the current tuning (env overrides as in
+//! `tune`: BA=0 etc.). `cargo run --release --example prof`
 use std::time::Instant;
 fn main() {
     let k = yidi::Knowledge::load(yidi::default_knowledge_dir()).unwrap();
-    let e = yidi::SearchEngine::build(&k).unwrap();
-    let q = "社保卡在外地医院刷不了怎么办";
-    let a = e.analyzer();
+    let mut t = yidi::search::Tuning::default();
+    if let Ok(v) = std::env::var("BA") {
+        t.boost_answer = v.parse().unwrap();
+    }
+    if let Ok(v) = std::env::var("BG") {
+        t.boost_grams = v.parse().unwrap();
+    }
+    let e = yidi::SearchEngine::build_with(&k, yidi::search::Analyzer::new(), t).unwrap();
+    let qs = [
+        "社保卡在外地医院刷不了怎么办",
+        "已经出院自费结算了还能补备案吗",
+        "公积金怎么提取",
+    ];
     let n = 2000;
-    let t = Instant::now();
-    for _ in 0..n {
-        std::hint::black_box(a.words(q));
+    let start = Instant::now();
+    for i in 0..n {
+        std::hint::black_box(e.search(qs[i % 3], 3));
     }
-    println!("words {:?}", t.elapsed() / n);
-    let t = Instant::now();
-    for _ in 0..n {
-        std::hint::black_box(a.bigrams(q));
-    }
-    println!("bigrams {:?}", t.elapsed() / n);
-    let t = Instant::now();
-    for _ in 0..n {
-        std::hint::black_box(yidi::text::normalize_query(q));
-    }
-    println!("normalize {:?}", t.elapsed() / n);
-    let t = Instant::now();
-    for _ in 0..n {
-        std::hint::black_box(e.search(q, 3));
-    }
-    println!("search {:?}", t.elapsed() / n);
+    println!("mean search {:?}", start.elapsed() / n as u32);
 }

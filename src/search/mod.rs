@@ -65,7 +65,7 @@ impl Default for Tuning {
             boost_question: 2.0,
             boost_variants: 1.5,
             boost_tags: 1.0,
-            boost_answer: 0.4,
+            boost_answer: 0.0,
             boost_grams: 0.6,
             synonym_weight: 0.4,
             min_score: 30.0,
@@ -424,8 +424,10 @@ fn build_query(
             Box::new(DisjunctionMaxQuery::new(alternatives)),
         ));
     }
-    for g in grams {
-        clauses.push((Occur::Should, term_query(gram_field.0, g, gram_field.1)));
+    if gram_field.1 > 0.0 {
+        for g in grams {
+            clauses.push((Occur::Should, term_query(gram_field.0, g, gram_field.1)));
+        }
     }
     BooleanQuery::new(clauses)
 }

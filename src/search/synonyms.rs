@@ -2,73 +2,81 @@
 
 use std::collections::HashMap;
 
+use aho_corasick::{AhoCorasick, MatchKind};
+
 use crate::knowledge::Synonyms;
 
-/// Lookup from any term to its group.
+/// Finds synonym terms in normalised text (one automaton, leftmost-longest, so 刷卡失败 wins
+/// over a shorter term inside it) and maps them to their groups.
 #[derive(Debug, Clone, Default)]
 pub struct Expander {
     groups: Vec<Vec<String>>,
-    /// (term, group) pairs, longest term first, for substring detection in the query.
-    terms: Vec<(String, usize)>,
+    /// Pattern i of the automaton is `terms[i]`, of group `term_group[i]`.
+    terms: Vec<String>,
+    term_group: Vec<usize>,
+    automaton: Option<AhoCorasick>,
     by_term: HashMap<String, usize>,
 }
 
 impl Expander {
     pub fn new(synonyms: &Synonyms) -> Expander {
         let groups = synonyms.groups.clone();
-        let mut terms: Vec<(String, usize)> = groups
+        let (terms, term_group): (Vec<String>, Vec<usize>) = groups
             .iter()
             .enumerate()
             .flat_map(|(g, ts)| ts.iter().map(move |t| (t.clone(), g)))
+            .unzip();
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&terms)
+            .ok();
+        let by_term = terms
+            .iter()
+            .cloned()
+            .zip(term_group.iter().copied())
             .collect();
-        terms.sort_by(|a, b| {
-            b.0.chars()
-                .count()
-                .cmp(&a.0.chars().count())
-                .then(a.0.cmp(&b.0))
-        });
-        let by_term = terms.iter().cloned().collect();
         Expander {
             groups,
             terms,
+            term_group,
+            automaton,
             by_term,
         }
     }
 
-    /// Every term of the synonym list (for the tokenizer's dictionary).
+    /// Every term of the synonym list.
     pub fn all_terms(&self) -> impl Iterator<Item = &str> {
-        self.terms.iter().map(|(t, _)| t.as_str())
+        self.terms.iter().map(String::as_str)
+    }
+
+    /// The groups found in `norm` (sorted) and the terms that were found.
+    fn find(&self, norm: &str) -> (Vec<usize>, Vec<usize>) {
+        let mut groups = Vec::new();
+        let mut found = Vec::new();
+        if let Some(ac) = &self.automaton {
+            for m in ac.find_iter(norm) {
+                let term = m.pattern().as_usize();
+                found.push(term);
+                groups.push(self.term_group[term]);
+            }
+        }
+        groups.sort_unstable();
+        groups.dedup();
+        (groups, found)
     }
 
     /// The terms to add to a (normalised) query: for each group one of whose terms occurs in
     /// the query, the group's other terms (one inner list per group, in list order). Terms
-    /// already in the query are not repeated. A term found inside a longer, already matched
-    /// term is skipped (刷卡 inside 刷卡失败).
+    /// already in the query are not repeated. A term inside a longer matched term does not
+    /// count (刷卡 inside 刷卡失败).
     pub fn expand(&self, norm_query: &str) -> Vec<Vec<String>> {
-        let mut matched_spans: Vec<(usize, usize)> = Vec::new();
-        let mut groups = Vec::new();
-        for (term, g) in &self.terms {
-            let mut from = 0;
-            while let Some(pos) = norm_query[from..].find(term.as_str()) {
-                let start = from + pos;
-                let end = start + term.len();
-                let inside = matched_spans.iter().any(|&(s, e)| s <= start && end <= e);
-                if !inside {
-                    matched_spans.push((start, end));
-                    if !groups.contains(g) {
-                        groups.push(*g);
-                    }
-                }
-                from = end;
-            }
-        }
-        groups.sort_unstable();
+        let (groups, found) = self.find(norm_query);
         groups
             .into_iter()
             .map(|g| {
                 self.groups[g]
                     .iter()
-                    .filter(|t| !norm_query.contains(t.as_str()))
+                    .filter(|t| !found.iter().any(|&f| self.terms[f] == **t))
                     .cloned()
                     .collect::<Vec<_>>()
             })
@@ -81,24 +89,8 @@ impl Expander {
     /// question meets 零星报销 in an entry through one token whose weight reflects the
     /// whole group, rather than through rare surface forms.
     pub fn concepts(&self, norm: &str) -> Vec<String> {
-        let mut matched_spans: Vec<(usize, usize)> = Vec::new();
-        let mut groups = Vec::new();
-        for (term, g) in &self.terms {
-            let mut from = 0;
-            while let Some(pos) = norm[from..].find(term.as_str()) {
-                let start = from + pos;
-                let end = start + term.len();
-                if !matched_spans.iter().any(|&(s, e)| s <= start && end <= e) {
-                    matched_spans.push((start, end));
-                    if !groups.contains(g) {
-                        groups.push(*g);
-                    }
-                }
-                from = end;
-            }
-        }
-        groups.sort_unstable();
-        groups
+        self.find(norm)
+            .0
             .into_iter()
             .map(|g| format!("~{}", self.groups[g][0]))
             .collect()

@@ -17,25 +17,70 @@ fn checklist_json_answers_each_situation_line() {
 
     let first = &lines[0];
     let ids = |k: &str, v: &serde_json::Value| -> Vec<String> {
-        v[k].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
     };
-    assert_eq!(ids("filing", first), ["identity", "filing-form", "residence-proof", "proxy-identity"]);
+    assert_eq!(
+        ids("filing", first),
+        [
+            "identity",
+            "filing-form",
+            "residence-proof",
+            "proxy-identity"
+        ]
+    );
     assert!(ids("channels", first).contains(&"national-miniprogram".to_string()));
     assert!(ids("channels", first).contains(&"wechat-suzhou".to_string()));
     for item in first["items"].as_array().unwrap() {
-        assert!(!item["text"].as_str().unwrap().is_empty() && !item["source"].as_str().unwrap().is_empty());
+        assert!(
+            !item["text"].as_str().unwrap().is_empty()
+                && !item["source"].as_str().unwrap().is_empty()
+        );
     }
 
     let discharged = &lines[1];
-    assert!(ids("filing", discharged).is_empty(), "no backfill for temporary: {discharged}");
-    assert_eq!(ids("manual", discharged), ["social-security-card", "invoice", "outpatient-cost-list", "prescription-or-record"]);
-    for w in ["backfill-no-promise", "keep-thermal-copies", "manual-deadline", "temporary-reduced-ratio"] {
-        assert!(ids("warnings", discharged).contains(&w.to_string()), "{w} missing: {discharged}");
+    assert!(
+        ids("filing", discharged).is_empty(),
+        "no backfill for temporary: {discharged}"
+    );
+    assert_eq!(
+        ids("manual", discharged),
+        [
+            "social-security-card",
+            "invoice",
+            "outpatient-cost-list",
+            "prescription-or-record"
+        ]
+    );
+    for w in [
+        "backfill-no-promise",
+        "keep-thermal-copies",
+        "manual-deadline",
+        "temporary-reduced-ratio",
+    ] {
+        assert!(
+            ids("warnings", discharged).contains(&w.to_string()),
+            "{w} missing: {discharged}"
+        );
     }
 
-    assert_eq!(lines[2]["error"]["field"], "visit", "a missing slot is named: {}", lines[2]);
+    assert_eq!(
+        lines[2]["error"]["field"], "visit",
+        "a missing slot is named: {}",
+        lines[2]
+    );
     assert_eq!(lines[3]["error"]["field"], "stage", "{}", lines[3]);
-    assert!(lines[4]["error"]["message"].as_str().unwrap().contains("JSON"), "{}", lines[4]);
+    assert!(
+        lines[4]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("JSON"),
+        "{}",
+        lines[4]
+    );
 }
 
 #[test]
@@ -50,7 +95,10 @@ fn estimate_json_reproduces_the_worked_examples_with_the_reference_policy() {
         r#"{"policy":"nowhere","visit":"inpatient","hospital_level":3,"filing_type":"temporary","filed":true,"total":"5"}"#.to_string(),
     ]
     .join("\n");
-    let lines = json_lines(&yidi(&["estimate", "--json", "--policy", policy.to_str().unwrap()], &input));
+    let lines = json_lines(&yidi(
+        &["estimate", "--json", "--policy", policy.to_str().unwrap()],
+        &input,
+    ));
     assert_eq!(lines.len(), 5);
     let e1 = &lines[0];
     assert_eq!(e1["class_b_copay"], "500.00");
@@ -81,18 +129,45 @@ fn the_shipped_policies_estimate_or_refuse_with_a_reason() {
     .join("\n");
     let lines = json_lines(&yidi(&["estimate", "--json"], &input));
     let sz = &lines[0];
-    assert!(sz["fund_pays"].as_str().unwrap().ends_with(|c: char| c.is_ascii_digit()), "{sz}");
-    assert!(sz["disclaimer"].as_str().unwrap().contains("尚未与官方文件核对"), "unverified figures say so: {sz}");
-    assert!(lines[1]["error"]["message"].as_str().unwrap().len() > 10, "{}", lines[1]);
-    assert_eq!(lines[2]["error"]["field"], "scheme", "a per-person policy needs the scheme: {}", lines[2]);
+    assert!(
+        sz["fund_pays"]
+            .as_str()
+            .unwrap()
+            .ends_with(|c: char| c.is_ascii_digit()),
+        "{sz}"
+    );
+    assert!(
+        sz["disclaimer"]
+            .as_str()
+            .unwrap()
+            .contains("尚未与官方文件核对"),
+        "unverified figures say so: {sz}"
+    );
+    assert!(
+        lines[1]["error"]["message"].as_str().unwrap().len() > 10,
+        "{}",
+        lines[1]
+    );
+    assert_eq!(
+        lines[2]["error"]["field"], "scheme",
+        "a per-person policy needs the scheme: {}",
+        lines[2]
+    );
 }
 
 #[test]
 fn a_broken_policy_file_exits_1_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "id = \"bad\"\nname = \"x\"\n[inpatient]\ndeductible = { 3 = \"abc\" }\n").unwrap();
-    let out = yidi(&["estimate", "--json", "--policy", bad.to_str().unwrap()], "{}\n");
+    std::fs::write(
+        &bad,
+        "id = \"bad\"\nname = \"x\"\n[inpatient]\ndeductible = { 3 = \"abc\" }\n",
+    )
+    .unwrap();
+    let out = yidi(
+        &["estimate", "--json", "--policy", bad.to_str().unwrap()],
+        "{}\n",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("bad.toml"), "{}", stderr(&out));
 }
@@ -105,9 +180,17 @@ fn check_covers_dialogs_too() {
         std::fs::copy(f.path(), dir.path().join(f.file_name())).unwrap();
     }
     let path = dir.path().join("estimate.toml");
-    let text = std::fs::read_to_string(&path).unwrap().replace("goto = \"employment\"", "goto = \"nowhere\"");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("goto = \"employment\"", "goto = \"nowhere\"");
     std::fs::write(&path, text).unwrap();
     let out = yidi(&["--dialogs", dir.path().to_str().unwrap(), "check"], "");
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("dialogs/estimate.toml: step `scheme`: transition goes to unknown step `nowhere`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "dialogs/estimate.toml: step `scheme`: transition goes to unknown step `nowhere`"
+        ),
+        "{}",
+        stderr(&out)
+    );
 }
