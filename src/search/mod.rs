@@ -444,3 +444,70 @@ fn dedup(v: Vec<String>) -> Vec<String> {
     let mut seen = HashSet::new();
     v.into_iter().filter(|w| seen.insert(w.clone())).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use super::*;
+
+    fn engine() -> &'static SearchEngine {
+        static E: OnceLock<SearchEngine> = OnceLock::new();
+        E.get_or_init(|| {
+            let k = Knowledge::load(crate::default_knowledge_dir()).expect("valid knowledge");
+            SearchEngine::build(&k).expect("index")
+        })
+    }
+
+    #[test]
+    fn clear_questions_are_answered_with_the_right_entry() {
+        for (q, id) in [
+            ("社保卡丢了能在外地补办吗", "card-lost"),
+            ("张家港医保咨询电话", "contacts"),
+        ] {
+            let r = engine().search(q, 3);
+            assert!(r.answered, "{q}: {r:?}");
+            assert_eq!(r.hits[0].id, id, "{q}");
+        }
+    }
+
+    #[test]
+    fn out_of_scope_topics_abstain_even_when_they_share_domain_words() {
+        for q in [
+            "医保个人账户的钱能取出来吗",
+            "住房公积金贷款利率多少",
+            "头疼吃什么药",
+        ] {
+            let r = engine().search(q, 3);
+            assert!(!r.answered, "{q} should not be answered: {r:?}");
+        }
+    }
+
+    #[test]
+    fn weak_matches_abstain_but_keep_their_suggestions() {
+        let r = engine().search("你好", 3);
+        assert!(!r.answered, "{r:?}");
+        let r = engine().search("备案", 3);
+        assert!(!r.hits.is_empty(), "a bare keyword still gets suggestions");
+    }
+
+    #[test]
+    fn empty_and_symbol_queries_return_nothing() {
+        for q in ["", "   ", "？？！", "😀"] {
+            let r = engine().search(q, 3);
+            assert!(!r.answered && r.hits.is_empty(), "{q:?}: {r:?}");
+        }
+        assert!(engine().search("备案", 0).hits.is_empty());
+    }
+
+    #[test]
+    fn hits_are_sorted_and_limited() {
+        let r = engine().search("异地就医备案", 5);
+        assert!(r.hits.len() <= 5);
+        assert!(r.hits.windows(2).all(|w| w[0].score >= w[1].score));
+        assert!(
+            r.hits.iter().all(|h| !h.id.starts_with(OOS_PREFIX)),
+            "decoys never surface"
+        );
+    }
+}
