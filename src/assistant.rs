@@ -157,6 +157,14 @@ impl Assistant {
             };
         }
         if state.active.is_some() {
+            // a question in the middle of a dialog ("苏州医保去外地看病要备案吗") is answered
+            // first, even when it happens to name an option, then the question is asked again
+            if looks_like_question(message) {
+                let result = self.search.search(message, 3);
+                if result.answered {
+                    return self.faq_then_resume(state, &result);
+                }
+            }
             let before = state.clone();
             let Some(turn) = engine::answer(&self.dialogs, state, message) else {
                 return self.faq(message);
@@ -166,18 +174,7 @@ impl Assistant {
                 let result = self.search.search(message, 3);
                 if result.answered {
                     *state = before;
-                    let faq = self.faq_reply(&result);
-                    let again =
-                        engine::current(&self.dialogs, state).map(|t| self.render(state, t, None));
-                    return match again {
-                        Some(mut ask) => {
-                            ask.text =
-                                format!("{}\n\n——\n我们接着刚才的问题：{}", faq.text, ask.text);
-                            ask.faq = faq.faq;
-                            ask
-                        }
-                        None => faq,
-                    };
+                    return self.faq_then_resume(state, &result);
                 }
             }
             return self.render(state, turn, None);
@@ -189,6 +186,19 @@ impl Assistant {
             }
         }
         self.faq(message)
+    }
+
+    /// An FAQ answer in the middle of a dialog, followed by the dialog's current question.
+    fn faq_then_resume(&self, state: &mut SessionState, result: &SearchResult) -> Reply {
+        let faq = self.faq_reply(result);
+        match engine::current(&self.dialogs, state).map(|t| self.render(state, t, None)) {
+            Some(mut ask) => {
+                ask.text = format!("{}\n\n——\n我们接着刚才的问题：{}", faq.text, ask.text);
+                ask.faq = faq.faq;
+                ask
+            }
+            None => faq,
+        }
     }
 
     /// 重新开始 / 退出 / 返回.
@@ -396,15 +406,35 @@ impl Assistant {
             }
             Err(e) => {
                 let mut r = Reply::text(format!(
-                    "抱歉，这种情况我暂时没法给出估算：{}\n具体报销金额请咨询参保地医保经办机构（张家港市医疗保障局咨询电话 {}）。",
-                    e.message,
-                    self.knowledge.hotline()
+                    "抱歉，这种情况我暂时没法给出估算：{}\n具体报销金额请咨询您的参保地医保经办机构。",
+                    e.message
                 ));
                 r.unanswered = true;
                 r
             }
         }
     }
+}
+
+/// A message phrased as a question rather than as an answer to one.
+fn looks_like_question(message: &str) -> bool {
+    let m = message.trim_end();
+    m.ends_with(['吗', '？', '?'])
+        || [
+            "怎么",
+            "什么",
+            "哪些",
+            "哪里",
+            "多少",
+            "多久",
+            "能不能",
+            "可不可以",
+            "是不是",
+            "要不要",
+            "如何",
+        ]
+        .iter()
+        .any(|w| m.contains(w))
 }
 
 /// The estimate input (estimate.md) from the session's slots; the policy is the insured region.

@@ -21,7 +21,7 @@ pub const MAX_REASKS: u32 = 2;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionState {
     pub version: u32,
-    /// Slots collected so far (kept across dialogs, so a later dialog need not ask again).
+    /// Slots collected by the current (or last) dialog; starting a dialog clears them.
     pub slots: BTreeMap<String, String>,
     /// The dialog in progress, if any.
     pub active: Option<Active>,
@@ -85,6 +85,9 @@ pub fn start(
     message: &str,
 ) -> Option<Turn> {
     let dialog = dialogs.get(dialog_id)?;
+    // a new dialog is about a new situation: what an earlier dialog collected (perhaps for
+    // another person) must not silently answer its questions
+    state.slots.clear();
     fill_from_text(dialogs, state, dialog, message);
     state.active = Some(Active {
         dialog: dialog.id.clone(),

@@ -97,7 +97,20 @@ pub fn find_amount(text: &str) -> Option<Result<Decimal, MoneyError>> {
                 run.chars().any(is_money_unit) || run.chars().any(|c| matches!(c, '万' | '千'));
             let digits = run.chars().filter(char::is_ascii_digit).count();
             let cn_digits = run.chars().any(|c| cn_digit(c).is_some());
-            if (has_unit && (digits > 0 || cn_digits)) || digits >= 3 {
+            // 2024年, 3天, 2次, 65岁 are not money
+            let followed_by_count = chars.get(j).is_some_and(|c| {
+                matches!(
+                    c,
+                    '年' | '月' | '日' | '号' | '天' | '次' | '岁' | '个' | '-'
+                )
+            });
+            // and neither is the second half of 0512-12333
+            let phone_tail =
+                start > 1 && chars[start - 1] == '-' && chars[start - 2].is_ascii_digit();
+            if !followed_by_count
+                && !phone_tail
+                && ((has_unit && (digits > 0 || cn_digits)) || digits >= 3)
+            {
                 let negative = start > 0 && matches!(chars[start - 1], '-' | '负');
                 let parsed = parse_amount(run.trim_end_matches(','));
                 return Some(match parsed {
@@ -232,7 +245,7 @@ fn parse_number(t: &str) -> Result<Decimal, MoneyError> {
             "十" => Decimal::from(10),
             "万元" | "千元" => return Err(MoneyError::Unreadable),
             // "5万3千" style mixes
-            _ => return parse_chinese(t).map_err(|_| MoneyError::Unreadable),
+            _ => return parse_chinese(t),
         };
         return number.checked_mul(multiplier).ok_or(MoneyError::TooLarge);
     }
@@ -243,50 +256,80 @@ fn parse_number(t: &str) -> Result<Decimal, MoneyError> {
 /// 两千五 = 2500 (a trailing digit after a unit scales to the next lower unit).
 /// Arabic digits may stand for Chinese ones ("5万3千").
 fn parse_chinese(t: &str) -> Result<Decimal, MoneyError> {
+    const LIMIT: u64 = 1_000_000_000_000;
+    let too_large = || MoneyError::TooLarge;
     let mut total: u64 = 0; // completed 万/亿 sections
     let mut section: u64 = 0; // below 万
     let mut digit: Option<u64> = None;
     let mut last_unit: u64 = 0;
+    // the character before the pending digit: a unit (两千五) or 零 (一千零五)
+    let mut after_unit = false;
+    let mut prev: Option<char> = None;
     for c in t.chars() {
         if let Some(d) = cn_digit(c).or_else(|| c.to_digit(10)) {
             digit = Some(match digit {
-                Some(prev) if c.is_ascii_digit() => prev * 10 + u64::from(d),
+                Some(prev) if c.is_ascii_digit() => prev
+                    .checked_mul(10)
+                    .and_then(|v| v.checked_add(u64::from(d)))
+                    .filter(|v| *v < LIMIT)
+                    .ok_or_else(too_large)?,
                 _ => u64::from(d),
             });
+            after_unit = prev.is_some_and(|p| unit_value(p).is_some());
+            prev = Some(c);
             continue;
         }
-        let unit: u64 = match c {
-            '十' | '拾' => 10,
-            '百' | '佰' => 100,
-            '千' | '仟' => 1_000,
-            '万' => 10_000,
-            '亿' => 100_000_000,
-            _ => return Err(MoneyError::Unreadable),
-        };
+        let unit = unit_value(c).ok_or(MoneyError::Unreadable)?;
         if unit >= 10_000 {
-            let value = section + digit.take().unwrap_or(0);
+            let value = section
+                .checked_add(digit.take().unwrap_or(0))
+                .ok_or_else(too_large)?;
             let value = if value == 0 && total == 0 { 1 } else { value };
-            total = (total + value)
-                .checked_mul(unit)
-                .ok_or(MoneyError::TooLarge)?;
+            total = total
+                .checked_add(value)
+                .and_then(|v| v.checked_mul(unit))
+                .filter(|v| *v < LIMIT)
+                .ok_or_else(too_large)?;
             section = 0;
-            last_unit = unit;
         } else {
             let d = digit.take().unwrap_or(1);
-            section += d * unit;
-            last_unit = unit;
+            section = d
+                .checked_mul(unit)
+                .and_then(|v| v.checked_add(section))
+                .ok_or_else(too_large)?;
         }
+        last_unit = unit;
+        prev = Some(c);
     }
     if let Some(d) = digit {
-        // "两千五" → 2500: a lone trailing digit after a unit means the next lower unit
-        let scale = if last_unit >= 10 && t.chars().last().and_then(cn_digit).is_some() {
+        // "两千五" → 2500, "1万5" → 15000: a lone trailing digit right after a unit means the
+        // next lower unit; after 零 ("一千零五") it is just the digit
+        let scale = if last_unit >= 10 && after_unit && d < 10 {
             last_unit / 10
         } else {
             1
         };
-        section += d * scale.max(1);
+        section = d
+            .checked_mul(scale)
+            .and_then(|v| v.checked_add(section))
+            .ok_or_else(too_large)?;
     }
-    Ok(Decimal::from(total + section))
+    total
+        .checked_add(section)
+        .filter(|v| *v < LIMIT)
+        .map(Decimal::from)
+        .ok_or_else(too_large)
+}
+
+fn unit_value(c: char) -> Option<u64> {
+    Some(match c {
+        '十' | '拾' => 10,
+        '百' | '佰' => 100,
+        '千' | '仟' => 1_000,
+        '万' => 10_000,
+        '亿' => 100_000_000,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -320,6 +363,10 @@ mod tests {
         assert_eq!(ok("十二块"), "12");
         assert_eq!(ok("八百块五毛"), "800.50");
         assert_eq!(ok("5万3千"), "53000");
+        assert_eq!(ok("1万5"), "15000");
+        assert_eq!(ok("3千5"), "3500");
+        assert_eq!(ok("一百零五"), "105");
+        assert_eq!(ok("一千零五元"), "1005");
     }
 
     #[test]
@@ -344,5 +391,14 @@ mod tests {
         assert_eq!(found("花了-500元"), Some(Err(MoneyError::Negative)));
         assert_eq!(found("我是张家港的退休职工"), None);
         assert_eq!(found("住了3天"), None);
+        assert_eq!(
+            found("2024年在上海住院花了5万能报多少"),
+            Some(Ok("50000".into()))
+        );
+        assert_eq!(found("张家港医保电话0512-12333"), None);
+        assert_eq!(
+            found("住院花了5万99999999999999999999"),
+            Some(Err(MoneyError::TooLarge))
+        );
     }
 }

@@ -97,16 +97,37 @@ impl SlotDefs {
                         .collect();
                     Parsed::Invalid(format!("这里只能选择：{}。", labels.join("、")))
                 };
+                // a short reply loses its particles: "已经办好了" → "已经办好", "还没办呢" → "还没办"
+                let core = norm
+                    .trim_end_matches(['了', '呢', '的', '啊', '吧', '呀', '哦', '嘛', ' '])
+                    .to_string();
+                let pick = |v: &SlotValue| {
+                    if allowed(&v.value) {
+                        Parsed::Value(v.value.clone())
+                    } else {
+                        not_here()
+                    }
+                };
                 for v in &def.values {
-                    let exact = norm == v.value
-                        || norm == normalize(&v.label)
-                        || v.answers.iter().any(|a| norm == normalize(a));
+                    let exact = [&norm, &core].into_iter().any(|t| {
+                        *t == v.value
+                            || *t == normalize(&v.label)
+                            || v.answers.iter().any(|a| *t == normalize(a))
+                    });
                     if exact {
-                        return if allowed(&v.value) {
-                            Parsed::Value(v.value.clone())
-                        } else {
-                            not_here()
-                        };
+                        return pick(v);
+                    }
+                }
+                // "是的，办了", "没呢还没去": a short reply that starts with an answer phrase
+                if core.chars().count() <= 8 {
+                    let best = def
+                        .values
+                        .iter()
+                        .flat_map(|v| v.answers.iter().map(move |a| (v, normalize(a))))
+                        .filter(|(_, a)| !a.is_empty() && core.starts_with(a.as_str()))
+                        .max_by_key(|(_, a)| a.chars().count());
+                    if let Some((v, _)) = best {
+                        return pick(v);
                     }
                 }
                 // then an alias or label anywhere in the text
