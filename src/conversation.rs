@@ -49,12 +49,12 @@ impl Conversations {
             };
             match self.store.save_turn(&record).await {
                 Ok(_) => {
-                    tracing::info!(session = %session_id, faq = ?record.faq_id, dialog = ?record.dialog,
+                    tracing::info!(session = %log_id(session_id), faq = ?record.faq_id, dialog = ?record.dialog,
                         unanswered = record.unanswered, "turn");
                     return Ok(reply);
                 }
                 Err(StoreError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
-                    tracing::debug!(session = %session_id, attempt, "concurrent turn, retrying");
+                    tracing::debug!(session = %log_id(session_id), attempt, "concurrent turn, retrying");
                 }
                 Err(e) => return Err(e),
             }
@@ -78,7 +78,7 @@ impl Conversations {
             Some(stored) => match serde_json::from_str::<SessionState>(&stored.state) {
                 Ok(state) => (state, Some(stored.revision), None),
                 Err(e) => {
-                    tracing::warn!(session = %id, error = %e, "unreadable session state, starting afresh");
+                    tracing::warn!(session = %log_id(id), error = %e, "unreadable session state, starting afresh");
                     (
                         SessionState::new(),
                         Some(stored.revision),
@@ -88,4 +88,13 @@ impl Conversations {
             },
         })
     }
+}
+
+/// How a session appears in logs: a short hash, never the id itself (a caller may use a
+/// phone number as the session id).
+pub fn log_id(session_id: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    session_id.hash(&mut h);
+    format!("{:08x}", h.finish() as u32)
 }

@@ -16,7 +16,7 @@ use yidi::guidance::checklist::{self, Situation};
 use yidi::guidance::estimate::{self, EstimateInput};
 use yidi::guidance::policy::Policies;
 use yidi::search::eval;
-use yidi::store::{DEFAULT_DATABASE_URL, Store};
+use yidi::store::{DEFAULT_DATABASE_URL, Store, StoreError};
 use yidi::{Knowledge, SearchEngine};
 
 #[derive(Parser)]
@@ -110,6 +110,11 @@ fn main() -> ExitCode {
 
 /// Exit 1 with the validation errors.
 fn invalid(what: &str, dir: &Path, errors: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    if what == "data" {
+        // the errors name their own files (knowledge/… or dialogs/…)
+        eprintln!("invalid data:\n{errors}");
+        return Ok(ExitCode::from(1));
+    }
     eprintln!("invalid {what} in {}:\n{errors}", dir.display());
     Ok(ExitCode::from(1))
 }
@@ -179,8 +184,10 @@ fn run(command: Command, knowledge_dir: &Path, dialogs_dir: &Path) -> anyhow::Re
             match query {
                 Some(q) => answer(&q, &mut out)?,
                 None => {
-                    for line in io::stdin().lock().lines() {
-                        answer(&line?, &mut out)?;
+                    for line in input_lines() {
+                        // a line that is not UTF-8 is searched as far as it can be read
+                        let line = line?.unwrap_or_default();
+                        answer(&line, &mut out)?;
                         out.flush()?;
                     }
                 }
@@ -191,8 +198,13 @@ fn run(command: Command, knowledge_dir: &Path, dialogs_dir: &Path) -> anyhow::Re
                 Ok(k) => k,
                 Err(e) => return invalid("knowledge", knowledge_dir, e),
             };
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("cannot read {}: {e}", file.display());
+                    return Ok(ExitCode::from(2));
+                }
+            };
             let cases = match eval::parse_cases(&text) {
                 Ok(c) => c,
                 Err(e) => {
@@ -220,12 +232,13 @@ fn run(command: Command, knowledge_dir: &Path, dialogs_dir: &Path) -> anyhow::Re
                 Ok(t) => t,
                 Err(es) => return invalid("checklist texts", knowledge_dir, es.join("\n")),
             };
-            for line in io::stdin().lock().lines() {
+            for line in input_lines() {
                 let line = line?;
-                if line.trim().is_empty() {
+                if line.as_ref().is_ok_and(|l| l.trim().is_empty()) {
                     continue;
                 }
-                let result = parse_line(&line)
+                let result = line
+                    .and_then(|l| parse_line(&l))
                     .and_then(|v| Situation::from_json(&v))
                     .and_then(|s| checklist::checklist(&s, &texts));
                 match (result, json) {
@@ -248,12 +261,13 @@ fn run(command: Command, knowledge_dir: &Path, dialogs_dir: &Path) -> anyhow::Re
             {
                 return invalid("policy", &file, join_errors(&es));
             }
-            for line in io::stdin().lock().lines() {
+            for line in input_lines() {
                 let line = line?;
-                if line.trim().is_empty() {
+                if line.as_ref().is_ok_and(|l| l.trim().is_empty()) {
                     continue;
                 }
-                let result = parse_line(&line)
+                let result = line
+                    .and_then(|l| parse_line(&l))
                     .and_then(|v| EstimateInput::from_json(&v))
                     .and_then(|i| estimate::estimate(&policies, &i));
                 match (result, json) {
@@ -275,10 +289,23 @@ fn run(command: Command, knowledge_dir: &Path, dialogs_dir: &Path) -> anyhow::Re
                 Err(e) => return invalid("data", knowledge_dir, e),
             };
             drop(out);
-            chat(assistant, json, session, &database_url)?;
+            return chat(assistant, json, session, &database_url);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Standard input, line by line; a line that is not UTF-8 is reported, not fatal.
+fn input_lines() -> impl Iterator<Item = io::Result<Result<String, FieldError>>> {
+    io::stdin().lock().split(b'\n').map(|bytes| {
+        bytes.map(|mut b| {
+            if b.last() == Some(&b'\r') {
+                b.pop();
+            }
+            String::from_utf8(b)
+                .map_err(|_| FieldError::new("", "这一行不是有效的 UTF-8 文本，请检查输入的编码。"))
+        })
+    })
 }
 
 fn join_errors<E: std::fmt::Display>(es: &[E]) -> String {
@@ -299,18 +326,22 @@ fn chat(
     json: bool,
     session: Option<String>,
     database_url: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     let assistant = Arc::new(assistant);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let conversations = match &session {
-        Some(_) => Some(
-            runtime
-                .block_on(Store::connect(database_url))
-                .map(|s| Conversations::new(assistant.clone(), s))
-                .with_context(|| format!("opening the database {database_url}"))?,
-        ),
+        Some(_) => match runtime.block_on(Store::connect(database_url)) {
+            Ok(store) => Some(Conversations::new(assistant.clone(), store)),
+            Err(e @ StoreError::Url(_)) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("opening the database {database_url}"));
+            }
+        },
         None => None,
     };
     let mut state = SessionState::new();
@@ -323,12 +354,11 @@ fn chat(
         )?;
     }
     let mut last_choices: Vec<String> = Vec::new();
-    for line in io::stdin().lock().lines() {
-        let mut line = line?;
-        // the terminal's idiom: "2" picks the second option shown (unless values are numbers)
-        let numeric_values = last_choices.iter().any(|v| v.parse::<usize>().is_ok());
+    for line in input_lines() {
+        let mut line =
+            line?.unwrap_or_else(|_| String::from_utf8_lossy(b"\xef\xbf\xbd").into_owned());
+        // the terminal's idiom: "2" picks the second option shown
         if !json
-            && !numeric_values
             && let Ok(n) = line.trim().parse::<usize>()
             && n >= 1
             && n <= last_choices.len()
@@ -353,5 +383,5 @@ fn chat(
         }
         out.flush()?;
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

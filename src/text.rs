@@ -54,39 +54,67 @@ fn half_width(c: char) -> char {
     }
 }
 
-/// Masks personal numbers before text is logged or stored: 18-character ID-card numbers
-/// and 11-digit mobile numbers keep their first 3 and last 4 characters.
+/// Masks personal numbers before text is logged or stored: ID-card numbers (15 or 18
+/// characters, the last may be X) and mobile numbers (11 digits starting with 1, optionally
+/// after +86) keep their first 3 and last 4 digits. Full-width digits count, and so do digit
+/// groups split by single spaces or hyphens ("139-1234-5678", "320582 19800101 123X").
 pub fn mask_personal_numbers(input: &str) -> String {
     let chars: Vec<char> = input.chars().collect();
-    let mut out = String::with_capacity(input.len());
+    let digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
+    let mut out: Vec<char> = chars.clone();
     let mut i = 0;
     while i < chars.len() {
-        if chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_ascii_alphanumeric()) {
-            let mut j = i;
-            while j < chars.len() && chars[j].is_ascii_digit() {
-                j += 1;
-            }
-            let mut end = j;
-            // an ID-card number may end in X
-            if j - i == 17 && j < chars.len() && matches!(chars[j], 'X' | 'x') {
-                end = j + 1;
-            }
-            let len = end - i;
-            let bounded = end == chars.len() || !chars[end].is_ascii_alphanumeric();
-            if bounded && (len == 18 || (len == 11 && chars[i] == '1') || len == 15) {
-                for (k, c) in chars[i..end].iter().enumerate() {
-                    out.push(if k < 3 || k >= len - 4 { *c } else { '*' });
-                }
-            } else {
-                out.extend(&chars[i..end]);
-            }
-            i = end;
-        } else {
-            out.push(chars[i]);
+        if !digit(chars[i]) || (i > 0 && digit(chars[i - 1])) {
             i += 1;
+            continue;
         }
+        // a run of digits, with single separators between digit groups
+        let mut positions = vec![i];
+        let mut j = i + 1;
+        while j < chars.len() {
+            if digit(chars[j]) {
+                positions.push(j);
+                j += 1;
+            } else if matches!(chars[j], ' ' | '-') && j + 1 < chars.len() && digit(chars[j + 1]) {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        // an ID card may end in X
+        if positions.len() == 17 && j < chars.len() && matches!(chars[j], 'X' | 'x') {
+            positions.push(j);
+            j += 1;
+        }
+        let value: String = positions
+            .iter()
+            .map(|&p| to_ascii_digit(chars[p]))
+            .collect();
+        let skip = if value.len() == 13 && value.starts_with("861") {
+            2
+        } else {
+            0
+        };
+        let n = positions.len() - skip;
+        let personal = (n == 11 && value[skip..].starts_with('1')) || n == 15 || n == 18;
+        if personal {
+            for (k, &p) in positions[skip..].iter().enumerate() {
+                if k >= 3 && k < n - 4 {
+                    out[p] = '*';
+                }
+            }
+        }
+        i = j;
     }
-    out
+    out.into_iter().collect()
+}
+
+fn to_ascii_digit(c: char) -> char {
+    if ('０'..='９').contains(&c) {
+        char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c)
+    } else {
+        c
+    }
 }
 
 #[cfg(test)]
@@ -121,5 +149,27 @@ mod tests {
             "身份证320***********123X，电话139****5678，花了50000元"
         );
         assert_eq!(mask_personal_numbers("0512-12333"), "0512-12333");
+        assert_eq!(mask_personal_numbers("139-1234-5678"), "139-****-5678");
+        assert_eq!(
+            mask_personal_numbers("打139 1234 5678找我"),
+            "打139 **** 5678找我"
+        );
+        assert_eq!(mask_personal_numbers("+8613912345678"), "+86139****5678");
+        assert_eq!(
+            mask_personal_numbers("１３９１２３４５６７８"),
+            "１３９****５６７８"
+        );
+        assert_eq!(
+            mask_personal_numbers("ID320582198001011234"),
+            "ID320***********1234"
+        );
+        assert_eq!(
+            mask_personal_numbers("320582 19800101 123X"),
+            "320*** ******** 123X"
+        );
+        assert_eq!(
+            mask_personal_numbers("花了50000元，住了12天"),
+            "花了50000元，住了12天"
+        );
     }
 }

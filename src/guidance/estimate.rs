@@ -804,8 +804,14 @@ fn ser_opt_money<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::E
     }
 }
 
+/// Rates and factors: at least two decimal places ("0.80", "1.00"), more when the policy
+/// states more ("0.875"), so that no stated digit is lost.
 fn ser_plain<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&d.to_string())
+    let mut v = d.normalize();
+    if v.scale() < 2 {
+        v.rescale(2);
+    }
+    s.serialize_str(&v.to_string())
 }
 
 // ---- reading the JSON input ----
@@ -1124,13 +1130,20 @@ mod tests {
         assert_eq!(
             bands(&e),
             [
-                band("900.00", Some("3000.00"), "2100.00", "0.88", "1", "1848.00"),
+                band(
+                    "900.00",
+                    Some("3000.00"),
+                    "2100.00",
+                    "0.88",
+                    "1.00",
+                    "1848.00"
+                ),
                 band(
                     "3000.00",
                     Some("5000.00"),
                     "2000.00",
                     "0.90",
-                    "1",
+                    "1.00",
                     "1800.00"
                 ),
                 band(
@@ -1138,10 +1151,10 @@ mod tests {
                     Some("10000.00"),
                     "5000.00",
                     "0.92",
-                    "1",
+                    "1.00",
                     "4600.00"
                 ),
-                band("10000.00", None, "8500.00", "0.95", "1", "8075.00"),
+                band("10000.00", None, "8500.00", "0.95", "1.00", "8075.00"),
             ]
         );
         assert_eq!(e["fund_pays"], "16323.00");
@@ -1205,8 +1218,8 @@ mod tests {
             .unwrap(),
         )
         .unwrap();
-        assert!(text.starts_with(r#"{"policy":"reference","eligible":"18500.00","self_pay":"1000.00","class_b_copay":"500.00","deductible_applied":"900.00","bands":[{"lower":"900.00","upper":"3000.00","portion":"2100.00","rate":"0.88","factor":"1","amount":"1848.00"}"#), "{text}");
-        assert!(text.contains(r#"{"lower":"10000.00","upper":null,"portion":"8500.00","rate":"0.95","factor":"1","amount":"8075.00"}],"cap_applied":false,"fund_pays":"16323.00","patient_pays":"3677.00","route":"direct","rules":["#), "{text}");
+        assert!(text.starts_with(r#"{"policy":"reference","eligible":"18500.00","self_pay":"1000.00","class_b_copay":"500.00","deductible_applied":"900.00","bands":[{"lower":"900.00","upper":"3000.00","portion":"2100.00","rate":"0.88","factor":"1.00","amount":"1848.00"}"#), "{text}");
+        assert!(text.contains(r#"{"lower":"10000.00","upper":null,"portion":"8500.00","rate":"0.95","factor":"1.00","amount":"8075.00"}],"cap_applied":false,"fund_pays":"16323.00","patient_pays":"3677.00","route":"direct","rules":["#), "{text}");
     }
 
     #[test]
@@ -1220,7 +1233,7 @@ mod tests {
                     Some("3000.00"),
                     "2100.00",
                     "0.88",
-                    "0.8",
+                    "0.80",
                     "1478.40"
                 ),
                 band(
@@ -1228,7 +1241,7 @@ mod tests {
                     Some("5000.00"),
                     "2000.00",
                     "0.90",
-                    "0.8",
+                    "0.80",
                     "1440.00"
                 ),
                 band(
@@ -1236,10 +1249,10 @@ mod tests {
                     Some("10000.00"),
                     "5000.00",
                     "0.92",
-                    "0.8",
+                    "0.80",
                     "3680.00"
                 ),
-                band("10000.00", None, "8500.00", "0.95", "0.8", "6460.00"),
+                band("10000.00", None, "8500.00", "0.95", "0.80", "6460.00"),
             ]
         );
         assert_eq!(e["fund_pays"], "13058.40");
@@ -1258,7 +1271,14 @@ mod tests {
         assert_eq!(e["deductible_applied"], "450.00");
         assert_eq!(
             bands(&e)[0],
-            band("450.00", Some("3000.00"), "2550.00", "0.88", "1", "2244.00")
+            band(
+                "450.00",
+                Some("3000.00"),
+                "2550.00",
+                "0.88",
+                "1.00",
+                "2244.00"
+            )
         );
         assert_eq!(e["fund_pays"], "16719.00");
         assert_eq!(e["patient_pays"], "3281.00");
@@ -1306,7 +1326,14 @@ mod tests {
         );
         assert_eq!(
             bands(&e),
-            [band("900.00", Some("3000.00"), "0.01", "0.88", "1", "0.01")]
+            [band(
+                "900.00",
+                Some("3000.00"),
+                "0.01",
+                "0.88",
+                "1.00",
+                "0.01"
+            )]
         );
         assert_eq!(e["fund_pays"], "0.01");
         // a midpoint: 0.05 × 0.90 = 0.045 → 0.05 (banker's rounding would give 0.04)
@@ -1316,7 +1343,7 @@ mod tests {
         );
         assert_eq!(
             bands(&e)[1],
-            band("3000.00", Some("5000.00"), "0.05", "0.90", "1", "0.05")
+            band("3000.00", Some("5000.00"), "0.05", "0.90", "1.00", "0.05")
         );
         assert_eq!(e["fund_pays"], "1848.05");
         // with the factor in the same product: 0.05 × 0.90 × 0.8 = 0.036 → 0.04
@@ -1569,10 +1596,10 @@ unverified = ["unfiled_factor"]
                     Some("40000.00"),
                     "9200.00",
                     "0.90",
-                    "1",
+                    "1.00",
                     "8280.00"
                 ),
-                band("40000.00", None, "10000.00", "0.95", "1", "9500.00"),
+                band("40000.00", None, "10000.00", "0.95", "1.00", "9500.00"),
             ]
         );
         assert_eq!(e["fund_pays"], "17780.00");
@@ -1589,7 +1616,7 @@ unverified = ["unfiled_factor"]
         let e = ok(&p, city(json!({"filing_type": "none", "filed": false})));
         assert_eq!(e["route"], "manual");
         assert_eq!(e["fund_pays"], "12096.00"); // 19200 × 0.90 × 0.7
-        assert_eq!(bands(&e)[0].4, "0.7");
+        assert_eq!(bands(&e)[0].4, "0.70");
         assert_eq!(e["disclaimer"], format!("{DISCLAIMER}{UNVERIFIED_NOTE}"));
         assert!(e["rules"].to_string().contains(
             "未备案（非急诊抢救）：按原结付比例的70%结付，需先垫付、再回参保地手工报销（测试）"

@@ -285,14 +285,11 @@ impl SearchEngine {
             out_of_scope_score: 0.0,
         };
         let mut own_words = self.analyzer.words_normalized(&norm);
-        if own_words.is_empty() || limit == 0 {
+        if own_words.is_empty() {
             return result;
         }
         own_words.extend(self.expander.concepts(&norm));
         let own_words = dedup(own_words);
-        if own_words.is_empty() || limit == 0 {
-            return result;
-        }
         // Per synonym group the words its other terms add; a group counts as much as its
         // best-matching word (a disjunction max), however many terms it lists.
         let groups: Vec<Vec<String>> = self
@@ -370,11 +367,19 @@ impl SearchEngine {
             .iter()
             .find(|(c, _)| self.candidates[*c].out_of_scope)
             .map_or(0.0, |&(_, s)| s);
-        for (c, score) in ranked
+        // `answered` is decided on the best entry, whatever the limit
+        let mut best_score = None;
+        for (i, (c, score)) in ranked
             .into_iter()
             .filter(|(c, _)| !self.candidates[*c].out_of_scope)
-            .take(limit)
+            .enumerate()
         {
+            if i == 0 {
+                best_score = Some(score);
+            }
+            if i >= limit {
+                break;
+            }
             let cand = &self.candidates[c];
             result.hits.push(Hit {
                 id: cand.id.clone(),
@@ -382,9 +387,9 @@ impl SearchEngine {
                 question: cand.question.clone(),
             });
         }
-        if let Some(best) = result.hits.first() {
-            result.answered = best.score >= t.min_score
-                && result.out_of_scope_score < t.out_of_scope_ratio * best.score;
+        if let Some(best) = best_score {
+            result.answered =
+                best >= t.min_score && result.out_of_scope_score < t.out_of_scope_ratio * best;
         }
         result
     }
@@ -497,7 +502,11 @@ mod tests {
             let r = engine().search(q, 3);
             assert!(!r.answered && r.hits.is_empty(), "{q:?}: {r:?}");
         }
-        assert!(engine().search("备案", 0).hits.is_empty());
+        let none = engine().search("社保卡丢了能在外地补办吗", 0);
+        assert!(
+            none.hits.is_empty() && none.answered,
+            "answered does not depend on the limit"
+        );
     }
 
     #[test]

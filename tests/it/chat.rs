@@ -88,6 +88,6 @@ fn a_bad_database_url_is_a_clear_error() {
         &["chat", "--session", "x", "--database-url", "mysql://nope"],
         "你好\n",
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a wrong URL is a usage error");
     assert!(stderr(&out).contains("mysql://nope"), "{}", stderr(&out));
 }

@@ -156,6 +156,32 @@ fn the_shipped_policies_estimate_or_refuse_with_a_reason() {
 }
 
 #[test]
+fn a_line_that_is_not_utf8_is_answered_with_an_error_and_the_rest_still_runs() {
+    let policy = repo().join("tests/data/reference-policy.toml");
+    let mut input = b"\xff\xfe\n".to_vec();
+    input.extend_from_slice(br#"{"policy":"reference","visit":"inpatient","hospital_level":3,"filing_type":"long_term_resident","filed":true,"total":"20000","self_pay":"1000","class_b":"5000"}"#);
+    let out = yidi_bytes(
+        &["estimate", "--json", "--policy", policy.to_str().unwrap()],
+        &input,
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1]["fund_pays"], "16323.00");
+    assert_eq!(
+        lines[1]["bands"][0]["factor"], "1.00",
+        "decimals carry two places"
+    );
+}
+
+#[test]
 fn a_broken_policy_file_exits_1_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");

@@ -14,6 +14,11 @@ pub fn shared() -> PathBuf {
 
 /// Runs `yidi ARGS` with `stdin` and returns its output.
 pub fn yidi(args: &[&str], stdin: &str) -> Output {
+    yidi_bytes(args, stdin.as_bytes())
+}
+
+/// As [`yidi`], with raw bytes on standard input.
+pub fn yidi_bytes(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_yidi"))
         .args(args)
         .current_dir(repo())
@@ -23,12 +28,7 @@ pub fn yidi(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the yidi binary runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
     child.wait_with_output().unwrap()
 }
 
