@@ -299,7 +299,7 @@ impl Assistant {
             .join("；")
     }
 
-    fn render(&self, state: &SessionState, turn: Turn, intro: Option<String>) -> Reply {
+    fn render(&self, state: &mut SessionState, turn: Turn, intro: Option<String>) -> Reply {
         let prefix = |text: String| match &intro {
             Some(i) => format!("{i}\n{text}"),
             None => text,
@@ -312,6 +312,16 @@ impl Assistant {
                 question,
                 note,
             } => {
+                if let Some(reason) = self.cannot_estimate(&dialog, state) {
+                    // no need to ask the remaining questions: say so now
+                    state.active = None;
+                    let mut r = Reply::text(prefix(format!(
+                        "抱歉，这种情况我暂时没法给出估算：{reason}\n具体报销金额请咨询您的参保地医保经办机构。"
+                    )));
+                    r.dialog = Some(dialog);
+                    r.unanswered = true;
+                    return r;
+                }
                 let text = match note {
                     Some(n) => format!("{n}\n{question}"),
                     None => question,
@@ -354,6 +364,40 @@ impl Assistant {
                 reply
             }
         }
+    }
+
+    /// In a dialog that ends in an estimate: the reason no estimate can come out of the
+    /// slots known so far (the region's policy has no parameters, or none for the visit),
+    /// so that the user is not asked questions in vain.
+    fn cannot_estimate(&self, dialog: &str, state: &SessionState) -> Option<String> {
+        let d = self.dialogs.get(dialog)?;
+        if !d.steps.iter().any(|s| s.outcome == Some(Outcome::Estimate)) {
+            return None;
+        }
+        let region = state.slots.get("insured_region")?;
+        let Some(policy) = self.policies.get(region) else {
+            return Some("还没有这个参保地的报销参数。".into());
+        };
+        let no_params = policy.inpatient.is_none() && policy.outpatient.is_none();
+        let visit_missing = match state.slots.get("visit").map(String::as_str) {
+            Some("inpatient") => policy.inpatient.is_none(),
+            Some("outpatient") => policy.outpatient.is_none(),
+            _ => false,
+        };
+        if no_params || visit_missing {
+            let what = if no_params {
+                "报销参数"
+            } else {
+                "这类费用的报销参数"
+            };
+            return Some(
+                policy
+                    .note
+                    .clone()
+                    .unwrap_or_else(|| format!("{}的{what}还没有可靠来源。", policy.name)),
+            );
+        }
+        None
     }
 
     fn ask(&self, dialog: &str, step: &str, slot: &str, text: String) -> Reply {

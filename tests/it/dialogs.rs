@@ -227,7 +227,7 @@ fn bad_amounts_are_explained_and_asked_again() {
         ("职工", "asking=employment"),
         ("在职", "asking=visit"),
         ("急诊", "asking=visit has=只能选择 has=住院"),
-        ("门诊", "asking=hospital_level"),
+        ("住院", "asking=hospital_level"),
         ("二级", "asking=filing_type"),
         ("异地长期居住", "asking=filed"),
         ("是", "asking=total"),
@@ -267,4 +267,100 @@ fn a_state_from_an_older_release_is_replaced_with_a_note() {
         Some("deductible")
     );
     assert!(state.active.is_none());
+}
+
+#[test]
+fn an_estimate_that_cannot_be_made_is_refused_before_more_questions() {
+    // 张家港 has no reliable figures: no point asking about hospital levels and amounts
+    converse(&[(
+        "我是张家港的退休职工，帮我算算住院能报多少",
+        "asking=- dialog=estimate has=没法给出估算 has=0512-12333",
+    )]);
+    // Suzhou has no outpatient parameters
+    converse(&[
+        ("帮我算算能报多少", "asking=insured_region"),
+        ("苏州", "asking=scheme"),
+        ("职工", "asking=employment"),
+        ("退休", "asking=visit"),
+        ("门诊", "asking=- has=没法给出估算"),
+    ]);
+}
+
+#[test]
+fn yes_no_answers_are_understood_in_everyday_forms() {
+    for answer in ["已经办好了", "是的，办了", "办过了"] {
+        converse(&[
+            ("社保卡在外地刷不了", "asking=filed"),
+            (answer, "asking=area_match"),
+        ]);
+    }
+    for answer in ["还没有", "没呢", "还没办呢"] {
+        converse(&[
+            ("社保卡在外地刷不了", "asking=filed"),
+            (answer, "asking=- has=还没有办理异地就医备案"),
+        ]);
+    }
+}
+
+#[test]
+fn a_new_dialog_does_not_reuse_another_persons_situation() {
+    let state = converse(&[
+        (
+            "帮我列备案材料清单，苏州参保，去上海长期居住",
+            "dialog=filing",
+        ),
+        ("退出", "dialog=-"),
+        (
+            "我爸是张家港参保的，在北京临时探亲，帮我列备案材料清单",
+            "dialog=filing",
+        ),
+    ]);
+    assert_eq!(
+        state.slots.get("insured_region").map(String::as_str),
+        Some("zhangjiagang")
+    );
+    assert_eq!(
+        state.slots.get("care_location").map(String::as_str),
+        Some("other_province")
+    );
+    assert_eq!(
+        state.slots.get("filing_type").map(String::as_str),
+        Some("temporary")
+    );
+}
+
+#[test]
+fn a_question_mid_dialog_is_answered_even_when_it_names_an_option() {
+    converse(&[
+        ("备案材料清单", "asking=insured_region"),
+        (
+            "苏州医保在外地看病需要备案吗？",
+            "asking=insured_region has=接着刚才的问题",
+        ),
+    ]);
+}
+
+#[test]
+fn mentioning_chronic_conditions_adds_the_warning() {
+    let mut state = SessionState::new();
+    let a = assistant();
+    let mut reply = a.handle(
+        &mut state,
+        "我有门诊慢特病，苏州参保，要去北京长期居住，还没去，帮我列备案材料清单",
+    );
+    for answer in ["没有", "门诊", "本人"] {
+        if reply.asking.is_none() {
+            break;
+        }
+        reply = a.handle(&mut state, answer);
+    }
+    let list = reply.checklist.unwrap_or_else(|| panic!("{}", reply.text));
+    assert!(
+        list["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w == "chronic-register"),
+        "{list}"
+    );
 }
