@@ -5,6 +5,7 @@
 //! `ARCHITECTURE.md` for the codemap.
 
 pub mod assistant;
+pub mod channels;
 pub mod conversation;
 pub mod dialog;
 pub mod guidance;

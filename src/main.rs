@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use yidi::assistant::{Assistant, render_checklist, render_estimate};
+use yidi::channels::http;
 use yidi::conversation::Conversations;
 use yidi::dialog::engine::SessionState;
 use yidi::guidance::FieldError;
@@ -80,14 +81,28 @@ enum Command {
     },
     /// Validate the knowledge and dialogs folders.
     Check,
+    /// Serve the HTTP API (JSON under /v1) until SIGINT or SIGTERM.
+    Serve {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, env = "YIDI_ADDR", default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Database for the conversations (SQLite file or PostgreSQL).
+        #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // a server logs its requests by default; the one-shot commands only problems
+    let default_log = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("YIDI_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| default_log.into()),
         )
         .with_writer(io::stderr)
         .init();
@@ -291,6 +306,14 @@ fn run(command: Command, knowledge_dir: &Path, dialogs_dir: &Path) -> anyhow::Re
             drop(out);
             return chat(assistant, json, session, &database_url);
         }
+        Command::Serve { addr, database_url } => {
+            let assistant = match Assistant::load(knowledge_dir, dialogs_dir) {
+                Ok(a) => a,
+                Err(e) => return invalid("data", knowledge_dir, e),
+            };
+            drop(out);
+            return serve(assistant, addr, &database_url);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -318,6 +341,67 @@ fn join_errors<E: std::fmt::Display>(es: &[E]) -> String {
 fn parse_line(line: &str) -> Result<serde_json::Value, FieldError> {
     serde_json::from_str(line)
         .map_err(|e| FieldError::new("", format!("这一行不是有效的 JSON：{e}")))
+}
+
+/// `yidi serve`: the HTTP channel on `addr` until SIGINT or SIGTERM; requests in flight
+/// finish before the process exits.
+fn serve(
+    assistant: Assistant,
+    addr: std::net::SocketAddr,
+    database_url: &str,
+) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = match Store::connect(database_url).await {
+            Ok(store) => store,
+            Err(e @ StoreError::Url(_)) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("opening the database {database_url}"));
+            }
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(addr = %local, "serving the HTTP API");
+        eprintln!("yidi: listening on http://{local}");
+        let state = http::AppState::new(Arc::new(assistant), store);
+        http::serve(listener, state, shutdown_signal())
+            .await
+            .context("serving HTTP")?;
+        tracing::info!("shut down");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown signal received, finishing requests in flight");
 }
 
 /// The terminal channel: numbered options, `--json` replies, optional stored session.

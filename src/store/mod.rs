@@ -1,7 +1,8 @@
 //! Persistence through sqlx: sessions (dialog state), transcripts, unanswered questions and
 //! feedback. One set of migrations (`migrations/`) and one set of queries serve both SQLite
 //! (the embedded default, `sqlite://yidi.db`) and PostgreSQL (several replicas), through
-//! sqlx's `Any` driver. Personal numbers are masked before anything is written.
+//! sqlx's `Any` driver. Personal numbers are masked before anything is written; session
+//! tokens (HTTP channel) are stored only as SHA-256 hashes.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -272,14 +273,58 @@ impl Store {
         Ok(id)
     }
 
+    /// Records the bearer token of a new session. Only the token's SHA-256 hash is stored.
+    /// A session id that already has a token is a [`StoreError::Conflict`].
+    pub async fn add_session_token(&self, session_id: &str, token: &str) -> Result<(), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO session_tokens (session_id, token_hash, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(session_id)
+        .bind(token_hash(token))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Conflict(session_id.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `token` is the bearer token of `session_id` (false for a session without one).
+    pub async fn check_session_token(
+        &self,
+        session_id: &str,
+        token: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT token_hash FROM session_tokens WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some_and(|r| {
+            constant_time_eq(
+                r.get::<String, _>(0).as_bytes(),
+                token_hash(token).as_bytes(),
+            )
+        }))
+    }
+
+    /// Closes the pool: every later query fails (tests use it to simulate a database outage).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Counts rows of a table (for tests and metrics): `sessions`, `transcripts`,
-    /// `unanswered` or `feedback`.
+    /// `unanswered`, `feedback` or `session_tokens`.
     pub async fn count(&self, table: &str) -> Result<i64, StoreError> {
         let sql = match table {
             "sessions" => "SELECT COUNT(*) FROM sessions",
             "transcripts" => "SELECT COUNT(*) FROM transcripts",
             "unanswered" => "SELECT COUNT(*) FROM unanswered",
             "feedback" => "SELECT COUNT(*) FROM feedback",
+            "session_tokens" => "SELECT COUNT(*) FROM session_tokens",
             _ => return Ok(0),
         };
         let row = sqlx::query(sql).fetch_one(&self.pool).await?;
@@ -296,6 +341,20 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// The stored form of a session token: its SHA-256 hash in lower-case hex.
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Compares two byte strings in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn now_ms() -> i64 {

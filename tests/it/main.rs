@@ -7,4 +7,5 @@ mod db;
 mod dialogs;
 mod guidance;
 mod helpers;
+mod http;
 mod store;

@@ -1,0 +1,568 @@
+//! The HTTP channel: a JSON API under `/v1` (axum), served by `yidi serve`.
+//!
+//! A thin adapter: every route parses its input, calls the core ([`Assistant`]'s search and
+//! guidance, [`Conversations::turn`], the [`Store`]) and renders the result in the JSON forms
+//! of `../shared/spec/cli.md`.
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET /healthz` | the process is up |
+//! | `GET /readyz` | the database answers (503 when it does not) |
+//! | `GET /v1/faq/search?q=…&limit=K` | the `search --json` line for `q` (K = 1…20, default 3) |
+//! | `GET /v1/faq/{id}` | one entry in the `faq --json` form |
+//! | `POST /v1/checklist` | `checklist --json` for a situation object |
+//! | `POST /v1/estimate` | `estimate --json` for an estimate input |
+//! | `POST /v1/sessions` | a new conversation: `{"session_id", "token", "welcome"}` |
+//! | `POST /v1/sessions/{id}/messages` | `{"text"}` → the reply in the `chat --json` form |
+//! | `GET /v1/sessions/{id}` | the dialog state and the transcript |
+//! | `POST /v1/feedback` | `{"helpful", "faq_id"?, "session_id"?, "comment"?}` |
+//!
+//! Sessions are read and written only with their bearer token (`Authorization: Bearer …`),
+//! 256 random bits shown once at creation; the store keeps its SHA-256 hash.
+//!
+//! Every error is `{"error": {"code", "message"}}` (plus `"field"` for `invalid_field`) with a
+//! stable snake_case code, a Chinese message and a 4xx status for bad input: bodies over
+//! [`MAX_BODY_BYTES`] get 413, a body that is not declared as JSON 415, malformed JSON 400,
+//! a field the core rejects 422. Error responses that axum or tower-http make themselves
+//! (405, 413, a caught panic) are rewritten into the same shape by one middleware.
+//!
+//! Logs carry the method, the matched route (never the URI: it holds queries and session
+//! ids), status and latency; the core logs session ids only as hashes.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::assistant::Assistant;
+use crate::conversation::{Conversations, log_id};
+use crate::dialog::engine::SessionState;
+use crate::guidance::FieldError;
+use crate::guidance::checklist::{self, Situation};
+use crate::guidance::estimate::{self, EstimateInput};
+use crate::search::SearchResult;
+use crate::store::{Store, StoreError};
+
+/// Largest request body accepted (bytes); larger ones get 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest `limit` of a search.
+pub const MAX_SEARCH_LIMIT: usize = 20;
+/// Default `limit` of a search (as `yidi search`).
+pub const DEFAULT_SEARCH_LIMIT: usize = 3;
+/// Longest feedback comment (characters).
+pub const MAX_COMMENT_CHARS: usize = 1_000;
+/// Longest bearer token looked at; longer ones are wrong without hashing them.
+const MAX_TOKEN_CHARS: usize = 256;
+
+/// What every handler shares: the assistant and the store, through [`Conversations`].
+#[derive(Clone)]
+pub struct AppState {
+    conversations: Conversations,
+}
+
+impl AppState {
+    pub fn new(assistant: Arc<Assistant>, store: Store) -> AppState {
+        AppState {
+            conversations: Conversations::new(assistant, store),
+        }
+    }
+
+    pub fn assistant(&self) -> &Assistant {
+        &self.conversations.assistant
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.conversations.store
+    }
+}
+
+/// The whole API as a router, shared by `yidi serve` and the tests.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/faq/search", get(search))
+        .route("/v1/faq/{id}", get(faq))
+        .route("/v1/checklist", post(checklist))
+        .route("/v1/estimate", post(estimate))
+        .route("/v1/sessions", post(create_session))
+        .route("/v1/sessions/{id}", get(read_session))
+        .route("/v1/sessions/{id}/messages", post(post_message))
+        .route("/v1/feedback", post(feedback))
+        .fallback(not_found)
+        // axum's own limit for the body extractors, and tower-http's for declared lengths
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn(json_errors))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("(unmatched)", MatchedPath::as_str);
+                    tracing::info_span!("http", method = %req.method(), route)
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .with_state(state)
+}
+
+/// Serves [`app`] on `listener` until `shutdown` completes; requests in flight then finish
+/// before this returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// An error response: `{"error": {"code", "message", "field"?}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    fn missing_token() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+            "请在请求头 Authorization 中提供会话令牌（Bearer 令牌）。",
+        )
+    }
+
+    fn invalid_token() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "会话令牌无效，或者这个会话不存在。",
+        )
+    }
+
+    fn store(e: StoreError) -> ApiError {
+        tracing::error!(error = %e, "store error");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "服务暂时无法访问数据库，请稍后再试。",
+        )
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> ApiError {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_field",
+            message: e.message,
+            field: Some(e.field),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        ApiError::store(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(field) = self.field {
+            error["field"] = Value::String(field);
+        }
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// The code and message of an error response made outside the handlers (by axum or
+/// tower-http), by status.
+fn default_error(status: StatusCode) -> (&'static str, String) {
+    let (code, message) = match status {
+        StatusCode::BAD_REQUEST => ("bad_request", "请求的格式不正确。"),
+        StatusCode::UNAUTHORIZED => ("missing_token", "需要有效的会话令牌。"),
+        StatusCode::NOT_FOUND => ("not_found", "没有这个地址。"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "这个地址不支持该请求方法。"),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            return (
+                "payload_too_large",
+                format!("请求内容太大了（上限 {} KiB）。", MAX_BODY_BYTES / 1024),
+            );
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "请求内容须为 JSON，并带有请求头 Content-Type: application/json。",
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => ("invalid_field", "请求中的字段有误。"),
+        StatusCode::SERVICE_UNAVAILABLE => ("service_unavailable", "服务暂时不可用，请稍后再试。"),
+        s if s.is_client_error() => ("bad_request", "请求无法处理。"),
+        _ => ("internal_error", "服务出现内部错误，请稍后再试。"),
+    };
+    (code, message.to_string())
+}
+
+/// Rewrites error responses that are not JSON (axum's 405, tower-http's 413, a caught panic)
+/// into the API's error shape, keeping status and headers (e.g. `Allow`).
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    if status.is_server_error() {
+        tracing::error!(%status, "internal error response");
+    }
+    let (code, message) = default_error(status);
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = json!({ "error": { "code": code, "message": message } }).to_string();
+    Response::from_parts(parts, Body::from(body))
+}
+
+async fn not_found() -> ApiError {
+    let (code, message) = default_error(StatusCode::NOT_FOUND);
+    ApiError::new(StatusCode::NOT_FOUND, code, message)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extractors
+
+/// A JSON request body, with the API's errors: 415 when it is not declared as JSON, 400 when
+/// it does not parse, 413 when it is too large.
+pub struct ApiJson(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for ApiJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<ApiJson, ApiError> {
+        match Json::<Value>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            let (code, message) = default_error(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, code, message)
+        }
+        JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "请求内容不是有效的 JSON。",
+        ),
+        other => {
+            let status = other.status();
+            let (code, message) = default_error(status);
+            ApiError::new(status, code, message)
+        }
+    }
+}
+
+/// The session a request may touch: the bearer token must be the one issued for it.
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    session_id: &str,
+) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::missing_token());
+    };
+    let value = value.to_str().map_err(|_| ApiError::invalid_token())?;
+    let Some((scheme, token)) = value.trim().split_once(' ') else {
+        return Err(ApiError::invalid_token());
+    };
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.len() > MAX_TOKEN_CHARS {
+        return Err(ApiError::invalid_token());
+    }
+    if state.store().check_session_token(session_id, token).await? {
+        Ok(())
+    } else {
+        tracing::info!(session = %log_id(session_id), "rejected session token");
+        Err(ApiError::invalid_token())
+    }
+}
+
+/// The body as a JSON object, or a 422 naming no field.
+fn object(v: Value) -> Result<Map<String, Value>, ApiError> {
+    match v {
+        Value::Object(map) => Ok(map),
+        _ => Err(FieldError::new("input", "请求内容须为一个 JSON 对象。").into()),
+    }
+}
+
+/// An optional string field (`null` counts as absent).
+fn optional_string(map: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(FieldError::new(field, format!("字段 {field} 须为字符串。")).into()),
+    }
+}
+
+fn reject_unknown_fields(map: &Map<String, Value>, known: &[&str]) -> Result<(), ApiError> {
+    match map.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(FieldError::new(
+            k.as_str(),
+            format!("不认识的字段 {k}，可用的字段有：{}。", known.join("、")),
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// A random value of `N` bytes in lower-case hex, from the thread's CSPRNG.
+fn random_hex<const N: usize>() -> String
+where
+    [u8; N]: Default + AsMut<[u8]>,
+{
+    use rand::RngCore;
+    let mut bytes = <[u8; N]>::default();
+    rand::rng().fill_bytes(bytes.as_mut());
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    match state.store().ping().await {
+        Ok(()) => Ok(Json(json!({ "status": "ready" }))),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not ready");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "数据库暂时无法连接。",
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SearchParams {
+    q: Option<String>,
+    limit: Option<String>,
+}
+
+async fn search(
+    State(state): State<AppState>,
+    params: Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Json<SearchResult>, ApiError> {
+    let Query(params) = params.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "查询参数的格式不正确，请使用 ?q=问题&limit=条数。",
+        )
+    })?;
+    let Some(q) = params.q else {
+        return Err(FieldError::new("q", "请用参数 q 提供要搜索的问题。").into());
+    };
+    let limit = match params.limit {
+        None => DEFAULT_SEARCH_LIMIT,
+        Some(l) => match l.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_SEARCH_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(FieldError::new(
+                    "limit",
+                    format!("limit 须为 1 到 {MAX_SEARCH_LIMIT} 之间的整数。"),
+                )
+                .into());
+            }
+        },
+    };
+    Ok(Json(state.assistant().search.search(&q, limit)))
+}
+
+async fn faq(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(e) = state.assistant().knowledge.faq(&id) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "faq_not_found",
+            "没有这个编号的问答条目。",
+        ));
+    };
+    Ok(Json(json!({
+        "id": e.id, "question": e.question, "variants": e.variants,
+        "answer": e.answer, "sources": e.sources, "tags": e.tags,
+    })))
+}
+
+async fn checklist(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson,
+) -> Result<Json<checklist::Checklist>, ApiError> {
+    let situation = Situation::from_json(&body)?;
+    let list = checklist::checklist(&situation, &state.assistant().checklist_texts)?;
+    Ok(Json(list))
+}
+
+async fn estimate(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson,
+) -> Result<Json<estimate::Estimate>, ApiError> {
+    let input = EstimateInput::from_json(&body)?;
+    let estimate = estimate::estimate(&state.assistant().policies, &input)?;
+    Ok(Json(estimate))
+}
+
+async fn create_session(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let session_id = random_hex::<16>();
+    let token = random_hex::<32>();
+    state.store().add_session_token(&session_id, &token).await?;
+    tracing::info!(session = %log_id(&session_id), "session created");
+    let body = json!({
+        "session_id": session_id,
+        "token": token,
+        "welcome": state.assistant().welcome(),
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn post_message(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<ApiJson, ApiError>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, &id).await?;
+    let map = object(body?.0)?;
+    reject_unknown_fields(&map, &["text"])?;
+    let Some(text) = optional_string(&map, "text")? else {
+        return Err(FieldError::new("text", "请用字段 text 提供要发送的消息。").into());
+    };
+    let reply = state.conversations.turn(&id, &text).await?;
+    Ok(Json(reply).into_response())
+}
+
+async fn read_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, &id).await?;
+    let session = state
+        .conversations
+        .state(&id)
+        .await?
+        .unwrap_or_else(SessionState::new);
+    let transcript = state.store().transcript(&id).await?;
+    let active = session.active.as_ref();
+    Ok(Json(json!({
+        "session_id": id,
+        "dialog": active.map(|a| a.dialog.as_str()),
+        "step": active.map(|a| a.step.as_str()),
+        "slots": session.slots,
+        "transcript": transcript,
+    })))
+}
+
+async fn feedback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<ApiJson, ApiError>,
+) -> Result<Response, ApiError> {
+    let map = object(body?.0)?;
+    reject_unknown_fields(&map, &["helpful", "faq_id", "session_id", "comment"])?;
+    let helpful = match map.get("helpful") {
+        Some(Value::Bool(b)) => *b,
+        _ => {
+            return Err(FieldError::new(
+                "helpful",
+                "请用字段 helpful 说明回答是否有帮助（true 或 false）。",
+            )
+            .into());
+        }
+    };
+    let faq_id = optional_string(&map, "faq_id")?;
+    if let Some(id) = &faq_id
+        && state.assistant().knowledge.faq(id).is_none()
+    {
+        return Err(FieldError::new("faq_id", "没有这个编号的问答条目。").into());
+    }
+    let comment = optional_string(&map, "comment")?;
+    if comment
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS)
+    {
+        return Err(FieldError::new(
+            "comment",
+            format!("意见太长了，请控制在 {MAX_COMMENT_CHARS} 字以内。"),
+        )
+        .into());
+    }
+    let session_id = optional_string(&map, "session_id")?;
+    if let Some(id) = &session_id {
+        // feedback about a conversation is accepted only from its owner
+        authorize(&state, &headers, id).await?;
+    }
+    let id = state
+        .store()
+        .add_feedback(
+            session_id.as_deref(),
+            faq_id.as_deref(),
+            helpful,
+            comment.as_deref(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+}

@@ -1,0 +1,6 @@
+//! Channels: thin adapters that turn a channel's input into `(session id, message)` for the
+//! core ([`crate::conversation::Conversations`]) and render its [`crate::Reply`] in their own
+//! idiom. The terminal channel lives in `src/main.rs`; `http` is the JSON API behind
+//! `yidi serve`.
+
+pub mod http;

@@ -1,0 +1,748 @@
+//! The HTTP API over real HTTP: the server on 127.0.0.1:0 with a fresh database (SQLite in a
+//! temp dir, or a PostgreSQL schema), driven with reqwest; and `yidi serve` as a process,
+//! stopped with SIGTERM.
+
+use std::sync::{Arc, OnceLock};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use yidi::assistant::{Assistant, MAX_MESSAGE_CHARS};
+use yidi::channels::http::{self, AppState, MAX_BODY_BYTES};
+use yidi::store::Store;
+
+use crate::db::TestDb;
+use crate::helpers::repo;
+
+/// The assistant, loaded once for every test of this binary.
+fn assistant() -> Arc<Assistant> {
+    static A: OnceLock<Arc<Assistant>> = OnceLock::new();
+    A.get_or_init(|| {
+        Arc::new(
+            Assistant::load(&repo().join("knowledge"), &repo().join("dialogs"))
+                .expect("the shipped data loads"),
+        )
+    })
+    .clone()
+}
+
+/// A running server and what keeps it alive; stopped (gracefully) on drop.
+struct TestServer {
+    base: String,
+    client: reqwest::Client,
+    store: Store,
+    shutdown: Option<oneshot::Sender<()>>,
+    _db: TestDb,
+}
+
+impl TestServer {
+    async fn start(db: TestDb) -> TestServer {
+        let store = Store::connect(&db.url).await.expect("connect + migrate");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let state = AppState::new(assistant(), store.clone());
+        tokio::spawn(async move {
+            http::serve(listener, state, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer {
+            base,
+            client: reqwest::Client::new(),
+            store,
+            shutdown: Some(tx),
+            _db: db,
+        }
+    }
+
+    async fn sqlite() -> TestServer {
+        TestServer::start(TestDb::sqlite()).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        into_json(self.client.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        into_json(
+            self.client
+                .post(self.url(path))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// POST a raw body with the given content type.
+    async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        into_json(
+            self.client
+                .post(self.url(path))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn new_session(&self) -> (String, String) {
+        let (status, body) = self.post("/v1/sessions", json!({})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["session_id"].as_str().unwrap().to_string(),
+            body["token"].as_str().unwrap().to_string(),
+        )
+    }
+
+    async fn say(&self, id: &str, token: &str, text: &str) -> (StatusCode, Value) {
+        into_json(
+            self.client
+                .post(self.url(&format!("/v1/sessions/{id}/messages")))
+                .bearer_auth(token)
+                .json(&json!({ "text": text }))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn into_json(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text:?}"));
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/json"),
+        "status {status}: {text}"
+    );
+    (status, body)
+}
+
+/// Asserts the error shape and returns the code.
+fn error_code(status: StatusCode, body: &Value, expected: StatusCode) -> String {
+    assert_eq!(status, expected, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message
+            .chars()
+            .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+        "the message is Chinese: {body}"
+    );
+    body["error"]["code"].as_str().expect("a code").to_string()
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let server = TestServer::sqlite().await;
+    let (status, body) = server.get("/healthz").await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "status": "ok" })));
+    let (status, body) = server.get("/readyz").await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({ "status": "ready" }))
+    );
+
+    // the database goes away: not ready, but the process still answers
+    server.store.close().await;
+    let (status, body) = server.get("/readyz").await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::SERVICE_UNAVAILABLE),
+        "database_unavailable"
+    );
+    assert_eq!(server.get("/healthz").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn search_answers_or_abstains_in_the_cli_form() {
+    let server = TestServer::sqlite().await;
+    let q = "社保卡在外地医院刷不了怎么办";
+    let (status, body) = server
+        .get(&format!("/v1/faq/search?q={}", urlencode(q)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["query"], q);
+    assert_eq!(body["answered"], true, "{body}");
+    let hits = body["hits"].as_array().unwrap();
+    assert!(!hits.is_empty() && hits.len() <= 3, "{body}");
+    assert!(hits[0]["id"].is_string() && hits[0]["score"].is_number());
+    assert!(hits[0]["question"].is_string());
+    // the same line as `yidi search --json`
+    let cli = crate::helpers::json_lines(&crate::helpers::yidi(&["search", "--json", q], ""));
+    assert_eq!(body["hits"][0]["id"], cli[0]["hits"][0]["id"]);
+
+    let (status, body) = server
+        .get(&format!(
+            "/v1/faq/search?q={}&limit=1",
+            urlencode("养老金什么时候涨")
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["answered"], false, "{body}");
+    assert!(body["hits"].as_array().unwrap().len() <= 1);
+
+    // bad parameters are 4xx naming the field
+    let (status, body) = server.get("/v1/faq/search").await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::UNPROCESSABLE_ENTITY),
+        "invalid_field"
+    );
+    assert_eq!(body["error"]["field"], "q");
+    for limit in ["0", "abc", "1000", "-1"] {
+        let (status, body) = server
+            .get(&format!("/v1/faq/search?q=x&limit={limit}"))
+            .await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::UNPROCESSABLE_ENTITY),
+            "invalid_field"
+        );
+        assert_eq!(body["error"]["field"], "limit");
+    }
+}
+
+#[tokio::test]
+async fn faq_entry_by_id_or_404() {
+    let server = TestServer::sqlite().await;
+    let (status, body) = server.get("/v1/faq/deductible").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], "deductible");
+    for key in ["question", "answer"] {
+        assert!(body[key].is_string(), "{key}: {body}");
+    }
+    for key in ["variants", "sources", "tags"] {
+        assert!(body[key].is_array(), "{key}: {body}");
+    }
+    let (status, body) = server.get("/v1/faq/no-such-entry").await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::NOT_FOUND),
+        "faq_not_found"
+    );
+    let (status, body) = server.get("/v1/faq/..%2F..%2Fetc%2Fpasswd").await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::NOT_FOUND),
+        "faq_not_found"
+    );
+    let (status, body) = server.get("/v1/nowhere").await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::NOT_FOUND),
+        "not_found"
+    );
+}
+
+#[tokio::test]
+async fn checklist_and_estimate_match_the_cli_and_name_bad_fields() {
+    let server = TestServer::sqlite().await;
+    let situation = json!({
+        "insured_region": "suzhou", "care_location": "other_province",
+        "filing_type": "long_term_resident", "filed": false,
+        "stage": "before_care", "visit": "inpatient", "by_proxy": false
+    });
+    let (status, body) = server.post("/v1/checklist", situation.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let cli = crate::helpers::json_lines(&crate::helpers::yidi(
+        &["checklist", "--json"],
+        &format!("{situation}\n"),
+    ));
+    assert_eq!(body, cli[0]);
+    assert!(!body["filing"].as_array().unwrap().is_empty(), "{body}");
+
+    let (status, body) = server
+        .post(
+            "/v1/checklist",
+            json!({ "insured_region": "suzhou", "visit": "teleport" }),
+        )
+        .await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::UNPROCESSABLE_ENTITY),
+        "invalid_field"
+    );
+    assert_eq!(body["error"]["field"], "visit");
+
+    let input = json!({
+        "policy": "suzhou", "visit": "inpatient", "hospital_level": 3,
+        "filing_type": "long_term_resident", "filed": true, "total": "20000",
+        "scheme": "employee", "employment": "retired"
+    });
+    let (status, body) = server.post("/v1/estimate", input.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let cli = crate::helpers::json_lines(&crate::helpers::yidi(
+        &["estimate", "--json"],
+        &format!("{input}\n"),
+    ));
+    assert_eq!(body, cli[0]);
+
+    let mut bad = input.clone();
+    bad["total"] = json!("很多钱");
+    let (status, body) = server.post("/v1/estimate", bad).await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::UNPROCESSABLE_ENTITY),
+        "invalid_field"
+    );
+    assert_eq!(body["error"]["field"], "total");
+
+    // not an object at all
+    let (status, body) = server.post("/v1/estimate", json!([1, 2])).await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::UNPROCESSABLE_ENTITY),
+        "invalid_field"
+    );
+}
+
+/// A whole estimate conversation over two messages, then the session read back.
+async fn conversation(server: &TestServer) {
+    let (id, token) = server.new_session().await;
+    assert_eq!(id.len(), 32);
+    assert_eq!(token.len(), 64, "256 random bits in hex");
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+
+    let (status, first) = server
+        .say(
+            &id,
+            &token,
+            "我是苏州的退休职工，搬去上海跟儿子住，住院花了五万，能报多少？",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["dialog"], "estimate", "{first}");
+    assert!(first["asking"].is_string(), "{first}");
+    assert!(!first["choices"].as_array().unwrap().is_empty(), "{first}");
+    for key in [
+        "text",
+        "asking",
+        "choices",
+        "faq",
+        "checklist",
+        "estimate",
+        "dialog",
+    ] {
+        assert!(
+            first.get(key).is_some(),
+            "the chat --json form has {key}: {first}"
+        );
+    }
+
+    let (status, second) = server.say(&id, &token, "三级医院").await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(second["asking"], "filed", "{second}");
+
+    let (status, session) = into_json(
+        server
+            .client
+            .get(server.url(&format!("/v1/sessions/{id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    assert_eq!(session["session_id"], id.as_str());
+    assert_eq!(session["dialog"], "estimate");
+    assert_eq!(session["slots"]["insured_region"], "suzhou", "{session}");
+    let transcript = session["transcript"].as_array().unwrap();
+    assert_eq!(transcript.len(), 4, "{session}");
+    assert_eq!(transcript[0]["role"], "user");
+    assert_eq!(transcript[2]["text"], "三级医院");
+    assert_eq!(transcript[3]["role"], "assistant");
+
+    // the token is stored only as its hash
+    assert_eq!(server.store.count("session_tokens").await.unwrap(), 1);
+    assert!(server.store.check_session_token(&id, &token).await.unwrap());
+    assert!(!server.store.check_session_token(&id, "x").await.unwrap());
+}
+
+#[tokio::test]
+async fn a_conversation_over_http_on_sqlite() {
+    conversation(&TestServer::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn a_conversation_over_http_on_postgres() {
+    conversation(&TestServer::start(TestDb::postgres().await).await).await;
+}
+
+#[tokio::test]
+async fn sessions_need_their_own_token() {
+    let server = TestServer::sqlite().await;
+    let (id, token) = server.new_session().await;
+    let (other_id, other_token) = server.new_session().await;
+    assert_ne!(id, other_id);
+    assert_ne!(token, other_token);
+    let message = json!({ "text": "起付线是什么" });
+    let messages = server.url(&format!("/v1/sessions/{id}/messages"));
+
+    // no token
+    let (status, body) = into_json(
+        server
+            .client
+            .post(&messages)
+            .json(&message)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::UNAUTHORIZED),
+        "missing_token"
+    );
+    // a wrong token, another session's token, a malformed header
+    for auth in [
+        format!("Bearer {}", "0".repeat(64)),
+        format!("Bearer {other_token}"),
+        format!("Basic {token}"),
+        "Bearer".to_string(),
+        format!("Bearer {}", "a".repeat(5000)),
+    ] {
+        let (status, body) = into_json(
+            server
+                .client
+                .post(&messages)
+                .header("authorization", &auth)
+                .json(&message)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::UNAUTHORIZED),
+            "invalid_token",
+            "{auth:.20}"
+        );
+    }
+    // reading the session, and an unknown session, are guarded the same way
+    let (status, body) = server.get(&format!("/v1/sessions/{id}")).await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::UNAUTHORIZED),
+        "missing_token"
+    );
+    let (status, body) = server.say("no-such-session", &token, "你好").await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::UNAUTHORIZED),
+        "invalid_token"
+    );
+    // nothing was stored by the rejected requests
+    assert_eq!(server.store.count("transcripts").await.unwrap(), 0);
+
+    // the owner is let in, and a new session reads back empty
+    let (status, body) = into_json(
+        server
+            .client
+            .get(server.url(&format!("/v1/sessions/{other_id}")))
+            .bearer_auth(&other_token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["transcript"], json!([]));
+    assert_eq!(body["dialog"], Value::Null);
+    let (status, reply) = server.say(&id, &token, "起付线是什么").await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["faq"]["id"], "deductible", "{reply}");
+}
+
+#[tokio::test]
+async fn bad_bodies_get_4xx_never_5xx() {
+    let server = TestServer::sqlite().await;
+    let (id, token) = server.new_session().await;
+
+    // too large: 413
+    let big = format!("{{\"text\": \"{}\"}}", "a".repeat(MAX_BODY_BYTES + 10));
+    for path in ["/v1/checklist", "/v1/estimate", "/v1/feedback"] {
+        let (status, body) = server
+            .post_raw(path, "application/json", big.clone().into_bytes())
+            .await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::PAYLOAD_TOO_LARGE),
+            "payload_too_large",
+            "{path}"
+        );
+    }
+    let (status, body) = into_json(
+        server
+            .client
+            .post(server.url(&format!("/v1/sessions/{id}/messages")))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::PAYLOAD_TOO_LARGE),
+        "payload_too_large"
+    );
+
+    // a body without a JSON content type: 415
+    let (status, body) = server
+        .post_raw("/v1/checklist", "text/plain", b"{}".to_vec())
+        .await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        "unsupported_media_type"
+    );
+
+    // malformed JSON: 400
+    for raw in [
+        &b"{\"insured_region\": "[..],
+        b"",
+        b"\xff\xfe\x00",
+        b"not json",
+        b"{\"a\":1}}",
+    ] {
+        let (status, body) = server
+            .post_raw("/v1/estimate", "application/json", raw.to_vec())
+            .await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::BAD_REQUEST),
+            "malformed_json",
+            "{raw:?}"
+        );
+    }
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let (status, _) = server
+        .post_raw("/v1/checklist", "application/json", deep.into_bytes())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // a message without text, or with the wrong type: 422 naming the field
+    for body in [json!({}), json!({ "text": 5 }), json!({ "txt": "你好" })] {
+        let (status, err) = into_json(
+            server
+                .client
+                .post(server.url(&format!("/v1/sessions/{id}/messages")))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            error_code(status, &err, StatusCode::UNPROCESSABLE_ENTITY),
+            "invalid_field",
+            "{body}"
+        );
+    }
+
+    // a wrong method: 405 in the same shape
+    let (status, body) = server.get("/v1/checklist").await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::METHOD_NOT_ALLOWED),
+        "method_not_allowed"
+    );
+
+    // garbage of every kind to every POST route: never a 5xx
+    let garbage: Vec<Value> = vec![
+        json!(null),
+        json!(true),
+        json!("文本"),
+        json!(1e308),
+        json!({ "filed": [1, { "x": null }] }),
+        json!({ "total": "-1" }),
+        json!({ "total": 1e300, "policy": "suzhou" }),
+        json!({ "helpful": "yes" }),
+        json!({ "helpful": true, "faq_id": "no-such" }),
+        json!({ "text": "\u{0000}\u{202e}😀" }),
+    ];
+    for path in [
+        "/v1/checklist",
+        "/v1/estimate",
+        "/v1/feedback",
+        "/v1/sessions",
+    ] {
+        for g in &garbage {
+            let (status, body) = server.post(path, g.clone()).await;
+            assert!(
+                status.is_success() || status.is_client_error(),
+                "{path} {g}: {status} {body}"
+            );
+        }
+    }
+    // the server still serves
+    assert_eq!(server.get("/healthz").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_overlong_message_gets_the_cores_friendly_reply() {
+    let server = TestServer::sqlite().await;
+    let (id, token) = server.new_session().await;
+    let long = "住院".repeat(MAX_MESSAGE_CHARS);
+    let (status, reply) = server.say(&id, &token, &long).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert!(reply["text"].as_str().unwrap().contains("太长"), "{reply}");
+    // the conversation goes on
+    let (status, reply) = server.say(&id, &token, "起付线是什么").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply["faq"]["id"], "deductible", "{reply}");
+}
+
+#[tokio::test]
+async fn feedback_is_stored_and_guarded() {
+    let server = TestServer::sqlite().await;
+    let (status, body) = server
+        .post(
+            "/v1/feedback",
+            json!({ "helpful": true, "faq_id": "deductible", "comment": "很清楚" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body["id"].as_str().unwrap().starts_with("fb-"));
+
+    let (status, body) = server
+        .post(
+            "/v1/feedback",
+            json!({ "helpful": true, "faq_id": "no-such-entry" }),
+        )
+        .await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::UNPROCESSABLE_ENTITY),
+        "invalid_field"
+    );
+    assert_eq!(body["error"]["field"], "faq_id");
+    let (status, body) = server
+        .post("/v1/feedback", json!({ "faq_id": "deductible" }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "helpful");
+
+    // feedback on a conversation needs that conversation's token
+    let (id, token) = server.new_session().await;
+    let about_session = json!({ "helpful": false, "session_id": id, "comment": "没答上来" });
+    let (status, body) = server.post("/v1/feedback", about_session.clone()).await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::UNAUTHORIZED),
+        "missing_token"
+    );
+    let (status, body) = into_json(
+        server
+            .client
+            .post(server.url("/v1/feedback"))
+            .bearer_auth(&token)
+            .json(&about_session)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(server.store.count("feedback").await.unwrap(), 2);
+}
+
+#[test]
+fn yidi_serve_runs_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let db = TestDb::sqlite();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yidi"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &db.url])
+        .current_dir(repo())
+        .env_remove("YIDI_KNOWLEDGE")
+        .env("YIDI_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("yidi serve starts");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "yidi serve ended before listening"
+        );
+        if let Some(rest) = line.trim().strip_prefix("yidi: listening on ") {
+            break rest.to_string();
+        }
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (status, body) = rt.block_on(async {
+        into_json(
+            reqwest::get(format!("{addr}/v1/faq/deductible"))
+                .await
+                .unwrap(),
+        )
+        .await
+    });
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["id"], "deductible");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("yidi serve did not stop on SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "a graceful stop exits 0: {status:?}");
+}
+
+#[test]
+fn yidi_serve_rejects_a_bad_database_url() {
+    let out = crate::helpers::yidi(
+        &[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--database-url",
+            "mysql://nope",
+        ],
+        "",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        crate::helpers::stderr(&out)
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
