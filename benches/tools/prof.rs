@@ -7,6 +7,9 @@ fn main() {
     if let Ok(v) = std::env::var("BA") {
         t.boost_answer = v.parse().unwrap();
     }
+    if let Ok(v) = std::env::var("SW") {
+        t.synonym_weight = v.parse().unwrap();
+    }
     if let Ok(v) = std::env::var("BG") {
         t.boost_grams = v.parse().unwrap();
     }
