@@ -7,6 +7,15 @@ fn main() {
     if let Ok(v) = std::env::var("BA") {
         t.boost_answer = v.parse().unwrap();
     }
+    if let Ok(v) = std::env::var("BQ") {
+        t.boost_question = v.parse().unwrap();
+    }
+    if let Ok(v) = std::env::var("BV") {
+        t.boost_variants = v.parse().unwrap();
+    }
+    if let Ok(v) = std::env::var("BPG") {
+        t.boost_phrase_grams = v.parse().unwrap();
+    }
     if let Ok(v) = std::env::var("SW") {
         t.synonym_weight = v.parse().unwrap();
     }
