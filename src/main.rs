@@ -247,23 +247,14 @@ fn run(command: Command, knowledge_dir: &Path, dialogs_dir: &Path) -> anyhow::Re
                 Ok(t) => t,
                 Err(es) => return invalid("checklist texts", knowledge_dir, es.join("\n")),
             };
-            for line in input_lines() {
-                let line = line?;
-                if line.as_ref().is_ok_and(|l| l.trim().is_empty()) {
-                    continue;
-                }
-                let result = line
-                    .and_then(|l| parse_line(&l))
-                    .and_then(|v| Situation::from_json(&v))
-                    .and_then(|s| checklist::checklist(&s, &texts));
-                match (result, json) {
-                    (Ok(list), true) => writeln!(out, "{}", serde_json::to_string(&list)?)?,
-                    (Ok(list), false) => writeln!(out, "{}\n", render_checklist(&list, &texts))?,
-                    (Err(e), true) => writeln!(out, "{}", json!({ "error": e }))?,
-                    (Err(e), false) => writeln!(out, "错误（{}）：{}\n", e.field, e.message)?,
-                }
-                out.flush()?;
-            }
+            answer_json_lines(&mut out, json, |v| {
+                let list =
+                    Situation::from_json(&v).and_then(|s| checklist::checklist(&s, &texts))?;
+                Ok((
+                    serde_json::to_string(&list).unwrap_or_default(),
+                    render_checklist(&list, &texts),
+                ))
+            })?;
         }
         Command::Estimate { json, policy } => {
             let dir = knowledge_dir.join("policies");
@@ -276,23 +267,14 @@ fn run(command: Command, knowledge_dir: &Path, dialogs_dir: &Path) -> anyhow::Re
             {
                 return invalid("policy", &file, join_errors(&es));
             }
-            for line in input_lines() {
-                let line = line?;
-                if line.as_ref().is_ok_and(|l| l.trim().is_empty()) {
-                    continue;
-                }
-                let result = line
-                    .and_then(|l| parse_line(&l))
-                    .and_then(|v| EstimateInput::from_json(&v))
-                    .and_then(|i| estimate::estimate(&policies, &i));
-                match (result, json) {
-                    (Ok(est), true) => writeln!(out, "{}", serde_json::to_string(&est)?)?,
-                    (Ok(est), false) => writeln!(out, "{}\n", render_estimate(&est))?,
-                    (Err(e), true) => writeln!(out, "{}", json!({ "error": e }))?,
-                    (Err(e), false) => writeln!(out, "错误（{}）：{}\n", e.field, e.message)?,
-                }
-                out.flush()?;
-            }
+            answer_json_lines(&mut out, json, |v| {
+                let est =
+                    EstimateInput::from_json(&v).and_then(|i| estimate::estimate(&policies, &i))?;
+                Ok((
+                    serde_json::to_string(&est).unwrap_or_default(),
+                    render_estimate(&est),
+                ))
+            })?;
         }
         Command::Chat {
             json,
@@ -329,6 +311,29 @@ fn input_lines() -> impl Iterator<Item = io::Result<Result<String, FieldError>>>
                 .map_err(|_| FieldError::new("", "这一行不是有效的 UTF-8 文本，请检查输入的编码。"))
         })
     })
+}
+
+/// Answers each JSON line of standard input with `answer`: its JSON form (`--json`) or its
+/// text, or the error about that line; blank lines are skipped.
+fn answer_json_lines(
+    out: &mut impl Write,
+    json: bool,
+    answer: impl Fn(serde_json::Value) -> Result<(String, String), FieldError>,
+) -> io::Result<()> {
+    for line in input_lines() {
+        let line = line?;
+        if line.as_ref().is_ok_and(|l| l.trim().is_empty()) {
+            continue;
+        }
+        match (line.and_then(|l| parse_line(&l)).and_then(&answer), json) {
+            (Ok((value, _)), true) => writeln!(out, "{value}")?,
+            (Ok((_, text)), false) => writeln!(out, "{text}\n")?,
+            (Err(e), true) => writeln!(out, "{}", json!({ "error": e }))?,
+            (Err(e), false) => writeln!(out, "错误（{}）：{}\n", e.field, e.message)?,
+        }
+        out.flush()?;
+    }
+    Ok(())
 }
 
 fn join_errors<E: std::fmt::Display>(es: &[E]) -> String {
