@@ -64,6 +64,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::FieldError;
+pub use super::values::{CareLocation, Employment, FilingType, Scheme};
+use super::values::{Keyword, slot_values};
 
 /// The file, in the knowledge folder, that holds the checklist texts.
 pub const FILE: &str = "checklist.toml";
@@ -71,98 +73,7 @@ pub const FILE: &str = "checklist.toml";
 /// The longest text, in characters: one line of a chat bubble.
 pub const MAX_TEXT_CHARS: usize = 100;
 
-/// A value of a closed set (an id or a slot value).
-trait Keyword: Copy {
-    /// As written in JSON and TOML.
-    fn name(self) -> &'static str;
-    /// What users call it.
-    fn gist(self) -> &'static str;
-}
-
-/// A closed set of ids or slot values, each with what users call it.
-macro_rules! keywords {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $value:literal : $label:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name {
-            $($variant),+
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            /// Every value as written in JSON and TOML.
-            pub const VALUES: &'static [&'static str] = &[$($value),+];
-
-            /// The value as written in JSON and TOML.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $value),+
-                }
-            }
-
-            /// What users call it (Chinese).
-            pub fn label(self) -> &'static str {
-                match self {
-                    $($name::$variant => $label),+
-                }
-            }
-
-            pub fn parse(value: &str) -> Option<$name> {
-                Self::ALL.iter().copied().find(|v| v.as_str() == value)
-            }
-        }
-
-        impl Keyword for $name {
-            fn name(self) -> &'static str {
-                self.as_str()
-            }
-            fn gist(self) -> &'static str {
-                self.label()
-            }
-        }
-    };
-}
-
-keywords!(
-    /// 参保险种. Accepted and validated; no checklist rule depends on it.
-    Scheme {
-        Employee = "employee": "职工医保",
-        Resident = "resident": "城乡居民医保",
-    }
-);
-
-keywords!(
-    /// 在职 / 退休 (employee scheme). Accepted and validated; no checklist rule depends on it.
-    Employment {
-        Working = "working": "在职",
-        Retired = "retired": "退休",
-    }
-);
-
-keywords!(
-    /// 就医地, relative to Jiangsu.
-    CareLocation {
-        InProvince = "in_province": "江苏省内其他设区市",
-        Shanghai = "shanghai": "上海",
-        YangtzeDelta = "yangtze_delta": "浙江或安徽",
-        OtherProvince = "other_province": "其他省份",
-    }
-);
-
-keywords!(
-    /// The kind of cross-region filing.
-    FilingType {
-        ResettledRetiree = "resettled_retiree": "异地安置退休",
-        LongTermResident = "long_term_resident": "异地长期居住",
-        PostedWorker = "posted_worker": "常驻异地工作",
-        Referral = "referral": "异地转诊",
-        Temporary = "temporary": "其他临时外出就医",
-        None = "none": "没有备案",
-    }
-);
-
-keywords!(
+slot_values!(
     /// Where the user is in the course of care.
     Stage {
         BeforeCare = "before_care": "还没就医",
@@ -171,7 +82,7 @@ keywords!(
     }
 );
 
-keywords!(
+slot_values!(
     /// The kind of care.
     Visit {
         Inpatient = "inpatient": "住院",
@@ -181,7 +92,7 @@ keywords!(
     }
 );
 
-keywords!(
+slot_values!(
     /// The items of both lists, in the order of checklist.md (filing items first).
     ItemId {
         Identity = "identity": "有效身份证件、社会保障卡或医保电子凭证",
@@ -204,7 +115,7 @@ keywords!(
     }
 );
 
-keywords!(
+slot_values!(
     /// The warnings, in the order of checklist.md.
     WarningId {
         MaternityPayFirst = "maternity-pay-first": "生育费用先垫付",
@@ -218,7 +129,7 @@ keywords!(
     }
 );
 
-keywords!(
+slot_values!(
     /// The channels, in the order of checklist.md.
     ChannelId {
         Counter = "counter": "参保地医保经办机构窗口",
@@ -666,14 +577,6 @@ fn title(slot: &str) -> &'static str {
     }
 }
 
-/// Values for a message: `"a"（甲）、"b"（乙）`.
-fn values_hint<K: Keyword>(all: &[K]) -> String {
-    all.iter()
-        .map(|v| format!("\"{}\"（{}）", v.name(), v.gist()))
-        .collect::<Vec<_>>()
-        .join("、")
-}
-
 /// The allowed values of a slot for a message: `"a"（甲）、"b"（乙）`.
 fn hint(slot: &str, extra_regions: &[String]) -> String {
     let yes_no = |yes: &str, no: &str| format!("true（{yes}）或 false（{no}）");
@@ -686,12 +589,12 @@ fn hint(slot: &str, extra_regions: &[String]) -> String {
             v.extend(extra_regions.iter().map(|r| format!("\"{r}\"")));
             v.join("、")
         }
-        "scheme" => values_hint(Scheme::ALL),
-        "employment" => values_hint(Employment::ALL),
-        "care_location" => values_hint(CareLocation::ALL),
-        "filing_type" => values_hint(FilingType::ALL),
-        "stage" => values_hint(Stage::ALL),
-        "visit" => values_hint(Visit::ALL),
+        "scheme" => Scheme::hint(),
+        "employment" => Employment::hint(),
+        "care_location" => CareLocation::hint(),
+        "filing_type" => FilingType::hint(),
+        "stage" => Stage::hint(),
+        "visit" => Visit::hint(),
         "filed" => yes_no("备案已办好", "还没备案"),
         "by_proxy" => yes_no("由他人代办", "本人办理"),
         "mentions_chronic" => yes_no("涉及门诊慢特病或国谈药", "不涉及"),

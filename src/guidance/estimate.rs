@@ -36,6 +36,8 @@ use serde_json::{Map, Value};
 
 use super::FieldError;
 use super::policy::{BandsBasis, Param, ParamSet, PersonSlot, Policies, Policy, SelectError};
+use super::values::slot_values;
+pub use super::values::{CareLocation, Employment, FilingType, Scheme};
 
 /// The largest amount an input may carry (estimate.md).
 pub const MAX_AMOUNT: Decimal = Decimal::from_parts(10_000_000, 0, 0, false, 0);
@@ -64,49 +66,7 @@ const FIELDS: [&str; 17] = [
     "care_location",
 ];
 
-/// A closed set of string values (a slot of checklist.md / estimate.md).
-macro_rules! choice {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $value:literal : $label:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The value as written in JSON.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $value),+
-                }
-            }
-
-            /// What users call it.
-            pub fn label(self) -> &'static str {
-                match self {
-                    $($name::$variant => $label),+
-                }
-            }
-
-            pub fn parse(value: &str) -> Option<$name> {
-                Self::ALL.iter().copied().find(|v| v.as_str() == value)
-            }
-
-            /// The allowed values for an error message: `"a"（甲）、"b"（乙）`.
-            fn hint() -> String {
-                Self::ALL
-                    .iter()
-                    .map(|v| format!("\"{}\"（{}）", v.as_str(), v.label()))
-                    .collect::<Vec<_>>()
-                    .join("、")
-            }
-        }
-    };
-}
-
-choice!(
+slot_values!(
     /// 住院 / 门诊.
     Visit {
         Inpatient = "inpatient": "住院",
@@ -114,49 +74,11 @@ choice!(
     }
 );
 
-choice!(
-    /// The kind of cross-region filing (checklist.md).
-    FilingType {
-        ResettledRetiree = "resettled_retiree": "异地安置退休",
-        LongTermResident = "long_term_resident": "异地长期居住",
-        PostedWorker = "posted_worker": "常驻异地工作",
-        Referral = "referral": "异地转诊",
-        Temporary = "temporary": "其他临时外出就医",
-        None = "none": "没有备案",
-    }
-);
-
-choice!(
-    /// 职工医保 / 城乡居民医保.
-    Scheme {
-        Employee = "employee": "职工医保",
-        Resident = "resident": "城乡居民医保",
-    }
-);
-
-choice!(
-    /// 在职 / 退休 (employee scheme).
-    Employment {
-        Working = "working": "在职",
-        Retired = "retired": "退休",
-    }
-);
-
-choice!(
+slot_values!(
     /// Resident category.
     Category {
         Student = "student": "学生或少儿",
         Adult = "adult": "其他居民",
-    }
-);
-
-choice!(
-    /// 就医地 (checklist.md).
-    CareLocation {
-        InProvince = "in_province": "江苏省内其他城市",
-        Shanghai = "shanghai": "上海",
-        YangtzeDelta = "yangtze_delta": "浙江或安徽",
-        OtherProvince = "other_province": "其他省份",
     }
 );
 
