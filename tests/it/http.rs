@@ -105,6 +105,12 @@ impl TestServer {
         )
     }
 
+    /// GET a session with its bearer token.
+    async fn read_session(&self, id: &str, token: &str) -> (StatusCode, Value) {
+        let request = self.client.get(self.url(&format!("/v1/sessions/{id}")));
+        into_json(request.bearer_auth(token).send().await.unwrap()).await
+    }
+
     async fn say(&self, id: &str, token: &str, text: &str) -> (StatusCode, Value) {
         into_json(
             self.client
@@ -350,16 +356,7 @@ async fn conversation(server: &TestServer) {
     assert_eq!(status, StatusCode::OK, "{second}");
     assert_eq!(second["asking"], "filed", "{second}");
 
-    let (status, session) = into_json(
-        server
-            .client
-            .get(server.url(&format!("/v1/sessions/{id}")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, session) = server.read_session(&id, &token).await;
     assert_eq!(status, StatusCode::OK, "{session}");
     assert_eq!(session["session_id"], id.as_str());
     assert_eq!(session["dialog"], "estimate");
@@ -451,16 +448,7 @@ async fn sessions_need_their_own_token() {
     assert_eq!(server.store.count("transcripts").await.unwrap(), 0);
 
     // the owner is let in, and a new session reads back empty
-    let (status, body) = into_json(
-        server
-            .client
-            .get(server.url(&format!("/v1/sessions/{other_id}")))
-            .bearer_auth(&other_token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = server.read_session(&other_id, &other_token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["transcript"], json!([]));
     assert_eq!(body["dialog"], Value::Null);
