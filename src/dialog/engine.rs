@@ -221,8 +221,8 @@ fn fill_from_text(dialogs: &Dialogs, state: &mut SessionState, dialog: &Dialog, 
 /// Walks from the current step over every step whose slot is already known, applying
 /// transitions, until a question must be asked or an outcome is reached.
 fn advance(dialogs: &Dialogs, state: &mut SessionState, note: Option<String>) -> Turn {
+    // callers only advance a dialog in progress
     let Some(active) = state.active.clone() else {
-        unreachable_state(state);
         return Turn::GaveUp {
             dialog: String::new(),
         };
@@ -291,10 +291,6 @@ fn advance(dialogs: &Dialogs, state: &mut SessionState, note: Option<String>) ->
     Turn::GaveUp {
         dialog: dialog.id.clone(),
     }
-}
-
-fn unreachable_state(state: &mut SessionState) {
-    state.active = None;
 }
 
 /// The choices (value, label) a step offers.

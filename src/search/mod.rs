@@ -271,10 +271,6 @@ impl SearchEngine {
         &self.analyzer
     }
 
-    pub fn tuning(&self) -> Tuning {
-        self.tuning
-    }
-
     /// Searches for `query` and returns at most `limit` hits, best first.
     pub fn search(&self, query: &str, limit: usize) -> SearchResult {
         let norm = normalize_query(query);

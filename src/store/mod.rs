@@ -197,21 +197,6 @@ impl Store {
         Ok(revision)
     }
 
-    /// Replaces a session's state outside a turn (e.g. resetting a corrupted row).
-    pub async fn reset_session(&self, id: &str, state: &str) -> Result<i64, StoreError> {
-        let now = now_ms();
-        let done = sqlx::query("UPDATE sessions SET state = $1, revision = revision + 1, updated_at = $2 WHERE id = $3")
-            .bind(state)
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict(id.to_string()));
-        }
-        Ok(self.load_session(id).await?.map_or(0, |s| s.revision))
-    }
-
     pub async fn transcript(&self, session_id: &str) -> Result<Vec<TranscriptLine>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, role, text, faq_id, created_at FROM transcripts WHERE session_id = $1 ORDER BY seq",
