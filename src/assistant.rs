@@ -159,19 +159,23 @@ impl Assistant {
         if state.active.is_some() {
             // a question in the middle of a dialog ("苏州医保去外地看病要备案吗") is answered
             // first, even when it happens to name an option, then the question is asked again
-            if looks_like_question(message) {
-                let result = self.search.search(message, 3);
-                if result.answered {
-                    return self.faq_then_resume(state, &result);
-                }
+            // searched at most once per message
+            let asked = looks_like_question(message).then(|| self.search.search(message, 3));
+            if let Some(result) = asked.as_ref().filter(|r| r.answered) {
+                return self.faq_then_resume(state, result);
             }
+            let search = || {
+                asked
+                    .clone()
+                    .unwrap_or_else(|| self.search.search(message, 3))
+            };
             let before = state.clone();
             let Some(turn) = engine::answer(&self.dialogs, state, message) else {
-                return self.faq(message);
+                return self.faq_reply(&search());
             };
             if let Turn::NotUnderstood { .. } = turn {
                 // maybe a question in the middle of the dialog: answer it, then ask again
-                let result = self.search.search(message, 3);
+                let result = search();
                 if result.answered {
                     *state = before;
                     return self.faq_then_resume(state, &result);
