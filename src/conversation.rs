@@ -4,9 +4,13 @@
 //! serialised by the store's revision check: the loser re-reads and runs its turn again.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::assistant::{Assistant, Reply};
+use crate::config::Limits;
 use crate::dialog::engine::SessionState;
+use crate::limits::RateLimits;
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, TurnRecord};
 
 /// How often a turn is retried after a concurrent write to the same session.
@@ -15,19 +19,36 @@ const MAX_ATTEMPTS: usize = 4;
 /// The note a user sees when their stored conversation could not be read.
 pub const CORRUPTED_NOTE: &str = "（抱歉，之前保存的对话记录无法读取，我们重新开始。）";
 
+/// The core shared by every channel: the assistant, the store, the process's metrics and
+/// its per-user rate limits (which the channels check before a turn).
 #[derive(Clone)]
 pub struct Conversations {
     pub assistant: Arc<Assistant>,
     pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub limits: Arc<RateLimits>,
 }
 
 impl Conversations {
+    /// With fresh metrics and the default limits.
     pub fn new(assistant: Arc<Assistant>, store: Store) -> Conversations {
-        Conversations { assistant, store }
+        Conversations {
+            assistant,
+            store,
+            metrics: Arc::new(Metrics::new()),
+            limits: Arc::new(RateLimits::new(&Limits::default())),
+        }
+    }
+
+    /// The same, with configured limits.
+    pub fn with_limits(mut self, limits: &Limits) -> Conversations {
+        self.limits = Arc::new(RateLimits::new(limits));
+        self
     }
 
     /// Handles one message of session `session_id` and persists the turn.
     pub async fn turn(&self, session_id: &str, message: &str) -> Result<Reply, StoreError> {
+        let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -51,6 +72,7 @@ impl Conversations {
                 Ok(_) => {
                     tracing::info!(session = %log_id(session_id), faq = ?record.faq_id, dialog = ?record.dialog,
                         unanswered = record.unanswered, "turn");
+                    self.metrics.turn(&reply, started.elapsed());
                     return Ok(reply);
                 }
                 Err(StoreError::Conflict(_)) if attempt < MAX_ATTEMPTS => {

@@ -6,10 +6,13 @@
 
 pub mod assistant;
 pub mod channels;
+pub mod config;
 pub mod conversation;
 pub mod dialog;
 pub mod guidance;
 pub mod knowledge;
+pub mod limits;
+pub mod metrics;
 pub mod search;
 pub mod store;
 pub mod text;

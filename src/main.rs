@@ -9,7 +9,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use yidi::assistant::{Assistant, render_checklist, render_estimate};
-use yidi::channels::http;
 use yidi::conversation::Conversations;
 use yidi::dialog::engine::SessionState;
 use yidi::guidance::FieldError;
@@ -19,6 +18,10 @@ use yidi::guidance::policy::Policies;
 use yidi::search::eval;
 use yidi::store::{DEFAULT_DATABASE_URL, Store, StoreError};
 use yidi::{Knowledge, SearchEngine};
+
+mod serve;
+
+use serve::ServeFlags;
 
 #[derive(Parser)]
 #[command(name = "yidi", version, about = "异地就医 guidance assistant")]
@@ -81,15 +84,30 @@ enum Command {
     },
     /// Validate the knowledge and dialogs folders.
     Check,
-    /// Serve the HTTP API (JSON under /v1) until SIGINT or SIGTERM.
+    /// Serve the HTTP API, the agent console and (with TELOXIDE_TOKEN) the Telegram bot
+    /// until SIGINT or SIGTERM. Settings: defaults < yidi.toml or --config < YIDI_… env <
+    /// these flags (see yidi.example.toml).
     Serve {
-        /// Address to listen on (port 0 picks a free port).
-        #[arg(long, env = "YIDI_ADDR", default_value = "127.0.0.1:8080")]
-        addr: std::net::SocketAddr,
-        /// Database for the conversations (SQLite file or PostgreSQL).
-        #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
-        database_url: String,
+        /// The config file (default: ./yidi.toml when it exists).
+        #[arg(long, env = "YIDI_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:8080].
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+        /// Database for the conversations (SQLite file or PostgreSQL) [default: sqlite://yidi.db].
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Receive Telegram updates by webhook (telegram.webhook_url and
+        /// telegram.webhook_listen must be configured) instead of long polling.
+        #[arg(long)]
+        telegram_webhook: bool,
+        /// Print the effective configuration (secrets redacted) and exit.
+        #[arg(long)]
+        print_config: bool,
     },
+    /// Make a new agent token for the console: prints the token (give it to the agent) and
+    /// the SHA-256 digest to put in the configuration's agent_token_sha256.
+    AgentToken,
 }
 
 fn main() -> ExitCode {
@@ -106,15 +124,7 @@ fn main() -> ExitCode {
         )
         .with_writer(io::stderr)
         .init();
-    let knowledge_dir = cli
-        .knowledge
-        .clone()
-        .unwrap_or_else(yidi::default_knowledge_dir);
-    let dialogs_dir = cli
-        .dialogs
-        .clone()
-        .unwrap_or_else(yidi::default_dialogs_dir);
-    match run(cli.command, &knowledge_dir, &dialogs_dir) {
+    match run(cli.command, cli.knowledge, cli.dialogs) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -134,7 +144,18 @@ fn invalid(what: &str, dir: &Path, errors: impl std::fmt::Display) -> anyhow::Re
     Ok(ExitCode::from(1))
 }
 
-fn run(command: Command, knowledge_dir: &Path, dialogs_dir: &Path) -> anyhow::Result<ExitCode> {
+/// Runs a command; the folders are the ones given by flag or environment, if any.
+fn run(
+    command: Command,
+    explicit_knowledge: Option<PathBuf>,
+    explicit_dialogs: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let knowledge_dir = &explicit_knowledge
+        .clone()
+        .unwrap_or_else(yidi::default_knowledge_dir);
+    let dialogs_dir = &explicit_dialogs
+        .clone()
+        .unwrap_or_else(yidi::default_dialogs_dir);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     match command {
@@ -288,13 +309,36 @@ fn run(command: Command, knowledge_dir: &Path, dialogs_dir: &Path) -> anyhow::Re
             drop(out);
             return chat(assistant, json, session, &database_url);
         }
-        Command::Serve { addr, database_url } => {
-            let assistant = match Assistant::load(knowledge_dir, dialogs_dir) {
-                Ok(a) => a,
-                Err(e) => return invalid("data", knowledge_dir, e),
-            };
+        Command::AgentToken => {
+            let token = yidi::store::random_token();
+            writeln!(out, "token:  {token}")?;
+            writeln!(
+                out,
+                "config: agent_token_sha256 = [\"{}\"]",
+                yidi::store::token_hash(&token)
+            )?;
+            writeln!(
+                out,
+                "Give the token to the agent; keep only the digest in the configuration."
+            )?;
+        }
+        Command::Serve {
+            config,
+            addr,
+            database_url,
+            telegram_webhook,
+            print_config,
+        } => {
             drop(out);
-            return serve(assistant, addr, &database_url);
+            return serve::run(ServeFlags {
+                config,
+                addr,
+                database_url,
+                telegram_webhook,
+                print_config,
+                knowledge: explicit_knowledge,
+                dialogs: explicit_dialogs,
+            });
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -346,67 +390,6 @@ fn join_errors<E: std::fmt::Display>(es: &[E]) -> String {
 fn parse_line(line: &str) -> Result<serde_json::Value, FieldError> {
     serde_json::from_str(line)
         .map_err(|e| FieldError::new("", format!("这一行不是有效的 JSON：{e}")))
-}
-
-/// `yidi serve`: the HTTP channel on `addr` until SIGINT or SIGTERM; requests in flight
-/// finish before the process exits.
-fn serve(
-    assistant: Assistant,
-    addr: std::net::SocketAddr,
-    database_url: &str,
-) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let store = match Store::connect(database_url).await {
-            Ok(store) => store,
-            Err(e @ StoreError::Url(_)) => {
-                eprintln!("{e}");
-                return Ok(ExitCode::from(2));
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("opening the database {database_url}"));
-            }
-        };
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("listening on {addr}"))?;
-        let local = listener.local_addr()?;
-        tracing::info!(addr = %local, "serving the HTTP API");
-        eprintln!("yidi: listening on http://{local}");
-        let state = http::AppState::new(Arc::new(assistant), store);
-        http::serve(listener, state, shutdown_signal())
-            .await
-            .context("serving HTTP")?;
-        tracing::info!("shut down");
-        Ok(ExitCode::SUCCESS)
-    })
-}
-
-/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
-    tracing::info!("shutdown signal received, finishing requests in flight");
 }
 
 /// The terminal channel: numbered options, `--json` replies, optional stored session.

@@ -16,6 +16,13 @@
 //! | `POST /v1/sessions/{id}/messages` | `{"text"}` → the reply in the `chat --json` form |
 //! | `GET /v1/sessions/{id}` | the dialog state and the transcript |
 //! | `POST /v1/feedback` | `{"helpful", "faq_id"?, "session_id"?, "comment"?}` |
+//! | `GET /v1/openapi.json` | this API as an OpenAPI 3.1 document |
+//! | `GET /metrics` | Prometheus metrics (see [`crate::metrics`]) |
+//!
+//! Rate limits ([`crate::limits`]): every `/v1` route except the OpenAPI document counts
+//! against the client IP's bucket, and each message against its session's bucket; a refusal
+//! is a 429 `rate_limited` with `Retry-After` (whole seconds). The client IP is the peer
+//! address, or the last `X-Forwarded-For` entry when `limits.trust_forwarded_for` is set.
 //!
 //! Sessions are read and written only with their bearer token (`Authorization: Bearer …`),
 //! 256 random bits shown once at creation; the store keeps its SHA-256 hash.
@@ -30,11 +37,15 @@
 //! ids), status and latency; the core logs session ids only as hashes.
 
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, Query, Request, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, MatchedPath, Path, Query, Request, State,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -53,8 +64,10 @@ use crate::dialog::engine::SessionState;
 use crate::guidance::FieldError;
 use crate::guidance::checklist::{self, Situation};
 use crate::guidance::estimate::{self, EstimateInput};
+use crate::limits::{Limited, RateLimits};
+use crate::metrics::Metrics;
 use crate::search::SearchResult;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, random_hex, random_token};
 
 /// Largest request body accepted (bytes); larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -74,10 +87,26 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// With fresh metrics and the default limits.
     pub fn new(assistant: Arc<Assistant>, store: Store) -> AppState {
-        AppState {
-            conversations: Conversations::new(assistant, store),
-        }
+        AppState::from_conversations(Conversations::new(assistant, store))
+    }
+
+    /// Sharing the core (and its metrics and limits) with the other channels.
+    pub fn from_conversations(conversations: Conversations) -> AppState {
+        AppState { conversations }
+    }
+
+    pub fn conversations(&self) -> &Conversations {
+        &self.conversations
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.conversations.metrics
+    }
+
+    pub fn limits(&self) -> &RateLimits {
+        &self.conversations.limits
     }
 
     pub fn assistant(&self) -> &Assistant {
@@ -89,11 +118,14 @@ impl AppState {
     }
 }
 
-/// The whole API as a router, shared by `yidi serve` and the tests.
+/// The OpenAPI document of this API (hand-written; a test checks it against the router).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The whole API as a router, shared by `yidi serve` and the tests. Serve it with
+/// [`serve`] (or with connect info) so the per-IP limit sees the peer address.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    // the public API, limited per client IP
+    let public = Router::new()
         .route("/v1/faq/search", get(search))
         .route("/v1/faq/{id}", get(faq))
         .route("/v1/checklist", post(checklist))
@@ -102,12 +134,20 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/sessions/{id}", get(read_session))
         .route("/v1/sessions/{id}/messages", post(post_message))
         .route("/v1/feedback", post(feedback))
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_ip));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .merge(public)
         .fallback(not_found)
         // axum's own limit for the body extractors, and tower-http's for declared lengths
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::new())
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -129,9 +169,12 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -144,6 +187,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Seconds for `Retry-After` (429 only).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -153,6 +198,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -189,6 +235,16 @@ impl From<FieldError> for ApiError {
             code: "invalid_field",
             message: e.message,
             field: Some(e.field),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<Limited> for ApiError {
+    fn from(l: Limited) -> ApiError {
+        ApiError {
+            retry_after: Some(l.retry_after_secs()),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", l.message())
         }
     }
 }
@@ -210,6 +266,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -234,6 +295,7 @@ fn default_error(status: StatusCode) -> (&'static str, String) {
             "请求内容须为 JSON，并带有请求头 Content-Type: application/json。",
         ),
         StatusCode::UNPROCESSABLE_ENTITY => ("invalid_field", "请求中的字段有误。"),
+        StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "请求太频繁了，请稍后再试。"),
         StatusCode::SERVICE_UNAVAILABLE => ("service_unavailable", "服务暂时不可用，请稍后再试。"),
         s if s.is_client_error() => ("bad_request", "请求无法处理。"),
         _ => ("internal_error", "服务出现内部错误，请稍后再试。"),
@@ -265,6 +327,52 @@ async fn json_errors(req: Request, next: Next) -> Response {
     );
     let body = json!({ "error": { "code": code, "message": message } }).to_string();
     Response::from_parts(parts, Body::from(body))
+}
+
+/// Counts every request in the metrics, by matched route and status.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_string(), |p| p.as_str().to_string());
+    let response = next.run(req).await;
+    state
+        .metrics()
+        .request(&route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// The client's IP: the peer address, or the last `X-Forwarded-For` entry (the one our own
+/// proxy appended) when configured to trust it. A request without either (a router driven
+/// without connect info) shares one bucket, the unspecified address.
+fn client_ip(state: &AppState, req: &Request) -> IpAddr {
+    if state.limits().trust_forwarded_for()
+        && let Some(ip) = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
+    {
+        return ip;
+    }
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+/// The per-IP limit of the public API.
+async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = client_ip(&state, &req);
+    if let Err(limited) = state.limits().check_ip(ip) {
+        state.metrics().rate_limited(limited.scope.as_str());
+        tracing::info!("rate limited (ip)");
+        return ApiError::from(limited).into_response();
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> ApiError {
@@ -362,22 +470,26 @@ fn reject_unknown_fields(map: &Map<String, Value>, known: &[&str]) -> Result<(),
     }
 }
 
-/// A random value of `N` bytes in lower-case hex, from the thread's CSPRNG.
-fn random_hex<const N: usize>() -> String
-where
-    [u8; N]: Default + AsMut<[u8]>,
-{
-    use rand::RngCore;
-    let mut bytes = <[u8; N]>::default();
-    rand::rng().fill_bytes(bytes.as_mut());
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics().render(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -467,7 +579,7 @@ async fn estimate(
 
 async fn create_session(State(state): State<AppState>) -> Result<Response, ApiError> {
     let session_id = random_hex::<16>();
-    let token = random_hex::<32>();
+    let token = random_token();
     state.store().add_session_token(&session_id, &token).await?;
     tracing::info!(session = %log_id(&session_id), "session created");
     let body = json!({
@@ -487,6 +599,11 @@ async fn post_message(
     authorize(&state, &headers, &id).await?;
     let map = object(body?.0)?;
     reject_unknown_fields(&map, &["text"])?;
+    if let Err(limited) = state.limits().check_session(&format!("session:{id}")) {
+        state.metrics().rate_limited(limited.scope.as_str());
+        tracing::info!(session = %log_id(&id), "rate limited (session)");
+        return Err(limited.into());
+    }
     let Some(text) = optional_string(&map, "text")? else {
         return Err(FieldError::new("text", "请用字段 text 提供要发送的消息。").into());
     };

@@ -328,6 +328,22 @@ impl Store {
     }
 }
 
+/// 256 random bits from the thread's CSPRNG, in lower-case hex: session and agent tokens.
+pub fn random_token() -> String {
+    random_hex::<32>()
+}
+
+/// A random value of `N` bytes in lower-case hex, from the thread's CSPRNG.
+pub fn random_hex<const N: usize>() -> String
+where
+    [u8; N]: Default + AsMut<[u8]>,
+{
+    use rand::RngCore;
+    let mut bytes = <[u8; N]>::default();
+    rand::rng().fill_bytes(bytes.as_mut());
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The stored form of a session token: its SHA-256 hash in lower-case hex.
 pub fn token_hash(token: &str) -> String {
     use sha2::{Digest, Sha256};

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use yidi::assistant::{Assistant, MAX_MESSAGE_CHARS};
 use yidi::channels::http::{self, AppState, MAX_BODY_BYTES};
+use yidi::config::Limits;
+use yidi::conversation::Conversations;
 use yidi::store::Store;
 
 use crate::db::TestDb;
@@ -35,13 +37,29 @@ struct TestServer {
     _db: TestDb,
 }
 
+/// Limits no test reaches unless it means to.
+fn roomy_limits() -> Limits {
+    Limits {
+        per_ip_per_minute: 100_000,
+        per_ip_burst: 10_000,
+        per_session_per_minute: 100_000,
+        per_session_burst: 10_000,
+        trust_forwarded_for: false,
+    }
+}
+
 impl TestServer {
     async fn start(db: TestDb) -> TestServer {
+        TestServer::start_with(db, roomy_limits()).await
+    }
+
+    async fn start_with(db: TestDb, limits: Limits) -> TestServer {
         let store = Store::connect(&db.url).await.expect("connect + migrate");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let state = AppState::new(assistant(), store.clone());
+        let conversations = Conversations::new(assistant(), store.clone()).with_limits(&limits);
+        let state = AppState::from_conversations(conversations);
         tokio::spawn(async move {
             http::serve(listener, state, async {
                 let _ = rx.await;
@@ -733,4 +751,248 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The text of a non-JSON response.
+async fn text_of(server: &TestServer, path: &str) -> (StatusCode, Option<String>, String) {
+    let response = server.client.get(server.url(path)).send().await.unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, content_type, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_public_api_is_rate_limited_per_ip_with_retry_after() {
+    let limits = Limits {
+        per_ip_per_minute: 6,
+        per_ip_burst: 3,
+        ..roomy_limits()
+    };
+    let server = TestServer::start_with(TestDb::sqlite(), limits).await;
+    for _ in 0..3 {
+        let (status, body) = server.get("/v1/faq/deductible").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let response = server
+        .client
+        .get(server.url("/v1/faq/search?q=起付线"))
+        .send()
+        .await
+        .unwrap();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .expect("Retry-After is whole seconds");
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    let (status, body) = into_json(response).await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::TOO_MANY_REQUESTS),
+        "rate_limited"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("秒后再试")
+    );
+
+    // a forged X-Forwarded-For does not open a new bucket unless the proxy is trusted
+    let response = server
+        .client
+        .get(server.url("/v1/faq/deductible"))
+        .header("x-forwarded-for", "198.51.100.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // health, metrics and the API description are not limited
+    assert_eq!(server.get("/healthz").await.0, StatusCode::OK);
+    assert_eq!(server.get("/v1/openapi.json").await.0, StatusCode::OK);
+    let (status, _, metrics) = text_of(&server, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        metrics.contains("yidi_rate_limited_total{scope=\"ip\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_ip_is_limited() {
+    let limits = Limits {
+        per_ip_per_minute: 6,
+        per_ip_burst: 2,
+        trust_forwarded_for: true,
+        ..roomy_limits()
+    };
+    let server = TestServer::start_with(TestDb::sqlite(), limits).await;
+    let get_as = |ip: &'static str| {
+        server
+            .client
+            .get(server.url("/v1/faq/deductible"))
+            .header("x-forwarded-for", format!("10.0.0.1, {ip}"))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            get_as("198.51.100.1").await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        get_as("198.51.100.1").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // another client behind the same proxy has its own bucket
+    assert_eq!(
+        get_as("198.51.100.2").await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn messages_are_rate_limited_per_session() {
+    let limits = Limits {
+        per_session_per_minute: 6,
+        per_session_burst: 2,
+        ..roomy_limits()
+    };
+    let server = TestServer::start_with(TestDb::sqlite(), limits).await;
+    let (id, token) = server.new_session().await;
+    for text in ["起付线是什么", "封顶线呢"] {
+        let (status, body) = server.say(&id, &token, text).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let response = server
+        .client
+        .post(server.url(&format!("/v1/sessions/{id}/messages")))
+        .bearer_auth(&token)
+        .json(&json!({ "text": "还有别的吗" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, body) = into_json(response).await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::TOO_MANY_REQUESTS),
+        "rate_limited"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("秒后再发")
+    );
+    // the refused message was not half-handled: two turns stored, nothing more
+    let (_, session) = server.read_session(&id, &token).await;
+    assert_eq!(
+        session["transcript"].as_array().unwrap().len(),
+        4,
+        "{session}"
+    );
+    // another conversation is not affected
+    let (id2, token2) = server.new_session().await;
+    assert_eq!(
+        server.say(&id2, &token2, "起付线是什么").await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_turns_latency_and_unanswered_questions() {
+    let server = TestServer::sqlite().await;
+    let (id, token) = server.new_session().await;
+    assert_eq!(
+        server.say(&id, &token, "起付线是什么").await.0,
+        StatusCode::OK
+    );
+    let (_, reply) = server.say(&id, &token, "养老金什么时候涨").await;
+    assert!(reply["faq"].is_null(), "{reply}");
+    let (_, reply) = server.say(&id, &token, "帮我列一下备案材料清单").await;
+    assert_eq!(reply["dialog"], "filing", "{reply}");
+
+    let (status, content_type, text) = text_of(&server, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        content_type
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    for expected in [
+        "yidi_turns_total{outcome=\"faq\"} 1",
+        "yidi_turns_total{outcome=\"unanswered\"} 1",
+        "yidi_turns_total{outcome=\"dialog\"} 1",
+        "yidi_unanswered_total 1",
+        "yidi_turn_duration_seconds_count 3",
+        "yidi_http_requests_total{route=\"/v1/sessions/{id}/messages\",status=\"200\"} 3",
+        "yidi_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/v1/sessions\"} 1",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    // routes, never paths: no session id (and no query text) in the metrics
+    assert!(!text.contains(&id), "{text}");
+    assert!(!text.contains("养老金"), "{text}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_exactly_the_routes_served() {
+    let server = TestServer::sqlite().await;
+    let (status, doc) = server.get("/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let mut documented = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            assert!(op["responses"].is_object(), "{method} {path} has responses");
+            documented.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    documented.sort();
+    // the routes of http::app(), as the module documents them
+    let mut served = vec![
+        "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
+        "GET /v1/openapi.json",
+        "GET /v1/faq/search",
+        "GET /v1/faq/{id}",
+        "POST /v1/checklist",
+        "POST /v1/estimate",
+        "POST /v1/sessions",
+        "GET /v1/sessions/{id}",
+        "POST /v1/sessions/{id}/messages",
+        "POST /v1/feedback",
+    ];
+    served.sort();
+    assert_eq!(documented, served);
+    // every documented operation exists on the server: never the router's 404 or 405
+    for op in &documented {
+        let (method, path) = op.split_once(' ').unwrap();
+        let path = path.replace("{id}", "deductible");
+        let request = match method {
+            "GET" => server.client.get(server.url(&path)),
+            _ => server.client.post(server.url(&path)).json(&json!({})),
+        };
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{op}");
+        assert!(
+            !body.contains("\"code\":\"not_found\""),
+            "{op} is documented but not served: {body}"
+        );
+    }
+    // every $ref resolves
+    let text = doc.to_string();
+    for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = &part[..part.find('"').unwrap()];
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "dangling $ref {name}"
+        );
+    }
 }

@@ -8,4 +8,5 @@ mod dialogs;
 mod guidance;
 mod helpers;
 mod http;
+mod serve;
 mod store;

@@ -1,0 +1,345 @@
+//! The typed configuration of `yidi serve`, merged by [figment] from, in rising priority:
+//!
+//! 1. the defaults below (127.0.0.1:8080, the SQLite file `yidi.db`, no agents, no bot);
+//! 2. a TOML file: `--config FILE` / `YIDI_CONFIG`, else `./yidi.toml` when it exists
+//!    (`yidi.example.toml` documents every key);
+//! 3. environment variables `YIDI_…`, nested keys joined by `__`
+//!    (`YIDI_LIMITS__PER_IP_PER_MINUTE=300`), plus the conventional `DATABASE_URL`,
+//!    `TELOXIDE_TOKEN` and `TELOXIDE_API_URL`;
+//! 4. command-line flags.
+//!
+//! Unknown keys are errors (a misspelt key must not be silently ignored), and
+//! [`Config::validate`] checks what serde cannot (zero limits, malformed digests, a webhook
+//! without its public URL) so that a bad configuration stops the server at start with a
+//! message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::store::DEFAULT_DATABASE_URL;
+
+/// The config file read when none is named and it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "yidi.toml";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the HTTP API and the agent console listen.
+    pub addr: SocketAddr,
+    /// `sqlite://FILE` (created if missing) or `postgres://…` (for several replicas).
+    pub database_url: String,
+    /// The knowledge folder (default: `./knowledge`, else the one in the source tree).
+    pub knowledge: Option<PathBuf>,
+    /// The dialogs folder (default: `./dialogs`, else the one in the source tree).
+    pub dialogs: Option<PathBuf>,
+    /// SHA-256 digests (lower-case hex) of the agent tokens that may log in to the console;
+    /// `yidi agent-token` makes a token and its digest. The tokens themselves are never
+    /// configured or stored.
+    pub agent_token_sha256: Vec<String>,
+    pub limits: Limits,
+    pub telegram: Telegram,
+    /// How long a shutdown waits for turns in flight before giving up (seconds).
+    pub shutdown_grace_secs: u64,
+}
+
+/// Per-user limits of the public API and the bot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Requests per minute from one client IP to the public API (agents are exempt).
+    pub per_ip_per_minute: u32,
+    /// Requests one IP may make at once before the per-minute rate applies.
+    pub per_ip_burst: u32,
+    /// Messages per minute in one conversation (an HTTP session or a Telegram chat).
+    pub per_session_per_minute: u32,
+    /// Messages one conversation may send at once before the per-minute rate applies.
+    pub per_session_burst: u32,
+    /// Take the client IP from the last `X-Forwarded-For` entry (only behind a proxy that
+    /// sets it; otherwise clients could pick their own IP).
+    pub trust_forwarded_for: bool,
+}
+
+/// The Telegram bot; it runs only when `token` is set (`TELOXIDE_TOKEN`).
+#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Telegram {
+    pub token: Option<String>,
+    /// The Bot API server (default: Telegram's; tests point it at a fake one).
+    pub api_url: Option<String>,
+    /// Receive updates by webhook instead of long polling.
+    pub webhook: bool,
+    /// The public HTTPS URL Telegram posts updates to (required with `webhook`).
+    pub webhook_url: Option<String>,
+    /// Where the webhook listener binds (required with `webhook`).
+    pub webhook_listen: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for Telegram {
+    // the token is a secret: never in logs or error messages
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telegram")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("api_url", &self.api_url)
+            .field("webhook", &self.webhook)
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_listen", &self.webhook_listen)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: DEFAULT_DATABASE_URL.to_string(),
+            knowledge: None,
+            dialogs: None,
+            agent_token_sha256: Vec::new(),
+            limits: Limits::default(),
+            telegram: Telegram::default(),
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        // A person asking questions sends a few messages a minute; an agent console is exempt.
+        // These stop a script hammering the API without getting in a caller's way.
+        Limits {
+            per_ip_per_minute: 120,
+            per_ip_burst: 30,
+            per_session_per_minute: 20,
+            per_session_burst: 8,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// A configuration that cannot be used, naming where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Figment(Box<figment::Error>),
+    #[error("the config file {} does not exist", .0.display())]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> ConfigError {
+        ConfigError::Figment(Box::new(e))
+    }
+}
+
+impl Config {
+    /// The layered figment: defaults, the file (an explicitly named one must exist), the
+    /// environment. Callers merge their flags on top, then [`Config::from_figment`].
+    pub fn figment(file: Option<&Path>) -> Result<Figment, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(f) if !f.is_file() => return Err(ConfigError::MissingFile(f.to_path_buf())),
+            Some(f) => figment = figment.merge(Toml::file_exact(f)),
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE));
+            }
+            None => {}
+        }
+        Ok(figment
+            .merge(
+                Env::prefixed("YIDI_")
+                    .split("__")
+                    .ignore(&["config", "log", "test_pg"]),
+            )
+            .merge(Env::raw().only(&["database_url"]))
+            .merge(
+                Env::raw()
+                    .only(&["teloxide_token", "teloxide_api_url"])
+                    .map(|k| {
+                        if k == "teloxide_token" {
+                            "telegram.token".into()
+                        } else {
+                            "telegram.api_url".into()
+                        }
+                    }),
+            ))
+    }
+
+    /// Extracts and validates a configuration.
+    pub fn from_figment(figment: &Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot say.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_string(),
+            })
+        };
+        if self.database_url.trim().is_empty() {
+            return invalid("database_url", "must not be empty");
+        }
+        for (i, digest) in self.agent_token_sha256.iter().enumerate() {
+            if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::Invalid {
+                    key: "agent_token_sha256",
+                    message: format!(
+                        "entry {} is not a SHA-256 digest (64 hex digits); `yidi agent-token` prints one",
+                        i + 1
+                    ),
+                });
+            }
+        }
+        let l = &self.limits;
+        for (key, value) in [
+            ("limits.per_ip_per_minute", l.per_ip_per_minute),
+            ("limits.per_ip_burst", l.per_ip_burst),
+            ("limits.per_session_per_minute", l.per_session_per_minute),
+            ("limits.per_session_burst", l.per_session_burst),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
+        let t = &self.telegram;
+        if t.token.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            return invalid("telegram.token", "is set but empty");
+        }
+        if let Some(url) = &t.api_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return invalid("telegram.api_url", "must be an http:// or https:// URL");
+        }
+        if t.webhook {
+            match &t.webhook_url {
+                None => return invalid("telegram.webhook_url", "is required with webhook = true"),
+                Some(u) if !u.starts_with("https://") && !u.starts_with("http://") => {
+                    return invalid("telegram.webhook_url", "must be an http(s) URL");
+                }
+                Some(_) => {}
+            }
+            if t.webhook_listen.is_none() {
+                return invalid("telegram.webhook_listen", "is required with webhook = true");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+// figment's Jail closures return figment's own (large) error type
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load(file: Option<&str>) -> Result<Config, ConfigError> {
+        Config::from_figment(&Config::figment(file.map(Path::new))?)
+    }
+
+    #[test]
+    fn defaults_without_file_or_environment() {
+        Jail::expect_with(|_jail| {
+            let c = load(None).unwrap();
+            assert_eq!(c, Config::default());
+            assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
+            assert_eq!(c.database_url, "sqlite://yidi.db");
+            assert!(c.telegram.token.is_none());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_environment_override() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "yidi.toml",
+                r#"
+                addr = "0.0.0.0:9000"
+                database_url = "sqlite://from-file.db"
+                [limits]
+                per_ip_per_minute = 10
+                "#,
+            )?;
+            jail.set_env("YIDI_LIMITS__PER_SESSION_BURST", "3");
+            jail.set_env("DATABASE_URL", "postgres://u@h/db");
+            jail.set_env("TELOXIDE_TOKEN", "123:abc");
+            jail.set_env("TELOXIDE_API_URL", "http://127.0.0.1:9/");
+            let c = load(None).unwrap();
+            assert_eq!(c.addr.to_string(), "0.0.0.0:9000");
+            assert_eq!(c.database_url, "postgres://u@h/db");
+            assert_eq!(c.limits.per_ip_per_minute, 10);
+            assert_eq!(c.limits.per_session_burst, 3);
+            assert_eq!(c.limits.per_ip_burst, Limits::default().per_ip_burst);
+            assert_eq!(c.telegram.token.as_deref(), Some("123:abc"));
+            assert_eq!(c.telegram.api_url.as_deref(), Some("http://127.0.0.1:9/"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn named_file_must_exist_and_unknown_keys_are_errors() {
+        Jail::expect_with(|jail| {
+            let e = load(Some("nope.toml")).unwrap_err();
+            assert!(e.to_string().contains("nope.toml"), "{e}");
+            jail.create_file("bad.toml", "adress = \"127.0.0.1:1\"\n")?;
+            let e = load(Some("bad.toml")).unwrap_err().to_string();
+            assert!(e.contains("adress"), "{e}");
+            jail.create_file("bad2.toml", "[limits]\nper_ip_per_minute = \"many\"\n")?;
+            let e = load(Some("bad2.toml")).unwrap_err().to_string();
+            assert!(e.contains("per_ip_per_minute"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut c = Config::default();
+        c.limits.per_session_per_minute = 0;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("limits.per_session_per_minute"), "{e}");
+
+        let c = Config {
+            agent_token_sha256: vec!["abc".into()],
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("agent_token_sha256") && e.contains("entry 1"),
+            "{e}"
+        );
+
+        let mut c = Config::default();
+        c.telegram.webhook = true;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("telegram.webhook_url"), "{e}");
+        c.telegram.webhook_url = Some("https://bot.example/hook".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("telegram.webhook_listen"), "{e}");
+        c.telegram.webhook_listen = Some("127.0.0.1:8443".parse().unwrap());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn the_example_file_documents_every_default() {
+        let text = include_str!("../yidi.example.toml");
+        let c: Config = Figment::from(Toml::string(text)).extract().unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn the_token_is_never_printed() {
+        let mut c = Config::default();
+        c.telegram.token = Some("123456:SECRET".into());
+        assert!(!format!("{c:?}").contains("SECRET"));
+    }
+}

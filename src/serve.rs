@@ -1,0 +1,183 @@
+//! `yidi serve` (part of the binary, not the library): reads the typed [`Config`], loads the
+//! assistant, opens the store and runs the channels on one shared core until SIGINT/SIGTERM:
+//! the HTTP API with the agent console, and the Telegram bot when a token is configured.
+//!
+//! Shutdown: on the signal every channel stops taking new work and finishes what it has
+//! (HTTP requests in flight, Telegram updates being handled), then the store closes. If that
+//! takes longer than `shutdown_grace_secs`, the process gives up and exits 1.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use figment::Figment;
+use tokio::sync::watch;
+use yidi::assistant::Assistant;
+use yidi::channels::http;
+use yidi::config::Config;
+use yidi::conversation::Conversations;
+use yidi::store::{Store, StoreError};
+
+/// The command-line flags of `yidi serve`, the last layer of the configuration.
+pub struct ServeFlags {
+    pub config: Option<PathBuf>,
+    pub addr: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub telegram_webhook: bool,
+    pub print_config: bool,
+    pub knowledge: Option<PathBuf>,
+    pub dialogs: Option<PathBuf>,
+}
+
+/// The configuration: the layers of [`Config::figment`] with the flags on top.
+fn config(flags: &ServeFlags) -> Result<Config, yidi::config::ConfigError> {
+    let mut figment: Figment = Config::figment(flags.config.as_deref())?;
+    if let Some(addr) = flags.addr {
+        figment = figment.merge(("addr", addr));
+    }
+    if let Some(url) = &flags.database_url {
+        figment = figment.merge(("database_url", url));
+    }
+    if let Some(dir) = &flags.knowledge {
+        figment = figment.merge(("knowledge", dir));
+    }
+    if let Some(dir) = &flags.dialogs {
+        figment = figment.merge(("dialogs", dir));
+    }
+    if flags.telegram_webhook {
+        figment = figment.merge(("telegram.webhook", true));
+    }
+    Config::from_figment(&figment)
+}
+
+pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
+    let config = match config(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("yidi serve: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if flags.print_config {
+        println!("{config:#?}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let knowledge_dir = config
+        .knowledge
+        .clone()
+        .unwrap_or_else(yidi::default_knowledge_dir);
+    let dialogs_dir = config
+        .dialogs
+        .clone()
+        .unwrap_or_else(yidi::default_dialogs_dir);
+    let assistant = match Assistant::load(&knowledge_dir, &dialogs_dir) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("invalid data:\n{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(config, assistant))
+}
+
+async fn serve(config: Config, assistant: Assistant) -> anyhow::Result<ExitCode> {
+    let store = match Store::connect(&config.database_url).await {
+        Ok(store) => store,
+        Err(e @ StoreError::Url(_)) => {
+            eprintln!("yidi serve: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => {
+            // the URL may carry a password: name only its scheme
+            let scheme = config.database_url.split(':').next().unwrap_or("");
+            return Err(e).with_context(|| format!("opening the {scheme} database"));
+        }
+    };
+    let conversations =
+        Conversations::new(Arc::new(assistant), store.clone()).with_limits(&config.limits);
+
+    // one shutdown signal for every channel
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+
+    // forget idle rate-limit buckets now and then, so memory follows the active users
+    let limits = conversations.limits.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limits.retain_recent();
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("listening on {}", config.addr))?;
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, "serving the HTTP API and the agent console");
+    eprintln!("yidi: listening on http://{local}");
+    let state = http::AppState::from_conversations(conversations.clone());
+    let http_server = http::serve(listener, state, stopped(stop_rx.clone()));
+
+    let channels = async {
+        http_server.await.context("serving HTTP")?;
+        anyhow::Ok(())
+    };
+    tokio::pin!(channels);
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let give_up = async {
+        stopped(stop_rx.clone()).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = &mut channels => r?,
+        () = give_up => {
+            tracing::error!(secs = grace.as_secs(), "work in flight did not finish in time; exiting");
+            eprintln!("yidi: shutdown took longer than {} s; exiting", grace.as_secs());
+            return Ok(ExitCode::from(1));
+        }
+    }
+    store.close().await;
+    tracing::info!("shut down");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes once the shutdown signal has been sent.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    // an error means the sender is gone, which also means stop
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown signal received, finishing work in flight");
+}

@@ -1,0 +1,358 @@
+//! `yidi serve` as real processes: configuration from a file and the environment, two
+//! replicas sharing one PostgreSQL database, and a shutdown that finishes a turn in flight.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use yidi::store::Store;
+
+use crate::db::TestDb;
+use crate::helpers::repo;
+
+/// A running `yidi serve`; killed on drop if a test did not stop it.
+pub struct ServeProcess {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// What the server wrote to standard error after it started listening.
+    log: Arc<Mutex<String>>,
+}
+
+impl ServeProcess {
+    /// Starts `yidi serve ARGS` with only the given environment variables of ours (the
+    /// caller's YIDI_…, DATABASE_URL and TELOXIDE_… are removed), in `dir`.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> ServeProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_yidi"));
+        command.arg("serve").args(args).current_dir(dir);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("YIDI_") || key.starts_with("TELOXIDE_") || key == "DATABASE_URL" {
+                command.env_remove(key);
+            }
+        }
+        command.env("YIDI_LOG", "warn");
+        command.envs(env.iter().copied());
+        let mut child = command
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("yidi serve starts");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            let n = stderr.read_line(&mut line).unwrap();
+            if n == 0 {
+                let status = child.wait().unwrap();
+                panic!("yidi serve ended before listening ({status}): {line}");
+            }
+            if let Some(rest) = line.trim().strip_prefix("yidi: listening on ") {
+                break rest.to_string();
+            }
+        };
+        // keep draining standard error so the server never blocks on a full pipe
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = stderr.read_to_string(&mut rest);
+            sink.lock().unwrap().push_str(&rest);
+        });
+        ServeProcess { child, base, log }
+    }
+
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits (up to 30 s) for the process to exit.
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "yidi serve did not stop; log:\n{}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if self.is_running() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let client = reqwest::Client::new();
+            let mut request = match method {
+                "GET" => client.get(url),
+                _ => client.post(url),
+            };
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            if let Some(b) = body {
+                request = request.json(&b);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            let body = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"));
+            (status, body)
+        })
+}
+
+fn say(server: &ServeProcess, id: &str, token: &str, text: &str) -> Value {
+    let (status, reply) = call(
+        "POST",
+        &format!("{}/v1/sessions/{id}/messages", server.base),
+        Some(token),
+        Some(json!({ "text": text })),
+    );
+    assert_eq!(status, 200, "{reply}");
+    reply
+}
+
+#[test]
+fn two_replicas_on_one_postgres_continue_each_others_conversations() {
+    let db = TestDb::postgres_blocking();
+    let args = ["--addr", "127.0.0.1:0", "--database-url", &db.url];
+    let a = ServeProcess::spawn(&args, &[], &repo());
+    let b = ServeProcess::spawn(&args, &[], &repo());
+    assert_ne!(a.base, b.base);
+
+    let (status, created) = call("POST", &format!("{}/v1/sessions", a.base), None, None);
+    assert_eq!(status, 201, "{created}");
+    let id = created["session_id"].as_str().unwrap();
+    let token = created["token"].as_str().unwrap();
+
+    // turn 1 on replica A, turn 2 on replica B, turn 3 back on A
+    let first = say(
+        &a,
+        id,
+        token,
+        "我是苏州的退休职工，搬去上海跟儿子住，住院花了五万，能报多少？",
+    );
+    assert_eq!(first["dialog"], "estimate", "{first}");
+    let second = say(&b, id, token, "三级医院");
+    assert_eq!(second["dialog"], "estimate", "{second}");
+    assert_eq!(
+        second["asking"], "filed",
+        "B continued A's dialog: {second}"
+    );
+    let third = say(&a, id, token, "已经备案了");
+    assert_eq!(third["dialog"], "estimate", "{third}");
+    assert_ne!(third["asking"], "filed", "A saw B's turn: {third}");
+
+    // the token issued by A opens the session on B, and B reads all three turns
+    let (status, session) = call(
+        "GET",
+        &format!("{}/v1/sessions/{id}", b.base),
+        Some(token),
+        None,
+    );
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(
+        session["transcript"].as_array().unwrap().len(),
+        6,
+        "{session}"
+    );
+    assert_eq!(session["slots"]["hospital_level"], "3", "{session}");
+    // a wrong token is refused on both
+    for server in [&a, &b] {
+        let (status, _) = call(
+            "GET",
+            &format!("{}/v1/sessions/{id}", server.base),
+            Some("0000"),
+            None,
+        );
+        assert_eq!(status, 401);
+    }
+}
+
+#[test]
+fn a_turn_in_flight_finishes_after_sigterm() {
+    let db = TestDb::sqlite();
+    let mut server = ServeProcess::spawn(
+        &["--addr", "127.0.0.1:0", "--database-url", &db.url],
+        &[],
+        &repo(),
+    );
+    let (status, created) = call("POST", &format!("{}/v1/sessions", server.base), None, None);
+    assert_eq!(status, 201);
+    let id = created["session_id"].as_str().unwrap().to_string();
+    let token = created["token"].as_str().unwrap().to_string();
+
+    // a request whose body is only half sent when the signal arrives
+    let body = json!({ "text": "起付线是什么" }).to_string();
+    let (head, tail) = body.as_bytes().split_at(body.len() / 2);
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "POST /v1/sessions/{id}/messages HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.addr(),
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(head).unwrap();
+    stream.flush().unwrap();
+    // let the server take the connection before the signal (this orders events; it
+    // asserts nothing about time)
+    std::thread::sleep(Duration::from_millis(300));
+    server.terminate();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.is_running(),
+        "the server waits for the request in flight; log:\n{}",
+        server.log()
+    );
+    stream.write_all(tail).unwrap();
+    let mut response = String::new();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let json_body = &response[response.find("\r\n\r\n").unwrap() + 4..];
+    let reply: Value = serde_json::from_str(json_body).unwrap_or_else(|e| {
+        panic!("{e}: {response}");
+    });
+    assert_eq!(reply["faq"]["id"], "deductible", "{reply}");
+    assert!(server.wait().success(), "log:\n{}", server.log());
+
+    // and the turn was stored before the process exited
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lines = rt.block_on(async {
+        let store = Store::connect(&db.url).await.unwrap();
+        store.transcript(&id).await.unwrap()
+    });
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0].text, "起付线是什么");
+}
+
+#[test]
+fn configuration_comes_from_a_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("from-file.db").display());
+    std::fs::write(
+        dir.path().join("yidi.toml"),
+        format!("addr = \"127.0.0.1:0\"\ndatabase_url = \"{db}\"\n[limits]\nper_ip_burst = 2\n"),
+    )
+    .unwrap();
+    // yidi.toml in the working directory, one limit overridden by the environment
+    let server = ServeProcess::spawn(&[], &[("YIDI_LIMITS__PER_IP_PER_MINUTE", "2")], dir.path());
+    let url = format!("{}/v1/faq/deductible", server.base);
+    assert_eq!(call("GET", &url, None, None).0, 200);
+    assert_eq!(call("GET", &url, None, None).0, 200);
+    let (status, body) = call("GET", &url, None, None);
+    assert_eq!(status, 429, "the file's burst of 2 applies: {body}");
+    assert!(
+        dir.path().join("from-file.db").exists(),
+        "the file's database"
+    );
+    drop(server);
+
+    // --print-config shows the merged result, with the bot token redacted
+    let out = Command::new(env!("CARGO_BIN_EXE_yidi"))
+        .args(["serve", "--print-config", "--addr", "127.0.0.1:9999"])
+        .current_dir(dir.path())
+        .env("TELOXIDE_TOKEN", "123456:SECRET-TOKEN")
+        .env("YIDI_LIMITS__PER_SESSION_BURST", "5")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(printed.contains("127.0.0.1:9999"), "{printed}");
+    assert!(printed.contains("per_ip_burst: 2"), "{printed}");
+    assert!(printed.contains("per_session_burst: 5"), "{printed}");
+    assert!(printed.contains("<redacted>"), "{printed}");
+    assert!(!printed.contains("SECRET"), "{printed}");
+}
+
+#[test]
+fn a_bad_configuration_stops_the_server_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
+        ("adress = \"127.0.0.1:1\"\n", &[], "adress"),
+        ("[limits]\nper_ip_burst = 0\n", &[], "limits.per_ip_burst"),
+        ("", &[("YIDI_LIMITS__PER_IP_BURST", "many")], "per_ip_burst"),
+        (
+            "agent_token_sha256 = [\"secret\"]\n",
+            &[],
+            "agent_token_sha256",
+        ),
+    ];
+    for (file, env, key) in cases {
+        std::fs::write(dir.path().join("yidi.toml"), file).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_yidi"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
+        assert!(stderr.to_lowercase().contains(key), "{file}: {stderr}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_yidi"))
+        .args(["serve", "--config", "missing.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn agent_token_prints_a_token_and_its_digest() {
+    let out = crate::helpers::yidi(&["agent-token"], "");
+    assert!(out.status.success());
+    let text = crate::helpers::stdout(&out);
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("token:"))
+        .unwrap()
+        .trim();
+    assert_eq!(token.len(), 64);
+    let digest = yidi::store::token_hash(token);
+    assert!(
+        text.contains(&format!("agent_token_sha256 = [\"{digest}\"]")),
+        "{text}"
+    );
+}
