@@ -667,34 +667,16 @@ async fn feedback_is_stored_and_guarded() {
 
 #[test]
 fn yidi_serve_runs_and_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
     let db = TestDb::sqlite();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_yidi"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &db.url])
-        .current_dir(repo())
-        .env_remove("YIDI_KNOWLEDGE")
-        .env("YIDI_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("yidi serve starts");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "yidi serve ended before listening"
-        );
-        if let Some(rest) = line.trim().strip_prefix("yidi: listening on ") {
-            break rest.to_string();
-        }
-    };
+    let mut server = crate::serve::ServeProcess::spawn(
+        &["--addr", "127.0.0.1:0", "--database-url", &db.url],
+        &[],
+        &repo(),
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (status, body) = rt.block_on(async {
         into_json(
-            reqwest::get(format!("{addr}/v1/faq/deductible"))
+            reqwest::get(format!("{}/v1/faq/deductible", server.base))
                 .await
                 .unwrap(),
         )
@@ -702,23 +684,8 @@ fn yidi_serve_runs_and_stops_on_sigterm() {
     });
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["id"], "deductible");
-
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("yidi serve did not stop on SIGTERM");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    server.terminate();
+    let status = server.wait();
     assert!(status.success(), "a graceful stop exits 0: {status:?}");
 }
 
