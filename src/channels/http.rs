@@ -16,6 +16,7 @@
 //! | `POST /v1/sessions/{id}/messages` | `{"text"}` → the reply in the `chat --json` form |
 //! | `GET /v1/sessions/{id}` | the dialog state and the transcript |
 //! | `POST /v1/feedback` | `{"helpful", "faq_id"?, "session_id"?, "comment"?}` |
+//! | `/console`, `/v1/agent/…` | the hotline agents' console and its JSON: see [`console`] |
 //!
 //! Sessions are read and written only with their bearer token (`Authorization: Bearer …`),
 //! 256 random bits shown once at creation; the store keeps its SHA-256 hash.
@@ -48,6 +49,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::assistant::Assistant;
+use crate::channels::console::{self, AgentAuth};
 use crate::conversation::{Conversations, log_id};
 use crate::dialog::engine::SessionState;
 use crate::guidance::FieldError;
@@ -67,17 +69,33 @@ pub const MAX_COMMENT_CHARS: usize = 1_000;
 /// Longest bearer token looked at; longer ones are wrong without hashing them.
 const MAX_TOKEN_CHARS: usize = 256;
 
-/// What every handler shares: the assistant and the store, through [`Conversations`].
+/// What every handler shares: the assistant and the store, through [`Conversations`], and
+/// the agent tokens of the console.
 #[derive(Clone)]
 pub struct AppState {
     conversations: Conversations,
+    agents: Arc<AgentAuth>,
 }
 
 impl AppState {
+    /// A state without agent tokens: the console refuses every login.
     pub fn new(assistant: Arc<Assistant>, store: Store) -> AppState {
         AppState {
             conversations: Conversations::new(assistant, store),
+            agents: Arc::new(AgentAuth::default()),
         }
+    }
+
+    /// The same state with the agent tokens that may log in to the console.
+    pub fn with_agents(self, agents: AgentAuth) -> AppState {
+        AppState {
+            agents: Arc::new(agents),
+            ..self
+        }
+    }
+
+    pub fn agents(&self) -> &AgentAuth {
+        &self.agents
     }
 
     pub fn assistant(&self) -> &Assistant {
@@ -102,6 +120,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/sessions/{id}", get(read_session))
         .route("/v1/sessions/{id}/messages", post(post_message))
         .route("/v1/feedback", post(feedback))
+        .merge(console::routes())
         .fallback(not_found)
         // axum's own limit for the body extractors, and tower-http's for declared lengths
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -246,11 +265,14 @@ fn default_error(status: StatusCode) -> (&'static str, String) {
 async fn json_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
-    let is_json = response
+    // JSON errors pass, and so do the console's HTML pages (its 401 login page)
+    let is_json_or_page = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_json_or_page {
         return response;
     }
     if status.is_server_error() {
@@ -267,7 +289,7 @@ async fn json_errors(req: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     let (code, message) = default_error(StatusCode::NOT_FOUND);
     ApiError::new(StatusCode::NOT_FOUND, code, message)
 }
@@ -363,7 +385,7 @@ fn reject_unknown_fields(map: &Map<String, Value>, known: &[&str]) -> Result<(),
 }
 
 /// A random value of `N` bytes in lower-case hex, from the thread's CSPRNG.
-fn random_hex<const N: usize>() -> String
+pub(crate) fn random_hex<const N: usize>() -> String
 where
     [u8; N]: Default + AsMut<[u8]>,
 {
