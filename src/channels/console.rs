@@ -289,6 +289,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/console", get(console_page))
+        .route("/console/", get(login_get))
         .route("/console/login", post(login).get(login_get))
         .route("/console/logout", post(logout))
         .route("/console/assets/{name}", get(asset))
@@ -303,7 +304,8 @@ async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Resp
     }
 }
 
-/// `GET /console/login` (a bookmark, a reload after a failed login): the console decides.
+/// `GET /console/login` (a bookmark, a reload after a failed login) and `GET /console/`: the
+/// console decides.
 async fn login_get() -> Response {
     see_other("/console", None)
 }

@@ -4,6 +4,7 @@
 //! the situation form.
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
@@ -381,9 +382,12 @@ async fn login_and_logout(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    // GET /console/login goes back to the console
-    let r = c.get("/console/login", Auth::None).await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // GET /console/login and /console/ go back to the console
+    for path in ["/console/login", "/console/"] {
+        let r = c.get(path, Auth::None).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(r.headers()["location"], "/console");
+    }
 }
 
 #[tokio::test]
@@ -619,6 +623,8 @@ impl Driver {
             .port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            // its own process group, so that drop also ends the chromium it started
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -679,6 +685,12 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // chromedriver's group: itself and the browser (also after a failed test that never
+        // closed its session)
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -852,6 +864,11 @@ async fn browse(
     );
     // the print button is there (printing itself opens a dialog)
     wait_for(browser, "#print").await;
+    // YIDI_CONSOLE_SCREENSHOT=DIR keeps a picture of the page for a human to look at
+    if let Some(dir) = std::env::var_os("YIDI_CONSOLE_SCREENSHOT") {
+        let png = browser.screenshot().await?;
+        std::fs::write(Path::new(&dir).join("console.png"), png).unwrap();
+    }
 
     // unanswered questions, with the conversation behind them
     let item = wait_for_text(
