@@ -696,6 +696,33 @@ impl Drop for Driver {
     }
 }
 
+/// A Chrome DevTools command through chromedriver (`goog/cdp/execute`).
+#[derive(Debug)]
+struct Cdp(&'static str, Value);
+
+/// `"print"`, or `""` for the screen again.
+fn print_media(media: &'static str) -> Cdp {
+    Cdp("Emulation.setEmulatedMedia", json!({ "media": media }))
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({ "cmd": self.0, "params": self.1 });
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
 /// Generous: the machine is shared and chromium is slow to start.
 const DEADLINE: Duration = Duration::from_secs(45);
 
@@ -796,12 +823,30 @@ async fn browse(
             .len()
             <= 3
     );
+    // 复制 puts the answer and its sources on the clipboard
+    let permissions = json!({
+        "origin": c.base,
+        "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"],
+    });
+    browser
+        .issue_cmd(Cdp("Browser.grantPermissions", permissions))
+        .await?;
     first
         .find(Locator::Css("button.copy"))
         .await?
         .click()
         .await?;
-    wait_for_text(browser, "#answers li.answer button.copy", "复制").await;
+    wait_for(browser, "#answers li.answer button.copy[data-copied='yes']").await;
+    let copied = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\n\
+             navigator.clipboard.readText().then(done, e => done('error: ' + e));",
+            vec![],
+        )
+        .await?;
+    let copied = copied.as_str().unwrap_or_default();
+    assert!(copied.starts_with(&answer), "{copied}");
+    assert!(copied.contains("\n来源：《"), "{copied}");
 
     // a question outside the knowledge: the honest "no answer" with the hotline
     q.clear().await?;
@@ -851,6 +896,34 @@ async fn browse(
     assert!(estimate.contains("个人负担"), "{estimate}");
     wait_for(browser, "#estimate table.bands td.money").await;
     wait_for(browser, "#estimate .rules li").await;
+    // printing shows the result only (print media emulated through chromedriver's CDP bridge)
+    browser.issue_cmd(print_media("print")).await?;
+    for (css, shown) in [
+        ("#checklist", true),
+        ("#estimate", true),
+        ("#situation-summary", true),
+        ("#result .print-only", true),
+        ("#search-panel", false),
+        ("#situation", false),
+        ("#unanswered-panel", false),
+        ("#print", false),
+        ("#logout", false),
+    ] {
+        let displayed = browser
+            .find(Locator::Css(css))
+            .await?
+            .is_displayed()
+            .await?;
+        assert_eq!(displayed, shown, "{css} when printing");
+    }
+    browser.issue_cmd(print_media("")).await?;
+    assert!(
+        browser
+            .find(Locator::Css("#search-panel"))
+            .await?
+            .is_displayed()
+            .await?
+    );
     // a field the estimate rejects: its Chinese message, not a crash
     let total = browser.find(Locator::Css("#f-total")).await?;
     total.clear().await?;

@@ -89,6 +89,7 @@
     button.type = 'button';
     button.addEventListener('click', async function () {
       const done = await copyText(text);
+      button.dataset.copied = done ? 'yes' : 'no';
       button.textContent = done ? '已复制' : '复制失败，请手动选择文字';
       setTimeout(function () { button.textContent = '复制'; }, 1500);
     });
