@@ -935,6 +935,16 @@ async fn browse(
             .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
         "{error}"
     );
+    // a policy that refuses to estimate: its reason, shown as such
+    total.clear().await?;
+    total.send_keys("50000").await?;
+    wait_for_text(browser, "#estimate", "医保基金支付").await;
+    select(browser, "insured_region", "zhangjiagang").await;
+    let refusal = wait_for_text(browser, "#estimate .error", "无法估算").await;
+    assert!(refusal.contains("0512-12333"), "{refusal}");
+    // the checklist follows the situation too: filed, before care, nothing to prepare
+    wait_for_text(browser, "#situation-summary", "参保地：张家港").await;
+    wait_for_text(browser, "#checklist", "不需要另外准备").await;
     // the print button is there (printing itself opens a dialog)
     wait_for(browser, "#print").await;
     // YIDI_CONSOLE_SCREENSHOT=DIR keeps a picture of the page for a human to look at

@@ -257,7 +257,7 @@
     if (c.filing.length) checklistBox.appendChild(list('备案所需材料', 'filing', rows(c.filing)));
     if (c.manual.length) checklistBox.appendChild(list('零星报销所需材料', 'manual', rows(c.manual)));
     if (!c.filing.length && !c.manual.length) {
-      checklistBox.appendChild(el('p', 'none', '这种情况不需要另外准备备案或报销材料。'));
+      checklistBox.appendChild(el('p', 'none', '按目前选择的情况，不需要另外准备备案或零星报销材料。'));
     }
     if (c.warnings.length) checklistBox.appendChild(list('注意事项', 'warnings', texts(c.warnings, DATA.warnings)));
     if (c.channels.length) checklistBox.appendChild(list('办理渠道', 'channels', texts(c.channels, DATA.channels)));
