@@ -310,13 +310,9 @@ fn run(
             return chat(assistant, json, session, &database_url);
         }
         Command::AgentToken => {
-            let token = yidi::store::random_token();
+            let (token, digest) = yidi::channels::console::new_agent_token();
             writeln!(out, "token:  {token}")?;
-            writeln!(
-                out,
-                "config: agent_token_sha256 = [\"{}\"]",
-                yidi::store::token_hash(&token)
-            )?;
+            writeln!(out, "config: agent_token_sha256 = [\"{digest}\"]")?;
             writeln!(
                 out,
                 "Give the token to the agent; keep only the digest in the configuration."

@@ -16,6 +16,7 @@ use anyhow::Context;
 use figment::Figment;
 use tokio::sync::watch;
 use yidi::assistant::Assistant;
+use yidi::channels::console::AgentAuth;
 use yidi::channels::http;
 use yidi::config::Config;
 use yidi::conversation::Conversations;
@@ -125,7 +126,17 @@ async fn serve(config: Config, assistant: Assistant) -> anyhow::Result<ExitCode>
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "serving the HTTP API and the agent console");
     eprintln!("yidi: listening on http://{local}");
-    let state = http::AppState::from_conversations(conversations.clone());
+    let agents = match AgentAuth::from_sha256_hex(&config.agent_token_sha256) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("yidi serve: invalid configuration: agent_token_sha256: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if config.agent_token_sha256.is_empty() {
+        tracing::warn!("no agent_token_sha256 configured: the console refuses every login");
+    }
+    let state = http::AppState::from_conversations(conversations.clone()).with_agents(agents);
     let http_server = http::serve(listener, state, stopped(stop_rx.clone()));
 
     let channels = async {

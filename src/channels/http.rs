@@ -18,11 +18,13 @@
 //! | `POST /v1/feedback` | `{"helpful", "faq_id"?, "session_id"?, "comment"?}` |
 //! | `GET /v1/openapi.json` | this API as an OpenAPI 3.1 document |
 //! | `GET /metrics` | Prometheus metrics (see [`crate::metrics`]) |
+//! | `/console`, `/v1/agent/…` | the hotline agents' console and its JSON: see [`console`] |
 //!
-//! Rate limits ([`crate::limits`]): every `/v1` route except the OpenAPI document counts
-//! against the client IP's bucket, and each message against its session's bucket; a refusal
-//! is a 429 `rate_limited` with `Retry-After` (whole seconds). The client IP is the peer
-//! address, or the last `X-Forwarded-For` entry when `limits.trust_forwarded_for` is set.
+//! Rate limits ([`crate::limits`]): every `/v1` route except the OpenAPI document, and the
+//! console, count against the client IP's bucket (logged-in agents are exempt), and each
+//! message against its session's bucket; a refusal is a 429 `rate_limited` with
+//! `Retry-After` (whole seconds). The client IP is the peer address, or the last
+//! `X-Forwarded-For` entry when `limits.trust_forwarded_for` is set.
 //!
 //! Sessions are read and written only with their bearer token (`Authorization: Bearer …`),
 //! 256 random bits shown once at creation; the store keeps its SHA-256 hash.
@@ -59,6 +61,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::assistant::Assistant;
+use crate::channels::console::{self, AgentAuth};
 use crate::conversation::{Conversations, log_id};
 use crate::dialog::engine::SessionState;
 use crate::guidance::FieldError;
@@ -80,21 +83,27 @@ pub const MAX_COMMENT_CHARS: usize = 1_000;
 /// Longest bearer token looked at; longer ones are wrong without hashing them.
 const MAX_TOKEN_CHARS: usize = 256;
 
-/// What every handler shares: the assistant and the store, through [`Conversations`].
+/// What every handler shares: the assistant and the store, through [`Conversations`], and
+/// the agent tokens of the console.
 #[derive(Clone)]
 pub struct AppState {
     conversations: Conversations,
+    agents: Arc<AgentAuth>,
 }
 
 impl AppState {
-    /// With fresh metrics and the default limits.
+    /// With fresh metrics, the default limits and no agent tokens.
     pub fn new(assistant: Arc<Assistant>, store: Store) -> AppState {
         AppState::from_conversations(Conversations::new(assistant, store))
     }
 
     /// Sharing the core (and its metrics and limits) with the other channels.
+    /// Without agent tokens, the console refuses every login.
     pub fn from_conversations(conversations: Conversations) -> AppState {
-        AppState { conversations }
+        AppState {
+            conversations,
+            agents: Arc::new(AgentAuth::default()),
+        }
     }
 
     pub fn conversations(&self) -> &Conversations {
@@ -107,6 +116,18 @@ impl AppState {
 
     pub fn limits(&self) -> &RateLimits {
         &self.conversations.limits
+    }
+
+    /// The same state with the agent tokens that may log in to the console.
+    pub fn with_agents(self, agents: AgentAuth) -> AppState {
+        AppState {
+            agents: Arc::new(agents),
+            ..self
+        }
+    }
+
+    pub fn agents(&self) -> &AgentAuth {
+        &self.agents
     }
 
     pub fn assistant(&self) -> &Assistant {
@@ -134,6 +155,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/sessions/{id}", get(read_session))
         .route("/v1/sessions/{id}/messages", post(post_message))
         .route("/v1/feedback", post(feedback))
+        .merge(console::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_ip));
     Router::new()
         .route("/healthz", get(healthz))
@@ -308,11 +330,14 @@ fn default_error(status: StatusCode) -> (&'static str, String) {
 async fn json_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
-    let is_json = response
+    // JSON errors pass, and so do the console's HTML pages (its 401 login page)
+    let is_json_or_page = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_json_or_page {
         return response;
     }
     if status.is_server_error() {
@@ -364,10 +389,14 @@ fn client_ip(state: &AppState, req: &Request) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
 }
 
-/// The per-IP limit of the public API.
+/// The per-IP limit of the public API and the console. Agents are exempt (a call centre's
+/// agents share one IP); who is an agent is looked up only once a request is over the limit,
+/// so a flood of forged cookies costs no database reads before then.
 async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let ip = client_ip(&state, &req);
-    if let Err(limited) = state.limits().check_ip(ip) {
+    if let Err(limited) = state.limits().check_ip(ip)
+        && !console::is_agent(&state, req.headers()).await
+    {
         state.metrics().rate_limited(limited.scope.as_str());
         tracing::info!("rate limited (ip)");
         return ApiError::from(limited).into_response();
@@ -375,7 +404,7 @@ async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Re
     next.run(req).await
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     let (code, message) = default_error(StatusCode::NOT_FOUND);
     ApiError::new(StatusCode::NOT_FOUND, code, message)
 }

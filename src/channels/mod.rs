@@ -1,6 +1,8 @@
 //! Channels: thin adapters that turn a channel's input into `(session id, message)` for the
 //! core ([`crate::conversation::Conversations`]) and render its [`crate::Reply`] in their own
 //! idiom. The terminal channel lives in `src/main.rs`; `http` is the JSON API behind
-//! `yidi serve`.
+//! `yidi serve`; `console` is the hotline agents' page and its agent-only endpoints, served
+//! by the same router.
 
+pub mod console;
 pub mod http;

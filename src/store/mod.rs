@@ -2,7 +2,7 @@
 //! feedback. One set of migrations (`migrations/`) and one set of queries serve both SQLite
 //! (the embedded default, `sqlite://yidi.db`) and PostgreSQL (several replicas), through
 //! sqlx's `Any` driver. Personal numbers are masked before anything is written; session
-//! tokens (HTTP channel) are stored only as SHA-256 hashes.
+//! tokens (HTTP channel) and agent console sessions are stored only as SHA-256 hashes.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -296,13 +296,60 @@ impl Store {
         }))
     }
 
+    /// Records a console login: the agent session `session` (a random secret held in the
+    /// agent's cookie; only its SHA-256 hash is stored) for the agent whose configured token
+    /// digest is `agent`, valid for `ttl_ms`. Expired agent sessions are deleted on the way.
+    pub async fn add_agent_session(
+        &self,
+        session: &str,
+        agent: &str,
+        ttl_ms: i64,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query("DELETE FROM agent_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO agent_sessions (id_hash, agent, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash(session))
+        .bind(agent)
+        .bind(now)
+        .bind(now.saturating_add(ttl_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The agent (configured token digest) of the agent session `session`, if it exists and
+    /// has not expired.
+    pub async fn agent_session(&self, session: &str) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT agent FROM agent_sessions WHERE id_hash = $1 AND expires_at > $2")
+                .bind(token_hash(session))
+                .bind(now_ms())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
+    }
+
+    /// Ends the agent session `session` (logout). Returns whether it existed.
+    pub async fn delete_agent_session(&self, session: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM agent_sessions WHERE id_hash = $1")
+            .bind(token_hash(session))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Closes the pool: every later query fails (tests use it to simulate a database outage).
     pub async fn close(&self) {
         self.pool.close().await;
     }
 
     /// Counts rows of a table (for tests and metrics): `sessions`, `transcripts`,
-    /// `unanswered`, `feedback` or `session_tokens`.
+    /// `unanswered`, `feedback`, `session_tokens` or `agent_sessions`.
     pub async fn count(&self, table: &str) -> Result<i64, StoreError> {
         let sql = match table {
             "sessions" => "SELECT COUNT(*) FROM sessions",
@@ -310,6 +357,7 @@ impl Store {
             "unanswered" => "SELECT COUNT(*) FROM unanswered",
             "feedback" => "SELECT COUNT(*) FROM feedback",
             "session_tokens" => "SELECT COUNT(*) FROM session_tokens",
+            "agent_sessions" => "SELECT COUNT(*) FROM agent_sessions",
             _ => return Ok(0),
         };
         let row = sqlx::query(sql).fetch_one(&self.pool).await?;

@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use yidi::assistant::{Assistant, MAX_MESSAGE_CHARS};
+use yidi::channels::console::{AgentAuth, new_agent_token};
 use yidi::channels::http::{self, AppState, MAX_BODY_BYTES};
 use yidi::config::Limits;
 use yidi::conversation::Conversations;
@@ -50,16 +51,16 @@ fn roomy_limits() -> Limits {
 
 impl TestServer {
     async fn start(db: TestDb) -> TestServer {
-        TestServer::start_with(db, roomy_limits()).await
+        TestServer::start_with(db, roomy_limits(), AgentAuth::default()).await
     }
 
-    async fn start_with(db: TestDb, limits: Limits) -> TestServer {
+    async fn start_with(db: TestDb, limits: Limits, agents: AgentAuth) -> TestServer {
         let store = Store::connect(&db.url).await.expect("connect + migrate");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let conversations = Conversations::new(assistant(), store.clone()).with_limits(&limits);
-        let state = AppState::from_conversations(conversations);
+        let state = AppState::from_conversations(conversations).with_agents(agents);
         tokio::spawn(async move {
             http::serve(listener, state, async {
                 let _ = rx.await;
@@ -738,7 +739,7 @@ async fn the_public_api_is_rate_limited_per_ip_with_retry_after() {
         per_ip_burst: 3,
         ..roomy_limits()
     };
-    let server = TestServer::start_with(TestDb::sqlite(), limits).await;
+    let server = TestServer::start_with(TestDb::sqlite(), limits, AgentAuth::default()).await;
     for _ in 0..3 {
         let (status, body) = server.get("/v1/faq/deductible").await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -789,6 +790,44 @@ async fn the_public_api_is_rate_limited_per_ip_with_retry_after() {
 }
 
 #[tokio::test]
+async fn agents_are_exempt_from_the_ip_limit() {
+    let (agent_token, digest) = new_agent_token();
+    let limits = Limits {
+        per_ip_per_minute: 6,
+        per_ip_burst: 2,
+        ..roomy_limits()
+    };
+    let agents = AgentAuth::from_sha256_hex(&[digest]).unwrap();
+    let server = TestServer::start_with(TestDb::sqlite(), limits, agents).await;
+    let search = |token: Option<&str>| {
+        let request = server.client.get(server.url("/v1/faq/search?q=起付线"));
+        match token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        }
+        .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(search(None).await.unwrap().status(), StatusCode::OK);
+    }
+    assert_eq!(
+        search(None).await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        search(Some("not-an-agent")).await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // the agent on the same IP keeps working: a call centre shares one address
+    for _ in 0..5 {
+        assert_eq!(
+            search(Some(&agent_token)).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+}
+
+#[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_ip_is_limited() {
     let limits = Limits {
         per_ip_per_minute: 6,
@@ -796,7 +835,7 @@ async fn behind_a_trusted_proxy_the_forwarded_ip_is_limited() {
         trust_forwarded_for: true,
         ..roomy_limits()
     };
-    let server = TestServer::start_with(TestDb::sqlite(), limits).await;
+    let server = TestServer::start_with(TestDb::sqlite(), limits, AgentAuth::default()).await;
     let get_as = |ip: &'static str| {
         server
             .client
@@ -828,7 +867,7 @@ async fn messages_are_rate_limited_per_session() {
         per_session_burst: 2,
         ..roomy_limits()
     };
-    let server = TestServer::start_with(TestDb::sqlite(), limits).await;
+    let server = TestServer::start_with(TestDb::sqlite(), limits, AgentAuth::default()).await;
     let (id, token) = server.new_session().await;
     for text in ["起付线是什么", "封顶线呢"] {
         let (status, body) = server.say(&id, &token, text).await;
@@ -933,6 +972,8 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
         "GET /v1/sessions/{id}",
         "POST /v1/sessions/{id}/messages",
         "POST /v1/feedback",
+        "GET /v1/agent/unanswered",
+        "GET /v1/agent/sessions/{id}/transcript",
     ];
     served.sort();
     assert_eq!(documented, served);

@@ -3,6 +3,7 @@
 
 mod chat;
 mod cli;
+mod console;
 mod db;
 mod dialogs;
 mod guidance;

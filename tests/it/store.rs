@@ -84,6 +84,65 @@ async fn exercise(db: &TestDb) {
     assert_eq!(again.load_session("s1").await.unwrap().unwrap().revision, 2);
 }
 
+/// Console logins: only hashes stored, expiry, logout.
+async fn agent_sessions(db: &TestDb) {
+    let store = Store::connect(&db.url).await.expect("connect + migrate");
+    let agent = "a".repeat(64);
+    store
+        .add_agent_session("secret-session-1", &agent, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.agent_session("secret-session-1").await.unwrap(),
+        Some(agent.clone())
+    );
+    assert_eq!(store.agent_session("secret-session-2").await.unwrap(), None);
+    assert_eq!(store.agent_session("").await.unwrap(), None);
+    // an expired session no longer counts, and the next login removes it
+    store
+        .add_agent_session("secret-session-old", &agent, -1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.agent_session("secret-session-old").await.unwrap(),
+        None
+    );
+    assert_eq!(store.count("agent_sessions").await.unwrap(), 2);
+    store
+        .add_agent_session("secret-session-3", &agent, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(store.count("agent_sessions").await.unwrap(), 2);
+    // logout
+    assert!(
+        store
+            .delete_agent_session("secret-session-1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_agent_session("secret-session-1")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.agent_session("secret-session-1").await.unwrap(), None);
+    assert_eq!(
+        store.agent_session("secret-session-3").await.unwrap(),
+        Some(agent)
+    );
+}
+
+#[tokio::test]
+async fn agent_sessions_on_sqlite() {
+    agent_sessions(&TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn agent_sessions_on_postgres() {
+    agent_sessions(&TestDb::postgres().await).await;
+}
+
 #[tokio::test]
 async fn store_works_on_sqlite() {
     exercise(&TestDb::sqlite()).await;

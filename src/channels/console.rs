@@ -1,0 +1,844 @@
+//! The hotline agents' console (`/console`) and the agent-only JSON endpoints, served by the
+//! same router as the API ([`super::http::app`] merges [`routes`]).
+//!
+//! | route | who | does |
+//! |---|---|---|
+//! | `GET /console` | agent | the console page; anyone else gets **401** and the login page |
+//! | `POST /console/login` | anyone | form `token`: a right token starts an agent session (cookie) and 303 → `/console`; a wrong one is 401 with the login page and a Chinese error |
+//! | `POST /console/logout` | anyone | ends the session of the cookie (if any), clears it, 303 → `/console` |
+//! | `GET /console/assets/{name}` | see below | the embedded stylesheet (public: the login page needs it) and script (agents only) |
+//! | `GET /v1/agent/unanswered?limit=N` | agent | `{"questions": [{id, session_id, question, created_at}]}`, newest first (N = 1…200, default 50) |
+//! | `GET /v1/agent/sessions/{id}/transcript` | agent | `{"session_id", "transcript": [{seq, role, text, faq_id, created_at}]}`; 404 when the session has no lines |
+//!
+//! "Agent" means either a valid console cookie or `Authorization: Bearer <agent token>`
+//! ([`is_agent`], which the rate limiter may use to exempt agents). The JSON endpoints answer
+//! in the API's error shape (`{"error": {"code", "message"}}`, 401 with `missing_agent_token`,
+//! `invalid_agent_token` or `agents_not_configured`).
+//!
+//! Decisions:
+//! - **Tokens.** Agent tokens are configured as SHA-256 hex digests only ([`AgentAuth`]); a
+//!   token is checked by hashing it and comparing with every digest in constant time (no early
+//!   exit). [`new_agent_token`] makes a token (256 random bits, hex) and its digest. Without
+//!   any configured digest every login is refused, with a message that says so.
+//! - **Sessions.** A login creates a random 256-bit session id, sent once in the cookie
+//!   `yidi_agent` (`HttpOnly; SameSite=Strict; Path=/`, `Max-Age` 12 h, plus `Secure` when the
+//!   request came through a proxy that says `X-Forwarded-Proto: https`); the store keeps only
+//!   its SHA-256 hash, with the expiry and the digest of the agent token used
+//!   (`migrations/0003_agent_sessions.sql`). A session counts only while that digest is still
+//!   configured: removing a token from the configuration logs its agents out. SameSite=Strict
+//!   is the CSRF defence for the two POST forms and the cookie-authenticated JSON.
+//! - **Pages.** Server-rendered HTML strings (Simplified Chinese); every dynamic value is
+//!   escaped ([`escape_html`]); data the script needs (hotline, source titles) travels in a
+//!   `<script type="application/json">` block with `<`, `>` and `&` escaped. The script renders
+//!   all data with `textContent`, never `innerHTML`. A strict Content-Security-Policy
+//!   (`default-src 'none'`, scripts and styles from this origin only) backs that up. The form's
+//!   fields are rendered from the dialogs' slot vocabulary (`dialogs/slots.toml`: titles and
+//!   value labels), so the console and the chat use the same words.
+//! - **Search.** The script calls the public `GET /v1/faq/search?limit=3` for the ranking
+//!   and `GET /v1/faq/{id}` for each hit's answer and sources (cached in the page: entries do
+//!   not change while the process runs); source ids are shown as titles with the same rule
+//!   as [`crate::knowledge::Knowledge::cite`]. Scores are never shown; when the search
+//!   abstains the page says so and gives the hotline.
+//! - **Assets.** Embedded with `include_str!` and looked up in a fixed table by exact name;
+//!   any other name (`..`, encoded dots or slashes, nested paths) is 404 and nothing ever
+//!   touches the filesystem.
+//! - Login attempts are not throttled here: tokens have 256 bits; the per-IP limits of the
+//!   API apply to `/console/login` like any other route.
+
+use std::fmt;
+
+use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::http::{ApiError, AppState, not_found};
+use crate::dialog::slots::SlotKind;
+use crate::guidance::checklist::{ChannelId, WarningId};
+use crate::store::StoreError;
+use crate::store::{random_hex, random_token};
+
+/// The name of the console's session cookie.
+pub const COOKIE_NAME: &str = "yidi_agent";
+/// How long a console login lasts (milliseconds): 12 hours, a long shift.
+pub const AGENT_SESSION_TTL_MS: i64 = 12 * 60 * 60 * 1000;
+/// Largest `limit` of `/v1/agent/unanswered`.
+pub const MAX_UNANSWERED_LIMIT: i64 = 200;
+/// Default `limit` of `/v1/agent/unanswered`.
+pub const DEFAULT_UNANSWERED_LIMIT: i64 = 50;
+/// Longest token or cookie value looked at; longer ones are wrong without hashing them.
+const MAX_TOKEN_CHARS: usize = 256;
+/// Longest session id looked up for a transcript.
+const MAX_SESSION_ID_CHARS: usize = 128;
+
+// ---------------------------------------------------------------------------------------------
+// Agent tokens
+
+/// The agent tokens that may use the console, as SHA-256 digests. The default has none: every
+/// login is refused.
+#[derive(Clone, Default)]
+pub struct AgentAuth {
+    digests: Vec<[u8; 32]>,
+}
+
+impl fmt::Debug for AgentAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentAuth")
+            .field("tokens", &self.digests.len())
+            .finish()
+    }
+}
+
+impl AgentAuth {
+    /// Reads configured digests: each the SHA-256 of a token as 64 hexadecimal digits (either
+    /// case; surrounding whitespace ignored). The error names the digest (1-based) and what is
+    /// wrong with it. An empty list configures no agent.
+    pub fn from_sha256_hex(digests: &[String]) -> Result<AgentAuth, String> {
+        let digests = digests
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                parse_digest(d.trim()).map_err(|e| format!("agent token digest #{}: {e}", i + 1))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AgentAuth { digests })
+    }
+
+    /// Whether any agent token is configured.
+    pub fn is_configured(&self) -> bool {
+        !self.digests.is_empty()
+    }
+
+    /// The digest (lower-case hex) of the configured token equal to `token`, if any. Every
+    /// configured digest is compared, each in constant time.
+    fn verify(&self, token: &str) -> Option<String> {
+        if token.is_empty() || token.chars().count() > MAX_TOKEN_CHARS {
+            return None;
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for configured in &self.digests {
+            if constant_time_eq(configured, &digest) {
+                found = Some(*configured);
+            }
+        }
+        found.map(|d| hex(&d))
+    }
+
+    /// Whether `digest` (lower-case hex, as stored with a session) is still configured.
+    fn knows(&self, digest: &str) -> bool {
+        let Ok(digest) = parse_digest(digest) else {
+            return false;
+        };
+        self.digests
+            .iter()
+            .fold(false, |acc, d| acc | constant_time_eq(d, &digest))
+    }
+}
+
+/// A new agent token and the SHA-256 hex digest to configure for it: `(token, digest)`. The
+/// token is 256 random bits in lower-case hex, shown once to whoever creates it.
+pub fn new_agent_token() -> (String, String) {
+    let token = random_token();
+    let digest = hex(&Sha256::digest(token.as_bytes()));
+    (token, digest)
+}
+
+fn parse_digest(s: &str) -> Result<[u8; 32], String> {
+    let n = s.chars().count();
+    if n != 64 {
+        return Err(format!(
+            "expected the SHA-256 of the token as 64 hexadecimal digits, got {n} characters"
+        ));
+    }
+    if let Some((i, c)) = s.chars().enumerate().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "character {} ({c:?}) is not a hexadecimal digit (expected 64 of 0-9, a-f)",
+            i + 1
+        ));
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
+        let pair = std::str::from_utf8(pair).expect("ASCII hex digits");
+        out[i] = u8::from_str_radix(pair, 16).expect("checked hex digits");
+    }
+    Ok(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who is asking
+
+/// Why a request is not an agent's.
+enum Denied {
+    NotConfigured,
+    Missing,
+    Invalid,
+    Store(StoreError),
+}
+
+impl Denied {
+    fn api_error(self) -> ApiError {
+        match self {
+            Denied::NotConfigured => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "agents_not_configured",
+                NOT_CONFIGURED_MESSAGE,
+            ),
+            Denied::Missing => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_agent_token",
+                "需要坐席登录：请先在 /console 登录，或在请求头 Authorization 中提供坐席令牌（Bearer 令牌）。",
+            ),
+            Denied::Invalid => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_agent_token",
+                "坐席令牌无效，或者登录已过期，请重新登录。",
+            ),
+            Denied::Store(e) => ApiError::from(e),
+        }
+    }
+
+    /// The login page that answers a request for a console page.
+    fn page(self) -> Response {
+        match self {
+            Denied::NotConfigured => {
+                login_page(StatusCode::UNAUTHORIZED, Some(NOT_CONFIGURED_MESSAGE))
+            }
+            Denied::Missing => login_page(StatusCode::UNAUTHORIZED, None),
+            Denied::Invalid => login_page(
+                StatusCode::UNAUTHORIZED,
+                Some("登录已失效或已过期，请重新输入坐席令牌。"),
+            ),
+            Denied::Store(e) => store_error_page(e),
+        }
+    }
+}
+
+const NOT_CONFIGURED_MESSAGE: &str =
+    "本服务没有配置坐席令牌，坐席控制台暂时无法登录。请联系管理员配置坐席令牌。";
+
+/// Whether the request comes from a hotline agent: a valid console cookie or
+/// `Authorization: Bearer <agent token>`. A database error counts as "no".
+pub async fn is_agent(state: &AppState, headers: &HeaderMap) -> bool {
+    authenticate(state, headers).await.is_ok()
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Denied> {
+    let agents = state.agents();
+    if !agents.is_configured() {
+        return Err(Denied::NotConfigured);
+    }
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        // not logged: `is_agent` also sees the session tokens of every public API request
+        let token = bearer(value).ok_or(Denied::Invalid)?;
+        return agents.verify(token).map(|_| ()).ok_or(Denied::Invalid);
+    }
+    let Some(session) = cookie(headers, COOKIE_NAME) else {
+        return Err(Denied::Missing);
+    };
+    if session.is_empty() || session.len() > MAX_TOKEN_CHARS {
+        return Err(Denied::Invalid);
+    }
+    match state.store().agent_session(session).await {
+        Ok(Some(agent)) if agents.knows(&agent) => Ok(()),
+        Ok(_) => Err(Denied::Invalid),
+        Err(e) => Err(Denied::Store(e)),
+    }
+}
+
+fn bearer(value: &HeaderValue) -> Option<&str> {
+    let (scheme, token) = value.to_str().ok()?.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// The value of the cookie `name` (the first one, if the browser sent several).
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| n.trim() == name)
+        .map(|(_, v)| v.trim())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+
+/// The console's routes, merged into [`super::http::app`].
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(console_page))
+        .route("/console/", get(login_get))
+        .route("/console/login", post(login).get(login_get))
+        .route("/console/logout", post(logout))
+        .route("/console/assets/{name}", get(asset))
+        .route("/v1/agent/unanswered", get(unanswered))
+        .route("/v1/agent/sessions/{id}/transcript", get(transcript))
+}
+
+async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match authenticate(&state, &headers).await {
+        Ok(()) => html(StatusCode::OK, console_html(&state)),
+        Err(denied) => denied.page(),
+    }
+}
+
+/// `GET /console/login` (a bookmark, a reload after a failed login) and `GET /console/`: the
+/// console decides.
+async fn login_get() -> Response {
+    see_other("/console", None)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: Option<String>,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    if !state.agents().is_configured() {
+        return login_page(StatusCode::UNAUTHORIZED, Some(NOT_CONFIGURED_MESSAGE));
+    }
+    let Ok(Form(form)) = form else {
+        return login_page(
+            StatusCode::BAD_REQUEST,
+            Some("登录请求的格式不正确，请在本页输入坐席令牌后登录。"),
+        );
+    };
+    let token = form.token.unwrap_or_default();
+    let token = token.trim();
+    if token.is_empty() {
+        return login_page(StatusCode::UNAUTHORIZED, Some("请输入坐席令牌。"));
+    }
+    let Some(agent) = state.agents().verify(token) else {
+        tracing::info!("rejected console login");
+        return login_page(
+            StatusCode::UNAUTHORIZED,
+            Some("坐席令牌不正确，请检查后重新输入。"),
+        );
+    };
+    let session = random_hex::<32>();
+    if let Err(e) = state
+        .store()
+        .add_agent_session(&session, &agent, AGENT_SESSION_TTL_MS)
+        .await
+    {
+        return store_error_page(e);
+    }
+    tracing::info!(agent = &agent[..8], "console login");
+    let secure = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let cookie = format!(
+        "{COOKIE_NAME}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        AGENT_SESSION_TTL_MS / 1000,
+        if secure { "; Secure" } else { "" }
+    );
+    see_other("/console", Some(cookie))
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(session) = cookie(&headers, COOKIE_NAME)
+        && !session.is_empty()
+        && session.len() <= MAX_TOKEN_CHARS
+    {
+        match state.store().delete_agent_session(session).await {
+            Ok(_) => tracing::info!("console logout"),
+            Err(e) => return store_error_page(e),
+        }
+    }
+    let clear = format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    see_other("/console", Some(clear))
+}
+
+fn see_other(location: &'static str, cookie: Option<String>) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, HeaderValue::from_static(location));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(header::SET_COOKIE, c);
+    }
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assets
+
+/// One embedded file.
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    /// Served without a login (the login page needs it).
+    public: bool,
+    body: &'static str,
+}
+
+/// Every file under `/console/assets/`; nothing else is ever served from there.
+const ASSETS: &[Asset] = &[
+    Asset {
+        name: "console.css",
+        content_type: "text/css; charset=utf-8",
+        public: true,
+        body: include_str!("console/console.css"),
+    },
+    Asset {
+        name: "console.js",
+        content_type: "text/javascript; charset=utf-8",
+        public: false,
+        body: include_str!("console/console.js"),
+    },
+];
+
+async fn asset(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Ok(Path(name)) = name else {
+        return not_found().await.into_response();
+    };
+    let Some(asset) = ASSETS.iter().find(|a| a.name == name) else {
+        return not_found().await.into_response();
+    };
+    if !asset.public
+        && let Err(denied) = authenticate(&state, &headers).await
+    {
+        return denied.api_error().into_response();
+    }
+    let mut response = asset.body.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if asset.public {
+            "no-cache"
+        } else {
+            "private, no-cache"
+        }),
+    );
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agent JSON
+
+#[derive(Deserialize)]
+struct UnansweredParams {
+    limit: Option<String>,
+}
+
+async fn unanswered(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<UnansweredParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&state, &headers)
+        .await
+        .map_err(Denied::api_error)?;
+    let bad_limit = || {
+        ApiError::from(crate::guidance::FieldError::new(
+            "limit",
+            format!("limit 须为 1 到 {MAX_UNANSWERED_LIMIT} 之间的整数。"),
+        ))
+    };
+    let Ok(Query(params)) = params else {
+        return Err(bad_limit());
+    };
+    let limit = match params.limit {
+        None => DEFAULT_UNANSWERED_LIMIT,
+        Some(l) => match l.trim().parse::<i64>() {
+            Ok(n) if (1..=MAX_UNANSWERED_LIMIT).contains(&n) => n,
+            _ => return Err(bad_limit()),
+        },
+    };
+    let questions = state.store().unanswered(limit).await?;
+    Ok(Json(json!({ "questions": questions })))
+}
+
+async fn transcript(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&state, &headers)
+        .await
+        .map_err(Denied::api_error)?;
+    let no_session = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "session_not_found",
+            "没有这个会话的对话记录。",
+        )
+    };
+    let Ok(Path(id)) = id else {
+        return Err(no_session());
+    };
+    if id.is_empty() || id.chars().count() > MAX_SESSION_ID_CHARS {
+        return Err(no_session());
+    }
+    let lines = state.store().transcript(&id).await?;
+    if lines.is_empty() {
+        return Err(no_session());
+    }
+    Ok(Json(json!({ "session_id": id, "transcript": lines })))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages
+
+/// Escapes text for HTML element content and double-quoted attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JSON that is safe inside a `<script type="application/json">` element.
+fn script_json(v: &Value) -> String {
+    v.to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                   img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::UNAUTHORIZED {
+        h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<link rel=\"stylesheet\" href=\"/console/assets/console.css\">\n\
+         </head>\n<body>\n{body}\n</body>\n</html>\n",
+        escape_html(title)
+    )
+}
+
+/// The login page with an optional error; answered with `status`.
+fn login_page(status: StatusCode, error: Option<&str>) -> Response {
+    let error = error.map_or_else(String::new, |e| {
+        format!(
+            "<p class=\"error\" id=\"login-error\" role=\"alert\">{}</p>\n",
+            escape_html(e)
+        )
+    });
+    let body = format!(
+        "<main class=\"login\" id=\"login-page\">\n<h1>异地就医坐席工作台</h1>\n\
+         <p>请输入坐席令牌登录。令牌由管理员发放，请勿外传。</p>\n{error}\
+         <form method=\"post\" action=\"/console/login\">\n\
+         <label for=\"token\">坐席令牌</label>\n\
+         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" \
+         maxlength=\"256\" required autofocus>\n\
+         <button type=\"submit\" id=\"login\">登录</button>\n</form>\n</main>"
+    );
+    html(status, page("坐席登录 · 异地就医", &body))
+}
+
+fn store_error_page(e: StoreError) -> Response {
+    tracing::error!(error = %e, "store error");
+    let body = "<main class=\"login\">\n<h1>异地就医坐席工作台</h1>\n\
+                <p class=\"error\" role=\"alert\">服务暂时无法访问数据库，请稍后刷新重试。</p>\n</main>";
+    html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        page("暂时不可用 · 异地就医", body),
+    )
+}
+
+/// A field of the situation form: the slot (as in `dialogs/slots.toml`), whether it goes to
+/// `POST /v1/checklist`, and its name in `POST /v1/estimate` (if it goes there).
+struct FormField {
+    slot: &'static str,
+    checklist: bool,
+    estimate: Option<&'static str>,
+}
+
+const fn field(slot: &'static str, checklist: bool, estimate: Option<&'static str>) -> FormField {
+    FormField {
+        slot,
+        checklist,
+        estimate,
+    }
+}
+
+/// The caller's situation (checklist.md slots, also used by the estimate).
+const SITUATION_FIELDS: &[FormField] = &[
+    field("insured_region", true, Some("policy")),
+    field("scheme", true, Some("scheme")),
+    field("employment", true, Some("employment")),
+    field("care_location", true, Some("care_location")),
+    field("filing_type", true, Some("filing_type")),
+    field("filed", true, Some("filed")),
+    field("stage", true, None),
+    field("visit", true, Some("visit")),
+    field("by_proxy", true, None),
+    field("mentions_chronic", true, None),
+];
+
+/// What only the estimate needs (estimate.md).
+const ESTIMATE_FIELDS: &[FormField] = &[
+    field("hospital_level", false, Some("hospital_level")),
+    field("emergency", false, Some("emergency")),
+    field("category", false, Some("category")),
+    field("total", false, Some("total")),
+    field("self_pay", false, Some("self_pay")),
+    field("class_b", false, Some("class_b")),
+    field("admissions_before", false, Some("admissions_before")),
+];
+
+fn form_fields(state: &AppState, fields: &[FormField]) -> String {
+    let slots = &state.assistant().dialogs.slots;
+    let mut out = String::new();
+    for f in fields {
+        let Some(def) = slots.get(f.slot) else {
+            continue;
+        };
+        let id = format!("f-{}", f.slot);
+        let mut data = String::new();
+        if f.checklist {
+            data.push_str(&format!(" data-checklist=\"{}\"", escape_html(f.slot)));
+        }
+        if let Some(e) = f.estimate {
+            data.push_str(&format!(" data-estimate=\"{}\"", escape_html(e)));
+        }
+        out.push_str(&format!(
+            "<div class=\"field\"><label for=\"{id}\">{}</label>",
+            escape_html(&def.title)
+        ));
+        match def.kind {
+            SlotKind::Choice => {
+                out.push_str(&format!(
+                    "<select id=\"{id}\" name=\"{}\"{data}><option value=\"\">未选择</option>",
+                    escape_html(f.slot)
+                ));
+                for v in &def.values {
+                    out.push_str(&format!(
+                        "<option value=\"{}\">{}</option>",
+                        escape_html(&v.value),
+                        escape_html(&v.label)
+                    ));
+                }
+                out.push_str("</select>");
+            }
+            SlotKind::Money => out.push_str(&format!(
+                "<input id=\"{id}\" name=\"{}\" type=\"text\" inputmode=\"decimal\" \
+                 maxlength=\"16\" placeholder=\"元\" autocomplete=\"off\"{data}>",
+                escape_html(f.slot)
+            )),
+            SlotKind::Integer => out.push_str(&format!(
+                "<input id=\"{id}\" name=\"{}\" type=\"number\" min=\"0\" max=\"366\" step=\"1\" \
+                 inputmode=\"numeric\" autocomplete=\"off\"{data}>",
+                escape_html(f.slot)
+            )),
+        }
+        out.push_str("</div>\n");
+    }
+    out
+}
+
+fn console_html(state: &AppState) -> String {
+    let knowledge = &state.assistant().knowledge;
+    let sources: serde_json::Map<String, Value> = knowledge
+        .sources
+        .iter()
+        .map(|s| (s.id.clone(), Value::String(s.title.clone())))
+        .collect();
+    // the checklist answer names warnings and channels by id; their texts come with the page
+    let texts = &state.assistant().checklist_texts;
+    let warnings: serde_json::Map<String, Value> = WarningId::VALUES
+        .iter()
+        .filter_map(|id| Some((id.to_string(), json!(texts.warning(id)?))))
+        .collect();
+    let channels: serde_json::Map<String, Value> = ChannelId::VALUES
+        .iter()
+        .filter_map(|id| Some((id.to_string(), json!(texts.channel(id)?))))
+        .collect();
+    let data = json!({
+        "hotline": knowledge.hotline(),
+        "sources": sources,
+        "warnings": warnings,
+        "channels": channels,
+    });
+    let body = format!(
+        r#"<header class="top no-print">
+<h1>异地就医坐席工作台</h1>
+<form method="post" action="/console/logout"><button type="submit" id="logout">退出登录</button></form>
+</header>
+<main class="console" id="console">
+<section class="panel no-print" id="search-panel" aria-labelledby="search-title">
+<h2 id="search-title">问答搜索</h2>
+<label for="q" class="hint">输入来电者的问题，边输入边显示最相关的答案（最多 3 条）。</label>
+<input id="q" type="search" maxlength="500" autocomplete="off" placeholder="例如：社保卡在外地刷不了怎么办">
+<p id="search-status" class="status" aria-live="polite"></p>
+<ol id="answers" class="answers"></ol>
+</section>
+<section class="panel" id="situation-panel" aria-labelledby="situation-title">
+<h2 id="situation-title" class="no-print">来电者情况</h2>
+<form id="situation" class="situation no-print" autocomplete="off">
+<fieldset><legend>办理情况（生成材料清单）</legend>
+{situation}</fieldset>
+<fieldset><legend>费用情况（用于报销估算）</legend>
+{estimate}</fieldset>
+<button type="reset" id="reset">清空</button>
+</form>
+<div id="result" class="result">
+<div class="result-actions no-print"><button type="button" id="print">打印</button></div>
+<h2 class="print-only">异地就医办理清单与报销估算</h2>
+<p id="situation-summary" class="summary"></p>
+<section id="checklist" class="checklist" aria-live="polite"><p class="placeholder">选择来电者的情况后，这里显示所需材料和办理渠道。</p></section>
+<section id="estimate" class="estimate" aria-live="polite"><p class="placeholder">填写参保地、就医类型、医院等级、备案情况和医疗总费用后，这里显示报销估算。</p></section>
+</div>
+</section>
+<section class="panel no-print" id="unanswered-panel" aria-labelledby="unanswered-title">
+<h2 id="unanswered-title">未能回答的问题</h2>
+<p class="hint">用户问过、助手没能回答的问题（最新在前），可供整理知识库。</p>
+<button type="button" id="refresh-unanswered">刷新</button>
+<p id="unanswered-status" class="status" aria-live="polite"></p>
+<ol id="unanswered" class="unanswered"></ol>
+<section id="transcript" class="transcript" hidden></section>
+</section>
+</main>
+<script type="application/json" id="console-data">{data}</script>
+<script src="/console/assets/console.js"></script>"#,
+        situation = form_fields(state, SITUATION_FIELDS),
+        estimate = form_fields(state, ESTIMATE_FIELDS),
+        data = script_json(&data),
+    );
+    page("坐席工作台 · 异地就医", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_parse_or_say_what_is_wrong() {
+        let (token, digest) = new_agent_token();
+        assert_eq!(token.len(), 64);
+        let auth = AgentAuth::from_sha256_hex(std::slice::from_ref(&digest)).unwrap();
+        assert!(auth.is_configured());
+        assert_eq!(auth.verify(&token), Some(digest.clone()));
+        assert_eq!(auth.verify("wrong"), None);
+        assert_eq!(auth.verify(""), None);
+        assert!(auth.knows(&digest));
+        assert!(!auth.knows(&"0".repeat(64)));
+        assert!(!auth.knows("not hex"));
+        // upper case and whitespace are accepted
+        let upper = AgentAuth::from_sha256_hex(&[format!(" {} ", digest.to_uppercase())]).unwrap();
+        assert_eq!(upper.verify(&token), Some(digest.clone()));
+
+        let short = AgentAuth::from_sha256_hex(&[digest.clone(), "abc".into()]).unwrap_err();
+        assert!(short.contains("#2") && short.contains("64"), "{short}");
+        let bad = format!("{}g", &digest[..63]);
+        let e = AgentAuth::from_sha256_hex(&[bad]).unwrap_err();
+        assert!(e.contains("#1") && e.contains("character 64"), "{e}");
+        let e = AgentAuth::from_sha256_hex(&["é".repeat(64)]).unwrap_err();
+        assert!(e.contains("character 1"), "{e}");
+        assert!(!AgentAuth::from_sha256_hex(&[]).unwrap().is_configured());
+        assert!(!AgentAuth::default().is_configured());
+        assert_eq!(
+            format!("{:?}", AgentAuth::from_sha256_hex(&[digest]).unwrap()),
+            "AgentAuth { tokens: 1 }"
+        );
+    }
+
+    #[test]
+    fn cookies_and_bearer_tokens_are_read_strictly() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; yidi_agent=abc ; b=2"),
+        );
+        assert_eq!(cookie(&h, COOKIE_NAME), Some("abc"));
+        assert_eq!(cookie(&h, "yidi"), None);
+        assert_eq!(bearer(&HeaderValue::from_static("Bearer  t ")), Some("t"));
+        assert_eq!(bearer(&HeaderValue::from_static("Basic t")), None);
+        assert_eq!(bearer(&HeaderValue::from_static("Bearer")), None);
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(
+            escape_html(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        let v = json!({"x": "</script><b>&"});
+        let s = script_json(&v);
+        assert!(
+            !s.contains('<') && !s.contains('>') && !s.contains('&'),
+            "{s}"
+        );
+        assert_eq!(serde_json::from_str::<Value>(&s).unwrap(), v);
+    }
+
+    #[test]
+    fn assets_are_a_fixed_table() {
+        for name in ["console.css", "console.js"] {
+            assert!(ASSETS.iter().any(|a| a.name == name));
+        }
+        assert!(ASSETS.iter().all(|a| !a.body.is_empty()));
+    }
+}
