@@ -133,6 +133,60 @@ impl Assistant {
         )
     }
 
+    /// Starts dialog `dialog_id` at its first question, as a channel's menu command does
+    /// (Telegram's /filing): a dialog in progress is left and a new situation begins, with
+    /// no slot filled. A name that is no dialog gets a short note and leaves `state` as it was.
+    pub fn start_dialog(&self, state: &mut SessionState, dialog_id: &str) -> Reply {
+        let Some(intro) = self.dialogs.get(dialog_id).map(|d| d.intro.clone()) else {
+            return Reply::text("抱歉，没有这项问答。请直接输入您的问题。");
+        };
+        // a stored state that no longer fits the definitions is replaced anyway by the start
+        engine::repair(&self.dialogs, state);
+        match engine::start(&self.dialogs, state, dialog_id, "") {
+            Some(turn) => self.render(state, turn, Some(intro)),
+            None => Reply::text("抱歉，没有这项问答。请直接输入您的问题。"),
+        }
+    }
+
+    /// Forgets the conversation: no dialog in progress, no collected slots (a channel's
+    /// /reset). Unlike 重新开始, which restarts the dialog in progress, nothing is kept.
+    pub fn reset(&self, state: &mut SessionState) -> Reply {
+        *state = SessionState::new();
+        let mut reply = self.welcome();
+        reply.text = format!("好的，之前的对话进度已清除，我们重新开始。\n{}", reply.text);
+        reply
+    }
+
+    /// A button press: `value` answers the question about `slot` in `dialog`, provided that
+    /// is still the question being asked and `value` is one of its choices. `None` otherwise
+    /// (the conversation has moved on, or the press is not one of ours): `state` is left
+    /// unchanged.
+    pub fn choose(
+        &self,
+        state: &mut SessionState,
+        dialog: &str,
+        slot: &str,
+        value: &str,
+    ) -> Option<Reply> {
+        if state.version != engine::STATE_VERSION {
+            return None;
+        }
+        let active = state.active.as_ref()?;
+        if active.dialog != dialog {
+            return None;
+        }
+        let step = self.dialogs.get(dialog)?.step(&active.step)?;
+        if step.slot.as_deref() != Some(slot)
+            || !engine::choices(&self.dialogs, dialog, &step.id)
+                .iter()
+                .any(|(v, _)| v == value)
+        {
+            return None;
+        }
+        let turn = engine::answer(&self.dialogs, state, value)?;
+        Some(self.render(state, turn, None))
+    }
+
     /// Answers one user message, updating the conversation state.
     pub fn handle(&self, state: &mut SessionState, message: &str) -> Reply {
         let message = message.trim();
@@ -639,4 +693,111 @@ pub fn render_checklist(list: &checklist::Checklist, texts: &ChecklistTexts) -> 
         t.push_str("按您的情况，不需要额外准备材料。");
     }
     t.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use super::*;
+
+    fn assistant() -> &'static Assistant {
+        static A: OnceLock<Assistant> = OnceLock::new();
+        A.get_or_init(|| {
+            Assistant::load(
+                &crate::default_knowledge_dir(),
+                &crate::default_dialogs_dir(),
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+        })
+    }
+
+    #[test]
+    fn start_dialog_asks_the_first_question_and_leaves_a_dialog_in_progress() {
+        let a = assistant();
+        let mut state = SessionState::new();
+        let first = a.handle(&mut state, "帮我算能报多少");
+        assert_eq!(first.dialog.as_deref(), Some("estimate"));
+        let reply = a.start_dialog(&mut state, "filing");
+        assert_eq!(reply.dialog.as_deref(), Some("filing"));
+        assert_eq!(reply.asking.as_deref(), Some("insured_region"));
+        assert!(
+            reply
+                .text
+                .starts_with(&a.dialogs.get("filing").unwrap().intro)
+        );
+        assert!(reply.choices.iter().any(|c| c.value == "suzhou"));
+        let active = state.active.as_ref().unwrap();
+        assert_eq!(
+            (active.dialog.as_str(), active.step.as_str()),
+            ("filing", "region")
+        );
+        assert!(state.slots.is_empty());
+    }
+
+    #[test]
+    fn start_dialog_with_an_unknown_name_changes_nothing() {
+        let a = assistant();
+        let mut state = SessionState::new();
+        a.handle(&mut state, "帮我算能报多少");
+        let before = state.clone();
+        let reply = a.start_dialog(&mut state, "no_such_dialog");
+        assert_eq!(state, before);
+        assert!(reply.dialog.is_none() && reply.choices.is_empty());
+    }
+
+    #[test]
+    fn reset_forgets_dialog_and_slots() {
+        let a = assistant();
+        let mut state = SessionState::new();
+        a.start_dialog(&mut state, "filing");
+        a.handle(&mut state, "苏州");
+        assert!(!state.slots.is_empty());
+        let reply = a.reset(&mut state);
+        assert_eq!(state, SessionState::new());
+        assert!(reply.text.contains("已清除"));
+    }
+
+    #[test]
+    fn choose_answers_the_current_question_only() {
+        let a = assistant();
+        let mut state = SessionState::new();
+        a.start_dialog(&mut state, "filing");
+        // not one of the question's choices, another slot, another dialog: nothing changes
+        let before = state.clone();
+        for (dialog, slot, value) in [
+            ("filing", "insured_region", "beijing"),
+            ("filing", "care_location", "shanghai"),
+            ("estimate", "insured_region", "suzhou"),
+        ] {
+            assert_eq!(a.choose(&mut state, dialog, slot, value), None);
+            assert_eq!(state, before);
+        }
+        let reply = a
+            .choose(&mut state, "filing", "insured_region", "suzhou")
+            .unwrap();
+        assert_eq!(
+            state.slots.get("insured_region").map(String::as_str),
+            Some("suzhou")
+        );
+        assert_eq!(reply.asking.as_deref(), Some("care_location"));
+        // the same button again is stale now
+        let before = state.clone();
+        assert_eq!(
+            a.choose(&mut state, "filing", "insured_region", "zhangjiagang"),
+            None
+        );
+        assert_eq!(state, before);
+    }
+
+    #[test]
+    fn choose_without_a_dialog_in_progress_is_stale() {
+        let a = assistant();
+        let mut state = SessionState::new();
+        assert_eq!(
+            a.choose(&mut state, "filing", "insured_region", "suzhou"),
+            None
+        );
+        assert_eq!(state, SessionState::new());
+    }
 }

@@ -48,12 +48,68 @@ impl Conversations {
 
     /// Handles one message of session `session_id` and persists the turn.
     pub async fn turn(&self, session_id: &str, message: &str) -> Result<Reply, StoreError> {
+        let reply = self
+            .apply(session_id, message, |a, state| {
+                Some(a.handle(state, message))
+            })
+            .await?;
+        Ok(reply.expect("handle always replies"))
+    }
+
+    /// Starts dialog `dialog_id` at its first question (a channel's menu command, e.g.
+    /// Telegram's /filing) and persists the turn like [`Conversations::turn`]; the transcript
+    /// records the user's side as `/{dialog_id}`.
+    pub async fn start(&self, session_id: &str, dialog_id: &str) -> Result<Reply, StoreError> {
+        let command = format!("/{dialog_id}");
+        let reply = self
+            .apply(session_id, &command, |a, state| {
+                Some(a.start_dialog(state, dialog_id))
+            })
+            .await?;
+        Ok(reply.expect("start_dialog always replies"))
+    }
+
+    /// Clears the conversation (no dialog, no slots) in one persisted turn; the transcript
+    /// keeps what was said and records the user's side as `/reset`.
+    pub async fn reset(&self, session_id: &str) -> Result<Reply, StoreError> {
+        let reply = self
+            .apply(session_id, "/reset", |a, state| Some(a.reset(state)))
+            .await?;
+        Ok(reply.expect("reset always replies"))
+    }
+
+    /// A button press ([`Assistant::choose`]): `Ok(None)` when the question it answers is no
+    /// longer the one being asked; then nothing is saved.
+    pub async fn choose(
+        &self,
+        session_id: &str,
+        dialog: &str,
+        slot: &str,
+        value: &str,
+    ) -> Result<Option<Reply>, StoreError> {
+        self.apply(session_id, value, |a, state| {
+            a.choose(state, dialog, slot, value)
+        })
+        .await
+    }
+
+    /// Loads the session, lets `act` change its state and reply, and saves both in one
+    /// transaction, running `act` again on a fresh read after a concurrent write. When `act`
+    /// has nothing to say (`None`), nothing is saved.
+    async fn apply(
+        &self,
+        session_id: &str,
+        user_text: &str,
+        mut act: impl FnMut(&Assistant, &mut SessionState) -> Option<Reply>,
+    ) -> Result<Option<Reply>, StoreError> {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
             let (mut state, revision, note) = self.load(session_id).await?;
-            let mut reply = self.assistant.handle(&mut state, message);
+            let Some(mut reply) = act(&self.assistant, &mut state) else {
+                return Ok(None);
+            };
             if let Some(note) = note {
                 reply.text = format!("{note}\n{}", reply.text);
             }
@@ -62,7 +118,7 @@ impl Conversations {
                 session_id,
                 state: &json,
                 expected_revision: revision,
-                user_text: message,
+                user_text,
                 reply_text: &reply.text,
                 faq_id: reply.faq.as_ref().map(|f| f.id.as_str()),
                 dialog: reply.dialog.as_deref(),
@@ -73,7 +129,7 @@ impl Conversations {
                     tracing::info!(session = %log_id(session_id), faq = ?record.faq_id, dialog = ?record.dialog,
                         unanswered = record.unanswered, "turn");
                     self.metrics.turn(&reply, started.elapsed());
-                    return Ok(reply);
+                    return Ok(Some(reply));
                 }
                 Err(StoreError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
                     tracing::debug!(session = %log_id(session_id), attempt, "concurrent turn, retrying");
@@ -119,4 +175,88 @@ pub fn log_id(session_id: &str) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     session_id.hash(&mut h);
     format!("{:08x}", h.finish() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, OnceLock};
+
+    use super::*;
+
+    fn assistant() -> Arc<Assistant> {
+        static A: OnceLock<Arc<Assistant>> = OnceLock::new();
+        A.get_or_init(|| {
+            Arc::new(
+                Assistant::load(
+                    &crate::default_knowledge_dir(),
+                    &crate::default_dialogs_dir(),
+                )
+                .unwrap_or_else(|e| panic!("{e}")),
+            )
+        })
+        .clone()
+    }
+
+    async fn conversations() -> (Conversations, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        (Conversations::new(assistant(), store), dir)
+    }
+
+    #[tokio::test]
+    async fn start_choose_and_reset_are_persisted_turns() {
+        let (c, _dir) = conversations().await;
+        let reply = c.start("s", "filing").await.unwrap();
+        assert_eq!(reply.asking.as_deref(), Some("insured_region"));
+        let state = c.state("s").await.unwrap().unwrap();
+        assert_eq!(state.active.unwrap().step, "region");
+
+        let reply = c
+            .choose("s", "filing", "insured_region", "suzhou")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reply.asking.as_deref(), Some("care_location"));
+        let state = c.state("s").await.unwrap().unwrap();
+        assert_eq!(state.slots["insured_region"], "suzhou");
+
+        let lines = c.store.transcript("s").await.unwrap();
+        let user: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.role == "user")
+            .map(|l| l.text.as_str())
+            .collect();
+        assert_eq!(user, ["/filing", "suzhou"]);
+
+        c.reset("s").await.unwrap();
+        assert_eq!(c.state("s").await.unwrap().unwrap(), SessionState::new());
+        assert_eq!(c.store.transcript("s").await.unwrap().len(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_stale_choice_saves_nothing() {
+        let (c, _dir) = conversations().await;
+        c.start("s", "filing").await.unwrap();
+        c.choose("s", "filing", "insured_region", "suzhou")
+            .await
+            .unwrap()
+            .unwrap();
+        let before = c.store.load_session("s").await.unwrap().unwrap();
+        let stale = c
+            .choose("s", "filing", "insured_region", "zhangjiagang")
+            .await
+            .unwrap();
+        assert!(stale.is_none());
+        assert_eq!(c.store.load_session("s").await.unwrap().unwrap(), before);
+        assert_eq!(c.store.transcript("s").await.unwrap().len(), 4);
+        // a session that does not exist is not created by a stale press
+        assert!(
+            c.choose("t", "filing", "insured_region", "suzhou")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(c.store.load_session("t").await.unwrap().is_none());
+    }
 }
