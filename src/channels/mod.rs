@@ -2,7 +2,8 @@
 //! core ([`crate::conversation::Conversations`]) and render its [`crate::Reply`] in their own
 //! idiom. The terminal channel lives in `src/main.rs`; `http` is the JSON API behind
 //! `yidi serve`; `console` is the hotline agents' page and its agent-only endpoints, served
-//! by the same router.
+//! by the same router; `telegram` is the Telegram bot (long polling or webhook).
 
 pub mod console;
 pub mod http;
+pub mod telegram;

@@ -1,0 +1,558 @@
+//! The Telegram channel end to end: `telegram::run` against the fake Bot API server
+//! (`fake_telegram.rs`) with a real store (SQLite files, one PostgreSQL schema). Tests queue
+//! updates, wait (polling, generous deadline) for what the bot sends, and check the store.
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+use yidi::assistant::Assistant;
+use yidi::channels::telegram::{self, TelegramSettings, WebhookSettings};
+use yidi::conversation::Conversations;
+use yidi::dialog::engine::SessionState;
+use yidi::store::Store;
+
+use crate::db::TestDb;
+use crate::fake_telegram::{DEADLINE, FakeTelegram, Sent, TOKEN};
+use crate::helpers::repo;
+
+const CHAT: i64 = 1001;
+
+fn assistant() -> Arc<Assistant> {
+    static A: OnceLock<Arc<Assistant>> = OnceLock::new();
+    A.get_or_init(|| {
+        Arc::new(
+            Assistant::load(&repo().join("knowledge"), &repo().join("dialogs"))
+                .expect("the shipped data loads"),
+        )
+    })
+    .clone()
+}
+
+/// A bot running against the fake server; `stop` shuts it down and returns `run`'s result.
+struct RunningBot {
+    store: Store,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningBot {
+    async fn start(fake: &FakeTelegram, db: &TestDb) -> RunningBot {
+        RunningBot::start_with(fake, db, assistant(), None).await
+    }
+
+    async fn start_with(
+        fake: &FakeTelegram,
+        db: &TestDb,
+        assistant: Arc<Assistant>,
+        webhook: Option<WebhookSettings>,
+    ) -> RunningBot {
+        let store = Store::connect(&db.url).await.expect("connect + migrate");
+        let settings = TelegramSettings {
+            token: TOKEN.to_string(),
+            api_url: Some(fake.api_url.clone()),
+            webhook,
+        };
+        let (tx, rx) = oneshot::channel::<()>();
+        let conversations = Conversations::new(assistant, store.clone());
+        let handle = tokio::spawn(telegram::run(settings, conversations, async {
+            let _ = rx.await;
+        }));
+        RunningBot {
+            store,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.shutdown.take().unwrap().send(());
+        let handle = self.handle.take().unwrap();
+        tokio::time::timeout(DEADLINE, handle)
+            .await
+            .expect("the bot stops after its shutdown future completes")
+            .expect("the bot task does not panic")
+    }
+
+    async fn state(&self, chat: i64) -> Option<SessionState> {
+        let c = Conversations::new(assistant(), self.store.clone());
+        c.state(&format!("telegram:{chat}")).await.unwrap()
+    }
+
+    async fn user_lines(&self, chat: i64) -> Vec<String> {
+        self.store
+            .transcript(&format!("telegram:{chat}"))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.role == "user")
+            .map(|l| l.text)
+            .collect()
+    }
+}
+
+impl Drop for RunningBot {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Sends `text` in `chat` and returns the bot's next message there.
+async fn say(fake: &FakeTelegram, chat: i64, text: &str) -> Sent {
+    let before = fake.sent(chat).len();
+    fake.push(fake.text(chat, text));
+    fake.wait_sent(chat, before + 1).await[before].clone()
+}
+
+fn buttons(sent: &Sent) -> Vec<String> {
+    sent.buttons().into_iter().map(|(label, _)| label).collect()
+}
+
+/// /filing, then a press on 苏州: returns (the first question, the press, the second question).
+async fn filing_and_press_suzhou(fake: &FakeTelegram, chat: i64) -> (Sent, Value, Sent) {
+    let first = say(fake, chat, "/filing").await;
+    let before = fake.sent(chat).len();
+    let press = fake.push(fake.press(&first, &first.button("苏州")));
+    let second = fake.wait_sent(chat, before + 1).await[before].clone();
+    (first, press, second)
+}
+
+#[tokio::test]
+async fn start_gets_the_welcome_and_the_command_menu_is_set() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start(&fake, &db).await;
+    let reply = say(&fake, CHAT, "/start").await;
+    assert!(reply.text.contains("异地就医小助手"), "{}", reply.text);
+    for command in ["/filing", "/estimate", "/reset", "/help"] {
+        assert!(reply.text.contains(command), "{command} in {}", reply.text);
+    }
+    let menu = fake.calls_of("setMyCommands");
+    let names: Vec<&str> = menu[0].params["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["start", "filing", "estimate", "card", "reset", "help"]
+    );
+    // long polling: a webhook left over from an earlier deployment is removed first
+    assert_eq!(fake.calls_of("deleteWebhook").len(), 1);
+    let help = say(&fake, CHAT, "/help").await;
+    assert!(help.text.contains("返回") && help.text.contains("/estimate"));
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_faq_question_is_answered_with_its_sources() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start(&fake, &db).await;
+    let reply = say(&fake, CHAT, "已经出院自费结算了，还能补备案吗").await;
+    assert!(reply.text.contains("来源："), "{}", reply.text);
+    assert!(reply.text.contains("《江苏省异地就医经办服务规程》"));
+    assert!(reply.reply_markup.is_none());
+    // stored like any other turn
+    let lines = bot
+        .store
+        .transcript(&format!("telegram:{CHAT}"))
+        .await
+        .unwrap();
+    assert_eq!(lines[1].faq_id.as_deref(), Some("backfill-after-discharge"));
+    // the README's example names a card failure: it starts the diagnosis, with buttons
+    let card = say(&fake, CHAT, "社保卡在外地医院刷不了怎么办").await;
+    assert_eq!(buttons(&card), ["已经办好备案", "还没有备案"]);
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn filing_asks_with_buttons_and_a_press_answers_and_moves_on() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start(&fake, &db).await;
+    let (first, press, second) = filing_and_press_suzhou(&fake, CHAT).await;
+    assert!(first.text.contains("参保地"), "{}", first.text);
+    assert_eq!(buttons(&first), ["苏州", "张家港"]);
+
+    // the press is answered without a note, the question shows the answer and loses its keys
+    let answer = fake.wait_answer(&press).await;
+    assert!(answer.get("text").is_none(), "{answer}");
+    let edit = fake
+        .calls_of("editMessageText")
+        .into_iter()
+        .find(|c| c.params["message_id"].as_i64() == Some(first.message_id))
+        .expect("the answered question is edited");
+    assert!(edit.params["text"].as_str().unwrap().ends_with("✅ 苏州"));
+    assert!(edit.params.get("reply_markup").is_none());
+
+    assert!(second.text.contains("哪里看病"), "{}", second.text);
+    assert!(buttons(&second).contains(&"上海".to_string()));
+    let state = bot.state(CHAT).await.unwrap();
+    assert_eq!(state.slots["insured_region"], "suzhou");
+    assert_eq!(state.active.unwrap().step, "location");
+    assert_eq!(bot.user_lines(CHAT).await, ["/filing", "suzhou"]);
+
+    // /estimate starts the other dialog at its first question, with buttons too
+    let estimate = say(&fake, CHAT, "/estimate").await;
+    assert!(!estimate.buttons().is_empty(), "{}", estimate.text);
+    assert_eq!(
+        bot.state(CHAT).await.unwrap().active.unwrap().dialog,
+        "estimate"
+    );
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stale_button_is_answered_with_a_note_and_changes_nothing() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start(&fake, &db).await;
+    let (first, _, _) = filing_and_press_suzhou(&fake, CHAT).await;
+    let session = format!("telegram:{CHAT}");
+    let stored = bot.store.load_session(&session).await.unwrap();
+    let sent = fake.sent(CHAT).len();
+
+    // the first question's other button, pressed after the dialog moved on
+    let stale = fake.push(fake.press(&first, &first.button("张家港")));
+    let answer = fake.wait_answer(&stale).await;
+    assert_eq!(answer["text"], "这个问题已经过去了，请回答最新的问题。");
+    // a later message is handled after the press (same chat, in order): nothing came between
+    say(&fake, CHAT, "/help").await;
+    assert_eq!(fake.sent(CHAT).len(), sent + 1);
+    assert_eq!(bot.store.load_session(&session).await.unwrap(), stored);
+    assert_eq!(bot.user_lines(CHAT).await, ["/filing", "suzhou"]);
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn garbage_callbacks_are_answered_and_the_bot_keeps_serving() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start(&fake, &db).await;
+    let question = say(&fake, CHAT, "/filing").await;
+    let presses = [
+        fake.push(fake.press(&question, "garbage")),
+        fake.push(fake.press(&question, "c1|filing|insured_region|beijing")),
+        fake.push(fake.press(&question, "c1|nope|x|y")),
+        fake.push(fake.press(&question, &"界".repeat(21))),
+        fake.push(fake.inline_press(CHAT, "c1|filing|insured_region|suzhou")),
+    ];
+    for press in &presses {
+        let answer = fake.wait_answer(press).await;
+        assert!(
+            answer["text"].as_str().is_some_and(|t| t.contains('。')),
+            "{answer}"
+        );
+    }
+    // nothing changed and the bot still answers
+    let state = bot.state(CHAT).await.unwrap();
+    assert!(state.slots.is_empty());
+    assert_eq!(state.active.unwrap().step, "region");
+    let next = fake.push(fake.press(&question, &question.button("苏州")));
+    fake.wait_answer(&next).await;
+    fake.wait_sent(CHAT, 2).await;
+    assert_eq!(
+        bot.state(CHAT).await.unwrap().slots["insured_region"],
+        "suzhou"
+    );
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn stickers_photos_voice_files_and_edits_get_a_note_and_the_bot_continues() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start(&fake, &db).await;
+    for update in [
+        fake.sticker(CHAT),
+        fake.photo(CHAT),
+        fake.voice(CHAT),
+        fake.document(CHAT),
+    ] {
+        let before = fake.sent(CHAT).len();
+        fake.push(update);
+        let note = &fake.wait_sent(CHAT, before + 1).await[before];
+        assert!(note.text.contains("只能看懂文字消息"), "{}", note.text);
+    }
+    let before = fake.sent(CHAT).len();
+    fake.push(fake.edited(CHAT, "异地就医备案有效期多久"));
+    let note = &fake.wait_sent(CHAT, before + 1).await[before];
+    assert!(note.text.contains("修改"), "{}", note.text);
+    // none of them touched the conversation; a question afterwards is answered
+    assert!(bot.state(CHAT).await.is_none());
+    let reply = say(&fake, CHAT, "异地就医备案有效期多久").await;
+    assert!(reply.text.contains("来源："));
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn messages_of_one_chat_are_handled_in_order() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start(&fake, &db).await;
+    // a whole dialog typed quickly in chat A, interleaved with questions in chat B: every
+    // answer only makes sense after the one before it
+    let a = [
+        "/filing",
+        "苏州",
+        "上海",
+        "异地长期居住",
+        "还没去看病",
+        "还没有",
+        "住院",
+        "本人",
+    ];
+    let b = ["异地就医备案有效期多久", "已经出院自费结算了，还能补备案吗"];
+    const B: i64 = 2002;
+    for (i, text) in a.iter().enumerate() {
+        fake.push(fake.text(CHAT, text));
+        if let Some(q) = b.get(i) {
+            fake.push(fake.text(B, q));
+        }
+    }
+    fake.wait_sent(CHAT, a.len()).await;
+    let replies = fake.wait_sent(B, b.len()).await;
+    assert_eq!(bot.user_lines(CHAT).await, a);
+    assert_eq!(bot.user_lines(B).await, b);
+    assert!(replies.iter().all(|r| r.text.contains("来源：")));
+    let sent = fake.sent(CHAT);
+    let texts: Vec<&str> = sent.iter().map(|s| s.text.as_str()).collect();
+    assert!(texts[1].contains("哪里看病"), "{texts:#?}");
+    assert!(
+        texts.last().unwrap().contains("办理异地就医备案需要准备"),
+        "{texts:#?}"
+    );
+    assert!(bot.state(CHAT).await.unwrap().active.is_none());
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_long_reply_is_split_within_the_limit() {
+    // The knowledge check caps answers at 600 characters, so no shipped reply needs
+    // splitting: one loaded answer is lengthened in memory to exercise the channel.
+    let mut assistant =
+        Assistant::load(&repo().join("knowledge"), &repo().join("dialogs")).expect("data loads");
+    let entry = assistant
+        .knowledge
+        .faqs
+        .iter_mut()
+        .find(|e| e.id == "filing-validity")
+        .unwrap();
+    let long: String = (1..=40)
+        .map(|i| {
+            format!(
+                "补充说明第{i}段：{}\n\n",
+                "异地就医备案的有效期以参保地规定为准。".repeat(8)
+            )
+        })
+        .collect();
+    entry.answer = format!("{long}{}", entry.answer);
+    let assistant = Arc::new(assistant);
+
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start_with(&fake, &db, assistant, None).await;
+    fake.push(fake.text(CHAT, "异地就医备案有效期多久"));
+    // the whole answer has arrived when the piece with its sources has
+    fake.wait_until("the answer's last piece", |f| {
+        f.sent(CHAT).iter().any(|s| s.text.contains("来源："))
+    })
+    .await;
+    let pieces = fake.sent(CHAT);
+    assert!(pieces.len() >= 2, "{} pieces", pieces.len());
+    for p in &pieces {
+        let units: usize = p.text.encode_utf16().count();
+        assert!(units <= 4096, "a piece of {units} UTF-16 units");
+    }
+    // cut at paragraph boundaries: every piece starts a paragraph
+    for p in &pieces[1..] {
+        assert!(
+            p.text.starts_with("补充说明第") || p.text.starts_with("1. 苏州医保"),
+            "{}",
+            p.text.chars().take(20).collect::<String>()
+        );
+    }
+    let joined: String = pieces.iter().map(|p| p.text.as_str()).collect();
+    let stored = &bot
+        .store
+        .transcript(&format!("telegram:{CHAT}"))
+        .await
+        .unwrap()[1]
+        .text;
+    let strip = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+    assert_eq!(strip(&joined), strip(stored));
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_message_over_the_length_limit_gets_a_friendly_reply() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start(&fake, &db).await;
+    let reply = say(&fake, CHAT, &"备案".repeat(1500)).await;
+    assert!(reply.text.contains("太长"), "{}", reply.text);
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn reset_clears_the_dialog_and_its_buttons_go_stale() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start(&fake, &db).await;
+    let (_, _, second) = filing_and_press_suzhou(&fake, CHAT).await;
+    let reply = say(&fake, CHAT, "/reset").await;
+    assert!(reply.text.contains("已清除"), "{}", reply.text);
+    assert_eq!(bot.state(CHAT).await.unwrap(), SessionState::new());
+    let press = fake.push(fake.press(&second, &second.button("上海")));
+    assert_eq!(
+        fake.wait_answer(&press).await["text"],
+        "这个问题已经过去了，请回答最新的问题。"
+    );
+    assert_eq!(bot.state(CHAT).await.unwrap(), SessionState::new());
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_store_error_gets_a_friendly_reply_and_the_bot_keeps_serving() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start(&fake, &db).await;
+    let question = say(&fake, CHAT, "/filing").await;
+    bot.store.close().await;
+    let reply = say(&fake, CHAT, "异地就医备案有效期多久").await;
+    assert!(reply.text.contains("请稍后再发一次"), "{}", reply.text);
+    assert!(!reply.text.to_lowercase().contains("database"));
+    let press = fake.push(fake.press(&question, &question.button("苏州")));
+    assert!(
+        fake.wait_answer(&press).await["text"]
+            .as_str()
+            .unwrap()
+            .contains("稍后再点一次")
+    );
+    // the bot still serves what needs no database
+    let help = say(&fake, CHAT, "/help").await;
+    assert!(help.text.contains("命令"));
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_lets_the_update_in_flight_finish() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start(&fake, &db).await;
+    let store = bot.store.clone();
+    fake.hold_sends();
+    fake.push(fake.text(CHAT, "已经出院自费结算了，还能补备案吗"));
+    fake.wait_until("the reply on its way", |f| f.held_sends() == 1)
+        .await;
+    let stopping = tokio::spawn(bot.stop());
+    // the listener has stopped: its last getUpdates (limit 1, no wait) confirms the offset
+    fake.wait_until("the listener's last getUpdates", |f| {
+        f.calls_of("getUpdates")
+            .iter()
+            .any(|c| c.params["timeout"] == 0 && c.params["limit"] == 1)
+    })
+    .await;
+    assert!(
+        !stopping.is_finished(),
+        "run returned with a reply in flight"
+    );
+    fake.release_sends();
+    stopping.await.unwrap().expect("a clean shutdown");
+    let reply = &fake.sent(CHAT)[0];
+    assert!(reply.text.contains("来源："));
+    assert_eq!(store.count("transcripts").await.unwrap(), 2);
+}
+
+/// Runs /filing and one press on the first bot, stops it, and continues on a second bot
+/// over the same database: the second question's button (sent by the first bot) works.
+async fn conversation_survives_a_restart(db: TestDb) {
+    let fake = FakeTelegram::start().await;
+    let first_bot = RunningBot::start(&fake, &db).await;
+    let (_, _, second) = filing_and_press_suzhou(&fake, CHAT).await;
+    first_bot.stop().await.expect("a clean shutdown");
+    // every update was confirmed before the first bot returned
+    fake.wait_until("the final offset", |f| f.pending_updates() == 0)
+        .await;
+
+    let bot = RunningBot::start(&fake, &db).await;
+    let sent = fake.sent(CHAT).len();
+    let press = fake.push(fake.press(&second, &second.button("上海")));
+    fake.wait_answer(&press).await;
+    let third = &fake.wait_sent(CHAT, sent + 1).await[sent];
+    assert!(third.text.contains("哪种情况"), "{}", third.text);
+    let state = bot.state(CHAT).await.unwrap();
+    assert_eq!(state.slots["insured_region"], "suzhou");
+    assert_eq!(state.slots["care_location"], "shanghai");
+    assert_eq!(
+        bot.user_lines(CHAT).await,
+        ["/filing", "suzhou", "shanghai"]
+    );
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_conversation_survives_a_restart_on_sqlite() {
+    conversation_survives_a_restart(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn the_conversation_survives_a_restart_on_postgres() {
+    conversation_survives_a_restart(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn webhook_mode_sets_the_webhook_serves_updates_and_deletes_it_on_shutdown() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    // a free port for the webhook server
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let webhook = WebhookSettings {
+        public_url: "https://bot.example.test/telegram/hook".parse().unwrap(),
+        listen,
+        secret_token: Some("s3cret-token".into()),
+    };
+    let bot = RunningBot::start_with(&fake, &db, assistant(), Some(webhook)).await;
+    fake.wait_until("setWebhook", |f| !f.calls_of("setWebhook").is_empty())
+        .await;
+    let set = &fake.calls_of("setWebhook")[0].params;
+    assert_eq!(set["url"], "https://bot.example.test/telegram/hook");
+    assert_eq!(set["secret_token"], "s3cret-token");
+
+    let mut update = fake.text(CHAT, "/start");
+    update["update_id"] = 1.into();
+    let client = reqwest::Client::new();
+    let url = format!("http://{listen}/telegram/hook");
+    // the server may still be starting: retry the first delivery until it is accepted
+    let mut delivered = false;
+    for _ in 0..100 {
+        let sent = client
+            .post(&url)
+            .header("X-Telegram-Bot-Api-Secret-Token", "s3cret-token")
+            .json(&update)
+            .send()
+            .await;
+        if sent.is_ok_and(|r| r.status().is_success()) {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(delivered, "the webhook accepts an update");
+    let welcome = &fake.wait_sent(CHAT, 1).await[0];
+    assert!(welcome.text.contains("异地就医小助手"));
+    // without the secret the update is refused
+    let refused = client.post(&url).json(&update).send().await.unwrap();
+    assert!(refused.status().is_client_error());
+    assert!(fake.calls_of("getUpdates").is_empty());
+
+    bot.stop().await.unwrap();
+    assert_eq!(fake.calls_of("deleteWebhook").len(), 1);
+}
