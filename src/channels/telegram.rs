@@ -310,9 +310,45 @@ impl<E: fmt::Debug + Send + 'static> ErrorHandler<E> for LogErrors {
 
 fn schema() -> UpdateHandler<RequestError> {
     dptree::entry()
-        .branch(Update::filter_message().endpoint(on_message))
+        .branch(Update::filter_message().endpoint(
+            |bot: Bot, msg: Message, me: Me, conversations: Conversations| async move {
+                let chat = msg.chat.id;
+                let handled = tokio::spawn(on_message(bot.clone(), msg, me, conversations));
+                match isolated(handled).await {
+                    Some(result) => result,
+                    None => send_text(&bot, chat, TRY_AGAIN).await,
+                }
+            },
+        ))
         .branch(Update::filter_edited_message().endpoint(on_edited_message))
-        .branch(Update::filter_callback_query().endpoint(on_callback))
+        .branch(Update::filter_callback_query().endpoint(
+            |bot: Bot, q: CallbackQuery, conversations: Conversations| async move {
+                let id = q.id.clone();
+                let handled = tokio::spawn(on_callback(bot.clone(), q, conversations));
+                match isolated(handled).await {
+                    Some(result) => result,
+                    // the press may be unanswered yet (if it was, Telegram refuses this)
+                    None => bot
+                        .answer_callback_query(id)
+                        .text(TRY_AGAIN_SHORT)
+                        .await
+                        .map(drop),
+                }
+            },
+        ))
+}
+
+/// Awaits a handler run as a task of its own, so that a panic (a bug) costs one update, not
+/// the dispatcher: teloxide's worker for the chat would die with it and take the
+/// dispatcher down on that chat's next update. `None` after a panic, which is logged.
+async fn isolated<T>(handled: tokio::task::JoinHandle<T>) -> Option<T> {
+    match handled.await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(panic = e.is_panic(), "an update handler failed");
+            None
+        }
+    }
 }
 
 /// The session of a chat.
