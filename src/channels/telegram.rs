@@ -29,7 +29,14 @@
 //! of one chat one after another, in order, and different chats concurrently.
 //!
 //! A store error gets a friendly "please try again" reply; the error is logged with tracing.
-//! Logs carry chat sessions only as hashes ([`log_id`]) and never message text.
+//! Each update is handled in a task of its own, so a panic (a bug) costs that update (the
+//! user gets the same note), not the dispatcher. Logs carry chat sessions only as hashes
+//! ([`log_id`]) and never message text.
+//!
+//! [`run`] returns once its shutdown future completes and the updates in flight are done;
+//! the listener's last `getUpdates` confirms what was handled, so a restarted bot neither
+//! repeats nor skips an update. (A crash, unlike a shutdown, may lose the update that was
+//! being handled: Telegram counts it as delivered once it was taken from the queue.)
 
 use std::fmt;
 use std::future::Future;
@@ -446,7 +453,9 @@ async fn on_callback(
             send_reply(&bot, chat, &reply).await
         }
         Ok(None) => {
-            tracing::info!(session = %log_id(&session), dialog, slot, "stale button");
+            // callback data is client input: only a known dialog id goes to the log
+            let known = conversations.assistant.dialogs.get(dialog).is_some();
+            tracing::info!(session = %log_id(&session), dialog = known.then_some(dialog), "stale button");
             answer(Some(STALE_BUTTON)).await;
             Ok(())
         }
@@ -653,7 +662,15 @@ async fn send_reply(bot: &Bot, chat: ChatId, reply: &Reply) -> Result<(), Reques
             .collect::<Vec<_>>();
         text.push_str(&format!("\n（请回复：{}）", labels.join("、")));
     }
-    let pieces = split_message(&text, MAX_TEXT_UTF16);
+    let mut pieces = split_message(&text, MAX_TEXT_UTF16);
+    if pieces.is_empty() {
+        // Telegram refuses blank messages; the core always says something, but buttons need
+        // a message to hang under
+        match markup {
+            Some(_) => pieces.push("请选择：".to_string()),
+            None => return Ok(()),
+        }
+    }
     let last = pieces.len().saturating_sub(1);
     for (i, piece) in pieces.into_iter().enumerate() {
         let mut request = bot.send_message(chat, piece);
