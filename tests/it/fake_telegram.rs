@@ -212,6 +212,13 @@ impl FakeTelegram {
         json!({ "message": m })
     }
 
+    /// A service message: someone joined the (group) chat.
+    pub fn member_joined(&self, chat_id: i64) -> Value {
+        let mut m = self.user_message(chat_id);
+        m["new_chat_members"] = json!([user(chat_id + 1)]);
+        json!({ "message": m })
+    }
+
     /// An edit of an earlier text message.
     pub fn edited(&self, chat_id: i64, text: &str) -> Value {
         let mut m = self.user_message(chat_id);

@@ -282,10 +282,14 @@ async fn stickers_photos_voice_files_and_edits_get_a_note_and_the_bot_continues(
     fake.push(fake.edited(CHAT, "异地就医备案有效期多久"));
     let note = &fake.wait_sent(CHAT, before + 1).await[before];
     assert!(note.text.contains("修改"), "{}", note.text);
-    // none of them touched the conversation; a question afterwards is answered
-    assert!(bot.state(CHAT).await.is_none());
+    // a service message gets no reply: the next message's reply is the only one
+    fake.push(fake.member_joined(CHAT));
+    let before = fake.sent(CHAT).len();
     let reply = say(&fake, CHAT, "异地就医备案有效期多久").await;
     assert!(reply.text.contains("来源："));
+    assert_eq!(fake.sent(CHAT).len(), before + 1);
+    // none of the notes touched the conversation: the question is its first turn
+    assert_eq!(bot.user_lines(CHAT).await, ["异地就医备案有效期多久"]);
     bot.stop().await.unwrap();
 }
 
@@ -437,6 +441,30 @@ async fn a_store_error_gets_a_friendly_reply_and_the_bot_keeps_serving() {
     let help = say(&fake, CHAT, "/help").await;
     assert!(help.text.contains("命令"));
     bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_token_is_an_error_at_start() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let store = Store::connect(&db.url).await.unwrap();
+    let settings = TelegramSettings {
+        token: "999:wrong".into(),
+        api_url: Some(fake.api_url.clone()),
+        webhook: None,
+    };
+    let run = telegram::run(
+        settings,
+        Conversations::new(assistant(), store),
+        std::future::pending(),
+    );
+    let error = tokio::time::timeout(DEADLINE, run)
+        .await
+        .expect("run gives up at once")
+        .unwrap_err();
+    assert!(format!("{error:#}").contains("getMe"), "{error:#}");
+    // the token is not in the error
+    assert!(!format!("{error:#}").contains("999:wrong"), "{error:#}");
 }
 
 #[tokio::test]
