@@ -91,15 +91,15 @@ struct Inner {
     /// message id → (chat id, text, reply markup) of every message the bot sent or edited.
     messages: HashMap<i64, (i64, String, Option<Value>)>,
     webhook_url: String,
-    /// `sendMessage` requests waiting for [`FakeTelegram::release_sends`].
-    held_sends: usize,
+    /// Requests waiting for [`FakeTelegram::release`].
+    held_requests: usize,
 }
 
 struct Shared {
     inner: Mutex<Inner>,
     pushed: Notify,
-    /// `sendMessage` is answered only while this is true (see [`FakeTelegram::hold_sends`]).
-    sends_open: tokio::sync::watch::Sender<bool>,
+    /// The method whose requests wait unanswered (see [`FakeTelegram::hold`]).
+    held: tokio::sync::watch::Sender<Option<String>>,
 }
 
 /// The running fake server.
@@ -126,7 +126,7 @@ impl FakeTelegram {
                 ..Inner::default()
             }),
             pushed: Notify::new(),
-            sends_open: tokio::sync::watch::Sender::new(true),
+            held: tokio::sync::watch::Sender::new(None),
         });
         let app = Router::new()
             .route("/{bot}/{method}", any(api))
@@ -275,18 +275,18 @@ impl FakeTelegram {
         })
     }
 
-    /// From now on `sendMessage` requests wait (unanswered) until [`Self::release_sends`].
-    pub fn hold_sends(&self) {
-        self.shared.sends_open.send_replace(false);
+    /// From now on requests of `method` wait (unanswered) until [`Self::release`].
+    pub fn hold(&self, method: &str) {
+        self.shared.held.send_replace(Some(method.to_string()));
     }
 
-    pub fn release_sends(&self) {
-        self.shared.sends_open.send_replace(true);
+    pub fn release(&self) {
+        self.shared.held.send_replace(None);
     }
 
-    /// How many `sendMessage` requests are waiting.
-    pub fn held_sends(&self) -> usize {
-        self.lock().held_sends
+    /// How many requests are waiting.
+    pub fn held_requests(&self) -> usize {
+        self.lock().held_requests
     }
 
     /// Every request so far.
@@ -460,10 +460,11 @@ async fn api(
     // method names are case-insensitive (teloxide sends `GetMe`, `SendMessage`…)
     let method = canonical(&method);
     let params = params(&headers, query.as_deref(), &body);
-    if method == "sendMessage" && !*shared.sends_open.borrow() {
-        shared.inner.lock().unwrap().held_sends += 1;
-        let _ = shared.sends_open.subscribe().wait_for(|open| *open).await;
-        shared.inner.lock().unwrap().held_sends -= 1;
+    let is_held = |held: &Option<String>| held.as_deref() == Some(method.as_str());
+    if is_held(&shared.held.borrow()) {
+        shared.inner.lock().unwrap().held_requests += 1;
+        let _ = shared.held.subscribe().wait_for(|h| !is_held(h)).await;
+        shared.inner.lock().unwrap().held_requests -= 1;
     }
     let result = match method.as_str() {
         "getUpdates" => get_updates(&shared, &params).await,

@@ -468,14 +468,28 @@ async fn a_refused_token_is_an_error_at_start() {
 }
 
 #[tokio::test]
+async fn shutdown_while_telegram_does_not_answer_returns_at_once() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    fake.hold("getMe");
+    let bot = RunningBot::start(&fake, &db).await;
+    fake.wait_until("getMe on its way", |f| f.held_requests() == 1)
+        .await;
+    // getMe is still unanswered: nothing is in flight, so run returns without it
+    bot.stop().await.expect("a clean shutdown");
+    assert_eq!(fake.held_requests(), 1);
+    assert!(fake.calls_of("getUpdates").is_empty());
+}
+
+#[tokio::test]
 async fn shutdown_lets_the_update_in_flight_finish() {
     let fake = FakeTelegram::start().await;
     let db = TestDb::sqlite();
     let bot = RunningBot::start(&fake, &db).await;
     let store = bot.store.clone();
-    fake.hold_sends();
+    fake.hold("sendMessage");
     fake.push(fake.text(CHAT, "已经出院自费结算了，还能补备案吗"));
-    fake.wait_until("the reply on its way", |f| f.held_sends() == 1)
+    fake.wait_until("the reply on its way", |f| f.held_requests() == 1)
         .await;
     let stopping = tokio::spawn(bot.stop());
     // the listener has stopped: its last getUpdates (limit 1, no wait) confirms the offset
@@ -489,7 +503,7 @@ async fn shutdown_lets_the_update_in_flight_finish() {
         !stopping.is_finished(),
         "run returned with a reply in flight"
     );
-    fake.release_sends();
+    fake.release();
     stopping.await.unwrap().expect("a clean shutdown");
     let reply = &fake.sent(CHAT)[0];
     assert!(reply.text.contains("来源："));
