@@ -18,6 +18,10 @@
 //! | an edited message | a note that edits are not processed again (answering the edit could contradict the dialog the original answered) |
 //! | service messages (members joined, pinned…) | nothing |
 //!
+//! Every message and button press of a chat counts against the per-conversation rate limit
+//! (`Conversations::limits`, key `telegram:{chat id}`); over it, the user gets the limit's
+//! note instead of an answer.
+//!
 //! A dialog question's choices become an inline keyboard; a button carries
 //! `c1|{dialog}|{slot}|{value}`. A press is applied only if that question is still the one
 //! being asked (checked inside the same transaction as the turn); an older button gets a
@@ -377,6 +381,9 @@ async fn on_message(
     let Some(text) = msg.text() else {
         return match msg.kind {
             MessageKind::Common(_) | MessageKind::Dice(_) => {
+                if let Some(note) = rate_limited(&conversations, &session) {
+                    return send_text(&bot, chat, &note).await;
+                }
                 tracing::info!(session = %log_id(&session), "non-text message");
                 send_text(&bot, chat, NOT_TEXT).await
             }
@@ -386,7 +393,14 @@ async fn on_message(
             }
         };
     };
-    let result = match classify(text, me.user.username.as_deref()) {
+    let input = classify(text, me.user.username.as_deref());
+    if input == Input::NotForUs {
+        return Ok(());
+    }
+    if let Some(note) = rate_limited(&conversations, &session) {
+        return send_text(&bot, chat, &note).await;
+    }
+    let result = match input {
         Input::Text(text) => conversations.turn(&session, text).await,
         Input::NotForUs => return Ok(()),
         Input::UnknownCommand => return send_text(&bot, chat, &unknown_command()).await,
@@ -411,8 +425,16 @@ async fn on_message(
     }
 }
 
-async fn on_edited_message(bot: Bot, msg: Message) -> Result<(), RequestError> {
-    tracing::info!(session = %log_id(&session_id(msg.chat.id)), "edited message not processed");
+async fn on_edited_message(
+    bot: Bot,
+    msg: Message,
+    conversations: Conversations,
+) -> Result<(), RequestError> {
+    let session = session_id(msg.chat.id);
+    if let Some(note) = rate_limited(&conversations, &session) {
+        return send_text(&bot, msg.chat.id, &note).await;
+    }
+    tracing::info!(session = %log_id(&session), "edited message not processed");
     send_text(&bot, msg.chat.id, EDITED).await
 }
 
@@ -421,7 +443,7 @@ async fn on_callback(
     q: CallbackQuery,
     conversations: Conversations,
 ) -> Result<(), RequestError> {
-    let answer = |note: Option<&'static str>| {
+    let answer = |note: Option<String>| {
         let bot = bot.clone();
         let id = q.id.clone();
         async move {
@@ -441,11 +463,15 @@ async fn on_callback(
             data_bytes = q.data.as_ref().map_or(0, String::len),
             "callback query that is not one of our buttons"
         );
-        answer(Some(INVALID_BUTTON)).await;
+        answer(Some(INVALID_BUTTON.into())).await;
         return Ok(());
     };
     let chat = message.chat().id;
     let session = session_id(chat);
+    if let Some(note) = rate_limited(&conversations, &session) {
+        answer(Some(note)).await;
+        return Ok(());
+    }
     match conversations.choose(&session, dialog, slot, value).await {
         Ok(Some(reply)) => {
             answer(None).await;
@@ -456,15 +482,24 @@ async fn on_callback(
             // callback data is client input: only a known dialog id goes to the log
             let known = conversations.assistant.dialogs.get(dialog).is_some();
             tracing::info!(session = %log_id(&session), dialog = known.then_some(dialog), "stale button");
-            answer(Some(STALE_BUTTON)).await;
+            answer(Some(STALE_BUTTON.into())).await;
             Ok(())
         }
         Err(e) => {
             store_failed(&session, &e);
-            answer(Some(TRY_AGAIN_SHORT)).await;
+            answer(Some(TRY_AGAIN_SHORT.into())).await;
             Ok(())
         }
     }
+}
+
+/// Counts one message of the chat against its rate limit ([`crate::limits`], shared with the
+/// HTTP sessions); when it is exceeded, the note for the user.
+fn rate_limited(conversations: &Conversations, session: &str) -> Option<String> {
+    let limited = conversations.limits.check_session(session).err()?;
+    conversations.metrics.rate_limited(limited.scope.as_str());
+    tracing::info!(session = %log_id(session), "rate limited (chat)");
+    Some(limited.message())
 }
 
 fn store_failed(session: &str, e: &StoreError) {

@@ -8,6 +8,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use yidi::assistant::Assistant;
 use yidi::channels::telegram::{self, TelegramSettings, WebhookSettings};
+use yidi::config::Limits;
 use yidi::conversation::Conversations;
 use yidi::dialog::engine::SessionState;
 use yidi::store::Store;
@@ -41,11 +42,27 @@ impl RunningBot {
         RunningBot::start_with(fake, db, assistant(), None).await
     }
 
+    /// With the given assistant and webhook, and limits no test reaches (see
+    /// `a_chat_over_its_rate_limit_is_told_to_slow_down`).
     async fn start_with(
         fake: &FakeTelegram,
         db: &TestDb,
         assistant: Arc<Assistant>,
         webhook: Option<WebhookSettings>,
+    ) -> RunningBot {
+        let limits = Limits {
+            per_session_burst: 1_000,
+            ..Limits::default()
+        };
+        RunningBot::launch(fake, db, assistant, webhook, &limits).await
+    }
+
+    async fn launch(
+        fake: &FakeTelegram,
+        db: &TestDb,
+        assistant: Arc<Assistant>,
+        webhook: Option<WebhookSettings>,
+        limits: &Limits,
     ) -> RunningBot {
         let store = Store::connect(&db.url).await.expect("connect + migrate");
         let settings = TelegramSettings {
@@ -54,7 +71,7 @@ impl RunningBot {
             webhook,
         };
         let (tx, rx) = oneshot::channel::<()>();
-        let conversations = Conversations::new(assistant, store.clone());
+        let conversations = Conversations::new(assistant, store.clone()).with_limits(limits);
         let handle = tokio::spawn(telegram::run(settings, conversations, async {
             let _ = rx.await;
         }));
@@ -417,6 +434,38 @@ async fn reset_clears_the_dialog_and_its_buttons_go_stale() {
         "这个问题已经过去了，请回答最新的问题。"
     );
     assert_eq!(bot.state(CHAT).await.unwrap(), SessionState::new());
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_chat_over_its_rate_limit_is_told_to_slow_down() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let limits = Limits {
+        per_session_per_minute: 1,
+        per_session_burst: 2,
+        ..Limits::default()
+    };
+    let bot = RunningBot::launch(&fake, &db, assistant(), None, &limits).await;
+    let question = say(&fake, CHAT, "/filing").await;
+    say(&fake, CHAT, "/help").await;
+    let slow = say(&fake, CHAT, "异地就医备案有效期多久").await;
+    assert!(
+        slow.text.contains("请") && slow.text.contains("秒后再发"),
+        "{}",
+        slow.text
+    );
+    let press = fake.push(fake.press(&question, &question.button("苏州")));
+    assert!(
+        fake.wait_answer(&press).await["text"]
+            .as_str()
+            .unwrap()
+            .contains("秒后再发")
+    );
+    // refused messages are not turns; another chat has its own allowance
+    assert_eq!(bot.user_lines(CHAT).await, ["/filing"]);
+    let other = say(&fake, 3003, "异地就医备案有效期多久").await;
+    assert!(other.text.contains("来源："));
     bot.stop().await.unwrap();
 }
 
