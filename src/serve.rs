@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use yidi::assistant::Assistant;
 use yidi::channels::console::AgentAuth;
 use yidi::channels::http;
+use yidi::channels::telegram::{self, TelegramSettings, Url, WebhookSettings};
 use yidi::config::Config;
 use yidi::conversation::Conversations;
 use yidi::store::{Store, StoreError};
@@ -81,13 +82,56 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    let telegram = match telegram_settings(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("yidi serve: invalid configuration: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(config, assistant))
+    runtime.block_on(serve(config, telegram, assistant))
 }
 
-async fn serve(config: Config, assistant: Assistant) -> anyhow::Result<ExitCode> {
+/// The bot's settings when a token is configured; a malformed URL names its key.
+fn telegram_settings(config: &Config) -> Result<Option<TelegramSettings>, String> {
+    let t = &config.telegram;
+    let Some(token) = &t.token else {
+        return Ok(None);
+    };
+    let url = |key: &str, value: &str| {
+        Url::parse(value).map_err(|e| format!("telegram.{key}: not a URL ({e})"))
+    };
+    let api_url = t
+        .api_url
+        .as_deref()
+        .map(|u| url("api_url", u))
+        .transpose()?;
+    let webhook = match (t.webhook, &t.webhook_url, t.webhook_listen) {
+        (false, ..) => None,
+        (true, Some(public_url), Some(listen)) => Some(WebhookSettings {
+            public_url: url("webhook_url", public_url)?,
+            listen,
+            // teloxide makes a random secret and checks it on every update
+            secret_token: None,
+        }),
+        // Config::validate has already refused a webhook without its URL or address
+        (true, ..) => return Err("telegram.webhook needs webhook_url and webhook_listen".into()),
+    };
+    Ok(Some(TelegramSettings {
+        token: token.clone(),
+        api_url,
+        webhook,
+    }))
+}
+
+async fn serve(
+    config: Config,
+    telegram: Option<TelegramSettings>,
+    assistant: Assistant,
+) -> anyhow::Result<ExitCode> {
     let store = match Store::connect(&config.database_url).await {
         Ok(store) => store,
         Err(e @ StoreError::Url(_)) => {
@@ -139,8 +183,35 @@ async fn serve(config: Config, assistant: Assistant) -> anyhow::Result<ExitCode>
     let state = http::AppState::from_conversations(conversations.clone()).with_agents(agents);
     let http_server = http::serve(listener, state, stopped(stop_rx.clone()));
 
+    // The bot runs beside the HTTP server on the same core. If it cannot run (a refused
+    // token, Telegram unreachable at start) the error is logged and the HTTP API and the
+    // console keep serving: one channel's outage does not take the others down.
+    let bot = telegram.map(|settings| {
+        let mode = if settings.webhook.is_some() {
+            "webhook"
+        } else {
+            "long polling"
+        };
+        tracing::info!(mode, "starting the Telegram bot");
+        eprintln!("yidi: Telegram bot starting ({mode})");
+        let conversations = conversations.clone();
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            let result = telegram::run(settings, conversations, stop).await;
+            if let Err(e) = &result {
+                tracing::error!(error = %format!("{e:#}"), "the Telegram bot stopped");
+                eprintln!("yidi: the Telegram bot stopped: {e:#}");
+            }
+            result
+        })
+    });
+
     let channels = async {
         http_server.await.context("serving HTTP")?;
+        if let Some(bot) = bot {
+            // its error, if any, was logged when it happened
+            let _ = bot.await;
+        }
         anyhow::Ok(())
     };
     tokio::pin!(channels);

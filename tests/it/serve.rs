@@ -56,9 +56,11 @@ impl ServeProcess {
         let log = Arc::new(Mutex::new(String::new()));
         let sink = log.clone();
         std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = stderr.read_to_string(&mut rest);
-            sink.lock().unwrap().push_str(&rest);
+            let mut line = String::new();
+            while matches!(stderr.read_line(&mut line), Ok(n) if n > 0) {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
         });
         ServeProcess { child, base, log }
     }
@@ -355,4 +357,64 @@ fn agent_token_prints_a_token_and_its_digest() {
         text.contains(&format!("agent_token_sha256 = [\"{digest}\"]")),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_bot_token_serve_also_runs_the_telegram_bot_on_the_same_store() {
+    let fake = crate::fake_telegram::FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let api_url = fake.api_url.to_string();
+    let mut server = tokio::task::block_in_place(|| {
+        ServeProcess::spawn(
+            &["--addr", "127.0.0.1:0", "--database-url", &db.url],
+            &[
+                ("TELOXIDE_TOKEN", crate::fake_telegram::TOKEN),
+                ("TELOXIDE_API_URL", &api_url),
+            ],
+            &repo(),
+        )
+    });
+    const CHAT: i64 = 4242;
+    fake.push(fake.text(CHAT, "/start"));
+    let sent = fake.wait_sent(CHAT, 1).await;
+    assert!(sent[0].text.contains("/filing"), "{}", sent[0].text);
+    fake.push(fake.text(CHAT, "起付线是什么"));
+    let sent = fake.wait_sent(CHAT, 2).await;
+    assert!(sent[1].text.contains("来源"), "{}", sent[1].text);
+
+    // the HTTP API of the same process is up, and the turns are in its store
+    let base = server.base.clone();
+    let (status, body) = tokio::task::block_in_place(|| {
+        call("GET", &format!("{base}/v1/faq/deductible"), None, None)
+    });
+    assert_eq!(status, 200, "{body}");
+    tokio::task::block_in_place(|| {
+        server.terminate();
+        assert!(server.wait().success(), "log:\n{}", server.log());
+    });
+    assert!(
+        !server.log().contains(crate::fake_telegram::TOKEN),
+        "{}",
+        server.log()
+    );
+    let store = Store::connect(&db.url).await.unwrap();
+    let lines = store.transcript(&format!("telegram:{CHAT}")).await.unwrap();
+    // /start is a command, not a turn: the question and its answer are stored
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0].text, "起付线是什么");
+    assert_eq!(lines[1].faq_id.as_deref(), Some("deductible"));
+}
+
+#[test]
+fn a_malformed_bot_url_stops_the_server_naming_the_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_yidi"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .current_dir(repo())
+        .env("TELOXIDE_TOKEN", "123456:X")
+        .env("TELOXIDE_API_URL", "http://[::1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("telegram.api_url"), "{stderr}");
 }
