@@ -20,12 +20,13 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::channels::console::AgentAuth;
 use crate::store::DEFAULT_DATABASE_URL;
 
 /// The config file read when none is named and it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "yidi.toml";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where the HTTP API and the agent console listen.
@@ -36,7 +37,7 @@ pub struct Config {
     pub knowledge: Option<PathBuf>,
     /// The dialogs folder (default: `./dialogs`, else the one in the source tree).
     pub dialogs: Option<PathBuf>,
-    /// SHA-256 digests (lower-case hex) of the agent tokens that may log in to the console;
+    /// SHA-256 digests (64 hex digits) of the agent tokens that may log in to the console;
     /// `yidi agent-token` makes a token and its digest. The tokens themselves are never
     /// configured or stored.
     pub agent_token_sha256: Vec<String>,
@@ -72,7 +73,8 @@ pub struct Telegram {
     pub api_url: Option<String>,
     /// Receive updates by webhook instead of long polling.
     pub webhook: bool,
-    /// The public HTTPS URL Telegram posts updates to (required with `webhook`).
+    /// The public URL Telegram posts updates to (required with `webhook`; Telegram itself
+    /// accepts only HTTPS, a test server may use HTTP).
     pub webhook_url: Option<String>,
     /// Where the webhook listener binds (required with `webhook`).
     pub webhook_listen: Option<SocketAddr>,
@@ -90,6 +92,47 @@ impl std::fmt::Debug for Telegram {
             .finish()
     }
 }
+
+/// The database URL without its password (`postgres://user:***@host/db`).
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl std::fmt::Debug for Config {
+    // secrets stay out of logs and `--print-config`: the database password is masked and the
+    // bot token redacted (see [`Telegram`])
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("knowledge", &self.knowledge)
+            .field("dialogs", &self.dialogs)
+            .field("agent_token_sha256", &self.agent_token_sha256)
+            .field("limits", &self.limits)
+            .field("telegram", &self.telegram)
+            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .finish()
+    }
+}
+
+/// The top-level keys, the only ones read from `YIDI_…` variables (so that an unrelated
+/// `YIDI_SOMETHING` in the environment does not stop the server).
+const KEYS: &[&str] = &[
+    "addr",
+    "database_url",
+    "knowledge",
+    "dialogs",
+    "agent_token_sha256",
+    "limits",
+    "telegram",
+    "shutdown_grace_secs",
+];
 
 impl Default for Config {
     fn default() -> Config {
@@ -151,11 +194,10 @@ impl Config {
             None => {}
         }
         Ok(figment
-            .merge(
-                Env::prefixed("YIDI_")
-                    .split("__")
-                    .ignore(&["config", "log", "test_pg"]),
-            )
+            .merge(Env::prefixed("YIDI_").split("__").filter(|key| {
+                let top = key.as_str().split('.').next().unwrap_or("");
+                KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+            }))
             .merge(Env::raw().only(&["database_url"]))
             .merge(
                 Env::raw()
@@ -188,16 +230,14 @@ impl Config {
         if self.database_url.trim().is_empty() {
             return invalid("database_url", "must not be empty");
         }
-        for (i, digest) in self.agent_token_sha256.iter().enumerate() {
-            if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(ConfigError::Invalid {
-                    key: "agent_token_sha256",
-                    message: format!(
-                        "entry {} is not a SHA-256 digest (64 hex digits); `yidi agent-token` prints one",
-                        i + 1
-                    ),
-                });
-            }
+        if let Err(e) = AgentAuth::from_sha256_hex(&self.agent_token_sha256) {
+            return Err(ConfigError::Invalid {
+                key: "agent_token_sha256",
+                message: format!("{e}; `yidi agent-token` prints a token and its digest"),
+            });
+        }
+        if self.shutdown_grace_secs == 0 {
+            return invalid("shutdown_grace_secs", "must be at least 1");
         }
         let l = &self.limits;
         for (key, value) in [
@@ -215,14 +255,14 @@ impl Config {
             return invalid("telegram.token", "is set but empty");
         }
         if let Some(url) = &t.api_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+            && !is_http_url(url)
         {
             return invalid("telegram.api_url", "must be an http:// or https:// URL");
         }
         if t.webhook {
             match &t.webhook_url {
                 None => return invalid("telegram.webhook_url", "is required with webhook = true"),
-                Some(u) if !u.starts_with("https://") && !u.starts_with("http://") => {
+                Some(u) if !is_http_url(u) => {
                     return invalid("telegram.webhook_url", "must be an http(s) URL");
                 }
                 Some(_) => {}
@@ -233,6 +273,10 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn is_http_url(s: &str) -> bool {
+    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
 }
 
 #[cfg(test)]
@@ -313,10 +357,14 @@ mod tests {
             ..Config::default()
         };
         let e = c.validate().unwrap_err().to_string();
-        assert!(
-            e.contains("agent_token_sha256") && e.contains("entry 1"),
-            "{e}"
-        );
+        assert!(e.contains("agent_token_sha256") && e.contains("#1"), "{e}");
+
+        let c = Config {
+            shutdown_grace_secs: 0,
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("shutdown_grace_secs"), "{e}");
 
         let mut c = Config::default();
         c.telegram.webhook = true;
@@ -337,9 +385,31 @@ mod tests {
     }
 
     #[test]
-    fn the_token_is_never_printed() {
-        let mut c = Config::default();
+    fn secrets_are_never_printed() {
+        let mut c = Config {
+            database_url: "postgres://yidi:PASSWORD@db.internal/yidi".into(),
+            ..Config::default()
+        };
         c.telegram.token = Some("123456:SECRET".into());
-        assert!(!format!("{c:?}").contains("SECRET"));
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("SECRET"), "{printed}");
+        assert!(!printed.contains("PASSWORD"), "{printed}");
+        assert!(
+            printed.contains("postgres://yidi:***@db.internal/yidi"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn unrelated_yidi_variables_are_ignored_but_misspelt_nested_keys_are_not() {
+        Jail::expect_with(|jail| {
+            jail.set_env("YIDI_CONSOLE_SCREENSHOT", "/tmp/x");
+            jail.set_env("YIDI_LOG", "debug");
+            assert_eq!(load(None).unwrap(), Config::default());
+            jail.set_env("YIDI_LIMITS__PER_IP_PER_MINUT", "5");
+            let e = load(None).unwrap_err().to_string();
+            assert!(e.contains("per_ip_per_minut"), "{e}");
+            Ok(())
+        });
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::assistant::{Assistant, Reply};
 use crate::config::Limits;
 use crate::dialog::engine::SessionState;
-use crate::limits::RateLimits;
+use crate::limits::{Limited, RateLimits};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, TurnRecord};
 
@@ -46,6 +46,21 @@ impl Conversations {
         self
     }
 
+    /// Counts one message of conversation `key` (`session:…`, `telegram:…`) against its rate
+    /// limit; a refusal is counted in the metrics and logged (hashed key) here, once for
+    /// every channel.
+    pub fn admit(&self, key: &str) -> Result<(), Limited> {
+        self.limits
+            .check_session(key)
+            .inspect_err(|limited| self.refused(*limited, key))
+    }
+
+    /// Records a refusal by a rate limit.
+    pub fn refused(&self, limited: Limited, key: &str) {
+        self.metrics.rate_limited(limited.scope.as_str());
+        tracing::info!(key = %log_id(key), scope = limited.scope.as_str(), "rate limited");
+    }
+
     /// Handles one message of session `session_id` and persists the turn.
     pub async fn turn(&self, session_id: &str, message: &str) -> Result<Reply, StoreError> {
         let reply = self
@@ -66,7 +81,8 @@ impl Conversations {
                 Some(a.start_dialog(state, dialog_id))
             })
             .await?;
-        Ok(reply.expect("start_dialog always replies"))
+        // start_dialog always replies; the fallback only keeps this free of panics
+        Ok(reply.unwrap_or_else(|| Reply::text("")))
     }
 
     /// Clears the conversation (no dialog, no slots) in one persisted turn; the transcript
@@ -75,7 +91,7 @@ impl Conversations {
         let reply = self
             .apply(session_id, "/reset", |a, state| Some(a.reset(state)))
             .await?;
-        Ok(reply.expect("reset always replies"))
+        Ok(reply.unwrap_or_else(|| Reply::text("")))
     }
 
     /// A button press ([`Assistant::choose`]): `Ok(None)` when the question it answers is no
@@ -87,7 +103,9 @@ impl Conversations {
         slot: &str,
         value: &str,
     ) -> Result<Option<Reply>, StoreError> {
-        self.apply(session_id, value, |a, state| {
+        // the transcript shows what the user saw on the button, as if typed
+        let label = self.assistant.dialogs.slots.label(slot, value);
+        self.apply(session_id, &label, |a, state| {
             a.choose(state, dialog, slot, value)
         })
         .await
@@ -227,7 +245,11 @@ mod tests {
             .filter(|l| l.role == "user")
             .map(|l| l.text.as_str())
             .collect();
-        assert_eq!(user, ["/filing", "suzhou"]);
+        assert_eq!(
+            user,
+            ["/filing", "苏州"],
+            "the button label, as the user saw it"
+        );
 
         c.reset("s").await.unwrap();
         assert_eq!(c.state("s").await.unwrap().unwrap(), SessionState::new());

@@ -5,7 +5,7 @@
 //! its own, so the effective limit is at most the configured one times the replicas. That
 //! is enough to stop a script hammering the API; it is not an accounting of usage.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -59,6 +59,11 @@ impl Limited {
 pub struct RateLimits {
     ip: DefaultKeyedRateLimiter<IpAddr>,
     session: DefaultKeyedRateLimiter<String>,
+    /// One refusal note a minute per conversation: a flooding chat is told once, then
+    /// ignored, so its notes cannot crowd out other users' replies.
+    notice: DefaultKeyedRateLimiter<String>,
+    /// Database look-ups of console sessions for requests over their IP's limit.
+    lookup: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
     trust_forwarded_for: bool,
 }
@@ -69,6 +74,20 @@ impl std::fmt::Debug for RateLimits {
             .field("ips", &self.ip.len())
             .field("sessions", &self.session.len())
             .finish()
+    }
+}
+
+/// The bucket key of a client: IPv4 as is (also when mapped into IPv6), IPv6 by its /64.
+fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
     }
 }
 
@@ -85,6 +104,8 @@ impl RateLimits {
                 limits.per_session_per_minute,
                 limits.per_session_burst,
             )),
+            notice: RateLimiter::keyed(quota(1, 1)),
+            lookup: RateLimiter::keyed(quota(limits.per_ip_per_minute, limits.per_ip_burst)),
             clock: DefaultClock::default(),
             trust_forwarded_for: limits.trust_forwarded_for,
         }
@@ -95,9 +116,10 @@ impl RateLimits {
         self.trust_forwarded_for
     }
 
-    /// One request from `ip`.
+    /// One request from `ip`. IPv6 clients are counted by their /64 network: one host
+    /// usually holds a whole /64 and could otherwise rotate addresses past the limit.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Limited> {
-        self.ip.check_key(&ip).map_err(|not_until| Limited {
+        self.ip.check_key(&ip_key(ip)).map_err(|not_until| Limited {
             scope: Scope::Ip,
             retry_after: not_until.wait_time_from(self.clock.now()),
         })
@@ -113,11 +135,25 @@ impl RateLimits {
             })
     }
 
+    /// Whether a request over its IP's limit may still have its console session looked up
+    /// (an allowance as large as the IP's own; the IP is keyed as in [`RateLimits::check_ip`]).
+    pub fn check_lookup(&self, ip: IpAddr) -> bool {
+        self.lookup.check_key(&ip_key(ip)).is_ok()
+    }
+
+    /// Whether a conversation that was just refused should be told so: at most once a
+    /// minute per conversation.
+    pub fn should_notify(&self, key: &str) -> bool {
+        self.notice.check_key(&key.to_string()).is_ok()
+    }
+
     /// Forgets buckets that are full again (call now and then, so memory stays bounded by
     /// the recently active users).
     pub fn retain_recent(&self) {
         self.ip.retain_recent();
         self.session.retain_recent();
+        self.notice.retain_recent();
+        self.lookup.retain_recent();
     }
 
     /// Buckets held: (IPs, conversations).
@@ -172,6 +208,27 @@ mod tests {
         assert_eq!(e.scope, Scope::Session);
         assert!(e.message().contains("秒后再发"));
         l.check_session("telegram:2").unwrap();
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_network() {
+        let l = RateLimits::new(&limits(6, 2));
+        l.check_ip("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        l.check_ip("2001:db8:1:2:ffff::9".parse().unwrap()).unwrap();
+        assert!(l.check_ip("2001:db8:1:2::abcd".parse().unwrap()).is_err());
+        // another /64, and IPv4 (also when mapped into IPv6) are separate
+        l.check_ip("2001:db8:1:3::1".parse().unwrap()).unwrap();
+        l.check_ip("::ffff:203.0.113.9".parse().unwrap()).unwrap();
+        l.check_ip("203.0.113.9".parse().unwrap()).unwrap();
+        assert!(l.check_ip("203.0.113.9".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_refused_conversation_is_told_once_a_minute() {
+        let l = RateLimits::new(&limits(60, 1));
+        assert!(l.should_notify("telegram:1"));
+        assert!(!l.should_notify("telegram:1"));
+        assert!(l.should_notify("telegram:2"));
     }
 
     #[test]

@@ -82,8 +82,13 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let telegram = match telegram_settings(&config) {
-        Ok(t) => t,
+    // Config::validate has checked the digests and URLs; these conversions name the key
+    // all the same rather than trust that
+    let settings = AgentAuth::from_sha256_hex(&config.agent_token_sha256)
+        .map_err(|e| format!("agent_token_sha256: {e}"))
+        .and_then(|agents| Ok((agents, telegram_settings(&config)?)));
+    let (agents, telegram) = match settings {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("yidi serve: invalid configuration: {e}");
             return Ok(ExitCode::from(2));
@@ -92,7 +97,7 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(config, telegram, assistant))
+    runtime.block_on(serve(config, agents, telegram, assistant))
 }
 
 /// The bot's settings when a token is configured; a malformed URL names its key.
@@ -129,6 +134,7 @@ fn telegram_settings(config: &Config) -> Result<Option<TelegramSettings>, String
 
 async fn serve(
     config: Config,
+    agents: AgentAuth,
     telegram: Option<TelegramSettings>,
     assistant: Assistant,
 ) -> anyhow::Result<ExitCode> {
@@ -144,6 +150,9 @@ async fn serve(
             return Err(e).with_context(|| format!("opening the {scheme} database"));
         }
     };
+    if !agents.is_configured() {
+        tracing::warn!("no agent_token_sha256 configured: the console refuses every login");
+    }
     let conversations =
         Conversations::new(Arc::new(assistant), store.clone()).with_limits(&config.limits);
 
@@ -170,16 +179,6 @@ async fn serve(
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "serving the HTTP API and the agent console");
     eprintln!("yidi: listening on http://{local}");
-    let agents = match AgentAuth::from_sha256_hex(&config.agent_token_sha256) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("yidi serve: invalid configuration: agent_token_sha256: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    if config.agent_token_sha256.is_empty() {
-        tracing::warn!("no agent_token_sha256 configured: the console refuses every login");
-    }
     let state = http::AppState::from_conversations(conversations.clone()).with_agents(agents);
     let http_server = http::serve(listener, state, stopped(stop_rx.clone()));
 

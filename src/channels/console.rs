@@ -45,7 +45,11 @@
 //! - Login attempts are not throttled here: tokens have 256 bits; the per-IP limits of the
 //!   API apply to `/console/login` like any other route.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
@@ -84,7 +88,17 @@ const MAX_SESSION_ID_CHARS: usize = 128;
 #[derive(Clone, Default)]
 pub struct AgentAuth {
     digests: Vec<[u8; 32]>,
+    /// Console sessions recently found valid, for the rate limiter only (see
+    /// [`exempt_from_ip_limit`]).
+    recent: Arc<Mutex<HashMap<[u8; 32], Instant>>>,
 }
+
+/// How long the rate limiter trusts a console session it has looked up. Pages and agent
+/// endpoints always look the session up; only the exemption from the per-IP limit may outlive
+/// a logout by this long.
+const RECENT_TTL: Duration = Duration::from_secs(30);
+/// Most sessions remembered; beyond it the memory is cleared (a flood cannot grow it).
+const RECENT_MAX: usize = 10_000;
 
 impl fmt::Debug for AgentAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -106,7 +120,10 @@ impl AgentAuth {
                 parse_digest(d.trim()).map_err(|e| format!("agent token digest #{}: {e}", i + 1))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(AgentAuth { digests })
+        Ok(AgentAuth {
+            digests,
+            recent: Arc::default(),
+        })
     }
 
     /// Whether any agent token is configured.
@@ -227,6 +244,29 @@ impl Denied {
     }
 }
 
+const CROSS_SITE_MESSAGE: &str = "这个请求来自其他网站，已拒绝。请在本站的坐席控制台页面操作。";
+
+/// A form post whose `Origin` is another site: refused, so a page elsewhere can neither log
+/// an agent in (into an account of its choosing) nor out. SameSite=Strict only decides when
+/// the cookie is sent; it does not stop such posts. Requests without `Origin` (command-line
+/// clients) pass: they carry no victim's browser state.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return false;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    match (origin_host, host) {
+        (Some(o), Some(h)) => !o.eq_ignore_ascii_case(h),
+        // "null" (a sandboxed or file page) or no Host: not this site
+        _ => true,
+    }
+}
+
 const NOT_CONFIGURED_MESSAGE: &str =
     "本服务没有配置坐席令牌，坐席控制台暂时无法登录。请联系管理员配置坐席令牌。";
 
@@ -234,6 +274,43 @@ const NOT_CONFIGURED_MESSAGE: &str =
 /// `Authorization: Bearer <agent token>`. A database error counts as "no".
 pub async fn is_agent(state: &AppState, headers: &HeaderMap) -> bool {
     authenticate(state, headers).await.is_ok()
+}
+
+/// Whether a request over its IP's limit comes from an agent and may pass. A bearer agent
+/// token costs a hash; a console cookie is trusted for [`RECENT_TTL`] once found valid, and
+/// otherwise looked up in the database only while the IP's separate lookup allowance lasts, so
+/// a flood of forged cookies cannot turn into a flood of database reads.
+pub async fn exempt_from_ip_limit(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> bool {
+    let agents = state.agents();
+    if !agents.is_configured() {
+        return false;
+    }
+    if headers.contains_key(header::AUTHORIZATION) {
+        return is_agent(state, headers).await;
+    }
+    let Some(session) = cookie(headers, COOKIE_NAME) else {
+        return false;
+    };
+    let key: [u8; 32] = Sha256::digest(session.as_bytes()).into();
+    let now = Instant::now();
+    let fresh = |recent: &HashMap<[u8; 32], Instant>| {
+        recent
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < RECENT_TTL)
+    };
+    if agents.recent.lock().is_ok_and(|r| fresh(&r)) {
+        return true;
+    }
+    if !state.limits().check_lookup(ip) || !is_agent(state, headers).await {
+        return false;
+    }
+    if let Ok(mut recent) = agents.recent.lock() {
+        if recent.len() >= RECENT_MAX {
+            recent.clear();
+        }
+        recent.insert(key, now);
+    }
+    true
 }
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Denied> {
@@ -316,6 +393,9 @@ async fn login(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
+    if cross_site(&headers) {
+        return login_page(StatusCode::FORBIDDEN, Some(CROSS_SITE_MESSAGE));
+    }
     if !state.agents().is_configured() {
         return login_page(StatusCode::UNAUTHORIZED, Some(NOT_CONFIGURED_MESSAGE));
     }
@@ -358,10 +438,17 @@ async fn login(
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if cross_site(&headers) {
+        return login_page(StatusCode::FORBIDDEN, Some(CROSS_SITE_MESSAGE));
+    }
     if let Some(session) = cookie(&headers, COOKIE_NAME)
         && !session.is_empty()
         && session.len() <= MAX_TOKEN_CHARS
     {
+        let key: [u8; 32] = Sha256::digest(session.as_bytes()).into();
+        if let Ok(mut recent) = state.agents().recent.lock() {
+            recent.remove(&key);
+        }
         match state.store().delete_agent_session(session).await {
             Ok(_) => tracing::info!("console logout"),
             Err(e) => return store_error_page(e),
@@ -557,9 +644,11 @@ fn html(status: StatusCode, body: String) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // same-origin, not no-referrer: under no-referrer browsers send `Origin: null` with the
+    // console's own form posts, which `cross_site` must refuse
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if status == StatusCode::UNAUTHORIZED {

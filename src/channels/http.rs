@@ -390,15 +390,14 @@ fn client_ip(state: &AppState, req: &Request) -> IpAddr {
 }
 
 /// The per-IP limit of the public API and the console. Agents are exempt (a call centre's
-/// agents share one IP); who is an agent is looked up only once a request is over the limit,
-/// so a flood of forged cookies costs no database reads before then.
+/// agents share one IP); who is an agent is asked only once a request is over the limit, and
+/// then within limits of its own (see [`console::exempt_from_ip_limit`]).
 async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let ip = client_ip(&state, &req);
     if let Err(limited) = state.limits().check_ip(ip)
-        && !console::is_agent(&state, req.headers()).await
+        && !console::exempt_from_ip_limit(&state, req.headers(), ip).await
     {
-        state.metrics().rate_limited(limited.scope.as_str());
-        tracing::info!("rate limited (ip)");
+        state.conversations.refused(limited, &ip.to_string());
         return ApiError::from(limited).into_response();
     }
     next.run(req).await
@@ -628,11 +627,7 @@ async fn post_message(
     authorize(&state, &headers, &id).await?;
     let map = object(body?.0)?;
     reject_unknown_fields(&map, &["text"])?;
-    if let Err(limited) = state.limits().check_session(&format!("session:{id}")) {
-        state.metrics().rate_limited(limited.scope.as_str());
-        tracing::info!(session = %log_id(&id), "rate limited (session)");
-        return Err(limited.into());
-    }
+    state.conversations.admit(&format!("session:{id}"))?;
     let Some(text) = optional_string(&map, "text")? else {
         return Err(FieldError::new("text", "请用字段 text 提供要发送的消息。").into());
     };

@@ -382,7 +382,7 @@ async fn on_message(
         return match msg.kind {
             MessageKind::Common(_) | MessageKind::Dice(_) => {
                 if let Some(note) = rate_limited(&conversations, &session) {
-                    return send_text(&bot, chat, &note).await;
+                    return send_limit_note(&bot, chat, note).await;
                 }
                 tracing::info!(session = %log_id(&session), "non-text message");
                 send_text(&bot, chat, NOT_TEXT).await
@@ -398,7 +398,7 @@ async fn on_message(
         return Ok(());
     }
     if let Some(note) = rate_limited(&conversations, &session) {
-        return send_text(&bot, chat, &note).await;
+        return send_limit_note(&bot, chat, note).await;
     }
     let result = match input {
         Input::Text(text) => conversations.turn(&session, text).await,
@@ -432,7 +432,7 @@ async fn on_edited_message(
 ) -> Result<(), RequestError> {
     let session = session_id(msg.chat.id);
     if let Some(note) = rate_limited(&conversations, &session) {
-        return send_text(&bot, msg.chat.id, &note).await;
+        return send_limit_note(&bot, msg.chat.id, note).await;
     }
     tracing::info!(session = %log_id(&session), "edited message not processed");
     send_text(&bot, msg.chat.id, EDITED).await
@@ -469,7 +469,7 @@ async fn on_callback(
     let chat = message.chat().id;
     let session = session_id(chat);
     if let Some(note) = rate_limited(&conversations, &session) {
-        answer(Some(note)).await;
+        answer(note).await;
         return Ok(());
     }
     match conversations.choose(&session, dialog, slot, value).await {
@@ -494,12 +494,31 @@ async fn on_callback(
 }
 
 /// Counts one message of the chat against its rate limit ([`crate::limits`], shared with the
-/// HTTP sessions); when it is exceeded, the note for the user.
-fn rate_limited(conversations: &Conversations, session: &str) -> Option<String> {
-    let limited = conversations.limits.check_session(session).err()?;
-    conversations.metrics.rate_limited(limited.scope.as_str());
-    tracing::info!(session = %log_id(session), "rate limited (chat)");
-    Some(limited.message())
+/// HTTP sessions). Over the limit: `Some(note)` the first time in a minute, `Some(None)` after
+/// that (a flooding chat is told once, then ignored, so its notes cannot hold up other
+/// chats' replies).
+fn rate_limited(conversations: &Conversations, session: &str) -> Option<Option<String>> {
+    let limited = conversations.admit(session).err()?;
+    Some(
+        conversations
+            .limits
+            .should_notify(session)
+            .then(|| limited.message()),
+    )
+}
+
+/// The rate-limit note, sent once without retries (see [`rate_limited`]).
+async fn send_limit_note(
+    bot: &Bot,
+    chat: ChatId,
+    note: Option<String>,
+) -> Result<(), RequestError> {
+    if let Some(note) = note
+        && let Err(e) = bot.send_message(chat, note).send_ref().await
+    {
+        tracing::warn!(error = ?e, "cannot send the rate-limit note");
+    }
+    Ok(())
 }
 
 fn store_failed(session: &str, e: &StoreError) {

@@ -21,9 +21,11 @@ pub enum StoreError {
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// Another process saved this session since it was read: re-read and retry the turn.
-    #[error("session {0} was changed concurrently")]
+    /// (Displayed with the session id hashed, like every log line.)
+    #[error("session {} was changed concurrently", crate::conversation::log_id(.0))]
     Conflict(String),
-    #[error("unsupported database URL `{0}` (use sqlite://FILE or postgres://…)")]
+    /// The URL's scheme only: the rest may hold a password.
+    #[error("unsupported database URL scheme `{0}` (use sqlite://FILE or postgres://…)")]
     Url(String),
 }
 
@@ -87,7 +89,8 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             url.to_string()
         } else {
-            return Err(StoreError::Url(url.to_string()));
+            let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+            return Err(StoreError::Url(scheme.chars().take(20).collect()));
         };
         let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()

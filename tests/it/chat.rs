@@ -89,5 +89,7 @@ fn a_bad_database_url_is_a_clear_error() {
         "你好\n",
     );
     assert_eq!(out.status.code(), Some(2), "a wrong URL is a usage error");
-    assert!(stderr(&out).contains("mysql://nope"), "{}", stderr(&out));
+    // the scheme is named; the rest of a URL (which may hold a password) is not echoed
+    assert!(stderr(&out).contains("`mysql`"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("nope"), "{}", stderr(&out));
 }

@@ -391,6 +391,44 @@ async fn login_and_logout(db: TestDb) {
 }
 
 #[tokio::test]
+async fn forms_posted_from_another_site_are_refused() {
+    let c = Console::sqlite().await;
+    let post = |path: &str, origin: &str, session: Option<&str>| {
+        let mut request = c
+            .client
+            .post(c.url(path))
+            .header("origin", origin)
+            .form(&[("token", c.token.as_str())]);
+        if let Some(s) = session {
+            request = request.header("cookie", format!("yidi_agent={s}"));
+        }
+        request.send()
+    };
+    // a page elsewhere cannot log a browser in with a token of its choosing
+    for origin in [
+        "http://evil.example",
+        "null",
+        "https://127.0.0.1.evil.example",
+    ] {
+        let r = post("/console/login", origin, None).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{origin}");
+        assert!(r.text().await.unwrap().contains("来自其他网站"));
+    }
+    assert_eq!(c.store.count("agent_sessions").await.unwrap(), 0);
+    // the console's own origin logs in
+    let r = post("/console/login", &c.base, None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = set_cookie_value(r.headers()).unwrap();
+    // nor log it out
+    let r = post("/console/logout", "http://evil.example", Some(&session))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c.get("/console", Auth::Cookie(&session)).await;
+    assert_eq!(r.status(), StatusCode::OK, "still logged in");
+}
+
+#[tokio::test]
 async fn login_and_logout_on_sqlite() {
     login_and_logout(TestDb::sqlite()).await;
 }

@@ -22,17 +22,23 @@ pub struct ServeProcess {
     log: Arc<Mutex<String>>,
 }
 
+/// `yidi` with none of the caller's YIDI_…, TELOXIDE_… or DATABASE_URL variables.
+fn yidi_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_yidi"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("YIDI_") || key.starts_with("TELOXIDE_") || key == "DATABASE_URL" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
 impl ServeProcess {
     /// Starts `yidi serve ARGS` with only the given environment variables of ours (the
     /// caller's YIDI_…, DATABASE_URL and TELOXIDE_… are removed), in `dir`.
     pub fn spawn(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> ServeProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_yidi"));
+        let mut command = yidi_command();
         command.arg("serve").args(args).current_dir(dir);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("YIDI_") || key.starts_with("TELOXIDE_") || key == "DATABASE_URL" {
-                command.env_remove(key);
-            }
-        }
         command.env("YIDI_LOG", "warn");
         command.envs(env.iter().copied());
         let mut child = command
@@ -290,7 +296,7 @@ fn configuration_comes_from_a_file_and_the_environment() {
     drop(server);
 
     // --print-config shows the merged result, with the bot token redacted
-    let out = Command::new(env!("CARGO_BIN_EXE_yidi"))
+    let out = yidi_command()
         .args(["serve", "--print-config", "--addr", "127.0.0.1:9999"])
         .current_dir(dir.path())
         .env("TELOXIDE_TOKEN", "123456:SECRET-TOKEN")
@@ -322,7 +328,7 @@ fn a_bad_configuration_stops_the_server_naming_the_key() {
     ];
     for (file, env, key) in cases {
         std::fs::write(dir.path().join("yidi.toml"), file).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_yidi"))
+        let out = yidi_command()
             .args(["serve", "--addr", "127.0.0.1:0"])
             .current_dir(dir.path())
             .envs(env.iter().copied())
@@ -332,7 +338,7 @@ fn a_bad_configuration_stops_the_server_naming_the_key() {
         assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
         assert!(stderr.to_lowercase().contains(key), "{file}: {stderr}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_yidi"))
+    let out = yidi_command()
         .args(["serve", "--config", "missing.toml"])
         .current_dir(dir.path())
         .output()
@@ -370,6 +376,8 @@ async fn with_a_bot_token_serve_also_runs_the_telegram_bot_on_the_same_store() {
             &[
                 ("TELOXIDE_TOKEN", crate::fake_telegram::TOKEN),
                 ("TELOXIDE_API_URL", &api_url),
+                // everything the server logs at info is checked for the token below
+                ("YIDI_LOG", "info"),
             ],
             &repo(),
         )
@@ -393,6 +401,11 @@ async fn with_a_bot_token_serve_also_runs_the_telegram_bot_on_the_same_store() {
         assert!(server.wait().success(), "log:\n{}", server.log());
     });
     assert!(
+        server.log().contains("starting the Telegram bot") && server.log().contains("turn"),
+        "the log checked below is the real one: {}",
+        server.log()
+    );
+    assert!(
         !server.log().contains(crate::fake_telegram::TOKEN),
         "{}",
         server.log()
@@ -407,7 +420,7 @@ async fn with_a_bot_token_serve_also_runs_the_telegram_bot_on_the_same_store() {
 
 #[test]
 fn a_malformed_bot_url_stops_the_server_naming_the_key() {
-    let out = Command::new(env!("CARGO_BIN_EXE_yidi"))
+    let out = yidi_command()
         .args(["serve", "--addr", "127.0.0.1:0"])
         .current_dir(repo())
         .env("TELOXIDE_TOKEN", "123456:X")

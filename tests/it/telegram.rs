@@ -211,7 +211,7 @@ async fn filing_asks_with_buttons_and_a_press_answers_and_moves_on() {
     let state = bot.state(CHAT).await.unwrap();
     assert_eq!(state.slots["insured_region"], "suzhou");
     assert_eq!(state.active.unwrap().step, "location");
-    assert_eq!(bot.user_lines(CHAT).await, ["/filing", "suzhou"]);
+    assert_eq!(bot.user_lines(CHAT).await, ["/filing", "苏州"]);
 
     // /estimate starts the other dialog at its first question, with buttons too
     let estimate = say(&fake, CHAT, "/estimate").await;
@@ -241,7 +241,7 @@ async fn a_stale_button_is_answered_with_a_note_and_changes_nothing() {
     say(&fake, CHAT, "/help").await;
     assert_eq!(fake.sent(CHAT).len(), sent + 1);
     assert_eq!(bot.store.load_session(&session).await.unwrap(), stored);
-    assert_eq!(bot.user_lines(CHAT).await, ["/filing", "suzhou"]);
+    assert_eq!(bot.user_lines(CHAT).await, ["/filing", "苏州"]);
     bot.stop().await.unwrap();
 }
 
@@ -455,17 +455,22 @@ async fn a_chat_over_its_rate_limit_is_told_to_slow_down() {
         "{}",
         slow.text
     );
+    let sent_before = fake.sent(CHAT).len();
+    // told once a minute, then ignored: the press is answered without a second note, and a
+    // further message gets no reply at all
     let press = fake.push(fake.press(&question, &question.button("苏州")));
-    assert!(
-        fake.wait_answer(&press).await["text"]
-            .as_str()
-            .unwrap()
-            .contains("秒后再发")
-    );
+    let answer = fake.wait_answer(&press).await;
+    assert!(answer.get("text").is_none_or(Value::is_null), "{answer}");
+    fake.push(fake.text(CHAT, "还有别的吗"));
     // refused messages are not turns; another chat has its own allowance
-    assert_eq!(bot.user_lines(CHAT).await, ["/filing"]);
     let other = say(&fake, 3003, "异地就医备案有效期多久").await;
     assert!(other.text.contains("来源："));
+    fake.wait_until("the refused message to be read", |f| {
+        f.pending_updates() == 0
+    })
+    .await;
+    assert_eq!(bot.user_lines(CHAT).await, ["/filing"]);
+    assert_eq!(fake.sent(CHAT).len(), sent_before, "no second note");
     bot.stop().await.unwrap();
 }
 
@@ -579,10 +584,7 @@ async fn conversation_survives_a_restart(db: TestDb) {
     let state = bot.state(CHAT).await.unwrap();
     assert_eq!(state.slots["insured_region"], "suzhou");
     assert_eq!(state.slots["care_location"], "shanghai");
-    assert_eq!(
-        bot.user_lines(CHAT).await,
-        ["/filing", "suzhou", "shanghai"]
-    );
+    assert_eq!(bot.user_lines(CHAT).await, ["/filing", "苏州", "上海"]);
     bot.stop().await.unwrap();
 }
 

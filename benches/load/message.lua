@@ -1,0 +1,36 @@
+-- wrk script: every connection posts FAQ questions to its own conversation.
+-- Sessions are created in `setup` (one per thread) through the API itself.
+local questions = {
+  "起付线是什么", "社保卡在外地刷不了怎么办", "已经出院自费结算了，还能补备案吗",
+  "异地就医备案有效期多久", "养老金什么时候涨",
+}
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  session = nil
+  n = 0
+end
+
+function request()
+  if session == nil then
+    return wrk.format("POST", "/v1/sessions", { ["Content-Type"] = "application/json" }, "{}")
+  end
+  n = n + 1
+  local q = questions[(n % #questions) + 1]
+  return wrk.format("POST", "/v1/sessions/" .. session .. "/messages",
+    { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token },
+    '{"text":"' .. q .. '"}')
+end
+
+function response(status, headers, body)
+  if session == nil and status == 201 then
+    session = body:match('"session_id":"(%x+)"')
+    token = body:match('"token":"(%x+)"')
+  elseif status ~= 200 then
+    errors = (errors or 0) + 1
+  end
+end
