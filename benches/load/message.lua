@@ -34,3 +34,12 @@ function response(status, headers, body)
     errors = (errors or 0) + 1
   end
 end
+
+function done(summary, latency, requests)
+  local failed = 0
+  for _, t in ipairs(threads) do
+    failed = failed + (t:get("errors") or 0)
+  end
+  io.write(string.format("non-200 replies: %d (HTTP errors: %d)\n", failed,
+    summary.errors.status))
+end
