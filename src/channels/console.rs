@@ -61,7 +61,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::http::{ApiError, AppState, not_found};
+use super::http::{ApiError, AppState, MAX_TOKEN_CHARS, bearer, not_found};
 use crate::dialog::slots::SlotKind;
 use crate::guidance::checklist::{ChannelId, WarningId};
 use crate::store::StoreError;
@@ -75,8 +75,6 @@ pub const AGENT_SESSION_TTL_MS: i64 = 12 * 60 * 60 * 1000;
 pub const MAX_UNANSWERED_LIMIT: i64 = 200;
 /// Default `limit` of `/v1/agent/unanswered`.
 pub const DEFAULT_UNANSWERED_LIMIT: i64 = 50;
-/// Longest token or cookie value looked at; longer ones are wrong without hashing them.
-const MAX_TOKEN_CHARS: usize = 256;
 /// Longest session id looked up for a transcript.
 const MAX_SESSION_ID_CHARS: usize = 128;
 
@@ -334,13 +332,6 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Denie
         Ok(_) => Err(Denied::Invalid),
         Err(e) => Err(Denied::Store(e)),
     }
-}
-
-fn bearer(value: &HeaderValue) -> Option<&str> {
-    let (scheme, token) = value.to_str().ok()?.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
 }
 
 /// The value of the cookie `name` (the first one, if the browser sent several).

@@ -81,7 +81,7 @@ pub const DEFAULT_SEARCH_LIMIT: usize = 3;
 /// Longest feedback comment (characters).
 pub const MAX_COMMENT_CHARS: usize = 1_000;
 /// Longest bearer token looked at; longer ones are wrong without hashing them.
-const MAX_TOKEN_CHARS: usize = 256;
+pub(crate) const MAX_TOKEN_CHARS: usize = 256;
 
 /// What every handler shares: the assistant and the store, through [`Conversations`], and
 /// the agent tokens of the console.
@@ -446,6 +446,15 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 }
 
 /// The session a request may touch: the bearer token must be the one issued for it.
+/// The token of an `Authorization: Bearer …` value: non-empty and at most
+/// [`MAX_TOKEN_CHARS`] long (longer ones are wrong without hashing them).
+pub(crate) fn bearer(value: &HeaderValue) -> Option<&str> {
+    let (scheme, token) = value.to_str().ok()?.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= MAX_TOKEN_CHARS)
+        .then_some(token)
+}
+
 async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
@@ -454,14 +463,7 @@ async fn authorize(
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::missing_token());
     };
-    let value = value.to_str().map_err(|_| ApiError::invalid_token())?;
-    let Some((scheme, token)) = value.trim().split_once(' ') else {
-        return Err(ApiError::invalid_token());
-    };
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.len() > MAX_TOKEN_CHARS {
-        return Err(ApiError::invalid_token());
-    }
+    let token = bearer(value).ok_or_else(ApiError::invalid_token)?;
     if state.store().check_session_token(session_id, token).await? {
         Ok(())
     } else {

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -16,24 +15,12 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
-use yidi::assistant::Assistant;
 use yidi::channels::console::{self, AgentAuth, new_agent_token};
 use yidi::channels::http::{self, AppState};
 use yidi::store::Store;
 
 use crate::db::TestDb;
-use crate::helpers::repo;
-
-fn assistant() -> Arc<Assistant> {
-    static A: OnceLock<Arc<Assistant>> = OnceLock::new();
-    A.get_or_init(|| {
-        Arc::new(
-            Assistant::load(&repo().join("knowledge"), &repo().join("dialogs"))
-                .expect("the shipped data loads"),
-        )
-    })
-    .clone()
-}
+use crate::helpers::{assistant, repo};
 
 /// The real app on 127.0.0.1:0 with one configured agent token (or none); stopped on drop.
 struct Console {

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, OnceLock};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -67,4 +68,16 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), target).unwrap();
         }
     }
+}
+
+/// The shipped assistant, loaded once for the whole test binary.
+pub fn assistant() -> Arc<yidi::Assistant> {
+    static A: OnceLock<Arc<yidi::Assistant>> = OnceLock::new();
+    A.get_or_init(|| {
+        Arc::new(
+            yidi::Assistant::load(&repo().join("knowledge"), &repo().join("dialogs"))
+                .expect("the shipped data loads"),
+        )
+    })
+    .clone()
 }

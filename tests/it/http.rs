@@ -2,12 +2,10 @@
 //! temp dir, or a PostgreSQL schema), driven with reqwest; and `yidi serve` as a process,
 //! stopped with SIGTERM.
 
-use std::sync::{Arc, OnceLock};
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
-use yidi::assistant::{Assistant, MAX_MESSAGE_CHARS};
+use yidi::assistant::MAX_MESSAGE_CHARS;
 use yidi::channels::console::{AgentAuth, new_agent_token};
 use yidi::channels::http::{self, AppState, MAX_BODY_BYTES};
 use yidi::config::Limits;
@@ -15,19 +13,7 @@ use yidi::conversation::Conversations;
 use yidi::store::Store;
 
 use crate::db::TestDb;
-use crate::helpers::repo;
-
-/// The assistant, loaded once for every test of this binary.
-fn assistant() -> Arc<Assistant> {
-    static A: OnceLock<Arc<Assistant>> = OnceLock::new();
-    A.get_or_init(|| {
-        Arc::new(
-            Assistant::load(&repo().join("knowledge"), &repo().join("dialogs"))
-                .expect("the shipped data loads"),
-        )
-    })
-    .clone()
-}
+use crate::helpers::{assistant, repo};
 
 /// A running server and what keeps it alive; stopped (gracefully) on drop.
 struct TestServer {

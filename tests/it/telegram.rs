@@ -2,7 +2,7 @@
 //! (`fake_telegram.rs`) with a real store (SQLite files, one PostgreSQL schema). Tests queue
 //! updates, wait (polling, generous deadline) for what the bot sends, and check the store.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -15,20 +15,9 @@ use yidi::store::Store;
 
 use crate::db::TestDb;
 use crate::fake_telegram::{DEADLINE, FakeTelegram, Sent, TOKEN};
-use crate::helpers::repo;
+use crate::helpers::{assistant, repo};
 
 const CHAT: i64 = 1001;
-
-fn assistant() -> Arc<Assistant> {
-    static A: OnceLock<Arc<Assistant>> = OnceLock::new();
-    A.get_or_init(|| {
-        Arc::new(
-            Assistant::load(&repo().join("knowledge"), &repo().join("dialogs"))
-                .expect("the shipped data loads"),
-        )
-    })
-    .clone()
-}
 
 /// A bot running against the fake server; `stop` shuts it down and returns `run`'s result.
 struct RunningBot {
