@@ -123,6 +123,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| default_log.into()),
         )
         .with_writer(io::stderr)
+        // colour only on a terminal: files and journald get plain text
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
         .init();
     match run(cli.command, cli.knowledge, cli.dialogs) {
         Ok(code) => code,
