@@ -695,22 +695,26 @@ pub fn render_checklist(list: &checklist::Checklist, texts: &ChecklistTexts) -> 
     t.trim_end().to_string()
 }
 
+/// The shipped assistant, loaded once for the unit tests of every module.
 #[cfg(test)]
-mod tests {
-    use std::sync::OnceLock;
-
-    use super::*;
-
-    fn assistant() -> &'static Assistant {
-        static A: OnceLock<Assistant> = OnceLock::new();
-        A.get_or_init(|| {
+pub(crate) fn shipped() -> std::sync::Arc<Assistant> {
+    static A: std::sync::OnceLock<std::sync::Arc<Assistant>> = std::sync::OnceLock::new();
+    A.get_or_init(|| {
+        std::sync::Arc::new(
             Assistant::load(
                 &crate::default_knowledge_dir(),
                 &crate::default_dialogs_dir(),
             )
-            .unwrap_or_else(|e| panic!("{e}"))
-        })
-    }
+            .unwrap_or_else(|e| panic!("{e}")),
+        )
+    })
+    .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shipped as assistant;
+    use super::*;
 
     #[test]
     fn start_dialog_asks_the_first_question_and_leaves_a_dialog_in_progress() {

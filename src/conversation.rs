@@ -63,12 +63,8 @@ impl Conversations {
 
     /// Handles one message of session `session_id` and persists the turn.
     pub async fn turn(&self, session_id: &str, message: &str) -> Result<Reply, StoreError> {
-        let reply = self
-            .apply(session_id, message, |a, state| {
-                Some(a.handle(state, message))
-            })
-            .await?;
-        Ok(reply.expect("handle always replies"))
+        self.reply(session_id, message, |a, state| a.handle(state, message))
+            .await
     }
 
     /// Starts dialog `dialog_id` at its first question (a channel's menu command, e.g.
@@ -76,22 +72,17 @@ impl Conversations {
     /// records the user's side as `/{dialog_id}`.
     pub async fn start(&self, session_id: &str, dialog_id: &str) -> Result<Reply, StoreError> {
         let command = format!("/{dialog_id}");
-        let reply = self
-            .apply(session_id, &command, |a, state| {
-                Some(a.start_dialog(state, dialog_id))
-            })
-            .await?;
-        // start_dialog always replies; the fallback only keeps this free of panics
-        Ok(reply.unwrap_or_else(|| Reply::text("")))
+        self.reply(session_id, &command, |a, state| {
+            a.start_dialog(state, dialog_id)
+        })
+        .await
     }
 
     /// Clears the conversation (no dialog, no slots) in one persisted turn; the transcript
     /// keeps what was said and records the user's side as `/reset`.
     pub async fn reset(&self, session_id: &str) -> Result<Reply, StoreError> {
-        let reply = self
-            .apply(session_id, "/reset", |a, state| Some(a.reset(state)))
-            .await?;
-        Ok(reply.unwrap_or_else(|| Reply::text("")))
+        self.reply(session_id, "/reset", |a, state| a.reset(state))
+            .await
     }
 
     /// A button press ([`Assistant::choose`]): `Ok(None)` when the question it answers is no
@@ -109,6 +100,20 @@ impl Conversations {
             a.choose(state, dialog, slot, value)
         })
         .await
+    }
+
+    /// [`Conversations::apply`] for an `act` that always replies.
+    async fn reply(
+        &self,
+        session_id: &str,
+        user_text: &str,
+        mut act: impl FnMut(&Assistant, &mut SessionState) -> Reply,
+    ) -> Result<Reply, StoreError> {
+        let reply = self
+            .apply(session_id, user_text, |a, state| Some(act(a, state)))
+            .await?;
+        // `act` always replies, so `apply` always returns one; no panic path all the same
+        Ok(reply.unwrap_or_else(|| Reply::text("")))
     }
 
     /// Loads the session, lets `act` change its state and reply, and saves both in one
@@ -197,23 +202,8 @@ pub fn log_id(session_id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, OnceLock};
-
     use super::*;
-
-    fn assistant() -> Arc<Assistant> {
-        static A: OnceLock<Arc<Assistant>> = OnceLock::new();
-        A.get_or_init(|| {
-            Arc::new(
-                Assistant::load(
-                    &crate::default_knowledge_dir(),
-                    &crate::default_dialogs_dir(),
-                )
-                .unwrap_or_else(|e| panic!("{e}")),
-            )
-        })
-        .clone()
-    }
+    use crate::assistant::shipped as assistant;
 
     async fn conversations() -> (Conversations, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
