@@ -145,9 +145,9 @@ async fn serve(
             return Ok(ExitCode::from(2));
         }
         Err(e) => {
-            // the URL may carry a password: name only its scheme
-            let scheme = config.database_url.split(':').next().unwrap_or("");
-            return Err(e).with_context(|| format!("opening the {scheme} database"));
+            // the URL may carry a password: masked
+            let url = yidi::config::redact_url(&config.database_url);
+            return Err(e).with_context(|| format!("opening the database {url}"));
         }
     };
     if !agents.is_configured() {

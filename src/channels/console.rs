@@ -65,7 +65,7 @@ use super::http::{ApiError, AppState, MAX_TOKEN_CHARS, bearer, not_found};
 use crate::dialog::slots::SlotKind;
 use crate::guidance::checklist::{ChannelId, WarningId};
 use crate::store::StoreError;
-use crate::store::{random_hex, random_token};
+use crate::store::random_token;
 
 /// The name of the console's session cookie.
 pub const COOKIE_NAME: &str = "yidi_agent";
@@ -408,7 +408,7 @@ async fn login(
             Some("坐席令牌不正确，请检查后重新输入。"),
         );
     };
-    let session = random_hex::<32>();
+    let session = random_token();
     if let Err(e) = state
         .store()
         .add_agent_session(&session, &agent, AGENT_SESSION_TTL_MS)
