@@ -57,6 +57,8 @@ pub struct Synonyms {
 pub struct OutOfScopeTopic {
     pub id: String,
     pub label: String,
+    /// What the user is told: that this is outside cross-region care, and whom to ask.
+    pub referral: String,
     pub examples: Vec<String>,
 }
 
@@ -100,6 +102,10 @@ impl Knowledge {
 
     pub fn faq(&self, id: &str) -> Option<&FaqEntry> {
         self.by_id.get(id).map(|&i| &self.faqs[i])
+    }
+
+    pub fn out_of_scope_topic(&self, id: &str) -> Option<&OutOfScopeTopic> {
+        self.out_of_scope.iter().find(|t| t.id == id)
     }
 
     /// The hotline that the assistant gives when it cannot answer (from the `contacts` entry).
@@ -362,9 +368,18 @@ fn load_out_of_scope(root: &Path, errors: &mut Vec<KnowledgeError>) -> Vec<OutOf
                 "needs at least three non-empty phrasings",
             ));
         }
+        if t.referral.trim().is_empty() {
+            errors.push(err(
+                FILE,
+                Some(&label),
+                Some("referral"),
+                "must say whom to ask instead",
+            ));
+        }
         out.push(OutOfScopeTopic {
             id: t.id,
             label: t.label,
+            referral: t.referral,
             examples: t.examples,
         });
     }

@@ -72,5 +72,6 @@ pub struct OutOfScopeFile {
 pub struct TopicRaw {
     pub id: String,
     pub label: String,
+    pub referral: String,
     pub examples: Vec<String>,
 }

@@ -91,6 +91,10 @@ pub struct SearchResult {
     /// Score of the best-matching out-of-scope topic (0 when none matched).
     #[serde(skip)]
     pub out_of_scope_score: f32,
+    /// When not answered because an out-of-scope topic matched the question at least as
+    /// well as the FAQ: that topic's id (the assistant then refers the user elsewhere).
+    #[serde(skip)]
+    pub out_of_scope: Option<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -279,6 +283,7 @@ impl SearchEngine {
             answered: false,
             hits: Vec::new(),
             out_of_scope_score: 0.0,
+            out_of_scope: None,
         };
         let mut own_words = self.analyzer.words_normalized(&norm);
         if own_words.is_empty() {
@@ -359,10 +364,11 @@ impl SearchEngine {
             .filter(|&(_, s)| s > 0.0)
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        result.out_of_scope_score = ranked
+        let best_topic = ranked
             .iter()
             .find(|(c, _)| self.candidates[*c].out_of_scope)
-            .map_or(0.0, |&(_, s)| s);
+            .copied();
+        result.out_of_scope_score = best_topic.map_or(0.0, |(_, s)| s);
         // `answered` is decided on the best entry, whatever the limit
         let mut best_score = None;
         for (i, (c, score)) in ranked
@@ -386,6 +392,18 @@ impl SearchEngine {
         if let Some(best) = best_score {
             result.answered =
                 best >= t.min_score && result.out_of_scope_score < t.out_of_scope_ratio * best;
+        }
+        if !result.answered
+            && let Some((c, score)) = best_topic
+            && score >= t.out_of_scope_ratio * best_score.unwrap_or(0.0)
+            && score >= t.min_score * t.out_of_scope_ratio
+        {
+            result.out_of_scope = Some(
+                self.candidates[c]
+                    .id
+                    .trim_start_matches(OOS_PREFIX)
+                    .to_string(),
+            );
         }
         result
     }
