@@ -42,6 +42,8 @@ pub struct Source {
     pub id: String,
     pub file: String,
     pub title: String,
+    /// Short name for chat citations.
+    pub short: String,
     pub region: Option<String>,
 }
 
@@ -124,6 +126,24 @@ impl Knowledge {
             None => source.to_string(),
         }
     }
+
+    /// A brief citation for chat: the source's short name and the locator, when the locator
+    /// is an article or question number ("江苏省规程第八条"), else the short name alone.
+    pub fn cite_short(&self, source: &str) -> String {
+        let (id, locator) = source.split_once(' ').unwrap_or((source, ""));
+        let locator = locator.trim();
+        match self.sources.iter().find(|s| s.id == id) {
+            Some(s) if is_numbered_locator(locator) => format!("{}{locator}", s.short),
+            Some(s) => s.short.clone(),
+            None => source.to_string(),
+        }
+    }
+}
+
+/// "第八条", "问5", "相关事项3": a locator short enough to keep in a chat citation.
+fn is_numbered_locator(locator: &str) -> bool {
+    let n = locator.chars().count();
+    n > 0 && n <= 8 && (locator.starts_with('第') || locator.chars().any(|c| c.is_ascii_digit()))
 }
 
 /// One problem in the knowledge folder.
@@ -272,10 +292,19 @@ fn load_sources(root: &Path, errors: &mut Vec<KnowledgeError>) -> Vec<Source> {
         if s.title.trim().is_empty() {
             errors.push(err(FILE, Some(&label), Some("title"), "must not be empty"));
         }
+        let short = match s.short {
+            Some(short) if short.trim().is_empty() => {
+                errors.push(err(FILE, Some(&label), Some("short"), "must not be empty"));
+                short
+            }
+            Some(short) => short,
+            None => s.title.clone(),
+        };
         out.push(Source {
             id: s.id,
             file: s.file,
             title: s.title,
+            short,
             region: s.region,
         });
     }
