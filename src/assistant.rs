@@ -271,6 +271,14 @@ impl Assistant {
         Some(reply)
     }
 
+    /// The situation slots that `text` states, read as a conversation reads a message (the
+    /// agent console fills its form from what the agent types about the caller).
+    pub fn understand(&self, text: &str) -> BTreeMap<String, String> {
+        let mut state = SessionState::new();
+        self.learn(&mut state, text, false);
+        state.slots
+    }
+
     /// Answers one user message, updating the conversation state. The reply carries
     /// everything the conversation knows of the user's situation (`slots`).
     pub fn handle(&self, state: &mut SessionState, message: &str) -> Reply {
@@ -307,7 +315,13 @@ impl Assistant {
             return self.entry_reply(state, &id);
         }
         // facts about the user's situation, stated in any turn, are remembered
+        let topic_before = state.topic.clone();
         let learned = self.learn(state, message, !self.talk.is_followup(message));
+        // a statement of facts ("她是苏州退休职工", "不对，是张家港的") is acknowledged with
+        // what was understood, not searched as if it were a question
+        if !learned.is_empty() && !self.asks(message) && self.trigger(&command).is_none() {
+            return self.acknowledge(state, &learned, topic_before.as_deref());
+        }
         if learned.is_empty()
             && let Some(intent) = self.talk.classify(message)
         {
@@ -551,10 +565,39 @@ impl Assistant {
             }
             return self.entry_reply(state, &hits[0].id);
         }
-        if !learned.is_empty() && !continues && !looks_like_question(message) {
-            return self.acknowledge(state, learned);
+        if !learned.is_empty() && !continues && !self.asks(message) {
+            return self.acknowledge(state, learned, None);
         }
         self.faq_reply(state, &direct)
+    }
+
+    /// Whether a message outside a dialog asks something (rather than only stating facts):
+    /// a question form, a trailing 呢, or a follow-up lead-in ("那门诊呢").
+    fn asks(&self, message: &str) -> bool {
+        let m = message.trim_end_matches(['。', '.', '!', '！', ' ']);
+        looks_like_question(m)
+            || m.ends_with(['呢', '不', '没'])
+            || m.ends_with("没有")
+            || ["那", "那么", "还有", "另外", "如果", "要是"]
+                .iter()
+                .any(|w| m.starts_with(w))
+            || [
+                "哪",
+                "啥",
+                "咋",
+                "几",
+                "有没有",
+                "行不行",
+                "是否",
+                "会不会",
+                "好不好",
+                "管不管",
+                "能否",
+                "可否",
+                "怎样",
+            ]
+            .iter()
+            .any(|w| m.contains(w))
     }
 
     /// The words that stand for the conversation so far: the current topic's tags, the
@@ -607,7 +650,12 @@ impl Assistant {
 
     /// What the assistant understood of a message that only gave facts, and the part of the
     /// current topic's answer that applies to the user's region, if the topic has one.
-    fn acknowledge(&self, state: &mut SessionState, learned: &[(String, String)]) -> Reply {
+    fn acknowledge(
+        &self,
+        state: &mut SessionState,
+        learned: &[(String, String)],
+        topic: Option<&str>,
+    ) -> Reply {
         let understood: Vec<String> = learned
             .iter()
             .filter_map(|(slot, value)| {
@@ -621,9 +669,9 @@ impl Assistant {
             .collect();
         let mut text = format!("好的，记下了（{}）。", understood.join("；"));
         let region_changed = learned.iter().any(|(s, _)| s == "insured_region");
-        let topic = state.topic.clone();
+        let topic = topic.or(state.topic.as_deref());
         if region_changed
-            && let Some(entry) = topic.as_deref().and_then(|t| self.knowledge.faq(t))
+            && let Some(entry) = topic.and_then(|t| self.knowledge.faq(t))
             && let Some(part) = region_part(&entry.answer, &self.region_name(state))
         {
             text.push_str(&format!("\n关于刚才的问题，按您的参保地：\n{part}"));

@@ -809,13 +809,17 @@ mod tests {
         assert!(Knowledge::load(dir.path()).unwrap().out_of_scope.is_empty());
         std::fs::write(
             dir.path().join("out_of_scope.toml"),
-            "[[topic]]\nid = \"pension\"\nlabel = \"养老\"\nexamples = [\"退休金\"]\n",
+            "[[topic]]\nid = \"pension\"\nlabel = \"养老\"\nreferral = \" \"\nexamples = [\"退休金\"]\n",
         )
         .unwrap();
         let errors = Knowledge::load(dir.path()).unwrap_err().0;
         assert_eq!(
             errors[0].to_string(),
             "out_of_scope.toml: entry `pension`: field `examples`: needs at least three non-empty phrasings"
+        );
+        assert_eq!(
+            errors[1].to_string(),
+            "out_of_scope.toml: entry `pension`: field `referral`: must say whom to ask instead"
         );
     }
 
