@@ -322,18 +322,18 @@ impl Assistant {
         if !learned.is_empty() && !self.asks(message) && self.trigger(&command).is_none() {
             return self.acknowledge(state, &learned, topic_before.as_deref());
         }
-        if learned.is_empty()
-            && let Some(intent) = self.talk.classify(message)
-        {
-            let region = state.slots.get("insured_region").map(String::as_str);
-            return Reply::text(intent.reply(region, self.knowledge.hotline()));
-        }
         if let Some(dialog) = self.trigger(&command) {
             let intro = self.dialogs.get(&dialog).map(|d| d.intro.clone());
             state.pending.clear();
             if let Some(turn) = engine::start(&self.dialogs, state, &dialog, message) {
                 return self.render(state, turn, intro);
             }
+        }
+        if learned.is_empty()
+            && let Some(intent) = self.talk.classify(message)
+        {
+            let region = state.slots.get("insured_region").map(String::as_str);
+            return Reply::text(intent.reply(region, self.knowledge.hotline()));
         }
         self.question(state, message, &learned)
     }
@@ -512,7 +512,14 @@ impl Assistant {
         let context = self.context_words(state);
         let continues =
             !context.is_empty() && (self.talk.is_followup(message) || !pending.is_empty());
-        let unknown = !direct.answered && direct.out_of_scope.is_none();
+        // an unanswered question with some domain words may still make sense in context;
+        // one without any ("今天股票会涨吗") is never bent toward the topic
+        let unknown = !direct.answered
+            && direct.out_of_scope.is_none()
+            && direct
+                .hits
+                .first()
+                .is_some_and(|h| h.score >= SUGGESTION_MIN_SCORE);
         if continues || (unknown && !context.is_empty() && learned.is_empty()) {
             // read against the conversation: the user's own words win when their answer is
             // also plausible in context; otherwise the reading in context does, preferring
