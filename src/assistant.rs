@@ -184,8 +184,10 @@ impl Assistant {
         })?;
         let checklist_texts =
             checklist::load(knowledge_dir).map_err(|es| LoadError::Checklist(es.join("\n")))?;
-        let talk =
+        let mut talk =
             Talk::load(knowledge_dir, &knowledge).map_err(|es| LoadError::Talk(es.join("\n")))?;
+        let mut dialogs = dialogs;
+        apply_regions(&checklist_texts, &mut dialogs, &mut talk, &policies)?;
         let search = SearchEngine::build(&knowledge)?;
         Ok(Assistant {
             knowledge,
@@ -735,7 +737,7 @@ impl Assistant {
         ) {
             return None;
         }
-        let input = estimate_input_json(state);
+        let input = estimate_input_json(state, &self.checklist_texts.regions);
         let result =
             EstimateInput::from_json(&input).and_then(|i| estimate::estimate(&self.policies, &i));
         Some(match result {
@@ -946,7 +948,12 @@ impl Assistant {
             return None;
         }
         let region = state.slots.get("insured_region")?;
-        let Some(policy) = self.policies.get(region) else {
+        let policy_id = self
+            .checklist_texts
+            .regions
+            .get(region)
+            .map_or(region.as_str(), |r| r.policy.as_str());
+        let Some(policy) = self.policies.get(policy_id) else {
             return Some("还没有这个参保地的报销参数。".into());
         };
         let no_params = policy.inpatient.is_none() && policy.outpatient.is_none();
@@ -967,6 +974,23 @@ impl Assistant {
                     .clone()
                     .unwrap_or_else(|| format!("{}的{what}还没有可靠来源。", policy.name)),
             );
+        }
+        // a person the visit's parameters do not cover (residents' outpatient care), as soon
+        // as the slots that choose the parameters are known
+        let tree = match state.slots.get("visit").map(String::as_str) {
+            Some("inpatient") => policy.inpatient.as_ref(),
+            Some("outpatient") => policy.outpatient.as_ref(),
+            _ => None,
+        }?;
+        let picked = tree.select(|slot| state.slots.get(slot.field()).map(String::as_str));
+        if let Err(crate::guidance::policy::SelectError::NotCovered(slot, value)) = picked {
+            let visit = self.dialogs.slots.label("visit", &state.slots["visit"]);
+            let who = self.dialogs.slots.label(slot.field(), &value);
+            return Some(format!(
+                "{}暂未收录“{who}”的{visit}报销参数（没有找到可靠来源）。{}",
+                policy.name,
+                policy.note.as_deref().unwrap_or_default()
+            ));
         }
         None
     }
@@ -1016,13 +1040,18 @@ impl Assistant {
     }
 
     fn estimate_reply(&self, state: &SessionState) -> Reply {
-        let input = estimate_input_json(state);
+        let input = estimate_input_json(state, &self.checklist_texts.regions);
         let result =
             EstimateInput::from_json(&input).and_then(|i| estimate::estimate(&self.policies, &i));
         match result {
             Ok(est) => {
                 let value = serde_json::to_value(&est).ok();
-                let mut reply = Reply::of(ReplyKind::Dialog, render_estimate_brief(&est));
+                let mut text = render_estimate_brief(&est);
+                if let Some(note) = earlier_care_note(state, &est) {
+                    // right below the title line
+                    text = text.replacen('\n', &format!("\n{note}\n"), 1);
+                }
+                let mut reply = Reply::of(ReplyKind::Dialog, text);
                 reply.estimate = value;
                 reply
             }
@@ -1038,6 +1067,46 @@ impl Assistant {
                 r
             }
         }
+    }
+}
+
+/// Regions are data (`knowledge/regions/`): their ids, labels and aliases become the values
+/// of the slots that take them (`values_from = "regions"`, the insured region), their replies
+/// the small talk for their users; each names a policy that must be loaded.
+fn apply_regions(
+    texts: &ChecklistTexts,
+    dialogs: &mut Dialogs,
+    talk: &mut Talk,
+    policies: &Policies,
+) -> Result<(), LoadError> {
+    let regions = &texts.regions;
+    let values: Vec<crate::dialog::slots::SlotValue> = regions
+        .iter()
+        .map(|r| crate::dialog::slots::SlotValue {
+            value: r.id.clone(),
+            label: r.label.clone(),
+            aliases: r.aliases.clone(),
+            answers: vec![r.name.clone()],
+        })
+        .collect();
+    dialogs.fill_values(crate::dialog::VALUES_FROM_REGIONS, &values);
+    let mut errors = Vec::new();
+    for r in regions.iter() {
+        let file = format!("regions/{}.toml", r.id);
+        if let Err(es) = talk.add_region_replies(&file, &r.id, &r.replies) {
+            errors.extend(es);
+        }
+        if policies.get(&r.policy).is_none() {
+            errors.push(format!(
+                "{file}: field policy: policy `{}` is not loaded",
+                r.policy
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError::Talk(errors.join("\n")))
     }
 }
 
@@ -1096,15 +1165,20 @@ fn looks_like_question(message: &str) -> bool {
         .any(|w| m.contains(w))
 }
 
-/// The estimate input (estimate.md) from the session's slots; the policy is the insured region.
-fn estimate_input_json(state: &SessionState) -> serde_json::Value {
+/// The estimate input (estimate.md) from the session's slots; the policy is the one the
+/// insured region's file names.
+fn estimate_input_json(
+    state: &SessionState,
+    regions: &crate::guidance::region::Regions,
+) -> serde_json::Value {
     let s = &state.slots;
     let mut input = serde_json::Map::new();
     let mut put = |k: &str, v: serde_json::Value| {
         input.insert(k.to_string(), v);
     };
     if let Some(r) = s.get("insured_region") {
-        put("policy", r.clone().into());
+        let policy = regions.get(r).map_or(r.as_str(), |r| r.policy.as_str());
+        put("policy", policy.into());
     }
     for key in [
         "visit",
@@ -1137,7 +1211,71 @@ fn estimate_input_json(state: &SessionState) -> serde_json::Value {
     {
         put("admissions_before", n.into());
     }
+    // earlier eligible cost this year: of inpatient care (and 门诊特定项目) for an admission,
+    // of outpatient care for a visit
+    let before = match s.get("visit").map(String::as_str) {
+        Some("outpatient") => s.get("outpatient_eligible_before"),
+        _ if s
+            .get("admissions_before")
+            .is_some_and(|n| n != "0" && n != "unknown") =>
+        {
+            s.get("cumulative_eligible_before")
+        }
+        _ => None,
+    };
+    if let Some(v) = before {
+        put("cumulative_eligible_before", v.clone().into());
+    }
     serde_json::Value::Object(input)
+}
+
+/// How the user's answer about earlier care this year was used (estimate dialog): the
+/// deductible of a later admission, where the cumulative bands start, the yearly outpatient
+/// deductible; or that 不清楚 was estimated as none.
+fn earlier_care_note(state: &SessionState, est: &estimate::Estimate) -> Option<String> {
+    let s = &state.slots;
+    let money = |v: &str| {
+        v.parse::<rust_decimal::Decimal>()
+            .map_or_else(|_| v.to_string(), |d| format!("{d:.2}"))
+    };
+    let start = est.bands.first().map(|b| b.lower);
+    if s.get("visit").map(String::as_str) == Some("outpatient") {
+        let before = s.get("outpatient_eligible_before")?;
+        return Some(format!(
+            "今年此前的门诊：政策范围内费用 {} 元已计入年度起付线，本次还需自付起付线 {:.2} 元。",
+            money(before),
+            est.deductible_applied
+        ));
+    }
+    let admissions = s.get("admissions_before")?;
+    let mut t = match admissions.as_str() {
+        "unknown" => "今年此前住院次数：您说不清楚，按今年第一次住院、此前没有累计费用估算；如果之前住过院，起付线会更低，实际报销可能更多。".to_string(),
+        "0" => "今年此前的住院：这是今年第一次住院，按首次住院起付线、此前累计费用0元估算。".to_string(),
+        n => format!(
+            "今年此前的住院：之前住过{}，本次按年内第{}住院计起付线 {:.2} 元",
+            if n == "1" { "1次" } else { "2次及以上" },
+            if n == "1" { "二次" } else { "三次及以后" },
+            est.deductible_applied
+        ),
+    };
+    if !matches!(admissions.as_str(), "0" | "unknown") {
+        match s.get("cumulative_eligible_before").map(String::as_str) {
+            Some("0") | None => t.push_str(
+                "；此前累计政策范围内费用按0元计算（您不清楚或没有），如有累计，实际报销可能更多。",
+            ),
+            Some(c) => match start {
+                Some(lower) if lower > est.deductible_applied => t.push_str(&format!(
+                    "；此前累计政策范围内费用 {} 元，本次从全年累计 {lower:.2} 元处起按分段比例报销。",
+                    money(c)
+                )),
+                _ => t.push_str(&format!(
+                    "；此前累计政策范围内费用 {} 元（该政策分段按单次费用计算，不影响本次比例）。",
+                    money(c)
+                )),
+            },
+        }
+    }
+    Some(t)
 }
 
 /// Paragraphs of an answer (separated by blank lines) that are about one region: those

@@ -39,6 +39,10 @@ pub struct SlotDef {
     /// For money slots: answers that mean 0 ("不清楚" → 0).
     #[serde(default)]
     pub zero_answers: Vec<String>,
+    /// For choice slots whose values are data kept elsewhere: `"regions"` (the region files
+    /// of the knowledge folder, filled in by [`super::Dialogs::fill_values`]).
+    #[serde(default)]
+    pub values_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
