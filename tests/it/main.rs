@@ -11,6 +11,7 @@ mod fake_telegram;
 mod guidance;
 mod helpers;
 mod http;
+mod regions;
 mod serve;
 mod store;
 mod telegram;
