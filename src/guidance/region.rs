@@ -414,11 +414,20 @@ fn check_policy(file: &str, region: &Region, knowledge_dir: &Path, errors: &mut 
     let Ok(policy) = Policy::from_file(&path) else {
         return;
     };
-    if region.temporary_reduced_ratio && policy.cross_region.temporary_factor.is_none() {
-        errors.push(format!(
+    // the checklist's warning and the estimate's factor must tell the same story
+    match (
+        region.temporary_reduced_ratio,
+        policy.cross_region.temporary_factor,
+    ) {
+        (true, None) => errors.push(format!(
             "{file}: field temporary_reduced_ratio: the 80% rule applies, but policies/{}.toml has no cross_region.temporary_factor",
             region.policy
-        ));
+        )),
+        (false, Some(f)) => errors.push(format!(
+            "{file}: field temporary_reduced_ratio: policies/{}.toml reduces temporary trips (temporary_factor {f}), so set `temporary_reduced_ratio = true`",
+            region.policy
+        )),
+        _ => {}
     }
 }
 
