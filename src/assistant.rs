@@ -701,6 +701,28 @@ impl Assistant {
             .unwrap_or_default()
     }
 
+    /// Whom the user's region says to ask: its hotline and counters from its region file, or
+    /// the insured region's agency in general.
+    fn region_contact(&self, state: &SessionState) -> String {
+        let region = state
+            .slots
+            .get("insured_region")
+            .and_then(|r| self.checklist_texts.regions.get(r));
+        match region {
+            Some(r) if r.hotline.is_some() || r.counters.is_some() => {
+                let mut parts = Vec::new();
+                if let Some(h) = &r.hotline {
+                    parts.push(format!("{}医保咨询电话 {h}", r.name));
+                }
+                if let Some(c) = &r.counters {
+                    parts.push(format!("窗口：{c}"));
+                }
+                parts.join("；")
+            }
+            _ => "您的参保地医保经办机构".to_string(),
+        }
+    }
+
     /// The answer of entry `id`, with the part for the user's region first, brief sources,
     /// and the entry remembered as the current topic.
     fn entry_reply(&self, state: &mut SessionState, id: &str) -> Reply {
@@ -1059,8 +1081,9 @@ impl Assistant {
                 let mut r = Reply::of(
                     ReplyKind::Dialog,
                     format!(
-                        "抱歉，这种情况我暂时没法给出估算：{}\n具体报销金额请咨询您的参保地医保经办机构。",
-                        e.message
+                        "抱歉，这种情况我暂时没法给出估算：{}\n具体报销金额请咨询{}。",
+                        e.message,
+                        self.region_contact(state)
                     ),
                 );
                 r.unanswered = true;
