@@ -134,6 +134,16 @@ impl Reply {
         }
     }
 
+    /// The reply as a transcript keeps it: the text, and a clarifying question's options
+    /// numbered as the user saw them (so an agent reading it knows what "2" meant).
+    pub fn transcript_text(&self) -> String {
+        let mut t = self.text.clone();
+        for (i, o) in self.options.iter().enumerate() {
+            t.push_str(&format!("\n{}. {}", i + 1, o.question));
+        }
+        t
+    }
+
     fn of(kind: ReplyKind, text: impl Into<String>) -> Reply {
         Reply {
             kind,
@@ -853,14 +863,27 @@ impl Assistant {
     /// Brief citations for chat ("苏州医保指南；江苏省规程第八条"); the full titles are in
     /// the API's FAQ entry and the console.
     fn cite_brief(&self, sources: &[String]) -> String {
-        let mut seen: Vec<String> = Vec::new();
+        // one document once, its numbered places joined: "江苏省异地就医经办规程第三条、第十八条"
+        let mut docs: Vec<(String, Vec<String>)> = Vec::new();
         for s in sources {
-            let c = self.knowledge.cite_short(s);
-            if !seen.contains(&c) {
-                seen.push(c);
+            let (name, place) = self.knowledge.cite_short(s);
+            let at = match docs.iter().position(|(n, _)| *n == name) {
+                Some(i) => i,
+                None => {
+                    docs.push((name, Vec::new()));
+                    docs.len() - 1
+                }
+            };
+            if let Some(p) = place
+                && !docs[at].1.contains(&p)
+            {
+                docs[at].1.push(p);
             }
         }
-        seen.join("；")
+        docs.into_iter()
+            .map(|(name, places)| format!("{name}{}", places.join("、")))
+            .collect::<Vec<_>>()
+            .join("；")
     }
 
     fn render(&self, state: &mut SessionState, turn: Turn, intro: Option<String>) -> Reply {
