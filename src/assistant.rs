@@ -540,10 +540,9 @@ impl Assistant {
                 .iter()
                 .map(|h| &h.id)
                 .find(|id| pending.contains(id))
+                && (!direct.answered || continues)
             {
-                if !direct.answered || continues {
-                    return self.entry_reply(state, &id.clone());
-                }
+                return self.entry_reply(state, &id.clone());
             }
             let own = direct.hits.first().filter(|_| direct.answered);
             if let Some(own) = own
