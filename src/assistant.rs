@@ -672,6 +672,15 @@ impl Assistant {
         learned: &[(String, String)],
         topic: Option<&str>,
     ) -> Reply {
+        // the order a person would tell it in: who, where, what happened
+        let rank = |slot: &str| {
+            SLOT_ORDER
+                .iter()
+                .position(|s| *s == slot)
+                .unwrap_or(SLOT_ORDER.len())
+        };
+        let mut learned = learned.to_vec();
+        learned.sort_by_key(|(slot, _)| rank(slot));
         let understood: Vec<String> = learned
             .iter()
             .filter_map(|(slot, value)| {
@@ -1025,7 +1034,9 @@ impl Assistant {
             Ok(list) => {
                 let mut reply = Reply::of(
                     ReplyKind::Dialog,
-                    render_checklist(&list, &self.checklist_texts),
+                    render_checklist(&list, &self.checklist_texts, |s| {
+                        self.cite_brief(&[s.to_string()])
+                    }),
                 );
                 reply.checklist = serde_json::to_value(&list).ok();
                 reply
@@ -1062,6 +1073,22 @@ impl Assistant {
         }
     }
 }
+
+/// The order in which an acknowledgement lists what it understood.
+const SLOT_ORDER: [&str; 12] = [
+    "insured_region",
+    "scheme",
+    "employment",
+    "category",
+    "care_location",
+    "filing_type",
+    "filed",
+    "stage",
+    "visit",
+    "hospital_level",
+    "by_proxy",
+    "total",
+];
 
 /// Lead-ins that say nothing about which option is meant.
 const QUESTION_LEADS: [&str; 8] = [
@@ -1272,7 +1299,12 @@ pub fn render_estimate(e: &estimate::Estimate) -> String {
 }
 
 /// A checklist as chat text: materials, warnings and channels, each with its source.
-pub fn render_checklist(list: &checklist::Checklist, texts: &ChecklistTexts) -> String {
+/// `cite` turns an item's source into what the reader sees (chat: the brief citation).
+pub fn render_checklist(
+    list: &checklist::Checklist,
+    texts: &ChecklistTexts,
+    cite: impl Fn(&str) -> String,
+) -> String {
     let mut t = String::new();
     let filing: Vec<&checklist::Item> = list
         .items
@@ -1287,13 +1319,13 @@ pub fn render_checklist(list: &checklist::Checklist, texts: &ChecklistTexts) -> 
     if !filing.is_empty() {
         t.push_str("办理异地就医备案需要准备：\n");
         for (n, i) in filing.iter().enumerate() {
-            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, i.source));
+            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, cite(&i.source)));
         }
     }
     if !manual.is_empty() {
         t.push_str("回参保地零星（手工）报销需要准备：\n");
         for (n, i) in manual.iter().enumerate() {
-            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, i.source));
+            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, cite(&i.source)));
         }
     }
     let warnings: Vec<&checklist::Text> = list
@@ -1304,7 +1336,7 @@ pub fn render_checklist(list: &checklist::Checklist, texts: &ChecklistTexts) -> 
     if !warnings.is_empty() {
         t.push_str("请注意：\n");
         for w in warnings {
-            t.push_str(&format!("· {}（{}）\n", w.text, w.source));
+            t.push_str(&format!("· {}（{}）\n", w.text, cite(&w.source)));
         }
     }
     let channels: Vec<&checklist::Text> = list
