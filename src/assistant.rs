@@ -330,7 +330,7 @@ impl Assistant {
         // a statement of facts ("她是苏州退休职工", "不对，是张家港的") is acknowledged with
         // what was understood, not searched as if it were a question
         if !learned.is_empty() && !self.asks(message) && self.trigger(&command).is_none() {
-            return self.acknowledge(state, &learned, topic_before.as_deref());
+            return self.acknowledge(state, &learned, topic_before.as_deref(), message);
         }
         if let Some(dialog) = self.trigger(&command) {
             let intro = self.dialogs.get(&dialog).map(|d| d.intro.clone());
@@ -360,27 +360,26 @@ impl Assistant {
         // a question in the middle of a dialog ("苏州医保去外地看病要备案吗") is answered
         // first, even when it happens to name an option, then the question is asked again;
         // searched at most once per message
-        let asked = looks_like_question(message).then(|| self.search.search(message, 3));
+        let title = state
+            .active
+            .as_ref()
+            .and_then(|a| self.dialogs.get(&a.dialog))
+            .map(|d| d.title.as_str());
+        let asked = looks_like_question(message).then(|| self.search_in_dialog(title, message));
         if let Some(result) = asked.as_ref().filter(|r| r.answered) {
             return self.faq_then_resume(state, result);
         }
         let search = || {
             asked
                 .clone()
-                .unwrap_or_else(|| self.search.search(message, 3))
+                .unwrap_or_else(|| self.search_in_dialog(title, message))
         };
         let before = state.clone();
         let Some(turn) = engine::answer(&self.dialogs, state, message) else {
             return self.faq_reply(state, &search());
         };
         if let Turn::NotUnderstood { .. } = turn {
-            // maybe a question in the middle of the dialog: answer it, then ask again
-            let result = search();
-            if result.answered {
-                *state = before;
-                return self.faq_then_resume(state, &result);
-            }
-            // or small talk ("谢谢", "你是谁"): answered, then the question is asked again
+            // small talk ("谢谢", "你是谁"): answered, then the question is asked again
             if let Some(intent) = self.talk.classify(message) {
                 *state = before;
                 let region = state.slots.get("insured_region").cloned();
@@ -391,9 +390,32 @@ impl Assistant {
                     ask.text = format!("{said}\n\n——\n我们接着刚才的问题：{}", ask.text);
                     return ask;
                 }
+                return Reply::text(said);
+            }
+            // maybe a question in the middle of the dialog: answer it, then ask again
+            let result = search();
+            if result.answered {
+                *state = before;
+                return self.faq_then_resume(state, &result);
             }
         }
         self.render(state, turn, None)
+    }
+
+    /// A question asked in the middle of a dialog: on its own words, or, when that answers
+    /// nothing, together with the dialog's subject ("要带什么材料" in the filing dialog).
+    fn search_in_dialog(&self, title: Option<&str>, message: &str) -> SearchResult {
+        let direct = self.search.search(message, 3);
+        if direct.answered || direct.out_of_scope.is_some() {
+            return direct;
+        }
+        match title {
+            Some(title) => {
+                let within = self.search.search(&format!("{message} {title}"), 3);
+                if within.answered { within } else { direct }
+            }
+            None => direct,
+        }
     }
 
     /// An FAQ answer in the middle of a dialog, followed by the dialog's current question.
@@ -432,6 +454,10 @@ impl Assistant {
         let has_money_unit = message.contains(['元', '块', '万', '千']);
         let mut changed = Vec::new();
         for (slot, value) in self.dialogs.slots.extract(message) {
+            // the situation, not a dialog's own diagnostic slots (the card_failure questions)
+            if !SLOT_ORDER.contains(&slot.as_str()) && slot != "mentions_chronic" {
+                continue;
+            }
             let choice = self
                 .dialogs
                 .slots
@@ -535,9 +561,11 @@ impl Assistant {
             // also plausible in context; otherwise the reading in context does, preferring
             // the options just offered, then the topic's family
             let within = self.search.search(&format!("{message} {context}"), 8);
+            let near_top = within.hits.first().map_or(0.0, |h| 0.75 * h.score);
             if let Some(id) = within
                 .hits
                 .iter()
+                .filter(|h| h.score >= near_top)
                 .map(|h| &h.id)
                 .find(|id| pending.contains(id))
                 && (!direct.answered || continues)
@@ -577,12 +605,14 @@ impl Assistant {
                     .filter(|h| h.score >= 0.8 * hits[0].score)
                     .map(|h| h.id.clone())
                     .collect();
+                // a follow-up ("那要多久") is read together with the unclear message
+                state.context = vec![crate::text::mask_personal_numbers(message)];
                 return self.clarify(state, "您想问的是哪一个？", &options);
             }
             return self.entry_reply(state, &hits[0].id);
         }
         if !learned.is_empty() && !continues && !self.asks(message) {
-            return self.acknowledge(state, learned, None);
+            return self.acknowledge(state, learned, None, message);
         }
         self.faq_reply(state, &direct)
     }
@@ -626,7 +656,7 @@ impl Assistant {
         words.extend(state.context.iter().cloned());
         for slot in ["insured_region", "care_location", "visit"] {
             if let Some(v) = state.slots.get(slot) {
-                words.push(self.dialogs.slots.label(slot, v));
+                words.push(self.dialogs.slots.search_words(slot, v));
             }
         }
         words.join(" ")
@@ -671,6 +701,7 @@ impl Assistant {
         state: &mut SessionState,
         learned: &[(String, String)],
         topic: Option<&str>,
+        message: &str,
     ) -> Reply {
         // the order a person would tell it in: who, where, what happened
         let rank = |slot: &str| {
@@ -692,6 +723,9 @@ impl Assistant {
                 ))
             })
             .collect();
+        // a follow-up such as "那怎么办" is read together with what was just told (masked:
+        // the session state is stored)
+        state.context = vec![crate::text::mask_personal_numbers(message)];
         let mut text = format!("好的，记下了（{}）。", understood.join("；"));
         let region_changed = learned.iter().any(|(s, _)| s == "insured_region");
         let topic = topic.or(state.topic.as_deref());
