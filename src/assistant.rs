@@ -134,6 +134,16 @@ impl Reply {
         }
     }
 
+    /// The reply as a transcript keeps it: the text, and a clarifying question's options
+    /// numbered as the user saw them (so an agent reading it knows what "2" meant).
+    pub fn transcript_text(&self) -> String {
+        let mut t = self.text.clone();
+        for (i, o) in self.options.iter().enumerate() {
+            t.push_str(&format!("\n{}. {}", i + 1, o.question));
+        }
+        t
+    }
+
     fn of(kind: ReplyKind, text: impl Into<String>) -> Reply {
         Reply {
             kind,
@@ -322,7 +332,7 @@ impl Assistant {
         // a statement of facts ("她是苏州退休职工", "不对，是张家港的") is acknowledged with
         // what was understood, not searched as if it were a question
         if !learned.is_empty() && !self.asks(message) && self.trigger(&command).is_none() {
-            return self.acknowledge(state, &learned, topic_before.as_deref());
+            return self.acknowledge(state, &learned, topic_before.as_deref(), message);
         }
         if let Some(dialog) = self.trigger(&command) {
             let intro = self.dialogs.get(&dialog).map(|d| d.intro.clone());
@@ -352,27 +362,26 @@ impl Assistant {
         // a question in the middle of a dialog ("苏州医保去外地看病要备案吗") is answered
         // first, even when it happens to name an option, then the question is asked again;
         // searched at most once per message
-        let asked = looks_like_question(message).then(|| self.search.search(message, 3));
+        let title = state
+            .active
+            .as_ref()
+            .and_then(|a| self.dialogs.get(&a.dialog))
+            .map(|d| d.title.as_str());
+        let asked = looks_like_question(message).then(|| self.search_in_dialog(title, message));
         if let Some(result) = asked.as_ref().filter(|r| r.answered) {
             return self.faq_then_resume(state, result);
         }
         let search = || {
             asked
                 .clone()
-                .unwrap_or_else(|| self.search.search(message, 3))
+                .unwrap_or_else(|| self.search_in_dialog(title, message))
         };
         let before = state.clone();
         let Some(turn) = engine::answer(&self.dialogs, state, message) else {
             return self.faq_reply(state, &search());
         };
         if let Turn::NotUnderstood { .. } = turn {
-            // maybe a question in the middle of the dialog: answer it, then ask again
-            let result = search();
-            if result.answered {
-                *state = before;
-                return self.faq_then_resume(state, &result);
-            }
-            // or small talk ("谢谢", "你是谁"): answered, then the question is asked again
+            // small talk ("谢谢", "你是谁"): answered, then the question is asked again
             if let Some(intent) = self.talk.classify(message) {
                 *state = before;
                 let region = state.slots.get("insured_region").cloned();
@@ -383,9 +392,32 @@ impl Assistant {
                     ask.text = format!("{said}\n\n——\n我们接着刚才的问题：{}", ask.text);
                     return ask;
                 }
+                return Reply::text(said);
+            }
+            // maybe a question in the middle of the dialog: answer it, then ask again
+            let result = search();
+            if result.answered {
+                *state = before;
+                return self.faq_then_resume(state, &result);
             }
         }
         self.render(state, turn, None)
+    }
+
+    /// A question asked in the middle of a dialog: on its own words, or, when that answers
+    /// nothing, together with the dialog's subject ("要带什么材料" in the filing dialog).
+    fn search_in_dialog(&self, title: Option<&str>, message: &str) -> SearchResult {
+        let direct = self.search.search(message, 3);
+        if direct.answered || direct.out_of_scope.is_some() {
+            return direct;
+        }
+        match title {
+            Some(title) => {
+                let within = self.search.search(&format!("{message} {title}"), 3);
+                if within.answered { within } else { direct }
+            }
+            None => direct,
+        }
     }
 
     /// An FAQ answer in the middle of a dialog, followed by the dialog's current question.
@@ -424,6 +456,10 @@ impl Assistant {
         let has_money_unit = message.contains(['元', '块', '万', '千']);
         let mut changed = Vec::new();
         for (slot, value) in self.dialogs.slots.extract(message) {
+            // the situation, not a dialog's own diagnostic slots (the card_failure questions)
+            if !SLOT_ORDER.contains(&slot.as_str()) && slot != "mentions_chronic" {
+                continue;
+            }
             let choice = self
                 .dialogs
                 .slots
@@ -527,15 +563,16 @@ impl Assistant {
             // also plausible in context; otherwise the reading in context does, preferring
             // the options just offered, then the topic's family
             let within = self.search.search(&format!("{message} {context}"), 8);
+            let near_top = within.hits.first().map_or(0.0, |h| 0.75 * h.score);
             if let Some(id) = within
                 .hits
                 .iter()
+                .filter(|h| h.score >= near_top)
                 .map(|h| &h.id)
                 .find(|id| pending.contains(id))
+                && (!direct.answered || continues)
             {
-                if !direct.answered || continues {
-                    return self.entry_reply(state, &id.clone());
-                }
+                return self.entry_reply(state, &id.clone());
             }
             let own = direct.hits.first().filter(|_| direct.answered);
             if let Some(own) = own
@@ -570,12 +607,14 @@ impl Assistant {
                     .filter(|h| h.score >= 0.8 * hits[0].score)
                     .map(|h| h.id.clone())
                     .collect();
+                // a follow-up ("那要多久") is read together with the unclear message
+                state.context = vec![crate::text::mask_personal_numbers(message)];
                 return self.clarify(state, "您想问的是哪一个？", &options);
             }
             return self.entry_reply(state, &hits[0].id);
         }
         if !learned.is_empty() && !continues && !self.asks(message) {
-            return self.acknowledge(state, learned, None);
+            return self.acknowledge(state, learned, None, message);
         }
         self.faq_reply(state, &direct)
     }
@@ -619,7 +658,7 @@ impl Assistant {
         words.extend(state.context.iter().cloned());
         for slot in ["insured_region", "care_location", "visit"] {
             if let Some(v) = state.slots.get(slot) {
-                words.push(self.dialogs.slots.label(slot, v));
+                words.push(self.dialogs.slots.search_words(slot, v));
             }
         }
         words.join(" ")
@@ -664,7 +703,17 @@ impl Assistant {
         state: &mut SessionState,
         learned: &[(String, String)],
         topic: Option<&str>,
+        message: &str,
     ) -> Reply {
+        // the order a person would tell it in: who, where, what happened
+        let rank = |slot: &str| {
+            SLOT_ORDER
+                .iter()
+                .position(|s| *s == slot)
+                .unwrap_or(SLOT_ORDER.len())
+        };
+        let mut learned = learned.to_vec();
+        learned.sort_by_key(|(slot, _)| rank(slot));
         let understood: Vec<String> = learned
             .iter()
             .filter_map(|(slot, value)| {
@@ -676,6 +725,9 @@ impl Assistant {
                 ))
             })
             .collect();
+        // a follow-up such as "那怎么办" is read together with what was just told (masked:
+        // the session state is stored)
+        state.context = vec![crate::text::mask_personal_numbers(message)];
         let mut text = format!("好的，记下了（{}）。", understood.join("；"));
         let region_changed = learned.iter().any(|(s, _)| s == "insured_region");
         let topic = topic.or(state.topic.as_deref());
@@ -877,14 +929,27 @@ impl Assistant {
     /// Brief citations for chat ("苏州医保指南；江苏省规程第八条"); the full titles are in
     /// the API's FAQ entry and the console.
     fn cite_brief(&self, sources: &[String]) -> String {
-        let mut seen: Vec<String> = Vec::new();
+        // one document once, its numbered places joined: "江苏省异地就医经办规程第三条、第十八条"
+        let mut docs: Vec<(String, Vec<String>)> = Vec::new();
         for s in sources {
-            let c = self.knowledge.cite_short(s);
-            if !seen.contains(&c) {
-                seen.push(c);
+            let (name, place) = self.knowledge.cite_short(s);
+            let at = match docs.iter().position(|(n, _)| *n == name) {
+                Some(i) => i,
+                None => {
+                    docs.push((name, Vec::new()));
+                    docs.len() - 1
+                }
+            };
+            if let Some(p) = place
+                && !docs[at].1.contains(&p)
+            {
+                docs[at].1.push(p);
             }
         }
-        seen.join("；")
+        docs.into_iter()
+            .map(|(name, places)| format!("{name}{}", places.join("、")))
+            .collect::<Vec<_>>()
+            .join("；")
     }
 
     fn render(&self, state: &mut SessionState, turn: Turn, intro: Option<String>) -> Reply {
@@ -1049,7 +1114,9 @@ impl Assistant {
             Ok(list) => {
                 let mut reply = Reply::of(
                     ReplyKind::Dialog,
-                    render_checklist(&list, &self.checklist_texts),
+                    render_checklist(&list, &self.checklist_texts, |s| {
+                        self.cite_brief(&[s.to_string()])
+                    }),
                 );
                 reply.checklist = serde_json::to_value(&list).ok();
                 reply
@@ -1110,6 +1177,7 @@ fn apply_regions(
             label: r.label.clone(),
             aliases: r.aliases.clone(),
             answers: vec![r.name.clone()],
+            search: Vec::new(),
         })
         .collect();
     dialogs.fill_values(crate::dialog::VALUES_FROM_REGIONS, &values);
@@ -1132,6 +1200,22 @@ fn apply_regions(
         Err(LoadError::Talk(errors.join("\n")))
     }
 }
+
+/// The order in which an acknowledgement lists what it understood.
+const SLOT_ORDER: [&str; 12] = [
+    "insured_region",
+    "scheme",
+    "employment",
+    "category",
+    "care_location",
+    "filing_type",
+    "filed",
+    "stage",
+    "visit",
+    "hospital_level",
+    "by_proxy",
+    "total",
+];
 
 /// Lead-ins that say nothing about which option is meant.
 const QUESTION_LEADS: [&str; 8] = [
@@ -1411,7 +1495,12 @@ pub fn render_estimate(e: &estimate::Estimate) -> String {
 }
 
 /// A checklist as chat text: materials, warnings and channels, each with its source.
-pub fn render_checklist(list: &checklist::Checklist, texts: &ChecklistTexts) -> String {
+/// `cite` turns an item's source into what the reader sees (chat: the brief citation).
+pub fn render_checklist(
+    list: &checklist::Checklist,
+    texts: &ChecklistTexts,
+    cite: impl Fn(&str) -> String,
+) -> String {
     let mut t = String::new();
     let filing: Vec<&checklist::Item> = list
         .items
@@ -1426,13 +1515,13 @@ pub fn render_checklist(list: &checklist::Checklist, texts: &ChecklistTexts) -> 
     if !filing.is_empty() {
         t.push_str("办理异地就医备案需要准备：\n");
         for (n, i) in filing.iter().enumerate() {
-            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, i.source));
+            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, cite(&i.source)));
         }
     }
     if !manual.is_empty() {
         t.push_str("回参保地零星（手工）报销需要准备：\n");
         for (n, i) in manual.iter().enumerate() {
-            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, i.source));
+            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, cite(&i.source)));
         }
     }
     let warnings: Vec<&checklist::Text> = list
@@ -1443,7 +1532,7 @@ pub fn render_checklist(list: &checklist::Checklist, texts: &ChecklistTexts) -> 
     if !warnings.is_empty() {
         t.push_str("请注意：\n");
         for w in warnings {
-            t.push_str(&format!("· {}（{}）\n", w.text, w.source));
+            t.push_str(&format!("· {}（{}）\n", w.text, cite(&w.source)));
         }
     }
     let channels: Vec<&checklist::Text> = list

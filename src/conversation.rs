@@ -137,12 +137,13 @@ impl Conversations {
                 reply.text = format!("{note}\n{}", reply.text);
             }
             let json = serde_json::to_string(&state).unwrap_or_else(|_| "{}".into());
+            let reply_text = reply.transcript_text();
             let record = TurnRecord {
                 session_id,
                 state: &json,
                 expected_revision: revision,
                 user_text,
-                reply_text: &reply.text,
+                reply_text: &reply_text,
                 faq_id: reply.faq.as_ref().map(|f| f.id.as_str()),
                 dialog: reply.dialog.as_deref(),
                 kind: reply.kind.as_str(),

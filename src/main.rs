@@ -339,7 +339,7 @@ fn run(
                     Situation::from_json(&v).and_then(|s| checklist::checklist(&s, &texts))?;
                 Ok((
                     serde_json::to_string(&list).unwrap_or_default(),
-                    render_checklist(&list, &texts),
+                    render_checklist(&list, &texts, str::to_string),
                 ))
             })?;
         }

@@ -387,7 +387,7 @@ impl Talk {
         if s.is_empty() {
             return None;
         }
-        self.vague.iter().find(|v| v.words.iter().any(|w| *w == s))
+        self.vague.iter().find(|v| v.words.contains(&s))
     }
 
     /// Whether a message reads as a continuation of the current topic ("那要多久").

@@ -156,7 +156,11 @@ pub fn answer(dialogs: &Dialogs, state: &mut SessionState, message: &str) -> Opt
                 a.history.push(snapshot);
                 a.retries = 0;
             }
-            Some(advance(dialogs, state, None))
+            Some(advance(
+                dialogs,
+                state,
+                Some("好的，这个情况记下了。".into()),
+            ))
         }
         Parsed::Nothing => {
             let retries = active.retries + 1;

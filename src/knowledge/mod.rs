@@ -127,15 +127,18 @@ impl Knowledge {
         }
     }
 
-    /// A brief citation for chat: the source's short name and the locator, when the locator
-    /// is an article or question number ("江苏省规程第八条"), else the short name alone.
-    pub fn cite_short(&self, source: &str) -> String {
+    /// A brief citation for chat: the source's short name, and the locator when it is an
+    /// article or question number ("第八条", "问5"; other locators are left to the full
+    /// citation). An unknown source is its own name.
+    pub fn cite_short(&self, source: &str) -> (String, Option<String>) {
         let (id, locator) = source.split_once(' ').unwrap_or((source, ""));
         let locator = locator.trim();
         match self.sources.iter().find(|s| s.id == id) {
-            Some(s) if is_numbered_locator(locator) => format!("{}{locator}", s.short),
-            Some(s) => s.short.clone(),
-            None => source.to_string(),
+            Some(s) => (
+                s.short.clone(),
+                is_numbered_locator(locator).then(|| locator.to_string()),
+            ),
+            None => (source.to_string(), None),
         }
     }
 }

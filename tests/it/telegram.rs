@@ -219,6 +219,34 @@ async fn filing_asks_with_buttons_and_a_press_answers_and_moves_on() {
 }
 
 #[tokio::test]
+async fn a_clarifying_question_offers_its_options_as_buttons() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start(&fake, &db).await;
+    let ask = say(&fake, CHAT, "报销的事").await;
+    let options = ask.buttons();
+    assert_eq!(options.len(), 3, "{}", ask.text);
+    assert!(
+        options.iter().all(|(_, data)| data.starts_with("o1|")),
+        "{options:?}"
+    );
+    let state = bot.state(CHAT).await.unwrap();
+    assert_eq!(state.pending.len(), 3);
+
+    // a press answers with that entry, as if its question had been typed
+    let before = fake.sent(CHAT).len();
+    let (label, data) = options[1].clone();
+    let press = fake.push(fake.press(&ask, &ask.button(&label)));
+    let answer = fake.wait_sent(CHAT, before + 1).await[before].clone();
+    assert!(fake.wait_answer(&press).await.get("text").is_none());
+    assert!(answer.text.contains("来源："), "{}", answer.text);
+    let state = bot.state(CHAT).await.unwrap();
+    assert_eq!(state.topic.as_deref(), data.strip_prefix("o1|"));
+    assert!(state.pending.is_empty());
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_stale_button_is_answered_with_a_note_and_changes_nothing() {
     let fake = FakeTelegram::start().await;
     let db = TestDb::sqlite();
