@@ -9,9 +9,12 @@
 //! 1. `class_b_copay = round(class_b × class_b_copay)`; `eligible = total − self_pay − class_b_copay`.
 //! 2. The deductible of the hospital level; for the 2nd inpatient admission of the year times
 //!    `subsequent_admission_factor`, from the 3rd on `later_admission_deductible` when the
-//!    policy has one. `deductible_applied = min(eligible, deductible)`.
+//!    policy has one; with `deductible_basis = "yearly"` (one deductible a year, Suzhou's
+//!    门诊共济) less the year's eligible cost before (`cumulative_eligible_before`), not below 0.
+//!    `deductible_applied = min(eligible, deductible)`.
 //! 3. Bands pay the part of `(C + deductible_applied, C + eligible]` in each band, times the
-//!    band's rate and the cross-region factor (`C` = the year's cumulative eligible cost before
+//!    band's rate (its rate for the hospital level, when it differs by level) and the
+//!    cross-region factor (`C` = the year's cumulative eligible cost before
 //!    this admission for `bands_basis = "cumulative"`, else 0).
 //! 4. The fund pays the sum, capped at what is left of the annual cap; the patient the rest.
 //!
@@ -25,6 +28,9 @@
 //! set, the hospital level's deductible, the repeat-admission rule, the cross-region factor,
 //! or the class-B copay rate when `class_b > 0`. When the policy has no class-B copay rate and
 //! `class_b` is 0, the estimate goes ahead and says in `rules` that no class-B copay was counted.
+//!
+//! A policy's `assumption` (e.g. 张家港 estimated with the Suzhou city-level table) is the
+//! rule right after the policy line, so that even the chat's three-rule summary shows it.
 //!
 //! Besides the fields of estimate.md, the input accepts `insured_region` as another name for
 //! `policy` (checklist.md: region ids are policy ids) and an optional `care_location`; with it,
