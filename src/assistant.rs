@@ -353,6 +353,27 @@ impl Assistant {
     /// A message while a dialog is in progress: an answer to its question, or a question of
     /// its own (answered, then the dialog's question is asked again).
     fn in_dialog(&self, state: &mut SessionState, message: &str) -> Reply {
+        // the optional question after an outcome: anything that does not answer it ends the
+        // dialog and is read as a new message
+        let refining = state.active.as_ref().is_some_and(|a| {
+            self.dialogs
+                .get(&a.dialog)
+                .is_some_and(|d| d.is_refinement(&a.step))
+        });
+        if refining {
+            let before = state.clone();
+            let answered = !message.is_empty()
+                && !looks_like_question(message)
+                && !matches!(
+                    engine::answer(&self.dialogs, state, message),
+                    None | Some(Turn::NotUnderstood { .. }) | Some(Turn::GaveUp { .. })
+                );
+            *state = before;
+            if !answered {
+                state.active = None;
+                return self.handle_message(state, message);
+            }
+        }
         if message.is_empty() {
             return match engine::current(&self.dialogs, state) {
                 Some(turn) => self.render(state, turn, None),
@@ -1016,10 +1037,21 @@ impl Assistant {
                 r.unanswered = true;
                 r
             }
-            Turn::Done { dialog, outcome } => {
+            Turn::Done {
+                dialog,
+                outcome,
+                then,
+            } => {
                 let mut reply = self.outcome(state, &outcome);
                 reply.kind = ReplyKind::Dialog;
                 reply.text = prefix(reply.text);
+                if let Some(then) = then {
+                    // the optional question that can refine the outcome, asked with it
+                    let ask = self.ask(&dialog, &then.step, &then.slot, String::new());
+                    reply.text = format!("{}\n\n{}", reply.text, then.question);
+                    reply.asking = ask.asking;
+                    reply.choices = ask.choices;
+                }
                 reply.dialog = Some(dialog);
                 reply
             }
@@ -1431,11 +1463,20 @@ pub fn render_estimate_brief(e: &estimate::Estimate) -> String {
     if e.rules.len() <= BRIEF_RULES {
         return full;
     }
+    // the rules that decide the figures, not the list of where parameters came from
+    let key: Vec<&str> = e
+        .rules
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !r.starts_with("参数来源"))
+        .take(BRIEF_RULES)
+        .collect();
     let all = format!("依据：{}", e.rules.join("；"));
     let brief = format!(
-        "依据（共{}条，摘要）：{}……\n输入“详细依据”查看全部依据。",
+        "主要依据（共{}条，这里列出{}条）：{}\n输入“详细依据”查看全部依据和参数来源。",
         e.rules.len(),
-        e.rules[..BRIEF_RULES].join("；")
+        key.len(),
+        key.join("；")
     );
     full.replacen(&all, &brief, 1)
 }

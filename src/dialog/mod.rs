@@ -46,6 +46,10 @@ pub struct Step {
     /// The step that follows when no transition applies (default: the next step in the file).
     pub next: Option<String>,
     pub outcome: Option<Outcome>,
+    /// On an outcome step: an optional question asked together with the outcome (when its
+    /// slot is still unknown), whose answer refines it ("今年之前住过几次院"). A reply that does
+    /// not answer it ends the dialog and is read as a new message.
+    pub then: Option<String>,
 }
 
 /// A validated dialog.
@@ -65,10 +69,15 @@ impl Dialog {
         self.steps.iter().find(|s| s.id == id)
     }
 
+    /// Whether `step` is the optional question that follows an outcome (`then`).
+    pub fn is_refinement(&self, step: &str) -> bool {
+        self.steps.iter().any(|s| s.then.as_deref() == Some(step))
+    }
+
     /// The steps a step can lead to.
     fn successors(&self, step: &Step) -> Vec<String> {
         if step.outcome.is_some() {
-            return Vec::new();
+            return step.then.iter().cloned().collect();
         }
         let mut out: Vec<String> = step.transitions.iter().map(|t| t.goto.clone()).collect();
         if let Some(n) = self.default_next(step) {
@@ -237,6 +246,7 @@ struct RawStep {
     when: Vec<RawTransition>,
     next: Option<String>,
     outcome: Option<String>,
+    then: Option<String>,
     say: Option<String>,
     #[serde(default)]
     sources: Vec<String>,
@@ -349,6 +359,12 @@ fn validate_dialog(
         }
         Ok(())
     };
+    // each step's slot, for checking `then`
+    let raw_slots: BTreeMap<String, Option<String>> = raw
+        .steps
+        .iter()
+        .map(|s| (s.id.clone(), s.slot.clone()))
+        .collect();
     let mut steps = Vec::new();
     for s in raw.steps {
         let at = Some(s.id.as_str());
@@ -428,6 +444,16 @@ fn validate_dialog(
         {
             err(at, format!("`next` names unknown step `{n}`"));
         }
+        if let Some(t) = &s.then {
+            if outcome.is_none() {
+                err(at, "`then` belongs to an outcome step".into());
+            }
+            match raw_slots.get(t.as_str()) {
+                None => err(at, format!("`then` names unknown step `{t}`")),
+                Some(None) => err(at, format!("`then` step `{t}` must ask for a slot")),
+                Some(Some(_)) => {}
+            }
+        }
         steps.push(Step {
             id: s.id,
             slot: s.slot,
@@ -436,6 +462,7 @@ fn validate_dialog(
             transitions,
             next: s.next,
             outcome,
+            then: s.then,
         });
     }
     if errors.len() > before {
