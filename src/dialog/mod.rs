@@ -594,6 +594,39 @@ sources = ["000 问5"]
 "#;
 
     #[test]
+    fn then_names_an_asking_step_and_belongs_to_outcomes() {
+        let e = errors(&GOOD.replace(
+            "outcome = \"checklist\"",
+            "outcome = \"checklist\"\nthen = \"nowhere\"",
+        ));
+        assert!(
+            e.contains("step `yes`: `then` names unknown step `nowhere`"),
+            "{e}"
+        );
+        let e = errors(&GOOD.replace(
+            "outcome = \"checklist\"",
+            "outcome = \"checklist\"\nthen = \"no\"",
+        ));
+        assert!(
+            e.contains("step `yes`: `then` step `no` must ask for a slot"),
+            "{e}"
+        );
+        let e = errors(&GOOD.replace("next = \"yes\"", "next = \"yes\"\nthen = \"a\""));
+        assert!(
+            e.contains("step `a`: `then` belongs to an outcome step"),
+            "{e}"
+        );
+        // a step reached only through `then` counts as reachable
+        let d = load_with(&GOOD.replace(
+            "outcome = \"checklist\"",
+            "outcome = \"checklist\"\nthen = \"b\"\n[[step]]\nid = \"b\"\nslot = \"total\"\nask = \"多少钱？\"\nnext = \"no\"",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let dialog = d.get("d").unwrap();
+        assert!(dialog.is_refinement("b") && !dialog.is_refinement("a"));
+    }
+
+    #[test]
     fn the_shipped_dialogs_are_valid() {
         let d = Dialogs::load(crate::default_dialogs_dir()).unwrap_or_else(|e| panic!("{e}"));
         for id in ["filing", "estimate", "card_failure"] {
