@@ -10,6 +10,7 @@ mod fake_telegram;
 mod guidance;
 mod helpers;
 mod http;
+mod masking;
 mod serve;
 mod store;
 mod telegram;
