@@ -437,7 +437,7 @@ fn chat(
         }
         let reply = match (&conversations, &session) {
             (Some(c), Some(id)) => runtime
-                .block_on(c.turn(id, &line))
+                .block_on(c.turn(&c.store.caller_session_id(id), &line))
                 .context("saving the conversation")?,
             _ => assistant.handle(&mut state, &line),
         };

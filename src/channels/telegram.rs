@@ -362,7 +362,8 @@ async fn isolated<T>(handled: tokio::task::JoinHandle<T>) -> Option<T> {
     }
 }
 
-/// The session of a chat.
+/// The session of a chat, as the channel names it (stored under
+/// [`Store::caller_session_id`](crate::store::Store::caller_session_id) of it).
 pub fn session_id(chat: ChatId) -> String {
     format!("telegram:{}", chat.0)
 }
@@ -377,7 +378,7 @@ async fn on_message(
     conversations: Conversations,
 ) -> Result<(), RequestError> {
     let chat = msg.chat.id;
-    let session = session_id(chat);
+    let session = conversations.store.caller_session_id(&session_id(chat));
     let Some(text) = msg.text() else {
         return match msg.kind {
             MessageKind::Common(_) | MessageKind::Dice(_) => {
@@ -430,7 +431,9 @@ async fn on_edited_message(
     msg: Message,
     conversations: Conversations,
 ) -> Result<(), RequestError> {
-    let session = session_id(msg.chat.id);
+    let session = conversations
+        .store
+        .caller_session_id(&session_id(msg.chat.id));
     if let Some(note) = rate_limited(&conversations, &session) {
         return send_limit_note(&bot, msg.chat.id, note).await;
     }
@@ -467,7 +470,7 @@ async fn on_callback(
         return Ok(());
     };
     let chat = message.chat().id;
-    let session = session_id(chat);
+    let session = conversations.store.caller_session_id(&session_id(chat));
     if let Some(note) = rate_limited(&conversations, &session) {
         answer(note).await;
         return Ok(());

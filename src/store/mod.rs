@@ -72,6 +72,17 @@ pub struct UnansweredQuestion {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    session_id_key: SecretKey,
+}
+
+/// A key read from the database; never printed.
+#[derive(Clone)]
+struct SecretKey(std::sync::Arc<str>);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Store {
@@ -99,7 +110,27 @@ impl Store {
             .connect(&url)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        let session_id_key = SecretKey(secret(&pool, "session_id_key").await?.into());
+        Ok(Store {
+            pool,
+            session_id_key,
+        })
+    }
+
+    /// The stored form of a session id that a caller chose (`yidi chat --session ID`, a
+    /// Telegram chat): `c-` and 40 hex digits of a SHA-256 keyed with this database's own
+    /// random key, so the same id always finds its conversation while the database never
+    /// holds the id itself (it may be a phone number), nor a hash that could be reversed by
+    /// trying every phone number without the key. Ids the server makes (HTTP sessions) are
+    /// random and stored as they are.
+    pub fn caller_session_id(&self, caller_id: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.session_id_key.0.as_bytes());
+        h.update([0u8]);
+        h.update(caller_id.as_bytes());
+        let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        format!("c-{}", &hex[..40])
     }
 
     /// Checks that the database answers.
@@ -377,6 +408,23 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// The secret `name` of this database, made (random) by the first process that asks.
+async fn secret(pool: &AnyPool, name: &str) -> Result<String, StoreError> {
+    // replicas starting together: the first insert wins, everyone reads the winner
+    sqlx::query(
+        "INSERT INTO store_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(random_token())
+    .execute(pool)
+    .await?;
+    let row = sqlx::query("SELECT value FROM store_secrets WHERE name = $1")
+        .bind(name)
+        .fetch_one(pool)
+        .await?;
+    Ok(row.get::<String, _>(0))
 }
 
 /// 256 random bits from the thread's CSPRNG, in lower-case hex: session and agent tokens.

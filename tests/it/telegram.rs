@@ -82,12 +82,14 @@ impl RunningBot {
 
     async fn state(&self, chat: i64) -> Option<SessionState> {
         let c = Conversations::new(assistant(), self.store.clone());
-        c.state(&format!("telegram:{chat}")).await.unwrap()
+        c.state(&self.store.caller_session_id(&format!("telegram:{chat}")))
+            .await
+            .unwrap()
     }
 
     async fn user_lines(&self, chat: i64) -> Vec<String> {
         self.store
-            .transcript(&format!("telegram:{chat}"))
+            .transcript(&self.store.caller_session_id(&format!("telegram:{chat}")))
             .await
             .unwrap()
             .into_iter()
@@ -165,7 +167,7 @@ async fn a_faq_question_is_answered_with_its_sources() {
     // stored like any other turn
     let lines = bot
         .store
-        .transcript(&format!("telegram:{CHAT}"))
+        .transcript(&bot.store.caller_session_id(&format!("telegram:{CHAT}")))
         .await
         .unwrap();
     assert_eq!(lines[1].faq_id.as_deref(), Some("backfill-after-discharge"));
@@ -218,7 +220,7 @@ async fn a_stale_button_is_answered_with_a_note_and_changes_nothing() {
     let db = TestDb::sqlite();
     let bot = RunningBot::start(&fake, &db).await;
     let (first, _, _) = filing_and_press_suzhou(&fake, CHAT).await;
-    let session = format!("telegram:{CHAT}");
+    let session = bot.store.caller_session_id(&format!("telegram:{CHAT}"));
     let stored = bot.store.load_session(&session).await.unwrap();
     let sent = fake.sent(CHAT).len();
 
@@ -389,7 +391,7 @@ async fn a_long_reply_is_split_within_the_limit() {
     let joined: String = pieces.iter().map(|p| p.text.as_str()).collect();
     let stored = &bot
         .store
-        .transcript(&format!("telegram:{CHAT}"))
+        .transcript(&bot.store.caller_session_id(&format!("telegram:{CHAT}")))
         .await
         .unwrap()[1]
         .text;
