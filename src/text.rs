@@ -486,6 +486,63 @@ fn mask_chain(chars: &[char], groups: &[Group], out: &mut [char]) {
     if run.len() >= 11 {
         mask_positions(out, &run, 0);
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traditional_and_full_width_are_folded() {
+        assert_eq!(normalize("醫保卡"), "医保卡");
+        assert_eq!(normalize("ＹＩＢＡＯ　card，刷不了！"), "yibao card 刷不了");
+    }
+
+    #[test]
+    fn control_characters_and_emoji_become_single_spaces() {
+        assert_eq!(
+            normalize("社保卡\u{0}\u{7}丢了😭😭怎么办\n"),
+            "社保卡 丢了 怎么办"
+        );
+        assert_eq!(normalize("   "), "");
+    }
+
+    #[test]
+    fn long_queries_are_cut() {
+        let q = "备案".repeat(50_000);
+        assert_eq!(normalize_query(&q).chars().count(), MAX_QUERY_CHARS);
+    }
+
+    #[test]
+    fn personal_numbers_are_masked() {
+        assert_eq!(
+            mask_personal_numbers("身份证32058219800101123X，电话13912345678，花了50000元"),
+            "身份证320***********123X，电话139****5678，花了50000元"
+        );
+        assert_eq!(mask_personal_numbers("0512-12333"), "0512-12333");
+        assert_eq!(mask_personal_numbers("139-1234-5678"), "139-****-5678");
+        assert_eq!(
+            mask_personal_numbers("打139 1234 5678找我"),
+            "打139 **** 5678找我"
+        );
+        assert_eq!(mask_personal_numbers("+8613912345678"), "+86139****5678");
+        assert_eq!(
+            mask_personal_numbers("１３９１２３４５６７８"),
+            "１３９****５６７８"
+        );
+        assert_eq!(
+            mask_personal_numbers("ID320582198001011234"),
+            "ID320***********1234"
+        );
+        assert_eq!(
+            mask_personal_numbers("320582 19800101 123X"),
+            "320*** ******** 123X"
+        );
+        assert_eq!(
+            mask_personal_numbers("花了50000元，住了12天"),
+            "花了50000元，住了12天"
+        );
+    }
 
     #[test]
     fn the_reviews_examples_are_masked_and_neighbours_stay_readable() {
