@@ -258,8 +258,8 @@ struct RawText {
 /// (each like `"checklist.toml: items.identity: field `text` must not be empty"`).
 pub fn load(knowledge_dir: &Path) -> Result<ChecklistTexts, Vec<String>> {
     let path = knowledge_dir.join(FILE);
-    let source = std::fs::read_to_string(&path)
-        .map_err(|e| vec![format!("{FILE}: cannot read {}: {e}", path.display())])?;
+    let source =
+        std::fs::read_to_string(&path).map_err(|e| vec![format!("{FILE}: cannot read: {e}")])?;
     parse(&source)
 }
 

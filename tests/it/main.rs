@@ -8,6 +8,7 @@ mod db;
 mod dialogs;
 mod fake_telegram;
 mod guidance;
+mod hardening;
 mod helpers;
 mod http;
 mod masking;
