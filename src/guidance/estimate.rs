@@ -965,7 +965,6 @@ fn negative(field: &str) -> FieldError {
 }
 
 fn check_amount(field: &str, value: Decimal) -> Result<(), FieldError> {
-    let label = amount_label(field);
     if value.is_sign_negative() && !value.is_zero() {
         return Err(negative(field));
     }
