@@ -141,7 +141,7 @@ impl Store {
 
     pub async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
         let row = sqlx::query("SELECT state, revision FROM sessions WHERE id = $1")
-            .bind(id)
+            .bind(no_nul(id))
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| StoredSession {
@@ -155,6 +155,11 @@ impl Store {
     /// Returns the new revision.
     pub async fn save_turn(&self, t: &TurnRecord<'_>) -> Result<i64, StoreError> {
         let now = now_ms();
+        let session_id = no_nul(t.session_id);
+        let t = &TurnRecord {
+            session_id: &session_id,
+            ..t.clone()
+        };
         let mut tx = self.pool.begin().await?;
         let revision = match t.expected_revision {
             None => {
@@ -196,8 +201,8 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .get::<i64, _>(0);
-        let user = mask_personal_numbers(t.user_text);
-        let reply = mask_personal_numbers(t.reply_text);
+        let user = mask_personal_numbers(&no_nul(t.user_text));
+        let reply = mask_personal_numbers(&no_nul(t.reply_text));
         for (i, (role, text, faq)) in [
             ("user", user.as_str(), None),
             ("assistant", reply.as_str(), t.faq_id),
@@ -235,7 +240,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT seq, role, text, faq_id, created_at FROM transcripts WHERE session_id = $1 ORDER BY seq",
         )
-        .bind(session_id)
+        .bind(no_nul(session_id))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -282,10 +287,10 @@ impl Store {
             "INSERT INTO feedback (id, session_id, faq_id, helpful, comment, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
-        .bind(session_id)
-        .bind(faq_id)
+        .bind(session_id.map(no_nul))
+        .bind(faq_id.map(no_nul))
         .bind(i64::from(helpful))
-        .bind(comment.map(mask_personal_numbers))
+        .bind(comment.map(|c| mask_personal_numbers(&no_nul(c))))
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -298,7 +303,7 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO session_tokens (session_id, token_hash, created_at) VALUES ($1, $2, $3)",
         )
-        .bind(session_id)
+        .bind(no_nul(session_id))
         .bind(token_hash(token))
         .bind(now_ms())
         .execute(&self.pool)
@@ -319,7 +324,7 @@ impl Store {
         token: &str,
     ) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT token_hash FROM session_tokens WHERE session_id = $1")
-            .bind(session_id)
+            .bind(no_nul(session_id))
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some_and(|r| {
@@ -408,6 +413,13 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// `s` without NUL characters, which PostgreSQL refuses in text (and SQLite would cut at):
+/// text from outside (a message, a comment, an id in a URL) may carry them, and must not turn
+/// into a database error. Ids are cleaned the same way wherever they are read or written.
+fn no_nul(s: &str) -> String {
+    s.replace('\0', "")
 }
 
 /// The secret `name` of this database, made (random) by the first process that asks.
