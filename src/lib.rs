@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod search;
 pub mod store;
 pub mod text;
+pub mod throttle;
 
 pub use assistant::{Assistant, Reply};
 pub use knowledge::Knowledge;

@@ -179,7 +179,31 @@ async fn serve(
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "serving the HTTP API and the agent console");
     eprintln!("yidi: listening on http://{local}");
-    let state = http::AppState::from_conversations(conversations.clone()).with_agents(agents);
+    let metrics_token = match &config.metrics.token_sha256 {
+        // Config::validate has checked the digest
+        Some(d) => {
+            Some(AgentAuth::from_sha256_hex(std::slice::from_ref(d)).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let state = http::AppState::from_conversations(conversations.clone())
+        .with_agents(agents)
+        .with_http(config.http.clone())
+        .with_metrics_access(metrics_token, config.metrics.listen.is_some());
+    if let Some(addr) = config.metrics.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr} (metrics.listen)"))?;
+        tracing::info!(addr = %listener.local_addr()?, "serving /metrics");
+        let app = http::metrics_app(state.clone());
+        let http_config = config.http.clone();
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = http::serve_router(listener, app, http_config, stop).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let http_server = http::serve(listener, state, stopped(stop_rx.clone()));
 
     // The bot runs beside the HTTP server on the same core. If it cannot run (a refused

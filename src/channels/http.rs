@@ -41,7 +41,7 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -57,7 +57,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::assistant::Assistant;
@@ -89,6 +90,12 @@ pub(crate) const MAX_TOKEN_CHARS: usize = 256;
 pub struct AppState {
     conversations: Conversations,
     agents: Arc<AgentAuth>,
+    /// Connection and request time limits, the connection cap.
+    http: crate::config::Http,
+    /// The digest of the bearer token `/metrics` requires, if any.
+    metrics_token: Option<Arc<AgentAuth>>,
+    /// `/metrics` is served on a separate address ([`metrics_app`]), not by [`app`].
+    metrics_elsewhere: bool,
 }
 
 impl AppState {
@@ -103,6 +110,24 @@ impl AppState {
         AppState {
             conversations,
             agents: Arc::new(AgentAuth::default()),
+            http: crate::config::Http::default(),
+            metrics_token: None,
+            metrics_elsewhere: false,
+        }
+    }
+
+    /// The same state with these connection limits (see [`serve`]).
+    pub fn with_http(self, http: crate::config::Http) -> AppState {
+        AppState { http, ..self }
+    }
+
+    /// `/metrics` only with the bearer token whose SHA-256 digest is `token`, and (with
+    /// `elsewhere`) only on the separate listener of [`metrics_app`].
+    pub fn with_metrics_access(self, token: Option<AgentAuth>, elsewhere: bool) -> AppState {
+        AppState {
+            metrics_token: token.map(Arc::new),
+            metrics_elsewhere: elsewhere,
+            ..self
         }
     }
 
@@ -157,10 +182,14 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/feedback", post(feedback))
         .merge(console::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_ip));
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz));
+    if !state.metrics_elsewhere {
+        router = router.route("/metrics", get(metrics));
+    }
+    let request_timeout = Duration::from_secs(state.http.request_timeout_secs);
+    router
         .route("/v1/openapi.json", get(openapi))
         .merge(public)
         .fallback(not_found)
@@ -168,35 +197,201 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::new())
+        // a request (its body, the turn, the answer) that takes too long: 503
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::map_response(response_headers))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(
+            // one line per request at DEBUG (YIDI_LOG=debug); errors are logged where they
+            // happen, and store errors in an outage only once a minute
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
                     let route = req
                         .extensions()
                         .get::<MatchedPath>()
                         .map_or("(unmatched)", MatchedPath::as_str);
-                    tracing::info_span!("http", method = %req.method(), route)
+                    tracing::debug_span!("http", method = %req.method(), route)
                 })
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
         .with_state(state)
 }
 
+/// `/metrics` alone, for its own listener (`metrics.listen`).
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::map_response(response_headers))
+        .with_state(state)
+}
+
+/// Headers every response carries unless it set its own: no caching (conversations and
+/// agents' data must not stay in a shared or browser cache) and no content sniffing. An
+/// early refusal (401, 405, 413, 415) may leave the request body unread, so it also closes
+/// the connection, saying so.
+async fn response_headers(mut response: Response) -> Response {
+    let status = response.status();
+    let h = response.headers_mut();
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    h.entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    if matches!(
+        status,
+        StatusCode::UNAUTHORIZED
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+    ) {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 /// Serves [`app`] on `listener` until `shutdown` completes; requests in flight then finish
-/// before this returns.
+/// before this returns, and connections without one close at once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let http = state.http.clone();
+    serve_router(listener, app(state), http, shutdown).await
+}
+
+/// Serves `router` over HTTP/1.1 with the limits of `http`:
+///
+/// - at most `max_connections` connections at once: further ones are not accepted (they wait
+///   in the listen backlog) until one closes, so idle sockets cannot use up the process's
+///   file descriptors and starve the health checks;
+/// - a connection must send a request's complete headers within `header_timeout_secs` of
+///   opening or of the previous response (hyper's header-read timer runs while a keep-alive
+///   connection waits for its next request, so it is also the idle keep-alive timeout); a
+///   slow or silent one is closed;
+/// - on `shutdown`, the listener closes, idle and half-sent connections close at once, and
+///   requests in flight finish.
+///
+/// Each request carries the peer address as [`ConnectInfo`] (for the per-IP limit).
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    http: crate::config::Http,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let max = http
+        .max_connections
+        .clamp(1, tokio::sync::Semaphore::MAX_PERMITS) as u32;
+    let permits = Arc::new(tokio::sync::Semaphore::new(max as usize));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(http.header_timeout_secs.max(1)));
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // out of file descriptors, a connection reset before accept: wait a little
+                    crate::throttle::store_error(&e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        // requests of this connection being handled: at shutdown, a connection with none
+        // (idle, or half-way through sending its headers) is closed at once
+        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = in_flight.clone();
+        let router = router.clone();
+        let service =
+            tower::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                let guard = InFlight::enter(&counter);
+                let router = router.clone();
+                async move {
+                    let _guard = guard;
+                    router.oneshot(req).await
+                }
+            });
+        let builder = builder.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let conn =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            tokio::pin!(conn);
+            let stopping = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            let finished = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                () = stopping => None,
+            };
+            let result = match finished {
+                Some(r) => r,
+                None => {
+                    conn.as_mut().graceful_shutdown();
+                    loop {
+                        tokio::select! {
+                            r = conn.as_mut() => break r,
+                            () = tokio::time::sleep(Duration::from_millis(50)) => {
+                                if in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                                    break Ok(());
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // every connection gives its permit back when it closes
+    let _all = permits.acquire_many(max).await;
+    Ok(())
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<std::sync::atomic::AtomicUsize>) -> InFlight {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -241,7 +436,7 @@ impl ApiError {
     }
 
     fn store(e: StoreError) -> ApiError {
-        tracing::error!(error = %e, "store error");
+        crate::throttle::store_error(&e, "store error");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "database_unavailable",
@@ -507,7 +702,18 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(auth) = &state.metrics_token {
+        let token = headers.get(header::AUTHORIZATION).and_then(bearer);
+        if token.and_then(|t| auth.verify(t)).is_none() {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_token",
+                "读取监控指标需要有效的令牌（Bearer 令牌）。",
+            )
+            .into_response();
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -526,7 +732,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     match state.store().ping().await {
         Ok(()) => Ok(Json(json!({ "status": "ready" }))),
         Err(e) => {
-            tracing::warn!(error = %e, "database not ready");
+            crate::throttle::store_error(&e, "database not ready");
             Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "database_unavailable",

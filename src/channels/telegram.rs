@@ -525,7 +525,8 @@ async fn send_limit_note(
 }
 
 fn store_failed(session: &str, e: &StoreError) {
-    tracing::error!(session = %log_id(session), error = %e, "store error, the user was asked to try again");
+    let _ = session;
+    crate::throttle::store_error(e, "store error, the user was asked to try again");
 }
 
 /// After a press: the question's message shows the chosen answer and loses its keyboard

@@ -103,6 +103,10 @@ struct Server {
 
 impl Server {
     async fn start(db: TestDb) -> Server {
+        Server::start_with(db, |s| s).await
+    }
+
+    async fn start_with(db: TestDb, configure: impl FnOnce(AppState) -> AppState) -> Server {
         let store = Store::connect(&db.url).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -118,6 +122,7 @@ impl Server {
             Conversations::new(assistant(), store.clone()).with_limits(&limits),
         )
         .with_agents(AgentAuth::from_sha256_hex(&[digest]).unwrap());
+        let state = configure(state);
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(http::serve(listener, state, async {
             let _ = rx.await;
@@ -227,4 +232,254 @@ async fn nul_bytes_anywhere_are_client_errors_or_stripped_never_5xx_on_postgres(
     // the stripped id is the session itself: its owner's token opens it, anyone else's does not
     assert_eq!(statuses, [200, 200, 404, 200, 201, 201, 422, 404, 200]);
     assert_eq!(s.store.count("feedback").await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn agent_and_session_json_is_never_cached_nor_sniffed() {
+    let s = Server::start(TestDb::sqlite()).await;
+    let (id, token) = s.session().await;
+    for (path, bearer) in [
+        ("/v1/agent/unanswered".to_string(), s.agent_token.clone()),
+        (format!("/v1/sessions/{id}"), token.clone()),
+        ("/v1/faq/search?q=备案".to_string(), String::new()),
+    ] {
+        let r = s
+            .client
+            .get(format!("{}{path}", s.base))
+            .header("authorization", format!("Bearer {bearer}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_token_or_live_on_another_listener() {
+    let (token, digest) = new_agent_token();
+    let s = Server::start_with(TestDb::sqlite(), |state| {
+        state.with_metrics_access(Some(AgentAuth::from_sha256_hex(&[digest]).unwrap()), false)
+    })
+    .await;
+    let metrics = |bearer: Option<&str>| {
+        let mut req = s.client.get(format!("{}/metrics", s.base));
+        if let Some(b) = bearer {
+            req = req.header("authorization", format!("Bearer {b}"));
+        }
+        req.send()
+    };
+    assert_eq!(
+        metrics(None).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        metrics(Some("wrong")).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let ok = metrics(Some(&token)).await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert!(ok.text().await.unwrap().contains("# EOF"));
+
+    // elsewhere: not on the API's address, but on its own listener
+    let s = Server::start_with(TestDb::sqlite(), |state| {
+        state.with_metrics_access(None, true)
+    })
+    .await;
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let store = Store::connect(&TestDb::sqlite().url).await.unwrap();
+    let state = AppState::from_conversations(Conversations::new(assistant(), store))
+        .with_metrics_access(None, true);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(http::serve_router(
+        listener,
+        http::metrics_app(state),
+        Default::default(),
+        std::future::pending(),
+    ));
+    let r = s
+        .client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = s
+        .client
+        .get(format!("http://{addr}/v1/faq/search?q=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn early_refusals_close_the_connection_and_say_so() {
+    let s = Server::start(TestDb::sqlite()).await;
+    let big = "x".repeat(http::MAX_BODY_BYTES + 10);
+    let url = |p: &str| format!("{}{p}", s.base);
+    for (req, status) in [
+        (
+            s.client
+                .post(url("/v1/estimate"))
+                .header("content-type", "application/json")
+                .body(big),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            s.client.get(url("/v1/estimate")),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            s.client.post(url("/v1/estimate")).body("{}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            s.client
+                .post(url("/v1/sessions/abc/messages"))
+                .json(&json!({"text": "你好"})),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), status);
+        assert_eq!(r.headers()["connection"], "close", "{status}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections: raw sockets against the server's limits
+
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Reads until the server closes the connection (or `limit` passes): what it sent, and when
+/// it closed.
+async fn read_until_closed(
+    sock: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> (String, Option<Duration>) {
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(limit.saturating_sub(started.elapsed()), sock.read(&mut buf))
+            .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return (
+                    String::from_utf8_lossy(&got).into(),
+                    Some(started.elapsed()),
+                );
+            }
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into(), None),
+        }
+    }
+}
+
+fn tight(http: &mut yidi::config::Http) {
+    http.header_timeout_secs = 1;
+    http.max_connections = 4;
+}
+
+#[tokio::test]
+async fn slow_or_silent_connections_are_closed_after_the_header_timeout() {
+    let s = Server::start_with(TestDb::sqlite(), |state| {
+        let mut h = yidi::config::Http::default();
+        tight(&mut h);
+        state.with_http(h)
+    })
+    .await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+
+    // silent
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // half a request (slowloris)
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // idle keep-alive after one request
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    for (name, sock) in [
+        ("silent", &mut silent),
+        ("slow", &mut slow),
+        ("idle", &mut idle),
+    ] {
+        let (got, closed) = read_until_closed(sock, Duration::from_secs(5)).await;
+        let closed = closed.unwrap_or_else(|| panic!("{name}: still open after 5 s"));
+        assert!(closed < Duration::from_millis(2500), "{name}: {closed:?}");
+        if name == "idle" {
+            assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_sockets_over_the_cap_wait_and_health_checks_still_pass() {
+    let s = Server::start_with(TestDb::sqlite(), |state| {
+        let mut h = yidi::config::Http::default();
+        tight(&mut h);
+        state.with_http(h)
+    })
+    .await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    // ten times the cap of idle sockets
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let started = Instant::now();
+    let mut ok = 0;
+    for _ in 0..6 {
+        let r = s
+            .client
+            .get(format!("{}/healthz", s.base))
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await;
+        ok += usize::from(r.is_ok_and(|r| r.status() == StatusCode::OK));
+    }
+    assert_eq!(ok, 6, "health checks after {:?}", started.elapsed());
+    drop(idle);
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_half_sent_requests() {
+    let store = Store::connect(&TestDb::sqlite().url).await.unwrap();
+    let state = AppState::from_conversations(Conversations::new(assistant(), store));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(listener, state, async {
+        let _ = rx.await;
+    }));
+    let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"POST /v1/estimate HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(3), server)
+        .await
+        .expect("the server stops at once")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let (_, closed) = read_until_closed(&mut idle, Duration::from_secs(1)).await;
+    assert!(closed.is_some());
 }
