@@ -62,11 +62,10 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Http {
-    /// Seconds a client may take to send a request's headers (also the first request of a
-    /// connection); a slower one is disconnected.
+    /// Seconds a connection may take to send a request's complete headers, counted from its
+    /// opening or the end of the previous response: a slow sender is disconnected, and so is
+    /// a keep-alive connection idle this long (one timer in hyper serves both).
     pub header_timeout_secs: u64,
-    /// Seconds an idle keep-alive connection stays open.
-    pub idle_timeout_secs: u64,
     /// Seconds a request may take in all (its body, the turn, the answer): then 503.
     pub request_timeout_secs: u64,
     /// Most connections open at once; more wait in the listen backlog until one closes.
@@ -77,7 +76,6 @@ impl Default for Http {
     fn default() -> Http {
         Http {
             header_timeout_secs: 10,
-            idle_timeout_secs: 60,
             request_timeout_secs: 30,
             max_connections: 512,
         }
@@ -302,7 +300,6 @@ impl Config {
         let h = &self.http;
         for (key, value) in [
             ("http.header_timeout_secs", h.header_timeout_secs),
-            ("http.idle_timeout_secs", h.idle_timeout_secs),
             ("http.request_timeout_secs", h.request_timeout_secs),
             ("http.max_connections", h.max_connections as u64),
             ("database_timeout_secs", self.database_timeout_secs),
