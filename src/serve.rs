@@ -138,7 +138,8 @@ async fn serve(
     telegram: Option<TelegramSettings>,
     assistant: Assistant,
 ) -> anyhow::Result<ExitCode> {
-    let store = match Store::connect(&config.database_url).await {
+    let timeout = Duration::from_secs(config.database_timeout_secs);
+    let store = match Store::connect_with_timeout(&config.database_url, timeout).await {
         Ok(store) => store,
         Err(e @ StoreError::Url(_)) => {
             eprintln!("yidi serve: {e}");

@@ -24,6 +24,9 @@ pub enum StoreError {
     /// (Displayed with the session id hashed, like every log line.)
     #[error("session {} was changed concurrently", crate::conversation::log_id(.0))]
     Conflict(String),
+    /// The database did not answer within the configured time (`database_timeout_secs`).
+    #[error("the database did not answer within {0} s")]
+    Timeout(u64),
     /// The URL's scheme only: the rest may hold a password.
     #[error("unsupported database URL scheme `{0}` (use sqlite://FILE or postgres://…)")]
     Url(String),
@@ -73,7 +76,12 @@ pub struct UnansweredQuestion {
 pub struct Store {
     pool: AnyPool,
     session_id_key: SecretKey,
+    /// How long a statement (and waiting for a connection) may take.
+    timeout: std::time::Duration,
 }
+
+/// The default of `database_timeout_secs`.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A key read from the database; never printed.
 #[derive(Clone)]
@@ -86,8 +94,19 @@ impl std::fmt::Debug for SecretKey {
 }
 
 impl Store {
-    /// Connects to `url` (creating a SQLite file if needed) and runs the migrations.
+    /// Connects to `url` (creating a SQLite file if needed) and runs the migrations, with
+    /// the default statement timeout.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with_timeout(url, DEFAULT_TIMEOUT).await
+    }
+
+    /// As [`Store::connect`]; a statement, or waiting for a free connection, that takes
+    /// longer than `timeout` fails (PostgreSQL cancels it itself: `statement_timeout`), so a
+    /// stalled database makes requests fail fast instead of piling up.
+    pub async fn connect_with_timeout(
+        url: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Store, StoreError> {
         install_default_drivers();
         let url = if let Some(rest) = url.strip_prefix("sqlite:") {
             if rest.contains("mode=") || rest.contains(":memory:") {
@@ -104,9 +123,22 @@ impl Store {
             return Err(StoreError::Url(scheme.chars().take(20).collect()));
         };
         let sqlite = url.starts_with("sqlite:");
+        let timeout = timeout.max(std::time::Duration::from_millis(1));
+        let statement_timeout = format!("SET statement_timeout = {}", timeout.as_millis());
         let pool = AnyPoolOptions::new()
             // one writer for SQLite avoids "database is locked" under concurrent turns
             .max_connections(if sqlite { 1 } else { 10 })
+            .acquire_timeout(timeout)
+            .after_connect(move |conn, _| {
+                let sql = statement_timeout.clone();
+                Box::pin(async move {
+                    if !sqlite {
+                        use sqlx::Executor;
+                        conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
@@ -114,6 +146,7 @@ impl Store {
         Ok(Store {
             pool,
             session_id_key,
+            timeout,
         })
     }
 
@@ -133,10 +166,14 @@ impl Store {
         format!("c-{}", &hex[..40])
     }
 
-    /// Checks that the database answers.
+    /// Checks that the database answers a read of the sessions table within the timeout
+    /// (a table locked or a server stalled counts as not answering).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        let read = sqlx::query("SELECT id FROM sessions LIMIT 1").fetch_optional(&self.pool);
+        match tokio::time::timeout(self.timeout, read).await {
+            Ok(r) => r.map(|_| ()).map_err(StoreError::from),
+            Err(_) => Err(StoreError::Timeout(self.timeout.as_secs())),
+        }
     }
 
     pub async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {

@@ -107,7 +107,9 @@ impl Server {
     }
 
     async fn start_with(db: TestDb, configure: impl FnOnce(AppState) -> AppState) -> Server {
-        let store = Store::connect(&db.url).await.unwrap();
+        let store = Store::connect_with_timeout(&db.url, Duration::from_secs(1))
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let limits = Limits {
@@ -482,4 +484,54 @@ async fn shutdown_does_not_wait_for_half_sent_requests() {
     assert!(started.elapsed() < Duration::from_secs(3));
     let (_, closed) = read_until_closed(&mut idle, Duration::from_secs(1)).await;
     assert!(closed.is_some());
+}
+
+#[tokio::test]
+async fn a_stalled_database_answers_503_quickly_and_readyz_turns_red() {
+    use sqlx::Connection;
+    let db = TestDb::postgres().await;
+    let url = db.url.clone();
+    let s = Server::start(db).await;
+    let (id, token) = s.session().await;
+    let ready = || s.client.get(format!("{}/readyz", s.base)).send();
+    assert_eq!(ready().await.unwrap().status(), StatusCode::OK);
+
+    // another client holds the sessions table: every statement on it waits
+    let mut locker = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (status, body) = s
+        .send(
+            s.client
+                .post(format!("{}/v1/sessions/{id}/messages", s.base))
+                .header("authorization", format!("Bearer {token}"))
+                .json(&json!({"text": "备案材料清单"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "database_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    assert_eq!(
+        ready().await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    assert_eq!(ready().await.unwrap().status(), StatusCode::OK);
 }
