@@ -13,8 +13,9 @@ use crate::limits::{Limited, RateLimits};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, TurnRecord};
 
-/// How often a turn is retried after a concurrent write to the same session.
-const MAX_ATTEMPTS: usize = 4;
+/// How often a turn is tried when other replicas write the same session concurrently (turns
+/// of this process queue instead, see [`crate::turns`]).
+const MAX_ATTEMPTS: usize = 6;
 
 /// The note a user sees when their stored conversation could not be read.
 pub const CORRUPTED_NOTE: &str = "（抱歉，之前保存的对话记录无法读取，我们重新开始。）";
@@ -27,6 +28,8 @@ pub struct Conversations {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<RateLimits>,
+    /// Turns of one session run one at a time (see [`crate::turns`]).
+    pub turns: Arc<crate::turns::TurnQueue>,
 }
 
 impl Conversations {
@@ -37,6 +40,7 @@ impl Conversations {
             store,
             metrics: Arc::new(Metrics::new()),
             limits: Arc::new(RateLimits::new(&Limits::default())),
+            turns: Arc::default(),
         }
     }
 
@@ -126,6 +130,7 @@ impl Conversations {
         mut act: impl FnMut(&Assistant, &mut SessionState) -> Option<Reply>,
     ) -> Result<Option<Reply>, StoreError> {
         let started = Instant::now();
+        let _turn = self.turns.enter(session_id).await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -156,6 +161,8 @@ impl Conversations {
                 }
                 Err(StoreError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
                     tracing::debug!(session = %log_id(session_id), attempt, "concurrent turn, retrying");
+                    // another replica wrote this session: wait a jittered moment, re-read
+                    tokio::time::sleep(crate::turns::backoff(attempt as u32)).await;
                 }
                 Err(e) => return Err(e),
             }

@@ -17,6 +17,7 @@ pub mod search;
 pub mod store;
 pub mod text;
 pub mod throttle;
+pub mod turns;
 
 pub use assistant::{Assistant, Reply};
 pub use knowledge::Knowledge;

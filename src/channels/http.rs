@@ -468,7 +468,19 @@ impl From<Limited> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        ApiError::store(e)
+        match e {
+            // the database is fine: this session is busy (other turns of it queue or another
+            // replica keeps writing it); the client should try again in a moment
+            StoreError::Busy | StoreError::Conflict(_) => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::CONFLICT,
+                    "session_busy",
+                    "这个会话正在处理其他消息，请稍后再发送。",
+                )
+            },
+            e => ApiError::store(e),
+        }
     }
 }
 

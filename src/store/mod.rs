@@ -24,6 +24,10 @@ pub enum StoreError {
     /// (Displayed with the session id hashed, like every log line.)
     #[error("session {} was changed concurrently", crate::conversation::log_id(.0))]
     Conflict(String),
+    /// Too many turns of one session are waiting already (see [`crate::turns`]): try again
+    /// in a moment.
+    #[error("too many turns of one session at once")]
+    Busy,
     /// The database did not answer within the configured time (`database_timeout_secs`).
     #[error("the database did not answer within {0} s")]
     Timeout(u64),

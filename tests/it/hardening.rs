@@ -535,3 +535,117 @@ async fn a_stalled_database_answers_503_quickly_and_readyz_turns_red() {
         .unwrap();
     assert_eq!(ready().await.unwrap().status(), StatusCode::OK);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Concurrent turns of one session
+
+async fn twenty_concurrent_turns_on_one_session(db: TestDb) {
+    let s = Server::start(db).await;
+    let (id, token) = s.session().await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let req = s
+            .client
+            .post(format!("{}/v1/sessions/{id}/messages", s.base))
+            .header("authorization", format!("Bearer {token}"))
+            .json(&json!({"text": format!("起付线是什么 {i}")}));
+        tasks.push(tokio::spawn(
+            async move { req.send().await.unwrap().status() },
+        ));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    eprintln!(
+        "20 concurrent turns on one session: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    let lines = s.store.transcript(&id).await.unwrap();
+    assert_eq!(
+        lines.iter().map(|l| l.seq).collect::<Vec<_>>(),
+        (1..=40).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn twenty_concurrent_turns_on_one_session_all_succeed_on_sqlite() {
+    twenty_concurrent_turns_on_one_session(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn twenty_concurrent_turns_on_one_session_all_succeed_on_postgres() {
+    twenty_concurrent_turns_on_one_session(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn two_replicas_writing_one_session_retry_with_backoff_and_all_turns_land() {
+    let db = TestDb::postgres().await;
+    let a = Conversations::new(assistant(), Store::connect(&db.url).await.unwrap());
+    let b = Conversations::new(assistant(), Store::connect(&db.url).await.unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let c = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            c.turn("shared", &format!("起付线是什么 {i}"))
+                .await
+                .map(|_| ())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(a.store.transcript("shared").await.unwrap().len(), 32);
+}
+
+#[tokio::test]
+async fn a_session_too_busy_is_a_409_with_retry_after_not_a_database_error() {
+    let db = TestDb::sqlite();
+    let store = Store::connect(&db.url).await.unwrap();
+    let mut conversations = Conversations::new(assistant(), store.clone());
+    // no room to wait, and not for long
+    conversations.turns =
+        std::sync::Arc::new(yidi::turns::TurnQueue::new(1, Duration::from_millis(200)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::from_conversations(conversations.clone());
+    tokio::spawn(http::serve(listener, state, std::future::pending()));
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{base}/v1/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["session_id"].as_str().unwrap();
+    let token = created["token"].as_str().unwrap();
+    // a turn of this session is running (held here)
+    let held = conversations.turns.enter(id).await.unwrap();
+    let r = client
+        .post(format!("{base}/v1/sessions/{id}/messages"))
+        .header("authorization", format!("Bearer {token}"))
+        .json(&json!({"text": "你好"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "session_busy");
+    drop(held);
+    let r = client
+        .post(format!("{base}/v1/sessions/{id}/messages"))
+        .header("authorization", format!("Bearer {token}"))
+        .json(&json!({"text": "你好"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
