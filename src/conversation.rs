@@ -71,6 +71,30 @@ impl Conversations {
             .await
     }
 
+    /// [`Conversations::turn`] for a request carrying an idempotency key: the response is
+    /// `render(reply)`, stored with the turn under `key`; a repeat of the key (a client
+    /// retrying after a lost response) gets the stored response and runs and stores nothing.
+    /// Returns the response and whether it is a repeat.
+    pub async fn turn_once(
+        &self,
+        session_id: &str,
+        message: &str,
+        key: &str,
+        render: &(dyn Fn(&Reply) -> String + Send + Sync),
+    ) -> Result<(String, bool), StoreError> {
+        let mut keyed = Keyed {
+            key,
+            render,
+            response: None,
+            repeat: false,
+        };
+        self.apply(session_id, message, Some(&mut keyed), |a, state| {
+            Some(a.handle(state, message))
+        })
+        .await?;
+        Ok((keyed.response.unwrap_or_default(), keyed.repeat))
+    }
+
     /// Starts dialog `dialog_id` at its first question (a channel's menu command, e.g.
     /// Telegram's /filing) and persists the turn like [`Conversations::turn`]; the transcript
     /// records the user's side as `/{dialog_id}`.
@@ -100,7 +124,7 @@ impl Conversations {
     ) -> Result<Option<Reply>, StoreError> {
         // the transcript shows what the user saw on the button, as if typed
         let label = self.assistant.dialogs.slots.label(slot, value);
-        self.apply(session_id, &label, |a, state| {
+        self.apply(session_id, &label, None, |a, state| {
             a.choose(state, dialog, slot, value)
         })
         .await
@@ -114,7 +138,7 @@ impl Conversations {
         mut act: impl FnMut(&Assistant, &mut SessionState) -> Reply,
     ) -> Result<Reply, StoreError> {
         let reply = self
-            .apply(session_id, user_text, |a, state| Some(act(a, state)))
+            .apply(session_id, user_text, None, |a, state| Some(act(a, state)))
             .await?;
         // `act` always replies, so `apply` always returns one; no panic path all the same
         Ok(reply.unwrap_or_else(|| Reply::text("")))
@@ -127,10 +151,18 @@ impl Conversations {
         &self,
         session_id: &str,
         user_text: &str,
+        mut keyed: Option<&mut Keyed<'_>>,
         mut act: impl FnMut(&Assistant, &mut SessionState) -> Option<Reply>,
     ) -> Result<Option<Reply>, StoreError> {
         let started = Instant::now();
         let _turn = self.turns.enter(session_id).await?;
+        if let Some(k) = keyed.as_deref_mut()
+            && let Some(response) = self.store.request_reply(session_id, k.key).await?
+        {
+            k.response = Some(response);
+            k.repeat = true;
+            return Ok(None);
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -142,6 +174,7 @@ impl Conversations {
                 reply.text = format!("{note}\n{}", reply.text);
             }
             let json = serde_json::to_string(&state).unwrap_or_else(|_| "{}".into());
+            let response = keyed.as_deref().map(|k| (k.render)(&reply));
             let record = TurnRecord {
                 session_id,
                 state: &json,
@@ -151,12 +184,19 @@ impl Conversations {
                 faq_id: reply.faq.as_ref().map(|f| f.id.as_str()),
                 dialog: reply.dialog.as_deref(),
                 unanswered: reply.unanswered,
+                request: keyed
+                    .as_deref()
+                    .zip(response.as_deref())
+                    .map(|(k, r)| (k.key, r)),
             };
             match self.store.save_turn(&record).await {
                 Ok(_) => {
                     tracing::info!(session = %log_id(session_id), faq = ?record.faq_id, dialog = ?record.dialog,
                         unanswered = record.unanswered, "turn");
                     self.metrics.turn(&reply, started.elapsed());
+                    if let Some(k) = keyed {
+                        k.response = response;
+                    }
                     return Ok(Some(reply));
                 }
                 Err(StoreError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
@@ -196,6 +236,15 @@ impl Conversations {
             },
         })
     }
+}
+
+/// An idempotency key of a turn, how its response is rendered, and (after the turn) the
+/// response and whether it was stored before.
+struct Keyed<'a> {
+    key: &'a str,
+    render: &'a (dyn Fn(&Reply) -> String + Send + Sync),
+    response: Option<String>,
+    repeat: bool,
 }
 
 /// How a session appears in logs: a short hash, never the id itself (a caller may use a

@@ -851,8 +851,55 @@ async fn post_message(
     let Some(text) = optional_string(&map, "text")? else {
         return Err(FieldError::new("text", "请用字段 text 提供要发送的消息。").into());
     };
-    let reply = state.conversations.turn(&id, &text).await?;
-    Ok(Json(reply).into_response())
+    // the one rendering of a reply, also stored for a retry with the same Idempotency-Key
+    let render = |reply: &crate::assistant::Reply| serde_json::to_string(reply).unwrap_or_default();
+    let Some(key) = idempotency_key(&headers)? else {
+        let reply = state.conversations.turn(&id, &text).await?;
+        return Ok(json_text(render(&reply), false));
+    };
+    let (response, repeat) = state
+        .conversations
+        .turn_once(&id, &text, key, &render)
+        .await?;
+    Ok(json_text(response, repeat))
+}
+
+/// Longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
+
+/// The `Idempotency-Key` header, if sent: 1 to 200 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(k)
+            if !k.trim().is_empty()
+                && k.len() <= MAX_IDEMPOTENCY_KEY_CHARS
+                && k.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(Some(k.trim()))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            format!(
+                "请求头 Idempotency-Key 须为 1 到 {MAX_IDEMPOTENCY_KEY_CHARS} 个可见的 ASCII 字符。"
+            ),
+        )),
+    }
+}
+
+/// A JSON body already rendered; a repeat (an Idempotency-Key seen before) says so in
+/// `Idempotent-Replayed: true`.
+fn json_text(body: String, repeat: bool) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if repeat {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
 }
 
 async fn read_session(

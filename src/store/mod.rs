@@ -56,6 +56,9 @@ pub struct TurnRecord<'a> {
     pub dialog: Option<&'a str>,
     /// The user's question went unanswered (recorded for the knowledge team).
     pub unanswered: bool,
+    /// The client's idempotency key of this turn and the response sent for it, stored with
+    /// the turn so that a retry gets the same response and stores nothing.
+    pub request: Option<(&'a str, &'a str)>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -264,6 +267,15 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        if let Some((key, reply)) = t.request {
+            sqlx::query("INSERT INTO request_keys (session_id, key_hash, reply, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(t.session_id)
+                .bind(token_hash(key))
+                .bind(no_nul(reply))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
         if t.unanswered {
             sqlx::query("INSERT INTO unanswered (id, session_id, question, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(format!("{}-{}", t.session_id, seq + 1))
@@ -275,6 +287,21 @@ impl Store {
         }
         tx.commit().await?;
         Ok(revision)
+    }
+
+    /// The response stored for the idempotency key `key` of session `session_id`, if any.
+    pub async fn request_reply(
+        &self,
+        session_id: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT reply FROM request_keys WHERE session_id = $1 AND key_hash = $2")
+                .bind(no_nul(session_id))
+                .bind(token_hash(key))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
     pub async fn transcript(&self, session_id: &str) -> Result<Vec<TranscriptLine>, StoreError> {

@@ -649,3 +649,57 @@ async fn a_session_too_busy_is_a_409_with_retry_after_not_a_database_error() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency
+
+async fn retried_messages_are_stored_once(db: TestDb) {
+    let s = Server::start(db).await;
+    let (id, token) = s.session().await;
+    let send = |key: &str, text: &str| {
+        s.client
+            .post(format!("{}/v1/sessions/{id}/messages", s.base))
+            .header("authorization", format!("Bearer {token}"))
+            .header("idempotency-key", key)
+            .json(&json!({ "text": text }))
+            .send()
+    };
+    let first = send("k-1", "备案材料清单").await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first = first.text().await.unwrap();
+    // the client lost the response and retries; twice at once, even
+    let (a, b) = tokio::join!(send("k-1", "备案材料清单"), send("k-1", "备案材料清单"));
+    for r in [a.unwrap(), b.unwrap()] {
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["idempotent-replayed"], "true");
+        assert_eq!(
+            r.text().await.unwrap(),
+            first,
+            "the stored reply, byte for byte"
+        );
+    }
+    assert_eq!(
+        s.store.transcript(&id).await.unwrap().len(),
+        2,
+        "stored once"
+    );
+    // another key is another message
+    let next = send("k-2", "苏州").await.unwrap();
+    assert_eq!(next.status(), StatusCode::OK);
+    assert_eq!(s.store.transcript(&id).await.unwrap().len(), 4);
+    // a malformed key is refused before anything runs
+    let bad = send(&"x".repeat(300), "苏州").await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(s.store.transcript(&id).await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_retried_message_with_the_same_idempotency_key_is_stored_once_on_sqlite() {
+    retried_messages_are_stored_once(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn a_retried_message_with_the_same_idempotency_key_is_stored_once_on_postgres() {
+    retried_messages_are_stored_once(TestDb::postgres().await).await;
+}

@@ -14,6 +14,7 @@ fn turn<'a>(id: &'a str, state: &'a str, rev: Option<i64>, user: &'a str) -> Tur
         faq_id: Some("filing-who"),
         dialog: None,
         unanswered: false,
+        request: None,
     }
 }
 
