@@ -78,6 +78,25 @@ pub struct UnansweredQuestion {
     pub created_at: i64,
 }
 
+/// What a purge deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    pub sessions: u64,
+    pub transcript_lines: u64,
+    pub unanswered: u64,
+    pub feedback: u64,
+}
+
+impl std::fmt::Display for Purged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} conversations ({} transcript lines), {} unanswered questions, {} feedback entries",
+            self.sessions, self.transcript_lines, self.unanswered, self.feedback
+        )
+    }
+}
+
 /// The database handle (cheap to clone: a pool).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -448,6 +467,48 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes what residents typed before `cutoff_ms` (Unix ms): conversations whose last
+    /// activity is older (state, transcript, token, idempotency records), and unanswered
+    /// questions and feedback recorded before it. One transaction; returns what was deleted.
+    pub async fn purge_before(&self, cutoff_ms: i64) -> Result<Purged, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = [0u64; 5];
+        for (i, sql) in [
+            "DELETE FROM transcripts WHERE session_id IN (SELECT id FROM sessions WHERE updated_at < $1)",
+            "DELETE FROM unanswered WHERE created_at < $1",
+            "DELETE FROM feedback WHERE created_at < $1",
+            "DELETE FROM request_keys WHERE created_at < $1 OR session_id IN (SELECT id FROM sessions WHERE updated_at < $1)",
+            "DELETE FROM session_tokens WHERE created_at < $1 AND session_id NOT IN (SELECT id FROM sessions WHERE updated_at >= $1)",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            n[i] = sqlx::query(sql)
+                .bind(cutoff_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        let sessions = sqlx::query("DELETE FROM sessions WHERE updated_at < $1")
+            .bind(cutoff_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(Purged {
+            sessions,
+            transcript_lines: n[0],
+            unanswered: n[1],
+            feedback: n[2],
+        })
+    }
+
+    /// [`Store::purge_before`] `days` days ago.
+    pub async fn purge_older_than_days(&self, days: u32) -> Result<Purged, StoreError> {
+        let cutoff = now_ms().saturating_sub(i64::from(days) * 86_400_000);
+        self.purge_before(cutoff).await
     }
 
     /// Closes the pool: every later query fails (tests use it to simulate a database outage).

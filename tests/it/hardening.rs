@@ -703,3 +703,86 @@ async fn a_retried_message_with_the_same_idempotency_key_is_stored_once_on_sqlit
 async fn a_retried_message_with_the_same_idempotency_key_is_stored_once_on_postgres() {
     retried_messages_are_stored_once(TestDb::postgres().await).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Retention
+
+async fn age(url: &str, days: i64) {
+    // everything stored so far becomes `days` days old
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let ms = days * 86_400_000;
+    for sql in [
+        "UPDATE sessions SET updated_at = updated_at - $1, created_at = created_at - $1",
+        "UPDATE transcripts SET created_at = created_at - $1",
+        "UPDATE unanswered SET created_at = created_at - $1",
+        "UPDATE feedback SET created_at = created_at - $1",
+        "UPDATE session_tokens SET created_at = created_at - $1",
+        "UPDATE request_keys SET created_at = created_at - $1",
+    ] {
+        sqlx::query(sql).bind(ms).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+}
+
+async fn old_conversations_are_purged_recent_ones_kept(db: TestDb) {
+    let store = Store::connect(&db.url).await.unwrap();
+    let c = Conversations::new(assistant(), store.clone());
+    c.turn("old", "养老金什么时候涨").await.unwrap(); // unanswered, too
+    store
+        .add_feedback(Some("old"), None, false, Some("没用"))
+        .await
+        .unwrap();
+    store.add_session_token("old", "t").await.unwrap();
+    age(&db.url, 100).await;
+    c.turn("recent", "起付线是什么").await.unwrap();
+
+    // nothing is 200 days old
+    assert_eq!(
+        store.purge_older_than_days(200).await.unwrap(),
+        yidi::store::Purged::default()
+    );
+    let purged = store.purge_older_than_days(90).await.unwrap();
+    assert_eq!(purged.sessions, 1);
+    assert_eq!(purged.transcript_lines, 2);
+    assert_eq!(purged.unanswered, 1);
+    assert_eq!(purged.feedback, 1);
+    assert!(store.load_session("old").await.unwrap().is_none());
+    assert!(store.transcript("old").await.unwrap().is_empty());
+    assert!(!store.check_session_token("old", "t").await.unwrap());
+    assert_eq!(store.transcript("recent").await.unwrap().len(), 2);
+    assert_eq!(store.count("unanswered").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn retention_purges_old_conversations_on_sqlite() {
+    old_conversations_are_purged_recent_ones_kept(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn retention_purges_old_conversations_on_postgres() {
+    old_conversations_are_purged_recent_ones_kept(TestDb::postgres().await).await;
+}
+
+#[test]
+fn yidi_purge_deletes_what_is_older_than_the_retention() {
+    let db = TestDb::sqlite();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = Conversations::new(assistant(), Store::connect(&db.url).await.unwrap());
+        c.turn("x", "起付线是什么").await.unwrap();
+        age(&db.url, 40).await;
+    });
+    let out = yidi(&["purge", "--database-url", &db.url, "--days", "60"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("0 conversations"), "{}", stdout(&out));
+    let out = yidi(&["purge", "--database-url", &db.url, "--days", "30"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 conversations (2 transcript lines)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = yidi(&["purge", "--database-url", &db.url, "--days", "0"], "");
+    assert_eq!(out.status.code(), Some(2), "0 keeps everything");
+}
