@@ -95,6 +95,27 @@ impl Conversations {
         Ok((keyed.response.unwrap_or_default(), keyed.repeat))
     }
 
+    /// [`Conversations::turn`] for a message that may be delivered twice (a Telegram update
+    /// redelivered after a restart): `key` is stored with the turn, and a repeat of it runs
+    /// and stores nothing (`None`).
+    pub async fn turn_unless_seen(
+        &self,
+        session_id: &str,
+        message: &str,
+        key: &str,
+    ) -> Result<Option<Reply>, StoreError> {
+        let mut keyed = Keyed {
+            key,
+            render: &|_| String::new(),
+            response: None,
+            repeat: false,
+        };
+        self.apply(session_id, message, Some(&mut keyed), |a, state| {
+            Some(a.handle(state, message))
+        })
+        .await
+    }
+
     /// Starts dialog `dialog_id` at its first question (a channel's menu command, e.g.
     /// Telegram's /filing) and persists the turn like [`Conversations::turn`]; the transcript
     /// records the user's side as `/{dialog_id}`.

@@ -322,9 +322,10 @@ impl<E: fmt::Debug + Send + 'static> ErrorHandler<E> for LogErrors {
 fn schema() -> UpdateHandler<RequestError> {
     dptree::entry()
         .branch(Update::filter_message().endpoint(
-            |bot: Bot, msg: Message, me: Me, conversations: Conversations| async move {
+            |bot: Bot, msg: Message, me: Me, conversations: Conversations, update: Update| async move {
                 let chat = msg.chat.id;
-                let handled = tokio::spawn(on_message(bot.clone(), msg, me, conversations));
+                let handled =
+                    tokio::spawn(on_message(bot.clone(), msg, me, conversations, update.id.0));
                 match isolated(handled).await {
                     Some(result) => result,
                     None => send_text(&bot, chat, TRY_AGAIN).await,
@@ -376,6 +377,7 @@ async fn on_message(
     msg: Message,
     me: Me,
     conversations: Conversations,
+    update_id: u32,
 ) -> Result<(), RequestError> {
     let chat = msg.chat.id;
     let session = conversations.store.caller_session_id(&session_id(chat));
@@ -402,7 +404,19 @@ async fn on_message(
         return send_limit_note(&bot, chat, note).await;
     }
     let result = match input {
-        Input::Text(text) => conversations.turn(&session, text).await,
+        // an update delivered again (after a restart, before Telegram saw it confirmed) is
+        // recognised by its id, stored with the turn, and neither answered nor stored twice
+        Input::Text(text) => {
+            let key = format!("telegram-update:{update_id}");
+            match conversations.turn_unless_seen(&session, text, &key).await {
+                Ok(Some(reply)) => Ok(reply),
+                Ok(None) => {
+                    tracing::info!(session = %log_id(&session), update = update_id, "update seen before, ignored");
+                    return Ok(());
+                }
+                Err(e) => Err(e),
+            }
+        }
         Input::NotForUs => return Ok(()),
         Input::UnknownCommand => return send_text(&bot, chat, &unknown_command()).await,
         Input::Command(command) => {

@@ -640,3 +640,40 @@ async fn webhook_mode_sets_the_webhook_serves_updates_and_deletes_it_on_shutdown
     bot.stop().await.unwrap();
     assert_eq!(fake.calls_of("deleteWebhook").len(), 1);
 }
+
+/// A message answered by one bot whose confirmation was lost: the next bot gets the same
+/// update again and neither answers nor stores it twice.
+async fn a_redelivered_update_is_handled_once(db: TestDb) {
+    let fake = FakeTelegram::start().await;
+    let first_bot = RunningBot::start(&fake, &db).await;
+    let before = fake.sent(CHAT).len();
+    let update = fake.push(fake.text(CHAT, "起付线是什么"));
+    fake.wait_sent(CHAT, before + 1).await;
+    first_bot.stop().await.expect("a clean shutdown");
+    fake.wait_until("the final offset", |f| f.pending_updates() == 0)
+        .await;
+
+    let bot = RunningBot::start(&fake, &db).await;
+    fake.redeliver(update);
+    // a later message is answered, the redelivered one before it is not
+    let sent = fake.sent(CHAT).len();
+    let reply = say(&fake, CHAT, "备案材料清单").await;
+    assert!(!reply.text.is_empty());
+    assert_eq!(
+        fake.sent(CHAT).len(),
+        sent + 1,
+        "one reply, to the new message"
+    );
+    assert_eq!(bot.user_lines(CHAT).await, ["起付线是什么", "备案材料清单"]);
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_redelivered_update_is_handled_once_on_sqlite() {
+    a_redelivered_update_is_handled_once(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn a_redelivered_update_is_handled_once_on_postgres() {
+    a_redelivered_update_is_handled_once(TestDb::postgres().await).await;
+}
