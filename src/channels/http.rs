@@ -268,9 +268,10 @@ pub async fn serve(
 
 /// Serves `router` over HTTP/1.1 with the limits of `http`:
 ///
-/// - at most `max_connections` connections at once: further ones are not accepted (they wait
-///   in the listen backlog) until one closes, so idle sockets cannot use up the process's
-///   file descriptors and starve the health checks;
+/// - at most `max_connections` connections at once, so idle sockets cannot use up the
+///   process's file descriptors; at the cap the oldest connection with no request being
+///   handled is closed to make room (else the new one waits in the listen backlog until one
+///   closes), so they cannot starve the health checks either;
 /// - a connection must send a request's complete headers within `header_timeout_secs` of
 ///   opening or of the previous response (hyper's header-read timer runs while a keep-alive
 ///   connection waits for its next request, so it is also the idle keep-alive timeout); a
@@ -300,13 +301,24 @@ pub async fn serve_router(
         .header_read_timeout(Duration::from_secs(http.header_timeout_secs.max(1)));
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
+    // open connections, oldest first: at the cap, the oldest one without a request being
+    // handled (idle, or still sending its headers) is closed to make room, so that idle
+    // sockets cannot lock out a health check or a real client
+    let open: Arc<std::sync::Mutex<std::collections::VecDeque<OpenConn>>> = Arc::default();
+    let mut next_id = 0u64;
     loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                evict_idle(&open);
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                }
+            }
         };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
@@ -325,6 +337,17 @@ pub async fn serve_router(
         // (idle, or half-way through sending its headers) is closed at once
         let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = in_flight.clone();
+        let evicted = Arc::new(tokio::sync::Notify::new());
+        next_id += 1;
+        let id = next_id;
+        if let Ok(mut open) = open.lock() {
+            open.push_back(OpenConn {
+                id,
+                in_flight: in_flight.clone(),
+                evict: evicted.clone(),
+            });
+        }
+        let registry = open.clone();
         let router = router.clone();
         let service =
             tower::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
@@ -347,11 +370,14 @@ pub async fn serve_router(
                 let _ = stop.wait_for(|s| *s).await;
             };
             let finished = tokio::select! {
-                r = conn.as_mut() => Some(r),
+                r = conn.as_mut() => Some(Some(r)),
                 () = stopping => None,
+                // closed to make room for a new connection
+                () = evicted.notified() => Some(None),
             };
             let result = match finished {
-                Some(r) => r,
+                Some(Some(r)) => r,
+                Some(None) => Ok(()),
                 None => {
                     conn.as_mut().graceful_shutdown();
                     loop {
@@ -369,6 +395,9 @@ pub async fn serve_router(
             if let Err(e) = result {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
+            if let Ok(mut open) = registry.lock() {
+                open.retain(|c| c.id != id);
+            }
         });
     }
     drop(listener);
@@ -376,6 +405,29 @@ pub async fn serve_router(
     // every connection gives its permit back when it closes
     let _all = permits.acquire_many(max).await;
     Ok(())
+}
+
+/// An open connection of [`serve_router`], as its accept loop sees it.
+struct OpenConn {
+    id: u64,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    evict: Arc<tokio::sync::Notify>,
+}
+
+/// Closes the oldest open connection that has no request being handled, if any.
+fn evict_idle(open: &std::sync::Mutex<std::collections::VecDeque<OpenConn>>) {
+    let Ok(mut open) = open.lock() else {
+        return;
+    };
+    let idle = open
+        .iter()
+        .position(|c| c.in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0);
+    if let Some(i) = idle
+        && let Some(c) = open.remove(i)
+    {
+        tracing::debug!("connection cap reached: closing the oldest idle connection");
+        c.evict.notify_one();
+    }
 }
 
 /// Counts a request as in flight until dropped.
