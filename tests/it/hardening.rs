@@ -432,11 +432,12 @@ async fn slow_or_silent_connections_are_closed_after_the_header_timeout() {
 #[tokio::test]
 async fn idle_sockets_over_the_cap_make_room_and_health_checks_still_pass() {
     let s = Server::start_with(TestDb::sqlite(), |state| {
-        let mut h = yidi::config::Http::default();
-        // long enough that only making room can let the checks in
-        h.header_timeout_secs = 60;
-        h.max_connections = 4;
-        state.with_http(h)
+        state.with_http(yidi::config::Http {
+            // long enough that only making room can let the checks in
+            header_timeout_secs: 60,
+            max_connections: 4,
+            ..Default::default()
+        })
     })
     .await;
     let addr = s.base.trim_start_matches("http://").to_string();
