@@ -195,15 +195,17 @@ impl Conversations {
                 reply.text = format!("{note}\n{}", reply.text);
             }
             let json = serde_json::to_string(&state).unwrap_or_else(|_| "{}".into());
+            let reply_text = reply.transcript_text();
             let response = keyed.as_deref().map(|k| (k.render)(&reply));
             let record = TurnRecord {
                 session_id,
                 state: &json,
                 expected_revision: revision,
                 user_text,
-                reply_text: &reply.text,
+                reply_text: &reply_text,
                 faq_id: reply.faq.as_ref().map(|f| f.id.as_str()),
                 dialog: reply.dialog.as_deref(),
+                kind: reply.kind.as_str(),
                 unanswered: reply.unanswered,
                 request: keyed
                     .as_deref()
@@ -212,8 +214,8 @@ impl Conversations {
             };
             match self.store.save_turn(&record).await {
                 Ok(_) => {
-                    tracing::info!(session = %log_id(session_id), faq = ?record.faq_id, dialog = ?record.dialog,
-                        unanswered = record.unanswered, "turn");
+                    tracing::info!(session = %log_id(session_id), kind = record.kind, faq = ?record.faq_id,
+                        dialog = ?record.dialog, unanswered = record.unanswered, "turn");
                     self.metrics.turn(&reply, started.elapsed());
                     if let Some(k) = keyed {
                         k.response = response;

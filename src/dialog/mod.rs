@@ -93,9 +93,27 @@ pub struct Dialogs {
     pub dialogs: Vec<Dialog>,
 }
 
+/// The `values_from` of a slot whose values are the regions (`knowledge/regions/`).
+pub const VALUES_FROM_REGIONS: &str = "regions";
+
 impl Dialogs {
     pub fn get(&self, id: &str) -> Option<&Dialog> {
         self.dialogs.iter().find(|d| d.id == id)
+    }
+
+    /// Gives the slots whose `values_from` is `from` these values (after any written in
+    /// `slots.toml`); returns the names of the slots filled.
+    pub fn fill_values(&mut self, from: &str, values: &[slots::SlotValue]) -> Vec<String> {
+        let mut filled = Vec::new();
+        for (name, def) in &mut self.slots.defs {
+            if def.values_from.as_deref() == Some(from) {
+                def.values
+                    .retain(|v| !values.iter().any(|n| n.value == v.value));
+                def.values.extend(values.iter().cloned());
+                filled.push(name.clone());
+            }
+        }
+        filled
     }
 
     /// Loads and validates `dir` (`slots.toml` and every other `*.toml`).
@@ -259,8 +277,19 @@ fn read<T: serde::de::DeserializeOwned>(dir: &Path, file: &str) -> Result<T, Dia
 fn validate_slots(f: &slots::SlotsFile, errors: &mut Vec<DialogError>) {
     for (name, def) in &f.slots {
         let at = Some(name.as_str());
+        match (&def.values_from, def.kind) {
+            (Some(from), SlotKind::Choice) if from == VALUES_FROM_REGIONS => {}
+            (Some(from), _) => errors.push(DialogError::new(
+                "slots.toml",
+                at,
+                format!(
+                    "`values_from = \"{from}\"`: only choice slots may take their values from \"{VALUES_FROM_REGIONS}\""
+                ),
+            )),
+            (None, _) => {}
+        }
         match def.kind {
-            SlotKind::Choice if def.values.is_empty() => {
+            SlotKind::Choice if def.values.is_empty() && def.values_from.is_none() => {
                 errors.push(DialogError::new(
                     "slots.toml",
                     at,

@@ -4,6 +4,7 @@
 mod chat;
 mod cli;
 mod console;
+mod conversations;
 mod db;
 mod dialogs;
 mod fake_telegram;
@@ -12,6 +13,7 @@ mod hardening;
 mod helpers;
 mod http;
 mod masking;
+mod regions;
 mod serve;
 mod store;
 mod telegram;

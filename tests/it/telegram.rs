@@ -162,7 +162,13 @@ async fn a_faq_question_is_answered_with_its_sources() {
     let bot = RunningBot::start(&fake, &db).await;
     let reply = say(&fake, CHAT, "已经出院自费结算了，还能补备案吗").await;
     assert!(reply.text.contains("来源："), "{}", reply.text);
-    assert!(reply.text.contains("《江苏省异地就医经办服务规程》"));
+    // chat-sized: the source's short name, not its full title
+    assert!(
+        reply.text.contains("江苏省异地就医经办规程"),
+        "{}",
+        reply.text
+    );
+    assert!(!reply.text.contains("《江苏省异地就医经办服务规程》"));
     assert!(reply.reply_markup.is_none());
     // stored like any other turn
     let lines = bot
@@ -211,6 +217,34 @@ async fn filing_asks_with_buttons_and_a_press_answers_and_moves_on() {
         bot.state(CHAT).await.unwrap().active.unwrap().dialog,
         "estimate"
     );
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_clarifying_question_offers_its_options_as_buttons() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start(&fake, &db).await;
+    let ask = say(&fake, CHAT, "报销的事").await;
+    let options = ask.buttons();
+    assert_eq!(options.len(), 3, "{}", ask.text);
+    assert!(
+        options.iter().all(|(_, data)| data.starts_with("o1|")),
+        "{options:?}"
+    );
+    let state = bot.state(CHAT).await.unwrap();
+    assert_eq!(state.pending.len(), 3);
+
+    // a press answers with that entry, as if its question had been typed
+    let before = fake.sent(CHAT).len();
+    let (label, data) = options[1].clone();
+    let press = fake.push(fake.press(&ask, &ask.button(&label)));
+    let answer = fake.wait_sent(CHAT, before + 1).await[before].clone();
+    assert!(fake.wait_answer(&press).await.get("text").is_none());
+    assert!(answer.text.contains("来源："), "{}", answer.text);
+    let state = bot.state(CHAT).await.unwrap();
+    assert_eq!(state.topic.as_deref(), data.strip_prefix("o1|"));
+    assert!(state.pending.is_empty());
     bot.stop().await.unwrap();
 }
 
