@@ -273,3 +273,27 @@ proptest! {
         prop_assert_eq!(mask_personal_numbers(&masked), masked);
     }
 }
+
+#[test]
+fn masking_a_long_message_full_of_digits_takes_little_time() {
+    let cases = [
+        "1".repeat(2_000),
+        "1 ".repeat(1_000),
+        "13912345678 ".repeat(170),
+        "一三九-".repeat(500),
+        "2024-10-29 ".repeat(180),
+        "1\u{200b}".repeat(1_000),
+    ];
+    for text in cases {
+        let started = std::time::Instant::now();
+        let masked = mask_personal_numbers(&text);
+        let took = started.elapsed();
+        assert_eq!(masked.chars().count(), text.chars().count());
+        assert!(
+            took < std::time::Duration::from_millis(200),
+            "{took:?} for {:?}…",
+            &text[..20]
+        );
+        eprintln!("{took:?}");
+    }
+}
