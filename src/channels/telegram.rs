@@ -573,8 +573,8 @@ async fn send_limit_note(
 }
 
 fn store_failed(session: &str, e: &StoreError) {
-    let _ = session;
-    crate::throttle::store_error(e, "store error, the user was asked to try again");
+    tracing::debug!(session = %log_id(session), "store error, the user was asked to try again");
+    crate::throttle::store_error(e, "store error, a Telegram user was asked to try again");
 }
 
 /// After a press: the question's message shows the chosen answer and loses its keyboard
