@@ -269,8 +269,8 @@ struct RawText {
 /// `"checklist.toml: items.identity: field `text` must not be empty"`).
 pub fn load(knowledge_dir: &Path) -> Result<ChecklistTexts, Vec<String>> {
     let path = knowledge_dir.join(FILE);
-    let source = std::fs::read_to_string(&path)
-        .map_err(|e| vec![format!("{FILE}: cannot read {}: {e}", path.display())])?;
+    let source =
+        std::fs::read_to_string(&path).map_err(|e| vec![format!("{FILE}: cannot read: {e}")])?;
     let texts = parse(&source);
     let regions = Regions::load_dir(knowledge_dir);
     match (texts, regions) {

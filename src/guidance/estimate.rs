@@ -931,14 +931,11 @@ fn read_amount(map: &Map<String, Value>, field: &str) -> Result<Option<Decimal>,
             } else {
                 super::policy::parse_decimal(&text)
             };
-            // A number Decimal cannot hold is far out of range: say which way.
-            parsed.ok_or_else(|| {
-                if text.starts_with('-') {
-                    negative(field)
-                } else {
-                    too_large(field)
-                }
-            })?
+            match parsed {
+                Some(d) => d,
+                // a number Decimal cannot hold: say which way it is out of range
+                None => beyond_decimal(field, &text)?,
+            }
         }
         Some(_) => return Err(unreadable()),
     };
@@ -948,6 +945,51 @@ fn read_amount(map: &Map<String, Value>, field: &str) -> Result<Option<Decimal>,
     } else {
         value
     }))
+}
+
+/// A JSON number that `Decimal` cannot hold (`9.999e-320`, `1e30`): zero when all its digits
+/// are, else the error for its sign and size (tiny numbers have too many decimals).
+fn beyond_decimal(field: &str, text: &str) -> Result<Decimal, FieldError> {
+    let (mantissa, exponent) = text.split_once(['e', 'E']).map_or((text, 0i64), |(m, e)| {
+        let e = e.trim_start_matches('+');
+        // beyond i64 only the sign matters
+        let e = e.parse::<i64>().unwrap_or(if e.starts_with('-') {
+            i64::MIN / 2
+        } else {
+            i64::MAX / 2
+        });
+        (m, e)
+    });
+    let digits = mantissa.trim_start_matches(['-', '+']);
+    if digits.chars().all(|c| c == '0' || c == '.') {
+        return Ok(Decimal::ZERO);
+    }
+    if mantissa.starts_with('-') {
+        return Err(negative(field));
+    }
+    // the power of ten of the leading non-zero digit
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let int = int.trim_start_matches('0');
+    let lead = if int.is_empty() {
+        -1 - frac.chars().take_while(|&c| c == '0').count() as i64
+    } else {
+        int.len() as i64 - 1
+    };
+    if exponent.saturating_add(lead) < 0 {
+        Err(too_precise(field))
+    } else {
+        Err(too_large(field))
+    }
+}
+
+fn too_precise(field: &str) -> FieldError {
+    FieldError::new(
+        field,
+        format!(
+            "{} {field} 最多保留两位小数（精确到分），例如 \"3000.50\"。",
+            amount_label(field)
+        ),
+    )
 }
 
 fn too_large(field: &str) -> FieldError {
@@ -971,15 +1013,11 @@ fn negative(field: &str) -> FieldError {
 }
 
 fn check_amount(field: &str, value: Decimal) -> Result<(), FieldError> {
-    let label = amount_label(field);
     if value.is_sign_negative() && !value.is_zero() {
         return Err(negative(field));
     }
     if value.normalize().scale() > 2 {
-        return Err(FieldError::new(
-            field,
-            format!("{label} {field} 最多保留两位小数（精确到分），例如 \"3000.50\"。"),
-        ));
+        return Err(too_precise(field));
     }
     if value > MAX_AMOUNT {
         return Err(too_large(field));
@@ -1743,6 +1781,26 @@ annual_cap = "100000"
         assert!(msg(example(json!({"total": -1}))).contains("不能是负数"));
         assert!(msg(example(json!({"total": "1.005"}))).contains("两位小数"));
         assert!(msg(example(json!({"total": "10000001"}))).contains("一千万"));
+        // numbers Decimal cannot hold, tiny or huge, however written
+        for tiny in [
+            "9.999e-320",
+            "1e-30",
+            "0.000000000000000000000000000001",
+            "5E-300",
+        ] {
+            let v: Value = serde_json::from_str(&format!("{{\"total\": {tiny}}}")).unwrap();
+            let m = msg(example(v));
+            assert!(m.contains("两位小数"), "{tiny}: {m}");
+        }
+        for huge in ["1e30", "1.5E+40", "123456789012345678901234567890"] {
+            let v: Value = serde_json::from_str(&format!("{{\"total\": {huge}}}")).unwrap();
+            assert!(msg(example(v)).contains("一千万"), "{huge}");
+        }
+        let v: Value = serde_json::from_str("{\"total\": -1e-300}").unwrap();
+        assert!(msg(example(v)).contains("不能是负数"));
+        let zero: Value =
+            serde_json::from_str("{\"total\": 0e-400, \"self_pay\": 0, \"class_b\": 0}").unwrap();
+        assert!(run(&r, example(zero)).is_ok());
         assert!(msg(example(json!({"hospital_level": 9}))).contains("1（一级及基层医院）"));
         assert!(msg(example(json!({"visit": "x"}))).contains("\"inpatient\"（住院）"));
         assert!(msg(example(json!({"totl": 1}))).contains("不认识的字段“totl”"));

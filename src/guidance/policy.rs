@@ -424,6 +424,13 @@ impl Policies {
         if errors.is_empty() {
             Ok(policies)
         } else {
+            // paths relative to the knowledge folder, like every other data error
+            let base = folder.parent().unwrap_or(&folder);
+            for e in &mut errors {
+                if let Ok(rel) = Path::new(&e.file).strip_prefix(base) {
+                    e.file = rel.display().to_string();
+                }
+            }
             Err(errors)
         }
     }
