@@ -43,6 +43,7 @@ pub struct Config {
     pub agent_token_sha256: Vec<String>,
     pub limits: Limits,
     pub telegram: Telegram,
+    pub wechat: WeChat,
     /// How long a shutdown waits for turns in flight before giving up (seconds).
     pub shutdown_grace_secs: u64,
     /// Connection time limits and cap of the HTTP server.
@@ -126,6 +127,139 @@ pub struct Telegram {
     pub webhook_listen: Option<SocketAddr>,
 }
 
+/// The WeChat Official Account (公众号) endpoint; it runs only when `token` is set.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WeChat {
+    /// The Token of the account's server configuration (3–32 letters and digits).
+    pub token: Option<String>,
+    /// The account's AppID (required with a token: safe mode checks it, and the
+    /// customer-service API needs it).
+    pub app_id: Option<String>,
+    /// The account's AppSecret (required with a token, for the access token).
+    pub app_secret: Option<String>,
+    /// The EncodingAESKey (43 characters) for safe mode; without it, plaintext mode.
+    pub encoding_aes_key: Option<String>,
+    /// WeChat's API server (tests point it at a fake one).
+    pub api_url: String,
+    /// The route WeChat posts to; the server configuration's URL is this path on `addr`
+    /// (behind an HTTPS proxy).
+    pub path: String,
+    /// How long a message waits for its reply before the request is answered `success` and
+    /// the reply goes by customer-service message (milliseconds, at most 4500: WeChat waits
+    /// 5 s; 0 always uses the customer-service API).
+    pub reply_deadline_ms: u64,
+}
+
+impl Default for WeChat {
+    fn default() -> WeChat {
+        WeChat {
+            token: None,
+            app_id: None,
+            app_secret: None,
+            encoding_aes_key: None,
+            api_url: "https://api.weixin.qq.com/".into(),
+            path: "/wechat".into(),
+            reply_deadline_ms: 3000,
+        }
+    }
+}
+
+impl std::fmt::Debug for WeChat {
+    // the token, the secret and the key are secrets
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("WeChat")
+            .field("token", &redacted(&self.token))
+            .field("app_id", &self.app_id)
+            .field("app_secret", &redacted(&self.app_secret))
+            .field("encoding_aes_key", &redacted(&self.encoding_aes_key))
+            .field("api_url", &self.api_url)
+            .field("path", &self.path)
+            .field("reply_deadline_ms", &self.reply_deadline_ms)
+            .finish()
+    }
+}
+
+/// Routes of the HTTP API that the WeChat path must not shadow.
+const RESERVED_PATHS: [&str; 5] = ["/v1", "/console", "/metrics", "/healthz", "/readyz"];
+
+impl WeChat {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_string(),
+            })
+        };
+        if !is_http_url(&self.api_url) {
+            return invalid("wechat.api_url", "must be an http:// or https:// URL");
+        }
+        let p = &self.path;
+        let segments_ok = p.len() > 1
+            && p.starts_with('/')
+            && !p.ends_with('/')
+            && p[1..].split('/').all(|s| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            });
+        if !segments_ok {
+            return invalid(
+                "wechat.path",
+                "must be a path like /wechat (letters, digits, - _ . between slashes)",
+            );
+        }
+        if RESERVED_PATHS
+            .iter()
+            .any(|r| p == r || p.starts_with(&format!("{r}/")))
+        {
+            return invalid("wechat.path", "is a route of the HTTP API");
+        }
+        if self.reply_deadline_ms > 4500 {
+            return invalid(
+                "wechat.reply_deadline_ms",
+                "must be at most 4500 (WeChat waits 5 seconds for an answer)",
+            );
+        }
+        if let Some(key) = &self.encoding_aes_key
+            && crate::channels::wechat::crypto::decode_key(key).is_err()
+        {
+            return invalid(
+                "wechat.encoding_aes_key",
+                "must be the 43-character EncodingAESKey of the account's server configuration",
+            );
+        }
+        let Some(token) = &self.token else {
+            return Ok(());
+        };
+        if !(3..=32).contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return invalid(
+                "wechat.token",
+                "must be 3 to 32 letters and digits, as WeChat requires",
+            );
+        }
+        match &self.app_id {
+            None => return invalid("wechat.app_id", "is required with wechat.token"),
+            Some(id) if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                return invalid(
+                    "wechat.app_id",
+                    "must be the account's AppID (letters and digits)",
+                );
+            }
+            Some(_) => {}
+        }
+        if self
+            .app_secret
+            .as_deref()
+            .is_none_or(|s| s.trim().is_empty())
+        {
+            return invalid("wechat.app_secret", "is required with wechat.token");
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for Telegram {
     // the token is a secret: never in logs or error messages
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,6 +296,7 @@ impl std::fmt::Debug for Config {
             .field("agent_token_sha256", &self.agent_token_sha256)
             .field("limits", &self.limits)
             .field("telegram", &self.telegram)
+            .field("wechat", &self.wechat)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("http", &self.http)
             .field("database_timeout_secs", &self.database_timeout_secs)
@@ -181,6 +316,7 @@ const KEYS: &[&str] = &[
     "agent_token_sha256",
     "limits",
     "telegram",
+    "wechat",
     "shutdown_grace_secs",
     "http",
     "database_timeout_secs",
@@ -198,6 +334,7 @@ impl Default for Config {
             agent_token_sha256: Vec::new(),
             limits: Limits::default(),
             telegram: Telegram::default(),
+            wechat: WeChat::default(),
             shutdown_grace_secs: 20,
             http: Http::default(),
             database_timeout_secs: 5,
@@ -330,6 +467,7 @@ impl Config {
                 return invalid(key, "must be at least 1");
             }
         }
+        self.wechat.validate()?;
         let t = &self.telegram;
         if t.token.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return invalid("telegram.token", "is set but empty");

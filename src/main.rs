@@ -96,7 +96,8 @@ enum Command {
     },
     /// Validate the knowledge and dialogs folders.
     Check,
-    /// Serve the HTTP API, the agent console and (with TELOXIDE_TOKEN) the Telegram bot
+    /// Serve the HTTP API, the agent console, (with TELOXIDE_TOKEN) the Telegram bot and
+    /// (with wechat.token) the WeChat Official Account endpoint
     /// until SIGINT or SIGTERM. Settings: defaults < yidi.toml or --config < YIDI_… env <
     /// these flags (see yidi.example.toml).
     Serve {
@@ -132,6 +133,17 @@ enum Command {
         /// Delete what is older than this many days [default: retention_days].
         #[arg(long)]
         days: Option<u32>,
+    },
+    /// Print the WeChat Official Account's menu (the JSON of WeChat's menu/create: its click
+    /// keys start the dialogs); with --post, create it on the account of the configured
+    /// wechat.app_id and wechat.app_secret.
+    WechatMenu {
+        /// Create the menu through WeChat's API instead of printing it.
+        #[arg(long)]
+        post: bool,
+        /// The config file (default: ./yidi.toml when it exists).
+        #[arg(long, env = "YIDI_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -404,6 +416,10 @@ fn run(
         } => {
             drop(out);
             return serve::purge(config, database_url, days);
+        }
+        Command::WechatMenu { post, config } => {
+            drop(out);
+            return serve::wechat_menu(config, post);
         }
         Command::Serve {
             config,

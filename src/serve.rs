@@ -1,6 +1,7 @@
 //! `yidi serve` (part of the binary, not the library): reads the typed [`Config`], loads the
 //! assistant, opens the store and runs the channels on one shared core until SIGINT/SIGTERM:
-//! the HTTP API with the agent console, and the Telegram bot when a token is configured.
+//! the HTTP API with the agent console, the Telegram bot when a token is configured, and the
+//! WeChat Official Account endpoint (on the HTTP server) when `wechat.token` is set.
 //!
 //! Shutdown: on the signal every channel stops taking new work and finishes what it has
 //! (HTTP requests in flight, Telegram updates being handled), then the store closes. If that
@@ -19,6 +20,7 @@ use yidi::assistant::Assistant;
 use yidi::channels::console::AgentAuth;
 use yidi::channels::http;
 use yidi::channels::telegram::{self, TelegramSettings, Url, WebhookSettings};
+use yidi::channels::wechat::{WeChat, WeChatSettings};
 use yidi::config::Config;
 use yidi::conversation::Conversations;
 use yidi::store::{Store, StoreError};
@@ -86,8 +88,14 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     // all the same rather than trust that
     let settings = AgentAuth::from_sha256_hex(&config.agent_token_sha256)
         .map_err(|e| format!("agent_token_sha256: {e}"))
-        .and_then(|agents| Ok((agents, telegram_settings(&config)?)));
-    let (agents, telegram) = match settings {
+        .and_then(|agents| {
+            Ok((
+                agents,
+                telegram_settings(&config)?,
+                wechat_settings(&config)?,
+            ))
+        });
+    let (agents, telegram, wechat) = match settings {
         Ok(s) => s,
         Err(e) => {
             eprintln!("yidi serve: invalid configuration: {e}");
@@ -97,7 +105,7 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(config, agents, telegram, assistant))
+    runtime.block_on(serve(config, agents, telegram, wechat, assistant))
 }
 
 /// `yidi purge`: deletes at once what the server would delete by its retention.
@@ -187,10 +195,76 @@ fn telegram_settings(config: &Config) -> Result<Option<TelegramSettings>, String
     }))
 }
 
+/// `yidi wechat-menu`: prints the menu, or creates it with the configured app id and secret
+/// (exit 0 when WeChat accepted it, 1 when it refused, 2 for a configuration without them).
+pub fn wechat_menu(file: Option<PathBuf>, post: bool) -> anyhow::Result<ExitCode> {
+    let menu = yidi::channels::wechat::menu();
+    if !post {
+        println!("{}", serde_json::to_string_pretty(&menu)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = match Config::figment(file.as_deref()).and_then(|f| Config::from_figment(&f)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("yidi wechat-menu: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let w = &config.wechat;
+    let (Some(app_id), Some(app_secret)) = (&w.app_id, &w.app_secret) else {
+        eprintln!("yidi wechat-menu: --post needs wechat.app_id and wechat.app_secret");
+        return Ok(ExitCode::from(2));
+    };
+    let api_url = match Url::parse(&w.api_url) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("yidi wechat-menu: wechat.api_url: not a URL ({e})");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let api = yidi::channels::wechat::api::Api::new(api_url, app_id, app_secret)?;
+    match runtime.block_on(api.create_menu(&menu)) {
+        Ok(()) => {
+            println!("the menu was created");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("yidi wechat-menu: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// The WeChat endpoint's settings when a token is configured; keys name themselves.
+fn wechat_settings(config: &Config) -> Result<Option<WeChatSettings>, String> {
+    let w = &config.wechat;
+    let Some(token) = &w.token else {
+        return Ok(None);
+    };
+    // Config::validate requires the app id and secret with a token
+    let (Some(app_id), Some(app_secret)) = (&w.app_id, &w.app_secret) else {
+        return Err("wechat.token needs wechat.app_id and wechat.app_secret".into());
+    };
+    let api_url = Url::parse(&w.api_url).map_err(|e| format!("wechat.api_url: not a URL ({e})"))?;
+    Ok(Some(WeChatSettings {
+        token: token.clone(),
+        app_id: app_id.clone(),
+        app_secret: app_secret.clone(),
+        encoding_aes_key: w.encoding_aes_key.clone(),
+        api_url,
+        path: w.path.clone(),
+        reply_deadline: Duration::from_millis(w.reply_deadline_ms),
+    }))
+}
+
 async fn serve(
     config: Config,
     agents: AgentAuth,
     telegram: Option<TelegramSettings>,
+    wechat: Option<WeChatSettings>,
     assistant: Assistant,
 ) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_secs(config.database_timeout_secs);
@@ -278,7 +352,31 @@ async fn serve(
             }
         });
     }
-    let http_server = http::serve(listener, state, stopped(stop_rx.clone()));
+    let mut router = http::app(state);
+    // the WeChat endpoint is a route of the same server
+    let wechat = match wechat {
+        None => None,
+        Some(settings) => {
+            let path = settings.path.clone();
+            let channel = WeChat::new(settings, conversations.clone())
+                .context("starting the WeChat channel")?;
+            let mode = if channel.safe_mode() {
+                "safe mode"
+            } else {
+                "plaintext mode"
+            };
+            tracing::info!(path, mode, "serving the WeChat Official Account endpoint");
+            eprintln!("yidi: WeChat endpoint on {path} ({mode})");
+            router = router.merge(channel.router());
+            Some(channel)
+        }
+    };
+    let http_server = http::serve_router(
+        listener,
+        router,
+        config.http.clone(),
+        stopped(stop_rx.clone()),
+    );
 
     // The bot runs beside the HTTP server on the same core. If it cannot run (a refused
     // token, Telegram unreachable at start) the error is logged and the HTTP API and the
@@ -305,6 +403,10 @@ async fn serve(
 
     let channels = async {
         http_server.await.context("serving HTTP")?;
+        if let Some(wechat) = &wechat {
+            // replies still being made or sent by customer-service message
+            wechat.shutdown().await;
+        }
         if let Some(bot) = bot {
             // its error, if any, was logged when it happened
             let _ = bot.await;

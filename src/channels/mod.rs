@@ -2,8 +2,10 @@
 //! core ([`crate::conversation::Conversations`]) and render its [`crate::Reply`] in their own
 //! idiom. The terminal channel lives in `src/main.rs`; `http` is the JSON API behind
 //! `yidi serve`; `console` is the hotline agents' page and its agent-only endpoints, served
-//! by the same router; `telegram` is the Telegram bot (long polling or webhook).
+//! by the same router; `telegram` is the Telegram bot (long polling or webhook); `wechat` is
+//! the WeChat Official Account endpoint, merged into the same server.
 
 pub mod console;
 pub mod http;
 pub mod telegram;
+pub mod wechat;

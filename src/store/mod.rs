@@ -11,6 +11,8 @@ use sqlx::{AnyPool, Row};
 
 use crate::text::mask_personal_numbers;
 
+mod receipts;
+
 /// The default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://yidi.db";
 
