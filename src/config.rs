@@ -605,6 +605,70 @@ mod tests {
     }
 
     #[test]
+    fn wechat_keys_are_validated_and_off_without_a_token() {
+        let ok = || {
+            let mut c = Config::default();
+            c.wechat.token = Some("yidiToken1".into());
+            c.wechat.app_id = Some("wx0123456789abcdef".into());
+            c.wechat.app_secret = Some("secret".into());
+            c
+        };
+        ok().validate().unwrap();
+        // keys without a token are fine: the channel is off
+        let mut c = Config::default();
+        c.wechat.app_secret = Some("s".into());
+        c.validate().unwrap();
+        for (change, key) in [
+            (
+                (|c: &mut Config| c.wechat.token = Some("has space".into())) as fn(&mut Config),
+                "wechat.token",
+            ),
+            (|c| c.wechat.app_id = None, "wechat.app_id"),
+            (
+                |c| c.wechat.app_secret = Some(" ".into()),
+                "wechat.app_secret",
+            ),
+            (
+                |c| c.wechat.encoding_aes_key = Some("short".into()),
+                "wechat.encoding_aes_key",
+            ),
+            (|c| c.wechat.api_url = "ftp://x".into(), "wechat.api_url"),
+            (|c| c.wechat.path = "wechat".into(), "wechat.path"),
+            (|c| c.wechat.path = "/v1/wechat".into(), "wechat.path"),
+            (|c| c.wechat.path = "/metrics".into(), "wechat.path"),
+            (|c| c.wechat.path = "/a/{id}".into(), "wechat.path"),
+            (
+                |c| c.wechat.reply_deadline_ms = 5000,
+                "wechat.reply_deadline_ms",
+            ),
+        ] {
+            let mut c = ok();
+            change(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        let mut c = ok();
+        c.wechat.encoding_aes_key = Some("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C".into());
+        c.wechat.path = "/wx/callback".into();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn wechat_settings_come_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("YIDI_WECHAT__TOKEN", "yidiToken1");
+            jail.set_env("YIDI_WECHAT__APP_ID", "wxabc");
+            jail.set_env("YIDI_WECHAT__APP_SECRET", "SECRETVALUE");
+            jail.set_env("YIDI_WECHAT__REPLY_DEADLINE_MS", "0");
+            let c = load(None).unwrap();
+            assert_eq!(c.wechat.token.as_deref(), Some("yidiToken1"));
+            assert_eq!(c.wechat.reply_deadline_ms, 0);
+            assert_eq!(c.wechat.path, "/wechat");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_example_file_documents_every_default() {
         let text = include_str!("../yidi.example.toml");
         let c: Config = Figment::from(Toml::string(text)).extract().unwrap();
@@ -618,7 +682,12 @@ mod tests {
             ..Config::default()
         };
         c.telegram.token = Some("123456:SECRET".into());
+        c.wechat.token = Some("TOKENSECRET".into());
+        c.wechat.app_id = Some("wxvisible".into());
+        c.wechat.app_secret = Some("APPSECRET".into());
+        c.wechat.encoding_aes_key = Some("KEYSECRET".into());
         let printed = format!("{c:?}");
+        assert!(printed.contains("wxvisible"), "{printed}");
         assert!(!printed.contains("SECRET"), "{printed}");
         assert!(!printed.contains("PASSWORD"), "{printed}");
         assert!(

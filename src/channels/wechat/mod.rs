@@ -427,28 +427,26 @@ impl WeChat {
     }
 
     /// A text message: a bare number picks that choice of the dialog question being asked
-    /// (the numbered lines of [`render::text`]); anything else is a turn. (A clarifying
+    /// (the numbered lines of [`render::text`]) and is sent as the choice's label, as if
+    /// typed (the transcript shows it so); anything else is a turn as it is. (A clarifying
     /// question's options are picked by number in the core itself.)
+    ///
+    /// The label rather than [`Conversations::choose`] with the value: the core reads a
+    /// label exactly, while values with `_` (`resettled_retiree`) do not survive its
+    /// normalisation. Should the question have moved on between the read and the turn (two
+    /// messages at once), the label is read in the new context like any typed words.
     async fn answer_text(&self, session: &str, text: &str) -> Result<Reply, StoreError> {
         let c = &self.inner.conversations;
         if let Some(n) = ordinal(text)
             && let Some(state) = c.state(session).await?
             && let Some(active) = state.active
+            && let Some((_, label)) = n.checked_sub(1).and_then(|i| {
+                engine::choices(&c.assistant.dialogs, &active.dialog, &active.step)
+                    .into_iter()
+                    .nth(i)
+            })
         {
-            let dialogs = &c.assistant.dialogs;
-            let slot = dialogs
-                .get(&active.dialog)
-                .and_then(|d| d.step(&active.step))
-                .and_then(|s| s.slot.clone());
-            let choices = engine::choices(dialogs, &active.dialog, &active.step);
-            if let (Some(slot), Some((value, _))) =
-                (slot, n.checked_sub(1).and_then(|i| choices.get(i)))
-            {
-                // checked again inside the turn's transaction: None if the question moved on
-                if let Some(reply) = c.choose(session, &active.dialog, &slot, value).await? {
-                    return Ok(reply);
-                }
-            }
+            return c.turn(session, &label).await;
         }
         c.turn(session, text).await
     }
@@ -505,8 +503,27 @@ struct Params {
 
 /// A refused request: logged with its reason, never its content.
 fn refuse(status: StatusCode, reason: &'static str) -> Response {
-    tracing::warn!(status = status.as_u16(), reason, "wechat: request refused");
-    (status, reason).into_response()
+    Refused::new(status, reason).into_response()
+}
+
+/// A refusal not yet turned into a response (logged when made).
+#[derive(Debug)]
+struct Refused {
+    status: StatusCode,
+    reason: &'static str,
+}
+
+impl Refused {
+    fn new(status: StatusCode, reason: &'static str) -> Refused {
+        tracing::warn!(status = status.as_u16(), reason, "wechat: request refused");
+        Refused { status, reason }
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        (self.status, self.reason).into_response()
+    }
 }
 
 fn now_secs() -> i64 {
@@ -516,34 +533,37 @@ fn now_secs() -> i64 {
 }
 
 /// The timestamp and nonce of a request whose timestamp is fresh.
-fn fresh(p: &Params) -> Result<(&str, &str), Response> {
+fn fresh(p: &Params) -> Result<(&str, &str), Refused> {
     let (Some(timestamp), Some(nonce)) = (p.timestamp.as_deref(), p.nonce.as_deref()) else {
-        return Err(refuse(
+        return Err(Refused::new(
             StatusCode::BAD_REQUEST,
             "missing timestamp or nonce",
         ));
     };
     if nonce.is_empty() || nonce.len() > 64 {
-        return Err(refuse(StatusCode::BAD_REQUEST, "malformed nonce"));
+        return Err(Refused::new(StatusCode::BAD_REQUEST, "malformed nonce"));
     }
     match timestamp.parse::<i64>() {
         Ok(t) if (now_secs() - t).abs() <= MAX_CLOCK_SKEW_SECS => Ok((timestamp, nonce)),
-        _ => Err(refuse(StatusCode::FORBIDDEN, "stale timestamp")),
+        _ => Err(Refused::new(StatusCode::FORBIDDEN, "stale timestamp")),
     }
 }
 
 impl WeChat {
     /// Records the request's nonce (with the key of what it carried): a nonce seen before
     /// with something else is a replay. WeChat's own retries repeat nonce and message.
-    async fn check_nonce(&self, timestamp: &str, nonce: &str, key: &str) -> Result<(), Response> {
+    async fn check_nonce(&self, timestamp: &str, nonce: &str, key: &str) -> Result<(), Refused> {
         let id = format!("nonce:{timestamp}:{nonce}");
         match self.inner.conversations.store.claim_receipt(&id, key).await {
             Ok(None) => Ok(()),
             Ok(Some(seen)) if seen == key => Ok(()),
-            Ok(Some(_)) => Err(refuse(StatusCode::FORBIDDEN, "replayed nonce")),
+            Ok(Some(_)) => Err(Refused::new(StatusCode::FORBIDDEN, "replayed nonce")),
             Err(e) => {
                 tracing::error!(error = %e, "wechat: cannot check the nonce");
-                Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"))
+                Err(Refused::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store unavailable",
+                ))
             }
         }
     }
@@ -553,7 +573,7 @@ impl WeChat {
 async fn verify(State(w): State<WeChat>, Query(p): Query<Params>) -> Response {
     let (timestamp, nonce) = match fresh(&p) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let (Some(signature), Some(echostr)) = (p.signature.as_deref(), p.echostr.as_deref()) else {
         return refuse(StatusCode::BAD_REQUEST, "missing signature or echostr");
@@ -562,7 +582,7 @@ async fn verify(State(w): State<WeChat>, Query(p): Query<Params>) -> Response {
         return refuse(StatusCode::FORBIDDEN, "bad signature");
     }
     if let Err(r) = w.check_nonce(timestamp, nonce, "verify").await {
-        return r;
+        return r.into_response();
     }
     tracing::info!("wechat: server URL verified");
     (
@@ -576,7 +596,7 @@ async fn verify(State(w): State<WeChat>, Query(p): Query<Params>) -> Response {
 async fn receive(State(w): State<WeChat>, Query(p): Query<Params>, body: String) -> Response {
     let (timestamp, nonce) = match fresh(&p) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let token = w.inner.token.as_str();
     let encrypted = p.encrypt_type.as_deref() == Some("aes");
@@ -626,7 +646,7 @@ async fn receive(State(w): State<WeChat>, Query(p): Query<Params>, body: String)
         return refuse(StatusCode::BAD_REQUEST, "malformed FromUserName");
     }
     if let Err(r) = w.check_nonce(timestamp, nonce, &msg.dedup_key()).await {
-        return r;
+        return r.into_response();
     }
     w.maybe_prune();
     let (user, account) = (msg.from_user.clone(), msg.to_user.clone());
