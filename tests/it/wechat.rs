@@ -50,8 +50,19 @@ async fn start_with(
     deadline: Duration,
     limits: &Limits,
 ) -> Endpoint {
+    start_full(fake, db, safe, deadline, limits, assistant()).await
+}
+
+async fn start_full(
+    fake: &FakeWeChat,
+    db: &TestDb,
+    safe: bool,
+    deadline: Duration,
+    limits: &Limits,
+    assistant: std::sync::Arc<yidi::Assistant>,
+) -> Endpoint {
     let store = Store::connect(&db.url).await.expect("connect + migrate");
-    let conversations = Conversations::new(assistant(), store.clone()).with_limits(limits);
+    let conversations = Conversations::new(assistant, store.clone()).with_limits(limits);
     let settings = WeChatSettings {
         token: TOKEN.into(),
         app_id: APP_ID.into(),
@@ -411,6 +422,92 @@ async fn wechats_retries_of_a_message_never_make_a_second_turn() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fake.sent("oUserE").len(), 1);
     assert_eq!(e.lines("oUserE").await.len(), 6);
+}
+
+#[tokio::test]
+async fn replicas_on_one_postgres_make_one_turn_of_a_retried_message() {
+    let fake = FakeWeChat::start().await;
+    let db = TestDb::postgres().await;
+    let a = start(&fake, &db, false, PASSIVE).await;
+    let b = start(&fake, &db, false, PASSIVE).await;
+    for id in 0..5u64 {
+        let xml = text_xml("oPgUser", "起付线是什么", 12000 + id);
+        // the first delivery and two retries, spread over both replicas at once
+        let posts = [&a, &b, &a].map(|e| {
+            let pusher = e.pusher.clone();
+            let xml = xml.clone();
+            tokio::spawn(async move { pusher.post(&xml).await })
+        });
+        let mut replies = 0;
+        for p in posts {
+            if p.await.unwrap().content().is_some() {
+                replies += 1;
+            }
+        }
+        assert!(replies >= 1, "someone answers");
+    }
+    assert_eq!(
+        a.lines("oPgUser").await.len(),
+        10,
+        "five messages, five turns"
+    );
+}
+
+#[tokio::test]
+async fn a_long_reply_goes_out_in_pieces_cut_at_sentences() {
+    let fake = FakeWeChat::start().await;
+    let db = TestDb::sqlite();
+    let e = start(&fake, &db, false, PASSIVE).await;
+    let u = "oLong";
+    let answers = [
+        "帮我算能报多少",
+        "苏州",
+        "城乡居民医保",
+        "其他居民",
+        "住院",
+        "三级医院",
+        "其他临时外出就医",
+        "还没有备案",
+        "不是急诊",
+        "5万",
+        "8000",
+    ];
+    for (i, text) in answers.iter().enumerate() {
+        say(&e, &fake, u, text, 13000 + i as u64).await;
+    }
+    assert!(fake.sent(u).is_empty(), "every reply so far was passive");
+    // every rule of the estimate: a little over 2,048 bytes
+    let answer = e.pusher.post(&text_xml(u, "详细依据", 13100)).await;
+    assert_eq!(
+        answer.body, "success",
+        "more than one message: none passive"
+    );
+    fake.wait_sent(u, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = fake.sent(u);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(
+        sent[0].content.starts_with("这次估算用到的全部依据"),
+        "{}",
+        sent[0].content
+    );
+    for piece in &sent {
+        assert!(piece.content.len() <= 2048);
+    }
+    let lines = e.lines(u).await;
+    assert_eq!(lines.len(), 24);
+    // the transcript keeps the reply whole; the cut is at a line or sentence end
+    let whole = &lines[23].1;
+    assert!(whole.len() > 2048);
+    let rest = whole
+        .strip_prefix(sent[0].content.as_str())
+        .expect("the first piece");
+    assert!(
+        rest.starts_with('\n') || sent[0].content.ends_with(['。', '；', '！', '？']),
+        "cut inside a sentence: {:?}",
+        sent[0].content.chars().rev().take(20).collect::<String>()
+    );
+    assert_eq!(rest.trim_start(), sent[1].content);
 }
 
 #[tokio::test]
