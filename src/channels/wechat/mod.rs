@@ -7,7 +7,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET {path}?signature&timestamp&nonce&echostr` | `echostr` when the signature matches (WeChat's check of the URL) |
-//! | `POST {path}` text message | [`Conversations::turn`] (a bare "1", "2" picks the current dialog question's choice through [`Conversations::choose`]) |
+//! | `POST {path}` text message | [`Conversations::turn`] (a bare "1", "2" becomes the label of that choice of the dialog question being asked) |
 //! | event `subscribe` | the welcome ([`crate::Assistant::welcome`]) and the menu |
 //! | event `CLICK`, keys `filing`, `estimate`, `card` | that dialog at its first question ([`Conversations::start`]) |
 //! | event `CLICK`, key `reset` | clears the conversation ([`Conversations::reset`]) |
