@@ -2,7 +2,8 @@
 //! account (developer mode), on the same [`Conversations`] as the HTTP API and Telegram.
 //!
 //! A thin adapter. Every user is one session, `wechat:{openid}`, stored through
-//! [`Conversations`], so any replica continues any conversation.
+//! [`Conversations`] under a keyed hash of it ([`WeChat::stored_session`]; the database
+//! never holds an OpenID), so any replica continues any conversation.
 //!
 //! | request | answer |
 //! |---|---|
@@ -275,7 +276,7 @@ impl WeChat {
             .unwrap_or_else(|e| e.into_inner());
         map.retain(|_, f| f.since.elapsed() < IN_FLIGHT_TTL);
         if let Some(f) = map.get(&key) {
-            tracing::info!(session = %log_id(&session_id(&msg.from_user)), "wechat: retry of a message in progress");
+            tracing::info!(session = %log_id(&self.stored_session(&msg.from_user)), "wechat: retry of a message in progress");
             return f.delivery.clone();
         }
         let delivery = Arc::new(watch::Sender::new(Delivery::Pending));
@@ -298,8 +299,14 @@ impl WeChat {
     /// Makes the reply (once across replicas) and delivers it: passively when a request is
     /// still waiting and it fits one message, else through the customer-service API.
     async fn deliver(self, key: String, msg: Incoming, delivery: Arc<watch::Sender<Delivery>>) {
-        let session = session_id(&msg.from_user);
-        match self.inner.conversations.store.claim_receipt(&key, "").await {
+        let session = self.stored_session(&msg.from_user);
+        match self
+            .inner
+            .conversations
+            .store
+            .claim_receipt(&self.receipt(&key), "")
+            .await
+        {
             Ok(None) => {}
             Ok(Some(_)) => {
                 tracing::info!(session = %log_id(&session), "wechat: message already handled (retry)");
@@ -366,7 +373,7 @@ impl WeChat {
     /// The messages that answer `msg` (none: nothing to say).
     async fn respond(&self, msg: Incoming) -> Vec<String> {
         let c = &self.inner.conversations;
-        let session = session_id(&msg.from_user);
+        let session = self.stored_session(&msg.from_user);
         let result = match (msg.msg_type.as_str(), msg.event.as_deref()) {
             ("text", _) => {
                 if let Some(note) = self.limited(&session) {
@@ -449,6 +456,23 @@ impl WeChat {
             return c.turn(session, &label).await;
         }
         c.turn(session, text).await
+    }
+
+    /// The id `openid`'s conversation is stored under: never the OpenID itself, a keyed hash
+    /// of its session ([`crate::store::Store::caller_session_id`], as Telegram's chats).
+    pub fn stored_session(&self, openid: &str) -> String {
+        self.inner
+            .conversations
+            .store
+            .caller_session_id(&session_id(openid))
+    }
+
+    /// How a receipt key (which may name an OpenID) is stored: keyed-hashed the same way.
+    fn receipt(&self, key: &str) -> String {
+        self.inner
+            .conversations
+            .store
+            .caller_session_id(&format!("wechat-receipt:{key}"))
     }
 
     /// Deletes old receipts now and then.
@@ -554,7 +578,14 @@ impl WeChat {
     /// with something else is a replay. WeChat's own retries repeat nonce and message.
     async fn check_nonce(&self, timestamp: &str, nonce: &str, key: &str) -> Result<(), Refused> {
         let id = format!("nonce:{timestamp}:{nonce}");
-        match self.inner.conversations.store.claim_receipt(&id, key).await {
+        let (id, key) = (self.receipt(&id), self.receipt(key));
+        match self
+            .inner
+            .conversations
+            .store
+            .claim_receipt(&id, &key)
+            .await
+        {
             Ok(None) => Ok(()),
             Ok(Some(seen)) if seen == key => Ok(()),
             Ok(Some(_)) => Err(Refused::new(StatusCode::FORBIDDEN, "replayed nonce")),
