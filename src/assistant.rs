@@ -1501,7 +1501,8 @@ pub fn render_estimate(e: &estimate::Estimate) -> String {
         t.push_str("分段报销：\n");
         for b in &e.bands {
             let range = match b.upper {
-                Some(u) => format!("{:.2}–{u:.2} 元段", b.lower),
+                // "至", not a dash: transcripts mask digit chains joined by dashes
+                Some(u) => format!("{:.2} 至 {u:.2} 元段", b.lower),
                 None => format!("{:.2} 元以上段", b.lower),
             };
             let factor = if b.factor == Decimal::ONE {
@@ -1695,6 +1696,50 @@ mod tests {
             None
         );
         assert_eq!(state, before);
+    }
+
+    #[test]
+    fn estimates_survive_transcript_masking_unchanged() {
+        // transcripts mask digit chains; an estimate's amounts and bands must stay readable
+        let a = assistant();
+        for (first, more) in [
+            (
+                "苏州职工医保在职，在上海三级医院住院花了42000元，已经办了异地长期居住备案，帮我算能报多少",
+                vec!["没有", "1", "30000", "详细依据"],
+            ),
+            (
+                "张家港职工医保退休，在南京二级医院住院花了123456.78元，临时去的，没备案，急诊抢救，帮我算能报多少",
+                vec!["不清楚", "2", "不清楚"],
+            ),
+        ] {
+            let mut state = SessionState::new();
+            let mut texts = vec![a.handle(&mut state, first).text];
+            for m in more {
+                texts.push(a.handle(&mut state, m).text);
+            }
+            let estimates: Vec<&String> = texts
+                .iter()
+                .filter(|t| t.contains("医保基金支付") || t.contains("全部依据"))
+                .collect();
+            assert!(!estimates.is_empty(), "{texts:#?}");
+            for t in estimates {
+                assert_eq!(&crate::text::mask_personal_numbers(t), t);
+            }
+        }
+    }
+
+    #[test]
+    fn buttons_whose_values_have_underscores_answer() {
+        let a = assistant();
+        let mut state = SessionState::new();
+        a.start_dialog(&mut state, "filing");
+        a.choose(&mut state, "filing", "insured_region", "suzhou")
+            .unwrap();
+        let reply = a
+            .choose(&mut state, "filing", "care_location", "in_province")
+            .unwrap();
+        assert_eq!(state.slots["care_location"], "in_province");
+        assert_ne!(reply.asking.as_deref(), Some("care_location"));
     }
 
     #[test]

@@ -130,6 +130,11 @@ impl SlotDefs {
                     }
                 };
                 for v in &def.values {
+                    // a button's value as sent ("resettled_retiree": normalising would turn
+                    // its underscore into a space)
+                    if text.trim() == v.value {
+                        return pick(v);
+                    }
                     let exact = [&norm, &core].into_iter().any(|t| {
                         *t == v.value
                             || *t == normalize(&v.label)
@@ -276,4 +281,24 @@ fn match_rest(norm: &str, at: usize, parts: &[String]) -> Option<usize> {
         return None;
     }
     match_rest(norm, at + p + first.len(), rest)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_with_underscores_are_answers_as_sent() {
+        let d = crate::assistant::shipped();
+        for (slot, value) in [
+            ("filing_type", "resettled_retiree"),
+            ("filing_type", "long_term_resident"),
+            ("care_location", "in_province"),
+            ("care_location", "other_province"),
+        ] {
+            assert_eq!(
+                d.dialogs.slots.parse_answer(slot, value, None),
+                super::Parsed::Value(value.to_string()),
+                "{slot}={value}"
+            );
+        }
+    }
 }

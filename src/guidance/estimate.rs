@@ -537,7 +537,7 @@ pub fn estimate(policies: &Policies, input: &EstimateInput) -> Result<Estimate, 
     if set.bands_basis == BandsBasis::Cumulative {
         used.push(Param::BandsBasis);
         rules.push(format!(
-            "分段结付按本年度累计政策范围内费用计算：此前累计 {} 元，本次起付线以上部分计入 ({}, {}] 元",
+            "分段结付按本年度累计政策范围内费用计算：此前累计 {} 元，本次起付线以上部分计入全年累计的 {} 至 {} 元段",
             money(offset),
             money(start),
             money(end)
