@@ -58,11 +58,15 @@ pub struct FaqRaw {
     pub related: Vec<String>,
     #[serde(default)]
     pub hotline: Option<String>,
+    #[serde(default)]
+    pub general: bool,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutOfScopeFile {
+    #[serde(default)]
+    pub cross_region_cues: Vec<String>,
     #[serde(default)]
     pub topic: Vec<TopicRaw>,
 }

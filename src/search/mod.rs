@@ -15,6 +15,7 @@
 //! ([`Tuning::out_of_scope_ratio`]). Both were calibrated on the evaluation sets (README).
 
 mod analyzer;
+pub mod classifier;
 pub mod eval;
 mod synonyms;
 
@@ -31,8 +32,11 @@ pub use analyzer::Analyzer;
 use analyzer::{AnalyzerTokenizer, Mode};
 pub use synonyms::Expander;
 
+use aho_corasick::{AhoCorasick, MatchKind};
+
 use crate::knowledge::Knowledge;
 use crate::text::normalize_query;
+use classifier::{Classifier, Example, TrainParams};
 
 /// Ranking and abstention parameters. The defaults were calibrated on the evaluation sets
 /// (see README, "Search quality").
@@ -54,6 +58,20 @@ pub struct Tuning {
     pub min_score: f32,
     /// Abstain when the best out-of-scope topic scores at least this share of the best entry.
     pub out_of_scope_ratio: f32,
+    /// Training of the classifier (entries and out-of-scope topics as classes).
+    pub train: TrainParams,
+    /// Ranking: weight of the classifier's probability of an entry.
+    pub rank_prob: f32,
+    /// Ranking: weight of an entry's BM25 score relative to the best entry's.
+    pub rank_bm25: f32,
+    /// The classifier must give the best entry at least this probability to answer.
+    pub min_prob: f32,
+    /// Decline when the out-of-scope topics together get at least this probability.
+    pub max_topic_prob: f32,
+    /// Messages longer than this many characters are also read sentence by sentence.
+    pub long_chars: usize,
+    /// A second question of a message is offered (`also`) from this probability on.
+    pub also_min_prob: f32,
 }
 
 impl Default for Tuning {
@@ -70,6 +88,13 @@ impl Default for Tuning {
             synonym_weight: 0.4,
             min_score: 30.0,
             out_of_scope_ratio: 0.8,
+            train: TrainParams::default(),
+            rank_prob: 1.0,
+            rank_bm25: 0.3,
+            min_prob: 0.3,
+            max_topic_prob: 0.5,
+            long_chars: 40,
+            also_min_prob: 0.5,
         }
     }
 }
@@ -95,6 +120,29 @@ pub struct SearchResult {
     /// well as the FAQ: that topic's id (the assistant then refers the user elsewhere).
     #[serde(skip)]
     pub out_of_scope: Option<String>,
+    /// When the message holds a second question that another entry answers: that entry
+    /// (the assistant offers it as an option beside the main answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub also: Option<Hit>,
+}
+
+/// What the conversation already knows when a message is searched.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SearchContext {
+    /// The conversation has already established a cross-region situation (an earlier turn
+    /// spoke of 异地/外地/备案…), so entries that only apply to cross-region care may answer
+    /// a follow-up that does not repeat it.
+    pub cross_region: bool,
+}
+
+/// The raw signals of one piece of text (a whole message or one of its sentences), before
+/// any decision: for tools that calibrate [`Tuning`].
+#[derive(Debug, Clone)]
+pub struct Signals {
+    /// BM25 score per candidate (entries first, in knowledge order, then topics).
+    pub bm25: Vec<f32>,
+    /// Classifier probability per candidate (same order).
+    pub prob: Vec<f32>,
 }
 
 #[derive(Clone, Copy)]
@@ -113,6 +161,8 @@ struct Candidate {
     id: String,
     question: String,
     out_of_scope: bool,
+    /// An entry whose answer also holds outside cross-region care.
+    general: bool,
 }
 
 /// The FAQ index. Build once per knowledge version; searching takes `&self` and is
@@ -127,6 +177,11 @@ pub struct SearchEngine {
     /// Per segment, per document: the index of its candidate.
     doc_candidate: Vec<Vec<u32>>,
     candidates: Vec<Candidate>,
+    /// Number of FAQ entries (the first candidates).
+    entries: usize,
+    classifier: Classifier,
+    /// Finds the cross-region cues of the knowledge in normalised text.
+    cues: Option<AhoCorasick>,
     tuning: Tuning,
 }
 
@@ -192,6 +247,7 @@ impl SearchEngine {
                 e.tags.clone(),
                 e.answer.as_str(),
                 false,
+                e.general,
             )
         });
         let topics = knowledge.out_of_scope.iter().map(|t| {
@@ -203,9 +259,11 @@ impl SearchEngine {
                 vec![t.label.clone()],
                 "",
                 true,
+                false,
             )
         });
-        for (id, question, phrasings, tags, answer, out_of_scope) in faqs.chain(topics) {
+        let mut examples = Vec::new();
+        for (id, question, phrasings, tags, answer, out_of_scope, general) in faqs.chain(topics) {
             let c = candidates.len() as u64;
             // one document per phrasing: an entry can score as its best-matching phrasing,
             // so twelve phrasings do not dilute each other
@@ -226,10 +284,18 @@ impl SearchEngine {
                 d.add_text(fields.tags, t);
             }
             writer.add_document(d)?;
+            for p in &phrasings {
+                examples.push(Example {
+                    features: features(&analyzer, &expander, &crate::text::normalize(p)),
+                    class: candidates.len(),
+                    weight: 1.0,
+                });
+            }
             candidates.push(Candidate {
                 id,
                 question,
                 out_of_scope,
+                general,
             });
         }
         writer.commit()?;
@@ -259,6 +325,18 @@ impl SearchEngine {
                 (t.to_string(), words)
             })
             .collect();
+        let started = std::time::Instant::now();
+        let classifier = Classifier::train(&examples, candidates.len(), tuning.train);
+        tracing::debug!(
+            examples = examples.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "classifier trained"
+        );
+        let cues = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&knowledge.cross_region_cues)
+            .ok()
+            .filter(|_| !knowledge.cross_region_cues.is_empty());
         Ok(SearchEngine {
             analyzer,
             expander,
@@ -266,7 +344,10 @@ impl SearchEngine {
             fields,
             reader,
             doc_candidate,
+            entries: knowledge.faqs.len(),
             candidates,
+            classifier,
+            cues,
             tuning,
         })
     }
@@ -275,27 +356,204 @@ impl SearchEngine {
         &self.analyzer
     }
 
-    /// Searches for `query` and returns at most `limit` hits, best first.
+    /// Searches for `query` without conversation context and returns at most `limit` hits,
+    /// best first.
     pub fn search(&self, query: &str, limit: usize) -> SearchResult {
+        self.search_with(query, limit, &SearchContext::default())
+    }
+
+    /// Searches for `query` in a conversation's context.
+    ///
+    /// A long message is also read sentence by sentence (its questions), so that a story
+    /// around the question does not drown it; the most confident question gives the answer
+    /// and a second question answered by another entry is returned as `also`. An entry that
+    /// only applies to cross-region care answers only when the message (or `ctx`) has a
+    /// cross-region sense.
+    pub fn search_with(&self, query: &str, limit: usize, ctx: &SearchContext) -> SearchResult {
+        let analysis = self.analyse(query, ctx);
+        self.decide(query, &analysis, limit, &self.tuning)
+    }
+
+    /// The signals of a message: of the whole text and, for a long one, of each question
+    /// sentence; and whether it (or the context) has a cross-region sense.
+    pub fn analyse(&self, query: &str, ctx: &SearchContext) -> Analysis {
         let norm = normalize_query(query);
+        let mut texts = Vec::new();
+        if let Some(whole) = self.signals(&norm) {
+            texts.push(whole);
+            if norm.chars().count() > self.tuning.long_chars {
+                for sentence in question_sentences(query) {
+                    let sn = normalize_query(&sentence);
+                    if sn.len() == norm.len() {
+                        continue;
+                    }
+                    if let Some(sig) = self.signals(&sn) {
+                        texts.push(sig);
+                    }
+                }
+            }
+        }
+        Analysis {
+            cross_region: ctx.cross_region || self.has_cross_region_cue(&norm),
+            texts,
+        }
+    }
+
+    /// The decision over an analysis with the given tuning's decision parameters.
+    pub fn decide(
+        &self,
+        query: &str,
+        analysis: &Analysis,
+        limit: usize,
+        t: &Tuning,
+    ) -> SearchResult {
         let mut result = SearchResult {
             query: query.to_string(),
             answered: false,
             hits: Vec::new(),
             out_of_scope_score: 0.0,
             out_of_scope: None,
+            also: None,
         };
-        let mut own_words = self.analyzer.words_normalized(&norm);
-        if own_words.is_empty() {
+        if analysis.texts.is_empty() {
             return result;
         }
-        own_words.extend(self.expander.concepts(&norm));
+        let readings: Vec<Reading> = analysis
+            .texts
+            .iter()
+            .map(|sig| self.read(sig, analysis.cross_region, t))
+            .collect();
+        let main = readings
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.answerable)
+            .max_by(|a, b| a.1.confidence.total_cmp(&b.1.confidence).then(b.0.cmp(&a.0)))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let chosen = &readings[main];
+        result.answered = chosen.answerable;
+        result.out_of_scope_score = chosen.best_topic.map_or(0.0, |(_, s)| s);
+        result.hits = chosen
+            .ranked
+            .iter()
+            .take(limit)
+            .map(|&(c, score)| self.hit(c, score))
+            .collect();
+        if result.answered {
+            let top = chosen.ranked[0].0;
+            result.also = readings
+                .iter()
+                .filter(|r| r.answerable && r.confidence >= t.also_min_prob)
+                .map(|r| r.ranked[0])
+                .find(|&(c, _)| c != top)
+                .map(|(c, score)| self.hit(c, score));
+        } else {
+            result.out_of_scope = chosen
+                .declined_topic
+                .map(|c| self.candidates[c].id.trim_start_matches(OOS_PREFIX).to_string());
+        }
+        result
+    }
+
+    /// The engine's tuning.
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
+    /// The raw signals of one normalised text: `None` when it has no content word.
+    pub fn signals(&self, norm: &str) -> Option<Signals> {
+        let words = self.analyzer.words_normalized(norm);
+        if words.is_empty() {
+            return None;
+        }
+        let bm25 = self.bm25(norm, words)?;
+        let prob = self
+            .classifier
+            .predict(&features(&self.analyzer, &self.expander, norm));
+        Some(Signals { bm25, prob })
+    }
+
+    /// True when normalised text names a cross-region situation (a cue of the knowledge).
+    pub fn has_cross_region_cue(&self, norm: &str) -> bool {
+        self.cues
+            .as_ref()
+            .is_some_and(|ac| ac.find(norm).is_some())
+    }
+
+    /// Number of FAQ entries: the first candidates of [`Signals`].
+    pub fn entry_count(&self) -> usize {
+        self.entries
+    }
+
+    /// The id of candidate `c` (topics carry the `oos:` prefix).
+    pub fn candidate_id(&self, c: usize) -> &str {
+        &self.candidates[c].id
+    }
+
+    /// True when candidate `c` is an entry that may answer without a cross-region sense.
+    pub fn candidate_is_general(&self, c: usize) -> bool {
+        self.candidates[c].general
+    }
+
+    fn hit(&self, c: usize, score: f32) -> Hit {
+        let cand = &self.candidates[c];
+        Hit {
+            id: cand.id.clone(),
+            score,
+            question: cand.question.clone(),
+        }
+    }
+
+    /// Ranks the entries of one text and decides whether the best one answers it.
+    fn read(&self, sig: &Signals, cross: bool, t: &Tuning) -> Reading {
+        let n = self.entries;
+        let best_bm25 = sig.bm25[..n].iter().copied().fold(0.0f32, f32::max);
+        let mut ranked: Vec<(usize, f32)> = (0..n)
+            .filter(|&c| sig.bm25[c] > 0.0)
+            .map(|c| {
+                let rel = sig.bm25[c] / best_bm25.max(1e-6);
+                (c, t.rank_prob * sig.prob[c] + t.rank_bm25 * rel)
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let topic_prob: f32 = sig.prob[n..].iter().sum();
+        let best_topic = (n..self.candidates.len())
+            .max_by(|&a, &b| sig.prob[a].total_cmp(&sig.prob[b]).then(b.cmp(&a)))
+            .map(|c| (c, sig.prob[c]));
+        let (answerable, confidence, gated) = match ranked.first() {
+            Some(&(c, _)) => {
+                let gate = cross || self.candidates[c].general;
+                let ok = sig.prob[c] >= t.min_prob
+                    && sig.bm25[c] >= t.min_score
+                    && topic_prob < t.max_topic_prob;
+                (ok && gate, sig.prob[c], ok && !gate)
+            }
+            None => (false, 0.0, false),
+        };
+        // declined because the question is outside cross-region care: a topic won, or the
+        // best entry only applies to cross-region care and nothing in the text says so
+        let declined_topic = match best_topic {
+            Some((c, p)) if !answerable && (gated || !cross || p >= confidence) => Some(c),
+            _ => None,
+        };
+        Reading {
+            ranked,
+            answerable,
+            confidence,
+            best_topic,
+            declined_topic,
+        }
+    }
+
+    /// BM25 per candidate for a normalised text with its content words.
+    fn bm25(&self, norm: &str, mut own_words: Vec<String>) -> Option<Vec<f32>> {
+        own_words.extend(self.expander.concepts(norm));
         let own_words = dedup(own_words);
         // Per synonym group the words its other terms add; a group counts as much as its
         // best-matching word (a disjunction max), however many terms it lists.
         let groups: Vec<Vec<String>> = self
             .expander
-            .expand(&norm)
+            .expand(norm)
             .iter()
             .map(|terms| {
                 let words = terms
@@ -305,7 +563,7 @@ impl SearchEngine {
             })
             .filter(|ws| !ws.is_empty())
             .collect();
-        let grams = dedup(self.analyzer.bigrams_normalized(&norm));
+        let grams = dedup(self.analyzer.bigrams_normalized(norm));
 
         let t = self.tuning;
         let f = self.fields;
@@ -334,8 +592,8 @@ impl SearchEngine {
         );
 
         let searcher = self.reader.searcher();
-        let mut scores = vec![0.0f32; self.candidates.len()];
         let n = self.candidates.len();
+        let mut scores = vec![0.0f32; n];
         for (query, depth, weight) in [
             (&phrasing_query, n * 4, t.weight_phrasing),
             (&entry_query, n, t.weight_entry),
@@ -344,7 +602,7 @@ impl SearchEngine {
                 Ok(top) => top,
                 Err(e) => {
                     tracing::error!(error = %e, "search failed");
-                    return result;
+                    return None;
                 }
             };
             // documents arrive best first: the first of a candidate is its best
@@ -358,55 +616,71 @@ impl SearchEngine {
                 }
             }
         }
-        let mut ranked: Vec<(usize, f32)> = scores
-            .into_iter()
-            .enumerate()
-            .filter(|&(_, s)| s > 0.0)
-            .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let best_topic = ranked
-            .iter()
-            .find(|(c, _)| self.candidates[*c].out_of_scope)
-            .copied();
-        result.out_of_scope_score = best_topic.map_or(0.0, |(_, s)| s);
-        // `answered` is decided on the best entry, whatever the limit
-        let mut best_score = None;
-        for (i, (c, score)) in ranked
-            .into_iter()
-            .filter(|(c, _)| !self.candidates[*c].out_of_scope)
-            .enumerate()
-        {
-            if i == 0 {
-                best_score = Some(score);
-            }
-            if i >= limit {
-                break;
-            }
-            let cand = &self.candidates[c];
-            result.hits.push(Hit {
-                id: cand.id.clone(),
-                score,
-                question: cand.question.clone(),
-            });
-        }
-        if let Some(best) = best_score {
-            result.answered =
-                best >= t.min_score && result.out_of_scope_score < t.out_of_scope_ratio * best;
-        }
-        if !result.answered
-            && let Some((c, score)) = best_topic
-            && score >= t.out_of_scope_ratio * best_score.unwrap_or(0.0)
-            && score >= t.min_score * t.out_of_scope_ratio
-        {
-            result.out_of_scope = Some(
-                self.candidates[c]
-                    .id
-                    .trim_start_matches(OOS_PREFIX)
-                    .to_string(),
-            );
-        }
-        result
+        Some(scores)
     }
+}
+
+/// What [`SearchEngine::analyse`] finds in a message.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// The message (or its context) has a cross-region sense.
+    pub cross_region: bool,
+    /// Signals of the whole message, then of its question sentences (long messages only).
+    pub texts: Vec<Signals>,
+}
+
+/// One text's ranking and decision.
+struct Reading {
+    /// Entries with any match, best first, with their ranking scores.
+    ranked: Vec<(usize, f32)>,
+    answerable: bool,
+    /// The classifier's probability of the best entry.
+    confidence: f32,
+    /// The most probable out-of-scope topic and its probability.
+    best_topic: Option<(usize, f32)>,
+    /// When not answerable because the text is outside cross-region care: that topic.
+    declined_topic: Option<usize>,
+}
+
+/// The classifier's features of a normalised text: content words, synonym concepts and
+/// character bigrams (prefixed `#`, so that a bigram and a word of the same characters stay
+/// apart).
+fn features(analyzer: &Analyzer, expander: &Expander, norm: &str) -> Vec<String> {
+    let mut f = analyzer.words_normalized(norm);
+    f.extend(expander.concepts(norm));
+    f.extend(
+        analyzer
+            .bigrams_normalized(norm)
+            .into_iter()
+            .map(|g| format!("#{g}")),
+    );
+    f
+}
+
+/// The sentences of a message that ask something (a question mark, a question word or a
+/// final question particle), in order. Narrative sentences are left out.
+fn question_sentences(message: &str) -> Vec<String> {
+    const ASKING: &[&str] = &[
+        "?", "？", "吗", "么", "呢", "怎么", "怎样", "如何", "什么", "多少", "哪", "几", "是否",
+        "能否", "可否", "咋", "啥", "有没有", "能不能", "可不可以", "是不是", "要不要",
+    ];
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for c in message.chars() {
+        current.push(c);
+        if matches!(c, '。' | '！' | '？' | '!' | '?' | '；' | ';' | '\n' | '…') {
+            let s = current.trim().to_string();
+            current.clear();
+            if ASKING.iter().any(|a| s.contains(a)) {
+                out.push(s);
+            }
+        }
+    }
+    let s = current.trim().to_string();
+    if !s.is_empty() && ASKING.iter().any(|a| s.contains(a)) {
+        out.push(s);
+    }
+    out
 }
 
 const OOS_PREFIX: &str = "oos:";
