@@ -108,6 +108,14 @@ const STOPWORDS: &[&str] = &[
     "吗?",
     "怎么办",
     "办法",
+    // dialect and chat forms of the question words above
+    "咋",
+    "咋办",
+    "咋整",
+    "咋样",
+    "啥子",
+    "整啥",
+    "么样",
 ];
 
 /// Shared analyzer: cheap to clone (the dictionary sits behind an `Arc`).
