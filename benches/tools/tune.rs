@@ -36,6 +36,10 @@ fn main() {
     env_f32("MT", &mut t.max_topic_prob);
     env_f32("MS", &mut t.min_score);
     env_f32("AP", &mut t.also_min_prob);
+    env_f32("AW", &mut t.answer_weight);
+    env_f32("MU", &mut t.min_prob_uncued);
+    t.long_whole_answers = std::env::var("LW").map_or(t.long_whole_answers, |v| v == "1");
+    t.long_needs_cue = std::env::var("LN").map_or(t.long_needs_cue, |v| v == "1");
     if let Ok(v) = std::env::var("LC") {
         t.long_chars = v.parse().expect("a number");
     }
@@ -114,16 +118,22 @@ fn main() {
 
     if std::env::var("GRID").is_ok() {
         let mut results = Vec::new();
-        for mp in [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5] {
-            for mt in [0.3, 0.4, 0.5, 0.6, 0.7, 1.01] {
-                for rb in [0.0, 0.1, 0.2, 0.3, 0.5, 1.0] {
-                    for ms in [0.0, 5.0, 10.0, 15.0, 20.0, 30.0] {
-                        let mut g = t;
-                        g.min_prob = mp;
-                        g.max_topic_prob = mt;
-                        g.rank_bm25 = rb;
-                        g.min_score = ms;
-                        results.push((objective(&g, false), g));
+        for mp in [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4] {
+            for mt in [0.3, 0.4, 0.5, 0.6, 1.01] {
+                for rb in [0.0, 0.1, 0.3, 1.0] {
+                    for ms in [0.0, 10.0, 20.0, 30.0] {
+                        for mu in [0.0, 0.2, 0.3, 0.4, 0.5] {
+                            for lw in [true, false] {
+                                let mut g = t;
+                                g.min_prob = mp;
+                                g.max_topic_prob = mt;
+                                g.rank_bm25 = rb;
+                                g.min_score = ms;
+                                g.min_prob_uncued = mu;
+                                g.long_whole_answers = lw;
+                                results.push((objective(&g, false), g));
+                            }
+                        }
                     }
                 }
             }
@@ -131,12 +141,14 @@ fn main() {
         results.sort_by(|a, b| b.0.total_cmp(&a.0));
         for (score, g) in results.iter().take(8) {
             println!(
-                "tune {score:.4} held {:.4}: min_prob={} max_topic_prob={} rank_bm25={} min_score={}",
+                "tune {score:.4} held {:.4}: min_prob={} max_topic_prob={} rank_bm25={} min_score={} uncued={} whole={}",
                 objective(g, true),
                 g.min_prob,
                 g.max_topic_prob,
                 g.rank_bm25,
-                g.min_score
+                g.min_score,
+                g.min_prob_uncued,
+                g.long_whole_answers
             );
         }
         if let Some((_, best)) = results.first() {

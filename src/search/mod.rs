@@ -60,6 +60,8 @@ pub struct Tuning {
     pub out_of_scope_ratio: f32,
     /// Training of the classifier (entries and out-of-scope topics as classes).
     pub train: TrainParams,
+    /// Weight of an entry's answer sentences as training texts (its phrasings weigh 1).
+    pub answer_weight: f32,
     /// Ranking: weight of the classifier's probability of an entry.
     pub rank_prob: f32,
     /// Ranking: weight of an entry's BM25 score relative to the best entry's.
@@ -72,6 +74,13 @@ pub struct Tuning {
     pub long_chars: usize,
     /// A second question of a message is offered (`also`) from this probability on.
     pub also_min_prob: f32,
+    /// Without a cross-region sense, a general entry needs at least this probability.
+    pub min_prob_uncued: f32,
+    /// Whether a long message as a whole may give the answer (else only its questions).
+    pub long_whole_answers: bool,
+    /// A long message (several sentences) without a cross-region sense gets no answer, not
+    /// even from a general entry: such stories are about local matters.
+    pub long_needs_cue: bool,
 }
 
 impl Default for Tuning {
@@ -86,15 +95,19 @@ impl Default for Tuning {
             boost_answer: 0.0,
             boost_grams: 0.6,
             synonym_weight: 0.4,
-            min_score: 30.0,
+            min_score: 20.0,
             out_of_scope_ratio: 0.8,
             train: TrainParams::default(),
+            answer_weight: 0.0,
             rank_prob: 1.0,
-            rank_bm25: 0.3,
-            min_prob: 0.3,
+            rank_bm25: 0.1,
+            min_prob: 0.1,
             max_topic_prob: 0.5,
             long_chars: 40,
             also_min_prob: 0.5,
+            min_prob_uncued: 0.0,
+            long_whole_answers: true,
+            long_needs_cue: true,
         }
     }
 }
@@ -160,7 +173,6 @@ struct Fields {
 struct Candidate {
     id: String,
     question: String,
-    out_of_scope: bool,
     /// An entry whose answer also holds outside cross-region care.
     general: bool,
 }
@@ -263,7 +275,7 @@ impl SearchEngine {
             )
         });
         let mut examples = Vec::new();
-        for (id, question, phrasings, tags, answer, out_of_scope, general) in faqs.chain(topics) {
+        for (id, question, phrasings, tags, answer, _topic, general) in faqs.chain(topics) {
             let c = candidates.len() as u64;
             // one document per phrasing: an entry can score as its best-matching phrasing,
             // so twelve phrasings do not dilute each other
@@ -291,10 +303,21 @@ impl SearchEngine {
                     weight: 1.0,
                 });
             }
+            if tuning.answer_weight > 0.0 {
+                for sentence in answer.split(['。', '；', '\n']) {
+                    let norm = crate::text::normalize(sentence);
+                    if norm.chars().count() >= 6 {
+                        examples.push(Example {
+                            features: features(&analyzer, &expander, &norm),
+                            class: candidates.len(),
+                            weight: tuning.answer_weight,
+                        });
+                    }
+                }
+            }
             candidates.push(Candidate {
                 id,
                 question,
-                out_of_scope,
                 general,
             });
         }
@@ -395,6 +418,7 @@ impl SearchEngine {
         }
         Analysis {
             cross_region: ctx.cross_region || self.has_cross_region_cue(&norm),
+            long: norm.chars().count() > self.tuning.long_chars,
             texts,
         }
     }
@@ -418,11 +442,22 @@ impl SearchEngine {
         if analysis.texts.is_empty() {
             return result;
         }
-        let readings: Vec<Reading> = analysis
+        let mut readings: Vec<Reading> = analysis
             .texts
             .iter()
             .map(|sig| self.read(sig, analysis.cross_region, t))
             .collect();
+        if analysis.long && t.long_needs_cue && !analysis.cross_region {
+            for r in &mut readings {
+                if r.answerable {
+                    r.answerable = false;
+                    r.declined_topic = r.best_topic.map(|(c, _)| c);
+                }
+            }
+        }
+        if analysis.texts.len() > 1 && !t.long_whole_answers {
+            readings[0].answerable = false;
+        }
         let main = readings
             .iter()
             .enumerate()
@@ -478,6 +513,7 @@ impl SearchEngine {
         self.cues
             .as_ref()
             .is_some_and(|ac| ac.find(norm).is_some())
+            || self.analyzer.away_from_home(norm)
     }
 
     /// Number of FAQ entries: the first candidates of [`Signals`].
@@ -522,7 +558,8 @@ impl SearchEngine {
             .map(|c| (c, sig.prob[c]));
         let (answerable, confidence, gated) = match ranked.first() {
             Some(&(c, _)) => {
-                let gate = cross || self.candidates[c].general;
+                let gate =
+                    cross || (self.candidates[c].general && sig.prob[c] >= t.min_prob_uncued);
                 let ok = sig.prob[c] >= t.min_prob
                     && sig.bm25[c] >= t.min_score
                     && topic_prob < t.max_topic_prob;
@@ -625,6 +662,8 @@ impl SearchEngine {
 pub struct Analysis {
     /// The message (or its context) has a cross-region sense.
     pub cross_region: bool,
+    /// The message is longer than [`Tuning::long_chars`].
+    pub long: bool,
     /// Signals of the whole message, then of its question sentences (long messages only).
     pub texts: Vec<Signals>,
 }
