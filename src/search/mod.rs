@@ -404,8 +404,9 @@ impl SearchEngine {
         let mut texts = Vec::new();
         if let Some(whole) = self.signals(&norm) {
             texts.push(whole);
-            if norm.chars().count() > self.tuning.long_chars {
-                for sentence in question_sentences(query) {
+            let questions = question_sentences(query);
+            if norm.chars().count() > self.tuning.long_chars || questions.len() > 1 {
+                for sentence in questions {
                     let sn = normalize_query(&sentence);
                     if sn.len() == norm.len() {
                         continue;
@@ -845,5 +846,101 @@ mod tests {
             r.hits.iter().all(|h| !h.id.starts_with(OOS_PREFIX)),
             "decoys never surface"
         );
+    }
+
+    #[test]
+    fn cross_region_only_entries_need_a_cross_region_sense() {
+        // 生育 matches the maternity entry's words, but nothing says "away from home"
+        let r = engine().search("生育津贴什么时候发", 3);
+        assert!(!r.answered, "{r:?}");
+        assert!(r.out_of_scope.is_some(), "declined as out of scope: {r:?}");
+        let r = engine().search("在外地生孩子能直接结算吗", 3);
+        assert!(r.answered && r.hits[0].id == "maternity", "{r:?}");
+    }
+
+    #[test]
+    fn the_conversation_can_supply_the_cross_region_sense() {
+        let q = "产检的费用能刷卡吗";
+        let alone = engine().search(q, 3);
+        let ctx = SearchContext { cross_region: true };
+        let in_context = engine().search_with(q, 3, &ctx);
+        assert!(!alone.answered, "{alone:?}");
+        assert!(in_context.answered, "{in_context:?}");
+        assert_eq!(in_context.hits[0].id, "maternity");
+    }
+
+    #[test]
+    fn places_give_a_cross_region_sense() {
+        let r = engine().search("我在上海看门诊能直接刷卡吗", 3);
+        assert!(r.answered, "{r:?}");
+    }
+
+    #[test]
+    fn near_domain_questions_are_referred_with_their_topic() {
+        for (q, topic) in [
+            ("养老金每年涨多少", "pension"),
+            ("新农合今年交多少钱", "premium"),
+        ] {
+            let r = engine().search(q, 3);
+            assert!(!r.answered, "{q}: {r:?}");
+            assert_eq!(r.out_of_scope.as_deref(), Some(topic), "{q}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn a_long_story_is_read_for_its_question() {
+        let q = "我父亲是苏州的退休职工，前几年跟着我弟弟搬到了成都，平时身体还可以。\
+                 上个月突发心梗住进了当地医院，花了不少钱，一家人都很着急。\
+                 请问没有办备案，住院的钱还能直接结算吗？";
+        let r = engine().search(q, 3);
+        assert!(r.answered, "{r:?}");
+        assert!(
+            ["emergency", "backfill-in-hospital"].contains(&r.hits[0].id.as_str()),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn two_questions_give_a_main_answer_and_another() {
+        let q = "我退休后长期住在外地，异地就医备案要带哪些材料？另外备案后多久能生效？";
+        let r = engine().search(q, 3);
+        assert!(r.answered, "{r:?}");
+        let also = r.also.as_ref().expect("a second answer");
+        assert_ne!(also.id, r.hits[0].id);
+        let ids = [r.hits[0].id.as_str(), also.id.as_str()];
+        assert!(
+            ids.contains(&"filing-materials") && ids.contains(&"filing-processing-time"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_long_local_complaint_is_not_answered() {
+        let q = "我们小区门口的路坏了好几个月，下雨天老人出门摔了一跤，住院花了几千块。\
+                 打了好几次电话都没人管，请问到底找哪个部门？";
+        let r = engine().search(q, 3);
+        assert!(!r.answered, "{r:?}");
+    }
+
+    fn metrics_of(file: &str) -> eval::Metrics {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/eval")
+            .join(file);
+        let text = std::fs::read_to_string(&path).expect("the shared evaluation sets");
+        let cases = eval::parse_cases(&text).expect("valid cases");
+        eval::evaluate(engine(), &cases).0
+    }
+
+    /// The quality gate: a little below what the shipped knowledge reaches (README).
+    #[test]
+    fn quality_gate_on_the_public_evaluation_sets() {
+        let dev = metrics_of("dev.jsonl");
+        assert!(dev.recall_at_1 >= 0.95, "{dev:?}");
+        assert!(dev.recall_at_3 >= 1.0, "{dev:?}");
+        assert!(dev.abstain_accuracy >= 0.9, "{dev:?}");
+        let real = metrics_of("real-dev.jsonl");
+        assert!(real.recall_at_1 >= 0.75, "{real:?}");
+        assert!(real.recall_at_1_alt >= 0.8, "{real:?}");
+        assert!(real.abstain_accuracy >= 0.9, "{real:?}");
     }
 }
