@@ -36,6 +36,11 @@ pub struct FaqEntry {
     /// only apply to cross-region care leave it false.
     #[serde(skip)]
     pub general: bool,
+    /// The out-of-scope topic that a question gets when it matches this entry but has no
+    /// cross-region sense (生育 without 异地 → the maternity-benefit topic). Only on entries
+    /// that are not `general`.
+    #[serde(skip)]
+    pub local_topic: Option<String>,
     /// The file the entry came from, relative to the knowledge folder.
     #[serde(skip)]
     pub file: String,
@@ -90,6 +95,18 @@ impl Knowledge {
         let synonyms = load_synonyms(root, &mut errors);
         let faqs = load_faqs(root, &sources, &mut errors);
         let (out_of_scope, cross_region_cues) = load_out_of_scope(root, &mut errors);
+        for e in &faqs {
+            if let Some(t) = &e.local_topic
+                && !out_of_scope.iter().any(|o| &o.id == t)
+            {
+                errors.push(err(
+                    &e.file,
+                    Some(&e.id),
+                    Some("local_topic"),
+                    format!("names unknown out-of-scope topic `{t}`"),
+                ));
+            }
+        }
         if !errors.is_empty() {
             return Err(KnowledgeErrors(errors));
         }
@@ -584,6 +601,7 @@ fn validate_entry(
         related: raw.related,
         hotline: raw.hotline,
         general: raw.general,
+        local_topic: raw.local_topic,
         file: file.to_string(),
     })
 }

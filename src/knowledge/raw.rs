@@ -60,6 +60,8 @@ pub struct FaqRaw {
     pub hotline: Option<String>,
     #[serde(default)]
     pub general: bool,
+    #[serde(default)]
+    pub local_topic: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

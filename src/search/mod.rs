@@ -62,6 +62,8 @@ pub struct Tuning {
     pub train: TrainParams,
     /// Weight of an entry's answer sentences as training texts (its phrasings weigh 1).
     pub answer_weight: f32,
+    /// The classifier also sees character trigrams.
+    pub char_trigrams: bool,
     /// Ranking: weight of the classifier's probability of an entry.
     pub rank_prob: f32,
     /// Ranking: weight of an entry's BM25 score relative to the best entry's.
@@ -76,6 +78,9 @@ pub struct Tuning {
     pub also_min_prob: f32,
     /// Without a cross-region sense, a general entry needs at least this probability.
     pub min_prob_uncued: f32,
+    /// When the best entry is declined for want of a cross-region sense, the most probable
+    /// topic is named from this probability on; below it, the entry's local counterpart.
+    pub gate_topic_prob: f32,
     /// Whether a long message as a whole may give the answer (else only its questions).
     pub long_whole_answers: bool,
     /// A long message (several sentences) without a cross-region sense gets no answer, not
@@ -99,6 +104,7 @@ impl Default for Tuning {
             out_of_scope_ratio: 0.8,
             train: TrainParams::default(),
             answer_weight: 0.0,
+            char_trigrams: false,
             rank_prob: 1.0,
             rank_bm25: 0.1,
             min_prob: 0.1,
@@ -107,6 +113,7 @@ impl Default for Tuning {
             also_min_prob: 0.5,
             min_prob_uncued: 0.0,
             long_whole_answers: true,
+            gate_topic_prob: 0.2,
             long_needs_cue: true,
         }
     }
@@ -175,6 +182,8 @@ struct Candidate {
     question: String,
     /// An entry whose answer also holds outside cross-region care.
     general: bool,
+    /// The candidate index of the entry's local counterpart topic.
+    local_topic: Option<usize>,
 }
 
 /// The FAQ index. Build once per knowledge version; searching takes `&self` and is
@@ -298,7 +307,7 @@ impl SearchEngine {
             writer.add_document(d)?;
             for p in &phrasings {
                 examples.push(Example {
-                    features: features(&analyzer, &expander, &crate::text::normalize(p)),
+                    features: features(&analyzer, &expander, &crate::text::normalize(p), &tuning),
                     class: candidates.len(),
                     weight: 1.0,
                 });
@@ -308,7 +317,7 @@ impl SearchEngine {
                     let norm = crate::text::normalize(sentence);
                     if norm.chars().count() >= 6 {
                         examples.push(Example {
-                            features: features(&analyzer, &expander, &norm),
+                            features: features(&analyzer, &expander, &norm, &tuning),
                             class: candidates.len(),
                             weight: tuning.answer_weight,
                         });
@@ -319,6 +328,7 @@ impl SearchEngine {
                 id,
                 question,
                 general,
+                local_topic: None,
             });
         }
         writer.commit()?;
@@ -348,6 +358,12 @@ impl SearchEngine {
                 (t.to_string(), words)
             })
             .collect();
+        for (i, e) in knowledge.faqs.iter().enumerate() {
+            candidates[i].local_topic = e.local_topic.as_ref().and_then(|t| {
+                let id = format!("{OOS_PREFIX}{t}");
+                candidates.iter().position(|c| c.id == id)
+            });
+        }
         let started = std::time::Instant::now();
         let classifier = Classifier::train(&examples, candidates.len(), tuning.train);
         tracing::debug!(
@@ -505,7 +521,7 @@ impl SearchEngine {
         let bm25 = self.bm25(norm, words)?;
         let prob = self
             .classifier
-            .predict(&features(&self.analyzer, &self.expander, norm));
+            .predict(&features(&self.analyzer, &self.expander, norm, &self.tuning));
         Some(Signals { bm25, prob })
     }
 
@@ -569,9 +585,15 @@ impl SearchEngine {
             None => (false, 0.0, false),
         };
         // declined because the question is outside cross-region care: a topic won, or the
-        // best entry only applies to cross-region care and nothing in the text says so
+        // best entry only applies to cross-region care and nothing in the text says so (then
+        // a clear topic, else the entry's local counterpart)
         let declined_topic = match best_topic {
-            Some((c, p)) if !answerable && (gated || !cross || p >= confidence) => Some(c),
+            _ if answerable => None,
+            Some((c, p)) if gated && p < t.gate_topic_prob => ranked
+                .first()
+                .and_then(|&(e, _)| self.candidates[e].local_topic)
+                .or(Some(c)),
+            Some((c, p)) if gated || !cross || p >= confidence => Some(c),
             _ => None,
         };
         Reading {
@@ -685,15 +707,20 @@ struct Reading {
 /// The classifier's features of a normalised text: content words, synonym concepts and
 /// character bigrams (prefixed `#`, so that a bigram and a word of the same characters stay
 /// apart).
-fn features(analyzer: &Analyzer, expander: &Expander, norm: &str) -> Vec<String> {
+fn features(analyzer: &Analyzer, expander: &Expander, norm: &str, t: &Tuning) -> Vec<String> {
     let mut f = analyzer.words_normalized(norm);
     f.extend(expander.concepts(norm));
-    f.extend(
-        analyzer
-            .bigrams_normalized(norm)
-            .into_iter()
-            .map(|g| format!("#{g}")),
-    );
+    let grams = analyzer.bigrams_normalized(norm);
+    if t.char_trigrams {
+        for pair in grams.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            // consecutive bigrams of one run overlap by a character: 异地 + 地就 → 异地就
+            if a.chars().count() == 2 && b.chars().count() == 2 && a.chars().nth(1) == b.chars().next() {
+                f.push(format!("%{a}{}", b.chars().nth(1).unwrap_or_default()));
+            }
+        }
+    }
+    f.extend(grams.into_iter().map(|g| format!("#{g}")));
     f
 }
 
