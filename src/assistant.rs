@@ -11,6 +11,7 @@
 //!    it, with every slot the message already states filled;
 //! 4. otherwise the FAQ answers, or the assistant says honestly that it does not know.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
@@ -22,6 +23,7 @@ use crate::guidance::estimate::{self, EstimateInput};
 use crate::guidance::policy::Policies;
 use crate::knowledge::Knowledge;
 use crate::search::{SearchEngine, SearchResult};
+use crate::talk::Talk;
 use crate::text::normalize;
 
 /// Hits below this score are not even offered as "did you mean" suggestions.
@@ -43,13 +45,69 @@ pub struct FaqRef {
     pub id: String,
 }
 
+/// One entry a clarifying question offers.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FaqOption {
+    pub id: String,
+    pub question: String,
+}
+
+/// What a reply is (cli.md, section Conversation).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyKind {
+    /// An FAQ entry answers (`faq` names it).
+    Faq,
+    /// A dialog's question or outcome (checklist, estimate, or a refusal).
+    Dialog,
+    /// Which of a few entries is meant (`options`).
+    Clarify,
+    /// Greetings, thanks, goodbyes, "who are you", a human, acknowledgements.
+    #[default]
+    Smalltalk,
+    /// Outside cross-region care: says so and whom to ask.
+    OutOfScope,
+    /// About cross-region care but not in the knowledge: an honest "I don't know".
+    Unanswered,
+}
+
+impl ReplyKind {
+    pub const ALL: [ReplyKind; 6] = [
+        ReplyKind::Faq,
+        ReplyKind::Dialog,
+        ReplyKind::Clarify,
+        ReplyKind::Smalltalk,
+        ReplyKind::OutOfScope,
+        ReplyKind::Unanswered,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyKind::Faq => "faq",
+            ReplyKind::Dialog => "dialog",
+            ReplyKind::Clarify => "clarify",
+            ReplyKind::Smalltalk => "smalltalk",
+            ReplyKind::OutOfScope => "out_of_scope",
+            ReplyKind::Unanswered => "unanswered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReplyKind> {
+        ReplyKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// What the assistant says back, in the `chat --json` form of cli.md.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Reply {
+    pub kind: ReplyKind,
     pub text: String,
     pub asking: Option<String>,
     pub choices: Vec<Choice>,
     pub faq: Option<FaqRef>,
+    pub options: Vec<FaqOption>,
+    /// What the conversation knows of the user's situation, from every turn so far.
+    pub slots: BTreeMap<String, String>,
     pub checklist: Option<serde_json::Value>,
     pub estimate: Option<serde_json::Value>,
     pub dialog: Option<String>,
@@ -59,16 +117,27 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A plain reply of kind `smalltalk` (callers set another kind where it applies).
     pub fn text(text: impl Into<String>) -> Reply {
         Reply {
+            kind: ReplyKind::Smalltalk,
             text: text.into(),
             asking: None,
             choices: Vec::new(),
             faq: None,
+            options: Vec::new(),
+            slots: BTreeMap::new(),
             checklist: None,
             estimate: None,
             dialog: None,
             unanswered: false,
+        }
+    }
+
+    fn of(kind: ReplyKind, text: impl Into<String>) -> Reply {
+        Reply {
+            kind,
+            ..Reply::text(text)
         }
     }
 }
@@ -84,6 +153,8 @@ pub enum LoadError {
     Policies(String),
     #[error("invalid checklist texts:\n{0}")]
     Checklist(String),
+    #[error("invalid conversation data:\n{0}")]
+    Talk(String),
     #[error("cannot build the search index: {0}")]
     Index(#[from] tantivy::TantivyError),
 }
@@ -95,6 +166,7 @@ pub struct Assistant {
     pub dialogs: Dialogs,
     pub policies: Policies,
     pub checklist_texts: ChecklistTexts,
+    pub talk: Talk,
 }
 
 impl Assistant {
@@ -112,6 +184,8 @@ impl Assistant {
         })?;
         let checklist_texts =
             checklist::load(knowledge_dir).map_err(|es| LoadError::Checklist(es.join("\n")))?;
+        let talk =
+            Talk::load(knowledge_dir, &knowledge).map_err(|es| LoadError::Talk(es.join("\n")))?;
         let search = SearchEngine::build(&knowledge)?;
         Ok(Assistant {
             knowledge,
@@ -119,6 +193,7 @@ impl Assistant {
             dialogs,
             policies,
             checklist_texts,
+            talk,
         })
     }
 
@@ -137,11 +212,18 @@ impl Assistant {
     /// (Telegram's /filing): a dialog in progress is left and a new situation begins, with
     /// no slot filled. A name that is no dialog gets a short note and leaves `state` as it was.
     pub fn start_dialog(&self, state: &mut SessionState, dialog_id: &str) -> Reply {
+        let mut reply = self.start_named(state, dialog_id);
+        reply.slots = state.slots.clone();
+        reply
+    }
+
+    fn start_named(&self, state: &mut SessionState, dialog_id: &str) -> Reply {
         let Some(intro) = self.dialogs.get(dialog_id).map(|d| d.intro.clone()) else {
             return Reply::text("抱歉，没有这项问答。请直接输入您的问题。");
         };
         // a stored state that no longer fits the definitions is replaced anyway by the start
         engine::repair(&self.dialogs, state);
+        state.pending.clear();
         match engine::start(&self.dialogs, state, dialog_id, "") {
             Some(turn) => self.render(state, turn, Some(intro)),
             None => Reply::text("抱歉，没有这项问答。请直接输入您的问题。"),
@@ -184,11 +266,28 @@ impl Assistant {
             return None;
         }
         let turn = engine::answer(&self.dialogs, state, value)?;
-        Some(self.render(state, turn, None))
+        let mut reply = self.render(state, turn, None);
+        reply.slots = state.slots.clone();
+        Some(reply)
     }
 
-    /// Answers one user message, updating the conversation state.
+    /// The situation slots that `text` states, read as a conversation reads a message (the
+    /// agent console fills its form from what the agent types about the caller).
+    pub fn understand(&self, text: &str) -> BTreeMap<String, String> {
+        let mut state = SessionState::new();
+        self.learn(&mut state, text, false);
+        state.slots
+    }
+
+    /// Answers one user message, updating the conversation state. The reply carries
+    /// everything the conversation knows of the user's situation (`slots`).
     pub fn handle(&self, state: &mut SessionState, message: &str) -> Reply {
+        let mut reply = self.handle_message(state, message);
+        reply.slots = state.slots.clone();
+        reply
+    }
+
+    fn handle_message(&self, state: &mut SessionState, message: &str) -> Reply {
         let message = message.trim();
         if message.chars().count() > MAX_MESSAGE_CHARS {
             return Reply::text(format!(
@@ -196,7 +295,7 @@ impl Assistant {
             ));
         }
         if !engine::repair(&self.dialogs, state) {
-            let mut reply = self.handle(state, message);
+            let mut reply = self.handle_message(state, message);
             reply.text = format!("（之前的对话进度已失效，我们重新开始。）\n{}", reply.text);
             return reply;
         }
@@ -204,59 +303,457 @@ impl Assistant {
         if let Some(reply) = self.control(state, &command) {
             return reply;
         }
-        if message.is_empty() {
-            return match engine::current(&self.dialogs, state) {
-                Some(turn) => self.render(state, turn, None),
-                None => Reply::text("请输入您想咨询的问题，例如：“异地就医备案要带什么材料？”"),
-            };
-        }
         if state.active.is_some() {
-            // a question in the middle of a dialog ("苏州医保去外地看病要备案吗") is answered
-            // first, even when it happens to name an option, then the question is asked again
-            // searched at most once per message
-            let asked = looks_like_question(message).then(|| self.search.search(message, 3));
-            if let Some(result) = asked.as_ref().filter(|r| r.answered) {
-                return self.faq_then_resume(state, result);
-            }
-            let search = || {
-                asked
-                    .clone()
-                    .unwrap_or_else(|| self.search.search(message, 3))
-            };
-            let before = state.clone();
-            let Some(turn) = engine::answer(&self.dialogs, state, message) else {
-                return self.faq_reply(&search());
-            };
-            if let Turn::NotUnderstood { .. } = turn {
-                // maybe a question in the middle of the dialog: answer it, then ask again
-                let result = search();
-                if result.answered {
-                    *state = before;
-                    return self.faq_then_resume(state, &result);
-                }
-            }
-            return self.render(state, turn, None);
+            state.pending.clear();
+            return self.in_dialog(state, message);
+        }
+        if let Some(reply) = self.basis(state, &command) {
+            return reply;
+        }
+        // a pick among the options of the last clarifying question
+        if let Some(id) = self.pick(state, message) {
+            return self.entry_reply(state, &id);
+        }
+        // facts about the user's situation, stated in any turn, are remembered
+        let topic_before = state.topic.clone();
+        let learned = self.learn(state, message, !self.talk.is_followup(message));
+        // a statement of facts ("她是苏州退休职工", "不对，是张家港的") is acknowledged with
+        // what was understood, not searched as if it were a question
+        if !learned.is_empty() && !self.asks(message) && self.trigger(&command).is_none() {
+            return self.acknowledge(state, &learned, topic_before.as_deref());
         }
         if let Some(dialog) = self.trigger(&command) {
             let intro = self.dialogs.get(&dialog).map(|d| d.intro.clone());
+            state.pending.clear();
             if let Some(turn) = engine::start(&self.dialogs, state, &dialog, message) {
                 return self.render(state, turn, intro);
             }
         }
-        self.faq(message)
+        if learned.is_empty()
+            && let Some(intent) = self.talk.classify(message)
+        {
+            let region = state.slots.get("insured_region").map(String::as_str);
+            return Reply::text(intent.reply(region, self.knowledge.hotline()));
+        }
+        self.question(state, message, &learned)
+    }
+
+    /// A message while a dialog is in progress: an answer to its question, or a question of
+    /// its own (answered, then the dialog's question is asked again).
+    fn in_dialog(&self, state: &mut SessionState, message: &str) -> Reply {
+        if message.is_empty() {
+            return match engine::current(&self.dialogs, state) {
+                Some(turn) => self.render(state, turn, None),
+                None => self.smalltalk(state, "empty"),
+            };
+        }
+        // a question in the middle of a dialog ("苏州医保去外地看病要备案吗") is answered
+        // first, even when it happens to name an option, then the question is asked again;
+        // searched at most once per message
+        let asked = looks_like_question(message).then(|| self.search.search(message, 3));
+        if let Some(result) = asked.as_ref().filter(|r| r.answered) {
+            return self.faq_then_resume(state, result);
+        }
+        let search = || {
+            asked
+                .clone()
+                .unwrap_or_else(|| self.search.search(message, 3))
+        };
+        let before = state.clone();
+        let Some(turn) = engine::answer(&self.dialogs, state, message) else {
+            return self.faq_reply(state, &search());
+        };
+        if let Turn::NotUnderstood { .. } = turn {
+            // maybe a question in the middle of the dialog: answer it, then ask again
+            let result = search();
+            if result.answered {
+                *state = before;
+                return self.faq_then_resume(state, &result);
+            }
+            // or small talk ("谢谢", "你是谁"): answered, then the question is asked again
+            if let Some(intent) = self.talk.classify(message) {
+                *state = before;
+                let region = state.slots.get("insured_region").cloned();
+                let said = intent.reply(region.as_deref(), self.knowledge.hotline());
+                if let Some(mut ask) =
+                    engine::current(&self.dialogs, state).map(|t| self.render(state, t, None))
+                {
+                    ask.text = format!("{said}\n\n——\n我们接着刚才的问题：{}", ask.text);
+                    return ask;
+                }
+            }
+        }
+        self.render(state, turn, None)
     }
 
     /// An FAQ answer in the middle of a dialog, followed by the dialog's current question.
     fn faq_then_resume(&self, state: &mut SessionState, result: &SearchResult) -> Reply {
-        let faq = self.faq_reply(result);
+        let faq = self.faq_reply(state, result);
         match engine::current(&self.dialogs, state).map(|t| self.render(state, t, None)) {
             Some(mut ask) => {
                 ask.text = format!("{}\n\n——\n我们接着刚才的问题：{}", faq.text, ask.text);
                 ask.faq = faq.faq;
+                ask.kind = faq.kind;
                 ask
             }
             None => faq,
         }
+    }
+
+    fn smalltalk(&self, state: &SessionState, intent: &str) -> Reply {
+        let region = state.slots.get("insured_region").map(String::as_str);
+        Reply::text(
+            self.talk
+                .intent(intent)
+                .map(|i| i.reply(region, self.knowledge.hotline()))
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Remembers every slot the message states outright, replacing what was known ("不对，
+    /// 是张家港的"). Amounts only when the message names a money unit. Returns the slots that
+    /// changed.
+    fn learn(
+        &self,
+        state: &mut SessionState,
+        message: &str,
+        corrects: bool,
+    ) -> Vec<(String, String)> {
+        let has_money_unit = message.contains(['元', '块', '万', '千']);
+        let mut changed = Vec::new();
+        for (slot, value) in self.dialogs.slots.extract(message) {
+            let choice = self
+                .dialogs
+                .slots
+                .get(&slot)
+                .is_some_and(|d| d.kind == SlotKind::Choice);
+            if !choice && !has_money_unit {
+                continue;
+            }
+            if state.slots.get(&slot) != Some(&value) {
+                // a correction ("不对，是张家港的") may make the last answer the wrong one:
+                // follow-ups are read against the new situation, not the old topic
+                if state.slots.insert(slot.clone(), value.clone()).is_some() && corrects {
+                    state.topic = None;
+                }
+                changed.push((slot, value));
+            }
+        }
+        changed
+    }
+
+    /// The option of the last clarifying question that the message picks: its number
+    /// ("2", "第二个"), or clearly more of its words than any other option's. Options not
+    /// picked stay pending for [`Assistant::question`], which prefers them.
+    fn pick(&self, state: &mut SessionState, message: &str) -> Option<String> {
+        if state.pending.is_empty() {
+            return None;
+        }
+        let m = normalize(message);
+        let m = m.trim_matches(|c: char| !c.is_alphanumeric());
+        let ordinal = [
+            ["1", "一", "第一个", "第1个"],
+            ["2", "二", "第二个", "第2个"],
+            ["3", "三", "第三个", "第3个"],
+        ]
+        .iter()
+        .position(|words| words.contains(&m));
+        if let Some(n) = ordinal {
+            let id = state.pending.get(n).cloned();
+            state.pending.clear();
+            return id;
+        }
+        let m = QUESTION_LEADS
+            .iter()
+            .fold(m.to_string(), |m, lead| m.replacen(lead, "", 1));
+        let m = m.as_str();
+        let mut scored: Vec<(f32, &String)> = state
+            .pending
+            .iter()
+            .filter_map(|id| {
+                let e = self.knowledge.faq(id)?;
+                let best = std::iter::once(&e.question)
+                    .chain(&e.variants)
+                    .map(|p| overlap(m, &normalize(p)))
+                    .fold(0.0f32, f32::max);
+                Some((best, id))
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let clear = match scored.as_slice() {
+            [(best, _), (second, _), ..] => *best >= 0.5 && *best >= second + 0.2,
+            [(best, _)] => *best >= 0.5,
+            [] => false,
+        };
+        let id = clear.then(|| scored[0].1.clone());
+        if id.is_some() {
+            state.pending.clear();
+        }
+        id
+    }
+
+    /// A question outside a dialog: an FAQ answer (read against the current topic when it
+    /// continues it), a clarifying question, an out-of-scope referral, an acknowledgement of
+    /// the facts the message gave, or an honest "I don't know".
+    fn question(
+        &self,
+        state: &mut SessionState,
+        message: &str,
+        learned: &[(String, String)],
+    ) -> Reply {
+        let pending = std::mem::take(&mut state.pending);
+        if let Some(vague) = self.talk.vague(message) {
+            let options = vague.options.clone();
+            let ask = vague.ask.clone();
+            state.context = vague.words.first().cloned().into_iter().collect();
+            return self.clarify(state, &ask, &options);
+        }
+        let direct = self.search.search(message, 8);
+        let context = self.context_words(state);
+        let continues =
+            !context.is_empty() && (self.talk.is_followup(message) || !pending.is_empty());
+        // an unanswered question with some domain words may still make sense in context;
+        // one without any ("今天股票会涨吗") is never bent toward the topic
+        let unknown = !direct.answered
+            && direct.out_of_scope.is_none()
+            && direct
+                .hits
+                .first()
+                .is_some_and(|h| h.score >= SUGGESTION_MIN_SCORE);
+        if continues || (unknown && !context.is_empty() && learned.is_empty()) {
+            // read against the conversation: the user's own words win when their answer is
+            // also plausible in context; otherwise the reading in context does, preferring
+            // the options just offered, then the topic's family
+            let within = self.search.search(&format!("{message} {context}"), 8);
+            if let Some(id) = within
+                .hits
+                .iter()
+                .map(|h| &h.id)
+                .find(|id| pending.contains(id))
+            {
+                if !direct.answered || continues {
+                    return self.entry_reply(state, &id.clone());
+                }
+            }
+            let own = direct.hits.first().filter(|_| direct.answered);
+            if let Some(own) = own
+                && within.hits.iter().take(3).any(|h| h.id == own.id)
+            {
+                return self.entry_reply(state, &own.id.clone());
+            }
+            if within.answered {
+                let family = self.family(state);
+                let top = within.hits[0].score;
+                let id = within
+                    .hits
+                    .iter()
+                    .take(3)
+                    .find(|h| family.contains(&h.id) && h.score >= 0.85 * top)
+                    .unwrap_or(&within.hits[0])
+                    .id
+                    .clone();
+                return self.entry_reply(state, &id);
+            }
+        }
+        if direct.answered {
+            let hits = &direct.hits;
+            // too close to call on a short message: ask instead of guessing
+            if hits.len() > 1
+                && message.chars().count() <= 10
+                && hits[1].score >= 0.95 * hits[0].score
+            {
+                let options: Vec<String> = hits
+                    .iter()
+                    .take(crate::talk::MAX_OPTIONS)
+                    .filter(|h| h.score >= 0.8 * hits[0].score)
+                    .map(|h| h.id.clone())
+                    .collect();
+                return self.clarify(state, "您想问的是哪一个？", &options);
+            }
+            return self.entry_reply(state, &hits[0].id);
+        }
+        if !learned.is_empty() && !continues && !self.asks(message) {
+            return self.acknowledge(state, learned, None);
+        }
+        self.faq_reply(state, &direct)
+    }
+
+    /// Whether a message outside a dialog asks something (rather than only stating facts):
+    /// a question form, a trailing 呢, or a follow-up lead-in ("那门诊呢").
+    fn asks(&self, message: &str) -> bool {
+        let m = message.trim_end_matches(['。', '.', '!', '！', ' ']);
+        looks_like_question(m)
+            || m.ends_with(['呢', '不', '没'])
+            || m.ends_with("没有")
+            || ["那", "那么", "还有", "另外", "如果", "要是"]
+                .iter()
+                .any(|w| m.starts_with(w))
+            || [
+                "哪",
+                "啥",
+                "咋",
+                "几",
+                "有没有",
+                "行不行",
+                "是否",
+                "会不会",
+                "好不好",
+                "管不管",
+                "能否",
+                "可否",
+                "怎样",
+            ]
+            .iter()
+            .any(|w| m.contains(w))
+    }
+
+    /// The words that stand for the conversation so far: the current topic's tags, the
+    /// area of the last clarifying question, and the user's region and place of care.
+    fn context_words(&self, state: &SessionState) -> String {
+        let mut words: Vec<String> = Vec::new();
+        if let Some(entry) = state.topic.as_deref().and_then(|t| self.knowledge.faq(t)) {
+            words.extend(entry.tags.first().cloned());
+        }
+        words.extend(state.context.iter().cloned());
+        for slot in ["insured_region", "care_location", "visit"] {
+            if let Some(v) = state.slots.get(slot) {
+                words.push(self.dialogs.slots.label(slot, v));
+            }
+        }
+        words.join(" ")
+    }
+
+    /// The current topic and its related entries, and the options last offered.
+    fn family(&self, state: &SessionState) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        if let Some(entry) = state.topic.as_deref().and_then(|t| self.knowledge.faq(t)) {
+            ids.push(entry.id.clone());
+            ids.extend(entry.related.iter().cloned());
+        }
+        ids
+    }
+
+    /// A clarifying question: which of `options` (FAQ ids, best first) is meant.
+    fn clarify(&self, state: &mut SessionState, ask: &str, options: &[String]) -> Reply {
+        let options: Vec<FaqOption> = options
+            .iter()
+            .take(crate::talk::MAX_OPTIONS)
+            .filter_map(|id| self.knowledge.faq(id))
+            .map(|e| FaqOption {
+                id: e.id.clone(),
+                question: e.question.clone(),
+            })
+            .collect();
+        state.pending = options.iter().map(|o| o.id.clone()).collect();
+        let mut reply = Reply::of(
+            ReplyKind::Clarify,
+            format!(
+                "{ask}请回复序号，或者直接说出您的问题。都不是的话，可以换个说法再问，或输入“转人工”。"
+            ),
+        );
+        reply.options = options;
+        reply
+    }
+
+    /// What the assistant understood of a message that only gave facts, and the part of the
+    /// current topic's answer that applies to the user's region, if the topic has one.
+    fn acknowledge(
+        &self,
+        state: &mut SessionState,
+        learned: &[(String, String)],
+        topic: Option<&str>,
+    ) -> Reply {
+        let understood: Vec<String> = learned
+            .iter()
+            .filter_map(|(slot, value)| {
+                let def = self.dialogs.slots.get(slot)?;
+                Some(format!(
+                    "{}：{}",
+                    def.title,
+                    self.dialogs.slots.label(slot, value)
+                ))
+            })
+            .collect();
+        let mut text = format!("好的，记下了（{}）。", understood.join("；"));
+        let region_changed = learned.iter().any(|(s, _)| s == "insured_region");
+        let topic = topic.or(state.topic.as_deref());
+        if region_changed
+            && let Some(entry) = topic.and_then(|t| self.knowledge.faq(t))
+            && let Some(part) = region_part(&entry.answer, &self.region_name(state))
+        {
+            text.push_str(&format!("\n关于刚才的问题，按您的参保地：\n{part}"));
+        } else {
+            text.push_str(
+                "\n您可以接着问具体问题；需要的话，输入“备案材料清单”我按您的情况列材料，输入“帮我算能报多少”估算报销金额。",
+            );
+        }
+        Reply::text(text)
+    }
+
+    /// The label of the user's insured region (苏州, 张家港), or "" when unknown.
+    fn region_name(&self, state: &SessionState) -> String {
+        state
+            .slots
+            .get("insured_region")
+            .map(|r| self.dialogs.slots.label("insured_region", r))
+            .unwrap_or_default()
+    }
+
+    /// The answer of entry `id`, with the part for the user's region first, brief sources,
+    /// and the entry remembered as the current topic.
+    fn entry_reply(&self, state: &mut SessionState, id: &str) -> Reply {
+        let Some(entry) = self.knowledge.faq(id) else {
+            // ids come from the index or the clarify data, both validated against the
+            // knowledge; an unknown one gets the honest "I don't know"
+            let nothing = self.search.search("", 1);
+            return self.faq_reply(state, &nothing);
+        };
+        state.topic = Some(entry.id.clone());
+        state.pending.clear();
+        state.context.clear();
+        let answer = region_first(&entry.answer, &self.region_name(state));
+        let mut reply = Reply::of(
+            ReplyKind::Faq,
+            format!(
+                "{}\n\n来源：{}",
+                answer.trim_end(),
+                self.cite_brief(&entry.sources)
+            ),
+        );
+        reply.faq = Some(FaqRef {
+            id: entry.id.clone(),
+        });
+        reply
+    }
+
+    /// "详细依据": every rule the last estimate used (chat shows a summary).
+    fn basis(&self, state: &SessionState, command: &str) -> Option<Reply> {
+        let c = command.trim_matches(|c: char| !c.is_alphanumeric());
+        if !matches!(
+            c,
+            "详细依据" | "依据" | "查看依据" | "全部依据" | "详细规则"
+        ) {
+            return None;
+        }
+        let input = estimate_input_json(state);
+        let result =
+            EstimateInput::from_json(&input).and_then(|i| estimate::estimate(&self.policies, &i));
+        Some(match result {
+            Ok(est) => {
+                let mut t = String::from("这次估算用到的全部依据：\n");
+                for (n, rule) in est.rules.iter().enumerate() {
+                    t.push_str(&format!("{}. {rule}\n", n + 1));
+                }
+                t.push_str(&est.disclaimer);
+                let mut r = Reply::of(ReplyKind::Dialog, t);
+                r.estimate = serde_json::to_value(&est).ok();
+                r.dialog = Some("estimate".into());
+                r
+            }
+            Err(_) => {
+                Reply::text("现在还没有可以展示依据的估算。输入“帮我算能报多少”，我先帮您估算。")
+            }
+        })
     }
 
     /// 重新开始 / 退出 / 返回.
@@ -306,55 +803,64 @@ impl Assistant {
             .map(|(d, _)| d.id.clone())
     }
 
-    fn faq(&self, message: &str) -> Reply {
-        let result = self.search.search(message, 3);
-        self.faq_reply(&result)
-    }
-
-    /// Renders a search result: the answer with its sources, or an honest "I don't know".
-    pub fn faq_reply(&self, result: &SearchResult) -> Reply {
+    /// Renders a search result: the answer with its sources, an out-of-scope referral, or an
+    /// honest "I don't know" with the hotline and suggestions.
+    fn faq_reply(&self, state: &mut SessionState, result: &SearchResult) -> Reply {
         if result.answered
-            && let Some(entry) = result.hits.first().and_then(|h| self.knowledge.faq(&h.id))
+            && let Some(hit) = result.hits.first()
         {
-            let mut reply = Reply::text(format!(
-                "{}\n\n来源：{}",
-                entry.answer,
-                self.cite_all(&entry.sources)
-            ));
-            reply.faq = Some(FaqRef {
-                id: entry.id.clone(),
-            });
+            return self.entry_reply(state, &hit.id);
+        }
+        if let Some(topic) = result
+            .out_of_scope
+            .as_deref()
+            .and_then(|t| self.knowledge.out_of_scope_topic(t))
+        {
+            let mut reply = Reply::of(
+                ReplyKind::OutOfScope,
+                format!(
+                    "这个问题不属于异地就医（备案、直接结算、零星报销）的范围，我不想给您不准确的答复。\n{}",
+                    topic.referral
+                ),
+            );
+            reply.unanswered = true;
             return reply;
         }
         let mut text = format!(
-            "抱歉，这个问题超出了我掌握的异地就医知识范围，我不想给您不准确的答复。\
+            "抱歉，这个问题我还不知道准确答案，不想给您不准确的答复。\
              建议咨询人工：张家港市医疗保障局咨询电话 {}；其他地区参保的，请咨询参保地医保经办机构。",
             self.knowledge.hotline()
         );
-        let suggestions: Vec<&str> = result
+        let suggestions: Vec<&crate::search::Hit> = result
             .hits
             .iter()
             .filter(|h| h.score >= SUGGESTION_MIN_SCORE)
-            .map(|h| h.question.as_str())
+            .take(crate::talk::MAX_OPTIONS)
             .collect();
+        let mut reply = Reply::of(ReplyKind::Unanswered, String::new());
         if !suggestions.is_empty() && result.out_of_scope_score < result.hits[0].score {
-            text.push_str("\n\n如果您想问的是下面的问题，可以直接照着问：");
-            for s in suggestions {
-                text.push_str("\n· ");
-                text.push_str(s);
+            text.push_str("\n\n如果您想问的是下面的问题，回复序号即可：");
+            for (n, h) in suggestions.iter().enumerate() {
+                text.push_str(&format!("\n{}. {}", n + 1, h.question));
             }
+            state.pending = suggestions.iter().map(|h| h.id.clone()).collect();
         }
-        let mut reply = Reply::text(text);
+        reply.text = text;
         reply.unanswered = true;
         reply
     }
 
-    fn cite_all(&self, sources: &[String]) -> String {
-        sources
-            .iter()
-            .map(|s| self.knowledge.cite(s))
-            .collect::<Vec<_>>()
-            .join("；")
+    /// Brief citations for chat ("苏州医保指南；江苏省规程第八条"); the full titles are in
+    /// the API's FAQ entry and the console.
+    fn cite_brief(&self, sources: &[String]) -> String {
+        let mut seen: Vec<String> = Vec::new();
+        for s in sources {
+            let c = self.knowledge.cite_short(s);
+            if !seen.contains(&c) {
+                seen.push(c);
+            }
+        }
+        seen.join("；")
     }
 
     fn render(&self, state: &mut SessionState, turn: Turn, intro: Option<String>) -> Reply {
@@ -373,9 +879,12 @@ impl Assistant {
                 if let Some(reason) = self.cannot_estimate(&dialog, state) {
                     // no need to ask the remaining questions: say so now
                     state.active = None;
-                    let mut r = Reply::text(prefix(format!(
-                        "抱歉，这种情况我暂时没法给出估算：{reason}\n具体报销金额请咨询您的参保地医保经办机构。"
-                    )));
+                    let mut r = Reply::of(
+                        ReplyKind::Dialog,
+                        prefix(format!(
+                            "抱歉，这种情况我暂时没法给出估算：{reason}\n具体报销金额请咨询您的参保地医保经办机构。"
+                        )),
+                    );
                     r.dialog = Some(dialog);
                     r.unanswered = true;
                     return r;
@@ -407,16 +916,20 @@ impl Assistant {
                 self.ask(&dialog, &step, &slot, format!("{hint}\n{question}"))
             }
             Turn::GaveUp { .. } => {
-                let mut r = Reply::text(format!(
-                    "抱歉，我好像没能理解您的情况。建议直接咨询人工：张家港市医疗保障局咨询电话 {}；\
+                let mut r = Reply::of(
+                    ReplyKind::Unanswered,
+                    format!(
+                        "抱歉，我好像没能理解您的情况。建议直接咨询人工：张家港市医疗保障局咨询电话 {}；\
                      其他地区参保的，请咨询参保地医保经办机构。您也可以继续向我提问。",
-                    self.knowledge.hotline()
-                ));
+                        self.knowledge.hotline()
+                    ),
+                );
                 r.unanswered = true;
                 r
             }
             Turn::Done { dialog, outcome } => {
                 let mut reply = self.outcome(state, &outcome);
+                reply.kind = ReplyKind::Dialog;
                 reply.text = prefix(reply.text);
                 reply.dialog = Some(dialog);
                 reply
@@ -459,7 +972,7 @@ impl Assistant {
     }
 
     fn ask(&self, dialog: &str, step: &str, slot: &str, text: String) -> Reply {
-        let mut reply = Reply::text(text);
+        let mut reply = Reply::of(ReplyKind::Dialog, text);
         reply.asking = Some(slot.to_string());
         reply.dialog = Some(dialog.to_string());
         reply.choices = engine::choices(&self.dialogs, dialog, step)
@@ -471,9 +984,10 @@ impl Assistant {
 
     fn outcome(&self, state: &SessionState, outcome: &Outcome) -> Reply {
         match outcome {
-            Outcome::Message { say, sources } => {
-                Reply::text(format!("{say}\n\n来源：{}", self.cite_all(sources)))
-            }
+            Outcome::Message { say, sources } => Reply::of(
+                ReplyKind::Dialog,
+                format!("{say}\n\n来源：{}", self.cite_brief(sources)),
+            ),
             Outcome::Checklist => self.checklist_reply(state),
             Outcome::Estimate => self.estimate_reply(state),
         }
@@ -487,11 +1001,17 @@ impl Assistant {
         }
         match checklist::checklist(&situation, &self.checklist_texts) {
             Ok(list) => {
-                let mut reply = Reply::text(render_checklist(&list, &self.checklist_texts));
+                let mut reply = Reply::of(
+                    ReplyKind::Dialog,
+                    render_checklist(&list, &self.checklist_texts),
+                );
                 reply.checklist = serde_json::to_value(&list).ok();
                 reply
             }
-            Err(e) => Reply::text(format!("抱歉，还缺少信息，没法列出清单：{}", e.message)),
+            Err(e) => Reply::of(
+                ReplyKind::Dialog,
+                format!("抱歉，还缺少信息，没法列出清单：{}", e.message),
+            ),
         }
     }
 
@@ -502,15 +1022,18 @@ impl Assistant {
         match result {
             Ok(est) => {
                 let value = serde_json::to_value(&est).ok();
-                let mut reply = Reply::text(render_estimate(&est));
+                let mut reply = Reply::of(ReplyKind::Dialog, render_estimate_brief(&est));
                 reply.estimate = value;
                 reply
             }
             Err(e) => {
-                let mut r = Reply::text(format!(
-                    "抱歉，这种情况我暂时没法给出估算：{}\n具体报销金额请咨询您的参保地医保经办机构。",
-                    e.message
-                ));
+                let mut r = Reply::of(
+                    ReplyKind::Dialog,
+                    format!(
+                        "抱歉，这种情况我暂时没法给出估算：{}\n具体报销金额请咨询您的参保地医保经办机构。",
+                        e.message
+                    ),
+                );
                 r.unanswered = true;
                 r
             }
@@ -518,10 +1041,44 @@ impl Assistant {
     }
 }
 
+/// Lead-ins that say nothing about which option is meant.
+const QUESTION_LEADS: [&str; 8] = [
+    "我想知道",
+    "想知道",
+    "我想了解",
+    "想了解",
+    "我想问",
+    "想问",
+    "请问",
+    "我问的是",
+];
+
+/// The share of `a`'s character bigrams that occur in `b` (0 when `a` has none).
+fn overlap(a: &str, b: &str) -> f32 {
+    let grams = |t: &str| -> Vec<(char, char)> {
+        let cs: Vec<char> = t.chars().filter(|c| c.is_alphanumeric()).collect();
+        cs.windows(2).map(|w| (w[0], w[1])).collect()
+    };
+    let ga = grams(a);
+    if ga.is_empty() {
+        return 0.0;
+    }
+    let gb = grams(b);
+    ga.iter().filter(|g| gb.contains(g)).count() as f32 / ga.len() as f32
+}
+
 /// A message phrased as a question rather than as an answer to one.
 fn looks_like_question(message: &str) -> bool {
     let m = message.trim_end();
-    m.ends_with(['吗', '？', '?'])
+    let asks_with_ba = m.trim_end_matches(['。', '.', '!', '！']).ends_with('吧')
+        && ["能", "可以", "会", "要", "是不是", "还"]
+            .iter()
+            .any(|w| m.contains(w));
+    asks_with_ba
+        || ["对了", "顺便问", "请问", "问一下", "问下"]
+            .iter()
+            .any(|w| m.starts_with(w))
+        || m.ends_with(['吗', '？', '?'])
         || [
             "怎么",
             "什么",
@@ -581,6 +1138,61 @@ fn estimate_input_json(state: &SessionState) -> serde_json::Value {
         put("admissions_before", n.into());
     }
     serde_json::Value::Object(input)
+}
+
+/// Paragraphs of an answer (separated by blank lines) that are about one region: those
+/// that name it in their first few characters ("苏州其他地区的参保人员：…").
+fn region_paragraphs<'a>(answer: &'a str, region: &str) -> (Vec<&'a str>, Vec<&'a str>) {
+    answer
+        .split("\n\n")
+        .filter(|p| !p.trim().is_empty())
+        .partition(|p| {
+            !region.is_empty()
+                && p.trim()
+                    .chars()
+                    .take(8)
+                    .collect::<String>()
+                    .contains(region)
+        })
+}
+
+/// The answer with the paragraphs about `region` first (unchanged when none is about it, or
+/// when they already come first).
+pub fn region_first(answer: &str, region: &str) -> String {
+    let (mine, rest) = region_paragraphs(answer, region);
+    if mine.is_empty() {
+        return answer.to_string();
+    }
+    mine.into_iter()
+        .chain(rest)
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// The paragraphs of an answer about `region`, if there are any.
+fn region_part(answer: &str, region: &str) -> Option<String> {
+    let (mine, _) = region_paragraphs(answer, region);
+    (!mine.is_empty()).then(|| mine.join("\n\n").trim().to_string())
+}
+
+/// How many rules the chat form of an estimate names; "详细依据" shows them all.
+const BRIEF_RULES: usize = 3;
+
+/// An estimate for a chat bubble: the same figures as [`render_estimate`], with the basis
+/// summarised in a few lines (all rules behind "详细依据" and in the API's `estimate`).
+pub fn render_estimate_brief(e: &estimate::Estimate) -> String {
+    let full = render_estimate(e);
+    if e.rules.len() <= BRIEF_RULES {
+        return full;
+    }
+    let all = format!("依据：{}", e.rules.join("；"));
+    let brief = format!(
+        "依据（共{}条，摘要）：{}……\n输入“详细依据”查看全部依据。",
+        e.rules.len(),
+        e.rules[..BRIEF_RULES].join("；")
+    );
+    full.replacen(&all, &brief, 1)
 }
 
 /// An estimate as chat text: itemised, with the rules used and the disclaimer.

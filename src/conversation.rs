@@ -145,12 +145,13 @@ impl Conversations {
                 reply_text: &reply.text,
                 faq_id: reply.faq.as_ref().map(|f| f.id.as_str()),
                 dialog: reply.dialog.as_deref(),
+                kind: reply.kind.as_str(),
                 unanswered: reply.unanswered,
             };
             match self.store.save_turn(&record).await {
                 Ok(_) => {
-                    tracing::info!(session = %log_id(session_id), faq = ?record.faq_id, dialog = ?record.dialog,
-                        unanswered = record.unanswered, "turn");
+                    tracing::info!(session = %log_id(session_id), kind = record.kind, faq = ?record.faq_id,
+                        dialog = ?record.dialog, unanswered = record.unanswered, "turn");
                     self.metrics.turn(&reply, started.elapsed());
                     return Ok(Some(reply));
                 }

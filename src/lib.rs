@@ -13,8 +13,10 @@ pub mod guidance;
 pub mod knowledge;
 pub mod limits;
 pub mod metrics;
+pub mod scenario;
 pub mod search;
 pub mod store;
+pub mod talk;
 pub mod text;
 
 pub use assistant::{Assistant, Reply};

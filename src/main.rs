@@ -15,6 +15,7 @@ use yidi::guidance::FieldError;
 use yidi::guidance::checklist::{self, Situation};
 use yidi::guidance::estimate::{self, EstimateInput};
 use yidi::guidance::policy::Policies;
+use yidi::scenario;
 use yidi::search::eval;
 use yidi::store::{DEFAULT_DATABASE_URL, Store, StoreError};
 use yidi::{Knowledge, SearchEngine};
@@ -68,6 +69,17 @@ enum Command {
         #[arg(long)]
         json: bool,
         file: PathBuf,
+    },
+    /// Run conversation test cases (JSON lines of {"name", "turns": [{"say", "expect"}]});
+    /// prints what failed and the pass rate; exit 1 when the rate of passed turns is below --min.
+    Test {
+        #[arg(long)]
+        json: bool,
+        /// The lowest acceptable share of passed turns (0 to 1).
+        #[arg(long, default_value_t = 1.0)]
+        min: f64,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Checklists for situation objects read from standard input, one per line.
     Checklist {
@@ -266,6 +278,58 @@ fn run(
                 }
             }
         }
+        Command::Test { json, min, files } => {
+            if !(0.0..=1.0).contains(&min) {
+                eprintln!("--min must be between 0 and 1, got {min}");
+                return Ok(ExitCode::from(2));
+            }
+            let mut cases = Vec::new();
+            for file in &files {
+                let text = match std::fs::read_to_string(file) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("cannot read {}: {e}", file.display());
+                        return Ok(ExitCode::from(2));
+                    }
+                };
+                match scenario::parse_cases(&text) {
+                    Ok(c) => cases.extend(c),
+                    Err(e) => {
+                        eprintln!("{}: {e}", file.display());
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            }
+            let assistant = match Assistant::load(knowledge_dir, dialogs_dir) {
+                Ok(a) => a,
+                Err(e) => return invalid("data", knowledge_dir, e),
+            };
+            let report = scenario::run(&assistant, &cases);
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&report)?)?;
+            } else {
+                for f in &report.failures {
+                    writeln!(out, "FAIL {} · turn {}: {}", f.case, f.turn, f.say)?;
+                    for p in &f.problems {
+                        writeln!(out, "  - {p}")?;
+                    }
+                    let first_line = f.reply_text.lines().next().unwrap_or_default();
+                    writeln!(out, "  reply ({}): {first_line}", f.reply_kind)?;
+                }
+                writeln!(
+                    out,
+                    "{} passed, {} failed (turns; pass rate {:.1}%); cases: {} of {} passed",
+                    report.turns_passed,
+                    report.turns - report.turns_passed,
+                    report.pass_rate * 100.0,
+                    report.cases_passed,
+                    report.cases
+                )?;
+            }
+            if report.pass_rate < min {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Command::Checklist { json } => {
             let texts = match checklist::load(knowledge_dir) {
                 Ok(t) => t,
@@ -449,6 +513,10 @@ fn chat(
             writeln!(out, "\n{}", reply.text)?;
             for (i, c) in reply.choices.iter().enumerate() {
                 writeln!(out, "  {}. {}", i + 1, c.label)?;
+            }
+            // a clarifying question's options: the core reads the number typed back
+            for (i, o) in reply.options.iter().enumerate() {
+                writeln!(out, "  {}. {}", i + 1, o.question)?;
             }
             writeln!(out)?;
         }

@@ -2,7 +2,7 @@
 //!
 //! | metric | what |
 //! |---|---|
-//! | `yidi_turns_total{outcome}` | conversation turns, by outcome: `faq`, `dialog`, `unanswered`, `other` |
+//! | `yidi_turns_total{kind}` | conversation turns, by reply kind: `faq`, `dialog`, `clarify`, `smalltalk`, `out_of_scope`, `unanswered` |
 //! | `yidi_turn_duration_seconds` | time of a whole turn: load, the core, the transactional save |
 //! | `yidi_unanswered_total` | questions the assistant could not answer (recorded for the knowledge team) |
 //! | `yidi_http_requests_total{route,status}` | HTTP requests by matched route (never the raw path) |
@@ -23,8 +23,8 @@ use prometheus_client::registry::Registry;
 use crate::assistant::Reply;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabels {
-    outcome: &'static str,
+struct KindLabels {
+    kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,7 +60,7 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
 /// The process's metrics; cheap to update from any thread.
 pub struct Metrics {
     registry: Registry,
-    turns: Family<OutcomeLabels, Counter>,
+    turns: Family<KindLabels, Counter>,
     turn_seconds: Histogram,
     unanswered: Counter,
     requests: Family<RequestLabels, Counter>,
@@ -83,8 +83,8 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("yidi");
-        let turns = Family::<OutcomeLabels, Counter>::default();
-        registry.register("turns", "Conversation turns, by outcome", turns.clone());
+        let turns = Family::<KindLabels, Counter>::default();
+        registry.register("turns", "Conversation turns, by reply kind", turns.clone());
         let turn_seconds = Histogram::new(latency_buckets());
         registry.register(
             "turn_duration_seconds",
@@ -128,16 +128,8 @@ impl Metrics {
 
     /// One finished turn and how long it took.
     pub fn turn(&self, reply: &Reply, elapsed: Duration) {
-        let outcome = if reply.unanswered {
-            "unanswered"
-        } else if reply.faq.is_some() {
-            "faq"
-        } else if reply.dialog.is_some() {
-            "dialog"
-        } else {
-            "other"
-        };
-        self.turns.get_or_create(&OutcomeLabels { outcome }).inc();
+        let kind = reply.kind.as_str();
+        self.turns.get_or_create(&KindLabels { kind }).inc();
         self.turn_seconds.observe(elapsed.as_secs_f64());
         if reply.unanswered {
             self.unanswered.inc();
@@ -181,9 +173,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_turns_by_outcome_and_renders_prometheus_text() {
+    fn counts_turns_by_kind_and_renders_prometheus_text() {
         let m = Metrics::new();
         let mut r = Reply::text("x");
+        r.kind = crate::assistant::ReplyKind::Unanswered;
         r.unanswered = true;
         m.turn(&r, Duration::from_millis(3));
         m.turn(&Reply::text("y"), Duration::from_millis(1));
@@ -191,11 +184,11 @@ mod tests {
         m.rate_limited("ip");
         let text = m.render();
         assert!(
-            text.contains("yidi_turns_total{outcome=\"unanswered\"} 1"),
+            text.contains("yidi_turns_total{kind=\"unanswered\"} 1"),
             "{text}"
         );
         assert!(
-            text.contains("yidi_turns_total{outcome=\"other\"} 1"),
+            text.contains("yidi_turns_total{kind=\"smalltalk\"} 1"),
             "{text}"
         );
         assert!(text.contains("yidi_unanswered_total 1"), "{text}");

@@ -8,7 +8,8 @@
 //! | `POST /console/logout` | anyone | ends the session of the cookie (if any), clears it, 303 → `/console` |
 //! | `GET /console/assets/{name}` | see below | the embedded stylesheet (public: the login page needs it) and script (agents only) |
 //! | `GET /v1/agent/unanswered?limit=N` | agent | `{"questions": [{id, session_id, question, created_at}]}`, newest first (N = 1…200, default 50) |
-//! | `GET /v1/agent/sessions/{id}/transcript` | agent | `{"session_id", "transcript": [{seq, role, text, faq_id, created_at}]}`; 404 when the session has no lines |
+//! | `GET /v1/agent/sessions/{id}/transcript` | agent | `{"session_id", "transcript": [{seq, role, text, faq_id, kind, created_at}]}`; 404 when the session has no lines |
+//! | `POST /v1/agent/situation` | agent | `{"text"}` → `{"slots": {...}}`: the caller's situation as the text states it |
 //!
 //! "Agent" means either a valid console cookie or `Authorization: Bearer <agent token>`
 //! ([`is_agent`], which the rate limiter may use to exempt agents). The JSON endpoints answer
@@ -359,6 +360,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/assets/{name}", get(asset))
         .route("/v1/agent/unanswered", get(unanswered))
         .route("/v1/agent/sessions/{id}/transcript", get(transcript))
+        .route("/v1/agent/situation", post(situation))
 }
 
 async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -559,6 +561,40 @@ async fn unanswered(
     };
     let questions = state.store().unanswered(limit).await?;
     Ok(Json(json!({ "questions": questions })))
+}
+
+#[derive(serde::Deserialize)]
+struct SituationText {
+    text: String,
+}
+
+/// The slots that an agent's free text about the caller states, read as a conversation
+/// reads them (`Assistant::understand`).
+async fn situation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<SituationText>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&state, &headers)
+        .await
+        .map_err(Denied::api_error)?;
+    let Ok(Json(body)) = body else {
+        return Err(ApiError::from(crate::guidance::FieldError::new(
+            "text",
+            "请求须为 JSON 对象 {\"text\": \"来电者情况描述\"}。",
+        )));
+    };
+    if body.text.chars().count() > crate::assistant::MAX_MESSAGE_CHARS {
+        return Err(ApiError::from(crate::guidance::FieldError::new(
+            "text",
+            format!(
+                "描述太长了，最多 {} 字。",
+                crate::assistant::MAX_MESSAGE_CHARS
+            ),
+        )));
+    }
+    let slots = state.assistant().understand(&body.text);
+    Ok(Json(json!({ "slots": slots })))
 }
 
 async fn transcript(
@@ -817,6 +853,9 @@ fn console_html(state: &AppState) -> String {
 </section>
 <section class="panel" id="situation-panel" aria-labelledby="situation-title">
 <h2 id="situation-title" class="no-print">来电者情况</h2>
+<div class="caller no-print"><label for="caller-text">来电者描述（自由输入，自动填写下面的表格）</label>
+<textarea id="caller-text" rows="2" maxlength="2000" placeholder="例如：我爸张家港退休的，在上海住院，出院了才想起没备案"></textarea>
+<p id="caller-status" class="status" aria-live="polite"></p></div>
 <form id="situation" class="situation no-print" autocomplete="off">
 <fieldset><legend>办理情况（生成材料清单）</legend>
 {situation}</fieldset>

@@ -456,6 +456,35 @@ async fn on_callback(
             }
         }
     };
+    // a clarifying question's option: as if the user had typed the option's question
+    if let (Some(id), Some(message)) = (
+        q.data.as_deref().and_then(decode_option),
+        q.message.as_ref(),
+    ) && let Some(question) = conversations
+        .assistant
+        .knowledge
+        .faq(id)
+        .map(|e| e.question.clone())
+    {
+        let chat = message.chat().id;
+        let session = session_id(chat);
+        if let Some(note) = rate_limited(&conversations, &session) {
+            answer(note).await;
+            return Ok(());
+        }
+        return match conversations.turn(&session, &question).await {
+            Ok(reply) => {
+                answer(None).await;
+                mark_chosen(&bot, &q, chat, message.id()).await;
+                send_reply(&bot, chat, &reply).await
+            }
+            Err(e) => {
+                store_failed(&session, &e);
+                answer(Some(TRY_AGAIN_SHORT.into())).await;
+                Ok(())
+            }
+        };
+    }
     let parsed = q.data.as_deref().and_then(decode_choice);
     let (Some((dialog, slot, value)), Some(message)) = (parsed, q.message.as_ref()) else {
         // not one of our buttons, or a button on an inline message (no chat of ours)
@@ -648,6 +677,30 @@ fn unknown_command() -> String {
 // ---------------------------------------------------------------------------------------------
 // Buttons
 
+/// An option's callback data: `o1|{faq id}`, or `None` when it would not fit Telegram's
+/// 64 bytes.
+pub fn encode_option(faq_id: &str) -> Option<String> {
+    let data = format!("o1|{faq_id}");
+    (!faq_id.is_empty() && !faq_id.contains('|') && data.len() <= MAX_CALLBACK_DATA_BYTES)
+        .then_some(data)
+}
+
+/// The FAQ id of an option's callback data; `None` for anything else.
+pub fn decode_option(data: &str) -> Option<&str> {
+    data.strip_prefix("o1|")
+        .filter(|id| !id.is_empty() && !id.contains('|'))
+}
+
+/// A button's text: the option's question, shortened to what a button shows.
+fn button_label(question: &str) -> String {
+    const MAX: usize = 30;
+    if question.chars().count() <= MAX {
+        question.to_string()
+    } else {
+        format!("{}…", question.chars().take(MAX - 1).collect::<String>())
+    }
+}
+
 /// A choice's callback data: `c1|{dialog}|{slot}|{value}`, or `None` when it would not fit
 /// Telegram's 64 bytes or a part contains the separator.
 pub fn encode_choice(dialog: &str, slot: &str, value: &str) -> Option<String> {
@@ -682,6 +735,22 @@ pub fn decode_choice(data: &str) -> Option<(&str, &str, &str)> {
 /// The inline keyboard of a reply's choices, one button a row; `None` without choices or
 /// when a choice cannot be encoded.
 fn keyboard(reply: &Reply) -> Option<InlineKeyboardMarkup> {
+    if !reply.options.is_empty() {
+        // a clarifying question: one button per option, labelled with its question
+        let rows = reply
+            .options
+            .iter()
+            .map(|o| {
+                encode_option(&o.id).map(|data| {
+                    vec![InlineKeyboardButton::callback(
+                        button_label(&o.question),
+                        data,
+                    )]
+                })
+            })
+            .collect::<Option<Vec<_>>>();
+        return rows.map(InlineKeyboardMarkup::new);
+    }
     if reply.choices.is_empty() {
         return None;
     }
@@ -902,6 +971,21 @@ mod tests {
         // an odd limit cannot hold half a surrogate pair
         let pieces = check("😀😀😀", 3);
         assert_eq!(pieces, vec!["😀", "😀", "😀"]);
+    }
+
+    #[test]
+    fn option_data_round_trips_and_every_shipped_option_fits() {
+        let a = crate::assistant::shipped();
+        for e in &a.knowledge.faqs {
+            let data = encode_option(&e.id).expect(&e.id);
+            assert_eq!(decode_option(&data), Some(e.id.as_str()));
+            assert_eq!(decode_choice(&data), None);
+        }
+        for garbage in ["o1|", "o1|a|b", "c1|x|y|z", "o2|contacts", ""] {
+            assert_eq!(decode_option(garbage), None, "{garbage}");
+        }
+        assert_eq!(button_label("短问题"), "短问题");
+        assert_eq!(button_label(&"长".repeat(40)).chars().count(), 30);
     }
 
     #[test]

@@ -21,10 +21,21 @@ pub const MAX_REASKS: u32 = 2;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionState {
     pub version: u32,
-    /// Slots collected by the current (or last) dialog; starting a dialog clears them.
+    /// What the conversation knows of the user's situation, from dialogs and from facts
+    /// stated in any turn; a dialog never asks for a known slot. 重新开始 and /reset clear it.
     pub slots: BTreeMap<String, String>,
     /// The dialog in progress, if any.
     pub active: Option<Active>,
+    /// The FAQ entry answered last: the topic that follow-ups ("那要多久") continue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The FAQ ids offered by the last clarifying question (or "did you mean" suggestions),
+    /// best first; a reply may pick one by number or words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
+    /// Words of the area the last clarifying question was about ("报销").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<String>,
 }
 
 /// A dialog in progress.
@@ -77,7 +88,9 @@ pub enum Turn {
     GaveUp { dialog: String },
 }
 
-/// Starts `dialog_id`, filling slots from `message` first; only missing slots are asked.
+/// Starts `dialog_id`, filling slots from `message` first; only missing slots are asked:
+/// what the conversation already knows of the user's situation is kept (a correction such
+/// as "不对，是张家港的" has replaced a slot before; 重新开始 forgets them all).
 pub fn start(
     dialogs: &Dialogs,
     state: &mut SessionState,
@@ -85,9 +98,6 @@ pub fn start(
     message: &str,
 ) -> Option<Turn> {
     let dialog = dialogs.get(dialog_id)?;
-    // a new dialog is about a new situation: what an earlier dialog collected (perhaps for
-    // another person) must not silently answer its questions
-    state.slots.clear();
     fill_from_text(dialogs, state, dialog, message);
     state.active = Some(Active {
         dialog: dialog.id.clone(),
@@ -134,6 +144,20 @@ pub fn answer(dialogs: &Dialogs, state: &mut SessionState, message: &str) -> Opt
             Some(advance(dialogs, state, None))
         }
         Parsed::Invalid(note) => Some(advance(dialogs, state, Some(note))),
+        Parsed::Nothing if fills_something(dialogs, state, dialog, message) => {
+            // not this question's answer, but facts for later ones ("我帮他办，以后看门诊"):
+            // keep them and go on; the question is asked again if still needed
+            let snapshot = Snapshot {
+                step: step.id.clone(),
+                slots: state.slots.clone(),
+            };
+            fill_from_text(dialogs, state, dialog, message);
+            if let Some(a) = state.active.as_mut() {
+                a.history.push(snapshot);
+                a.retries = 0;
+            }
+            Some(advance(dialogs, state, None))
+        }
         Parsed::Nothing => {
             let retries = active.retries + 1;
             if retries > MAX_REASKS {
@@ -201,6 +225,18 @@ pub fn repair(dialogs: &Dialogs, state: &mut SessionState) -> bool {
 /// Records every slot `message` states outright and the session does not know yet: the
 /// dialog's own (so they are not asked) and others (a later dialog, or the estimate's
 /// cross-region rule, can use them). Amounts are only taken by dialogs that ask for them.
+/// Whether `message` states a slot of `dialog` that is not known yet.
+fn fills_something(
+    dialogs: &Dialogs,
+    state: &SessionState,
+    dialog: &Dialog,
+    message: &str,
+) -> bool {
+    let mut probe = state.clone();
+    fill_from_text(dialogs, &mut probe, dialog, message);
+    probe.slots.len() > state.slots.len()
+}
+
 fn fill_from_text(dialogs: &Dialogs, state: &mut SessionState, dialog: &Dialog, message: &str) {
     let asked: Vec<&str> = dialog
         .steps

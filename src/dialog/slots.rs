@@ -141,6 +141,19 @@ impl SlotDefs {
                 if def.zero_answers.iter().any(|a| norm == normalize(a)) {
                     return Parsed::Value("0".into());
                 }
+                // "自费的没有", "乙类的不清楚": a short reply that ends with a zero answer
+                let core = norm.trim_end_matches(['了', '呢', '啊', '吧', ' ', '。', '.']);
+                if core.chars().count() <= 8
+                    && !core.chars().any(|c| c.is_ascii_digit())
+                    && def
+                        .zero_answers
+                        .iter()
+                        .map(|a| normalize(a))
+                        .filter(|a| a.chars().count() >= 2)
+                        .any(|a| core.ends_with(a.as_str()))
+                {
+                    return Parsed::Value("0".into());
+                }
                 match money::parse_amount(text) {
                     Ok(v) => Parsed::Value(v.to_string()),
                     Err(MoneyError::Missing) => Parsed::Nothing,
@@ -189,19 +202,28 @@ impl SlotDefs {
 
 /// The value whose alias (or label) occurs earliest in `norm`; among aliases at the same
 /// place, the longest. Aliases inside a longer alias of another value do not count
-/// ("没备案" is not "备案了").
+/// ("没备案" is not "备案了"). An alias with `…` matches its parts in order with at most
+/// [`MAX_GAP`] characters between them and no negation (没/未/不) in a gap: "户口…迁" finds
+/// "户口已经迁到" but not "户口没迁".
 fn find_choice(def: &SlotDef, norm: &str) -> Option<String> {
     let mut spans: Vec<(usize, usize, &str)> = Vec::new();
     for v in &def.values {
         for alias in v.aliases.iter().chain(std::iter::once(&v.label)) {
-            let a = normalize(alias);
-            if a.is_empty() {
+            let parts: Vec<String> = alias
+                .split('…')
+                .map(normalize)
+                .filter(|p| !p.is_empty())
+                .collect();
+            if parts.is_empty() {
                 continue;
             }
             let mut from = 0;
-            while let Some(p) = norm[from..].find(&a) {
-                spans.push((from + p, from + p + a.len(), v.value.as_str()));
-                from += p + a.len();
+            while let Some(p) = norm[from..].find(&parts[0]) {
+                let start = from + p;
+                if let Some(end) = match_rest(norm, start + parts[0].len(), &parts[1..]) {
+                    spans.push((start, end, v.value.as_str()));
+                }
+                from = start + parts[0].len();
             }
         }
     }
@@ -217,4 +239,20 @@ fn find_choice(def: &SlotDef, norm: &str) -> Option<String> {
     kept.iter()
         .min_by_key(|s| (s.0, usize::MAX - (s.1 - s.0)))
         .map(|s| s.2.to_string())
+}
+
+/// Most characters between the parts of a `…` alias.
+const MAX_GAP: usize = 6;
+
+/// Where the remaining `parts` of a gapped alias end when they follow `at` in order.
+fn match_rest(norm: &str, at: usize, parts: &[String]) -> Option<usize> {
+    let Some((first, rest)) = parts.split_first() else {
+        return Some(at);
+    };
+    let p = norm[at..].find(first.as_str())?;
+    let gap = &norm[at..at + p];
+    if gap.chars().count() > MAX_GAP || gap.contains(['没', '未', '不']) {
+        return None;
+    }
+    match_rest(norm, at + p + first.len(), rest)
 }

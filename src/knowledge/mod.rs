@@ -52,6 +52,8 @@ pub struct Source {
     pub id: String,
     pub file: String,
     pub title: String,
+    /// Short name for chat citations.
+    pub short: String,
     pub region: Option<String>,
 }
 
@@ -150,6 +152,24 @@ impl Knowledge {
             None => source.to_string(),
         }
     }
+
+    /// A brief citation for chat: the source's short name and the locator, when the locator
+    /// is an article or question number ("江苏省规程第八条"), else the short name alone.
+    pub fn cite_short(&self, source: &str) -> String {
+        let (id, locator) = source.split_once(' ').unwrap_or((source, ""));
+        let locator = locator.trim();
+        match self.sources.iter().find(|s| s.id == id) {
+            Some(s) if is_numbered_locator(locator) => format!("{}{locator}", s.short),
+            Some(s) => s.short.clone(),
+            None => source.to_string(),
+        }
+    }
+}
+
+/// "第八条", "问5", "相关事项3": a locator short enough to keep in a chat citation.
+fn is_numbered_locator(locator: &str) -> bool {
+    let n = locator.chars().count();
+    n > 0 && n <= 8 && (locator.starts_with('第') || locator.chars().any(|c| c.is_ascii_digit()))
 }
 
 /// One problem in the knowledge folder.
@@ -298,10 +318,19 @@ fn load_sources(root: &Path, errors: &mut Vec<KnowledgeError>) -> Vec<Source> {
         if s.title.trim().is_empty() {
             errors.push(err(FILE, Some(&label), Some("title"), "must not be empty"));
         }
+        let short = match s.short {
+            Some(short) if short.trim().is_empty() => {
+                errors.push(err(FILE, Some(&label), Some("short"), "must not be empty"));
+                short
+            }
+            Some(short) => short,
+            None => s.title.clone(),
+        };
         out.push(Source {
             id: s.id,
             file: s.file,
             title: s.title,
+            short,
             region: s.region,
         });
     }
@@ -825,13 +854,17 @@ mod tests {
         assert!(Knowledge::load(dir.path()).unwrap().out_of_scope.is_empty());
         std::fs::write(
             dir.path().join("out_of_scope.toml"),
-            "[[topic]]\nid = \"pension\"\nlabel = \"养老\"\nexamples = [\"退休金\"]\n",
+            "[[topic]]\nid = \"pension\"\nlabel = \"养老\"\nreferral = \" \"\nexamples = [\"退休金\"]\n",
         )
         .unwrap();
         let errors = Knowledge::load(dir.path()).unwrap_err().0;
         assert_eq!(
             errors[0].to_string(),
             "out_of_scope.toml: entry `pension`: field `examples`: needs at least three non-empty phrasings"
+        );
+        assert_eq!(
+            errors[1].to_string(),
+            "out_of_scope.toml: entry `pension`: field `referral`: must say whom to ask instead"
         );
     }
 

@@ -16,6 +16,9 @@ pub struct SourceRaw {
     pub id: String,
     pub file: String,
     pub title: String,
+    /// A short name for chat citations ("苏州医保指南"); the title when absent.
+    #[serde(default)]
+    pub short: Option<String>,
     #[serde(default)]
     pub region: Option<String>,
 }

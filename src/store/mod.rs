@@ -47,6 +47,8 @@ pub struct TurnRecord<'a> {
     pub reply_text: &'a str,
     pub faq_id: Option<&'a str>,
     pub dialog: Option<&'a str>,
+    /// The reply's kind (`faq`, `dialog`, `clarify`, …), stored on the assistant's line.
+    pub kind: &'a str,
     /// The user's question went unanswered (recorded for the knowledge team).
     pub unanswered: bool,
 }
@@ -57,6 +59,9 @@ pub struct TranscriptLine {
     pub role: String,
     pub text: String,
     pub faq_id: Option<String>,
+    /// The reply kind on assistant lines (None on user lines and on turns stored before it
+    /// was recorded).
+    pub kind: Option<String>,
     pub created_at: i64,
 }
 
@@ -167,15 +172,15 @@ impl Store {
                 .get::<i64, _>(0);
         let user = mask_personal_numbers(t.user_text);
         let reply = mask_personal_numbers(t.reply_text);
-        for (i, (role, text, faq)) in [
-            ("user", user.as_str(), None),
-            ("assistant", reply.as_str(), t.faq_id),
+        for (i, (role, text, faq, kind)) in [
+            ("user", user.as_str(), None, None),
+            ("assistant", reply.as_str(), t.faq_id, Some(t.kind)),
         ]
         .into_iter()
         .enumerate()
         {
             sqlx::query(
-                "INSERT INTO transcripts (session_id, seq, role, text, faq_id, dialog, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO transcripts (session_id, seq, role, text, faq_id, dialog, kind, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(t.session_id)
             .bind(seq + 1 + i as i64)
@@ -183,6 +188,7 @@ impl Store {
             .bind(text)
             .bind(faq)
             .bind(t.dialog)
+            .bind(kind)
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -202,7 +208,7 @@ impl Store {
 
     pub async fn transcript(&self, session_id: &str) -> Result<Vec<TranscriptLine>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, role, text, faq_id, created_at FROM transcripts WHERE session_id = $1 ORDER BY seq",
+            "SELECT seq, role, text, faq_id, kind, created_at FROM transcripts WHERE session_id = $1 ORDER BY seq",
         )
         .bind(session_id)
         .fetch_all(&self.pool)
@@ -214,7 +220,8 @@ impl Store {
                 role: r.get(1),
                 text: r.get(2),
                 faq_id: r.get(3),
-                created_at: r.get(4),
+                kind: r.get(4),
+                created_at: r.get(5),
             })
             .collect())
     }

@@ -450,6 +450,47 @@ async fn agents_read_unanswered_questions_and_transcripts() {
     assert_eq!(lines[0]["role"], "user");
     assert_eq!(lines[0]["text"], "社保卡在外地医院刷不了怎么办");
     assert_eq!(lines[1]["role"], "assistant");
+    assert_eq!(lines[0]["kind"], Value::Null);
+    assert_eq!(lines[1]["kind"], "dialog");
+
+    // the situation an agent's free text states, as a conversation reads it
+    let situation = c
+        .client
+        .post(c.url("/v1/agent/situation"))
+        .bearer_auth(&c.token)
+        .json(&json!({"text": "我爸张家港退休的，在上海住院，出院了才想起没备案"}))
+        .send()
+        .await
+        .unwrap();
+    let body = json_ok(situation).await;
+    for (slot, value) in [
+        ("insured_region", "zhangjiagang"),
+        ("employment", "retired"),
+        ("care_location", "shanghai"),
+        ("filed", "false"),
+    ] {
+        assert_eq!(body["slots"][slot], value, "{body}");
+    }
+    let refused = c
+        .client
+        .post(c.url("/v1/agent/situation"))
+        .json(&json!({"text": "苏州"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let bad = c
+        .client
+        .post(c.url("/v1/agent/situation"))
+        .bearer_auth(&c.token)
+        .json(&json!({"words": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        api_error(bad, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "invalid_field"
+    );
 
     for path in [
         "/v1/agent/sessions/no-such-session/transcript".to_string(),
@@ -995,7 +1036,36 @@ async fn browse(
         .await?;
     let transcript = wait_for_text(browser, "#transcript", "用户：").await;
     assert!(transcript.contains("养老金什么时候涨"), "{transcript}");
+    // each reply shows its kind
+    assert!(transcript.contains("［超出范围］"), "{transcript}");
     assert!(!unanswered_session.is_empty());
+
+    // what the agent types about the caller fills the form; the agent can still change it
+    browser.find(Locator::Css("#reset")).await?.click().await?;
+    browser
+        .find(Locator::Css("#caller-text"))
+        .await?
+        .send_keys("我爸苏州退休的，在上海住院，出院了才想起没备案")
+        .await?;
+    wait_for_text(browser, "#caller-status", "已根据描述填写").await;
+    let value = |slot: &'static str| {
+        let browser = browser.clone();
+        async move {
+            browser
+                .execute(
+                    &format!("return document.getElementById('f-{slot}').value"),
+                    vec![],
+                )
+                .await
+        }
+    };
+    assert_eq!(value("insured_region").await?, "suzhou");
+    assert_eq!(value("employment").await?, "retired");
+    assert_eq!(value("care_location").await?, "shanghai");
+    assert_eq!(value("filed").await?, "false");
+    wait_for_text(browser, "#situation-summary", "参保地：苏州").await;
+    select(browser, "insured_region", "zhangjiagang").await;
+    wait_for_text(browser, "#situation-summary", "参保地：张家港").await;
 
     // logout: back to the login page, and the console stays closed
     browser.find(Locator::Css("#logout")).await?.click().await?;

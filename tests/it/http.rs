@@ -915,9 +915,9 @@ async fn metrics_count_turns_latency_and_unanswered_questions() {
             .starts_with("application/openmetrics-text")
     );
     for expected in [
-        "yidi_turns_total{outcome=\"faq\"} 1",
-        "yidi_turns_total{outcome=\"unanswered\"} 1",
-        "yidi_turns_total{outcome=\"dialog\"} 1",
+        "yidi_turns_total{kind=\"faq\"} 1",
+        "yidi_turns_total{kind=\"out_of_scope\"} 1",
+        "yidi_turns_total{kind=\"dialog\"} 1",
         "yidi_unanswered_total 1",
         "yidi_turn_duration_seconds_count 3",
         "yidi_http_requests_total{route=\"/v1/sessions/{id}/messages\",status=\"200\"} 3",
@@ -960,6 +960,7 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
         "POST /v1/feedback",
         "GET /v1/agent/unanswered",
         "GET /v1/agent/sessions/{id}/transcript",
+        "POST /v1/agent/situation",
     ];
     served.sort();
     assert_eq!(documented, served);

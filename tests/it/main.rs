@@ -4,6 +4,7 @@
 mod chat;
 mod cli;
 mod console;
+mod conversations;
 mod db;
 mod dialogs;
 mod fake_telegram;

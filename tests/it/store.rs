@@ -13,6 +13,7 @@ fn turn<'a>(id: &'a str, state: &'a str, rev: Option<i64>, user: &'a str) -> Tur
         reply_text: "好的",
         faq_id: Some("filing-who"),
         dialog: None,
+        kind: "faq",
         unanswered: false,
     }
 }
@@ -52,6 +53,11 @@ async fn exercise(db: &TestDb) {
             .any(|l| l.text.contains("13912345678") || l.text.contains("19800101"))
     );
     assert_eq!(lines[1].faq_id.as_deref(), Some("filing-who"));
+    // the reply kind is kept on the assistant's lines only
+    assert_eq!(
+        lines.iter().map(|l| l.kind.as_deref()).collect::<Vec<_>>(),
+        vec![None, Some("faq"), None, Some("faq")]
+    );
     let unanswered = store.unanswered(10).await.unwrap();
     assert_eq!(unanswered.len(), 1);
     assert!(unanswered[0].question.contains("139****5678"));

@@ -31,6 +31,12 @@
     return '《' + title + '》' + locator;
   }
 
+  // the reply kinds of ../shared/spec/cli.md, as agents read them in a transcript
+  const KIND_LABELS = {
+    faq: '问答', dialog: '引导问答', clarify: '追问', smalltalk: '寒暄',
+    out_of_scope: '超出范围', unanswered: '未能回答'
+  };
+
   // fetch as JSON: {ok, status, body}; a network failure is {ok: false, status: 0}.
   async function request(method, url, body) {
     const init = { method: method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
@@ -356,6 +362,35 @@
 
   form.addEventListener('change', scheduleUpdate);
   form.addEventListener('input', scheduleUpdate);
+
+  // What the agent types about the caller ("我爸张家港退休的，在上海住院") fills the form the
+  // same way a conversation fills its slots; every field stays editable.
+  const callerText = document.getElementById('caller-text');
+  const callerStatus = document.getElementById('caller-status');
+  let callerTimer = null;
+  let callerSeq = 0;
+  async function understandCaller() {
+    const text = callerText.value.trim();
+    if (text === '') { callerStatus.textContent = ''; return; }
+    const seq = ++callerSeq;
+    const r = await request('POST', '/v1/agent/situation', { text: text });
+    if (seq !== callerSeq) return;
+    if (!r.ok || !r.body) { callerStatus.textContent = errorMessage(r); return; }
+    const slots = r.body.slots || {};
+    const filled = [];
+    Object.keys(slots).forEach(function (slot) {
+      const f = form.elements[slot];
+      if (!f || f.value === slots[slot]) return;
+      f.value = slots[slot];
+      if (f.value === slots[slot]) filled.push(slot);
+    });
+    callerStatus.textContent = filled.length ? '已根据描述填写 ' + filled.length + ' 项，可手动修改。' : '描述中没有识别到新的情况。';
+    if (filled.length) scheduleUpdate();
+  }
+  callerText.addEventListener('input', function () {
+    clearTimeout(callerTimer);
+    callerTimer = setTimeout(understandCaller, 300);
+  });
   form.addEventListener('reset', function () { setTimeout(update, 0); });
   form.addEventListener('submit', function (event) { event.preventDefault(); update(); });
 
@@ -390,6 +425,7 @@
     (r.body.transcript || []).forEach(function (line) {
       const li = el('li', 'line ' + (line.role === 'user' ? 'user' : 'assistant'));
       li.appendChild(el('span', 'role', line.role === 'user' ? '用户：' : '助手：'));
+      if (line.kind && KIND_LABELS[line.kind]) li.appendChild(el('span', 'kind', '［' + KIND_LABELS[line.kind] + '］'));
       li.appendChild(el('span', 'text', line.text));
       ol.appendChild(li);
     });
