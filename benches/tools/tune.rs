@@ -30,6 +30,7 @@ fn main() {
     }
     env_f32("LR", &mut t.train.learning_rate);
     env_f32("L2", &mut t.train.l2);
+    t.train.unknown_in_norm = std::env::var("UN").map_or(true, |v| v == "1");
     env_f32("RP", &mut t.rank_prob);
     env_f32("RB", &mut t.rank_bm25);
     env_f32("MP", &mut t.min_prob);

@@ -18,6 +18,8 @@ pub struct TrainParams {
     pub learning_rate: f32,
     /// L2 weight decay per epoch (applied as `w *= 1 - learning_rate * l2`).
     pub l2: f32,
+    /// At prediction, features unknown to the model count in the norm of a text.
+    pub unknown_in_norm: bool,
 }
 
 impl Default for TrainParams {
@@ -26,6 +28,7 @@ impl Default for TrainParams {
             epochs: 30,
             learning_rate: 1.0,
             l2: 0.002,
+            unknown_in_norm: true,
         }
     }
 }
@@ -45,6 +48,9 @@ pub struct Classifier {
     /// Feature-major: the weights of feature `f` are `weights[f * classes..][..classes]`.
     weights: Vec<f32>,
     bias: Vec<f32>,
+    idf_max: f32,
+    /// Whether unknown features count in a text's norm (see `vectorize`).
+    pub unknown_in_norm: bool,
 }
 
 type Sparse = Vec<(u32, f32)>;
@@ -76,6 +82,8 @@ impl Classifier {
             classes,
             weights: vec![0.0; df.len() * classes],
             bias: vec![0.0; classes],
+            idf_max: ((n + 1.0) / 1.0).ln() + 1.0,
+            unknown_in_norm: false,
         };
         let data: Vec<(Sparse, usize, f32)> = examples
             .iter()
@@ -114,6 +122,7 @@ impl Classifier {
                 *wc *= decay;
             }
         }
+        model.unknown_in_norm = params.unknown_in_norm;
         model
     }
 
@@ -134,16 +143,29 @@ impl Classifier {
             .count()
     }
 
+    /// The text as a sparse vector of known features, L2-normalised over all its features:
+    /// words the model never saw count in the norm (at the highest idf), so a text made mostly
+    /// of unknown words gets a short vector and an unsure prediction, not a confident one
+    /// from its single known word.
     fn vectorize(&self, features: &[String]) -> Sparse {
         let mut x: Sparse = Vec::with_capacity(features.len());
+        let mut unknown: Vec<&str> = Vec::new();
         for f in features {
-            if let Some(&id) = self.vocab.get(f) {
-                x.push((id, self.idf[id as usize]));
+            match self.vocab.get(f) {
+                Some(&id) => x.push((id, self.idf[id as usize])),
+                None => unknown.push(f),
             }
         }
         x.sort_unstable_by_key(|&(id, _)| id);
         x.dedup_by_key(|&mut (id, _)| id);
-        let norm = x.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
+        unknown.sort_unstable();
+        unknown.dedup();
+        let unknown_weight = if self.unknown_in_norm {
+            unknown.len() as f32 * self.idf_max * self.idf_max
+        } else {
+            0.0
+        };
+        let norm = (x.iter().map(|(_, v)| v * v).sum::<f32>() + unknown_weight).sqrt();
         if norm > 0.0 {
             for (_, v) in &mut x {
                 *v /= norm;
