@@ -40,7 +40,6 @@ fn main() {
     env_f32("AW", &mut t.answer_weight);
     env_f32("MU", &mut t.min_prob_uncued);
     t.long_whole_answers = std::env::var("LW").map_or(t.long_whole_answers, |v| v == "1");
-    t.char_trigrams = std::env::var("TRI").is_ok_and(|v| v == "1");
     t.long_needs_cue = std::env::var("LN").map_or(t.long_needs_cue, |v| v == "1");
     if let Ok(v) = std::env::var("LC") {
         t.long_chars = v.parse().expect("a number");

@@ -231,14 +231,18 @@ impl Analyzer {
 }
 
 /// Words jieba tags as places that name no particular place.
-const GENERIC_PLACES: &[&str] = &["中国", "全国", "国家", "本地", "当地", "外地", "异地", "省内", "市区"];
+const GENERIC_PLACES: &[&str] = &[
+    "中国", "全国", "国家", "本地", "当地", "外地", "异地", "省内", "市区",
+];
 
 /// The insured's home region (yidi serves people insured in 苏州 and 张家港): being there is
 /// not being away.
 const HOME_PLACES: &[&str] = &["苏州", "张家港", "江苏"];
 
 /// Words before a place that put someone there (在上海, 去北京, 回安徽).
-const MOVES: &[&str] = &["在", "去", "到", "回", "来", "住", "跑", "回到", "去了", "到了"];
+const MOVES: &[&str] = &[
+    "在", "去", "到", "回", "来", "住", "跑", "回到", "去了", "到了",
+];
 
 /// "A不A" question forms (能不能, 可不可以, 是不是…) ask yes or no and carry no topic; left in,
 /// jieba cuts 能不能 into 能 + 不能 and 不能 then looks like "cannot" (不能报销).
@@ -422,7 +426,11 @@ mod place_tests {
         ] {
             assert!(a.away_from_home(&normalize(q)), "{q}");
         }
-        for q in ["重庆市住院门槛费是多少", "在苏州住院怎么报销", "医保门诊报销上限"] {
+        for q in [
+            "重庆市住院门槛费是多少",
+            "在苏州住院怎么报销",
+            "医保门诊报销上限",
+        ] {
             assert!(!a.away_from_home(&normalize(q)), "{q}");
         }
     }

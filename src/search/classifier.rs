@@ -25,7 +25,7 @@ pub struct TrainParams {
 impl Default for TrainParams {
     fn default() -> Self {
         TrainParams {
-            epochs: 30,
+            epochs: 15,
             learning_rate: 1.0,
             l2: 0.002,
             unknown_in_norm: true,
@@ -75,7 +75,10 @@ impl Classifier {
             }
         }
         let n = examples.len() as f32;
-        let idf: Vec<f32> = df.iter().map(|d| ((n + 1.0) / (d + 1.0)).ln() + 1.0).collect();
+        let idf: Vec<f32> = df
+            .iter()
+            .map(|d| ((n + 1.0) / (d + 1.0)).ln() + 1.0)
+            .collect();
         let mut model = Classifier {
             vocab,
             idf,

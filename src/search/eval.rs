@@ -88,10 +88,7 @@ impl Confusion {
                     .map(move |(q, _)| (id, q))
             })
             .collect();
-        out.push_str(&format!(
-            "out-of-scope questions answered: {}\n",
-            oos.len()
-        ));
+        out.push_str(&format!("out-of-scope questions answered: {}\n", oos.len()));
         if !self.declined.is_empty() {
             out.push_str("entries whose questions were declined:\n");
             for (id, n) in &self.declined {

@@ -69,8 +69,6 @@ pub struct Tuning {
     pub train: TrainParams,
     /// Weight of an entry's answer sentences as training texts (its phrasings weigh 1).
     pub answer_weight: f32,
-    /// The classifier also sees character trigrams.
-    pub char_trigrams: bool,
     /// Ranking: weight of the classifier's probability of an entry.
     pub rank_prob: f32,
     /// Ranking: weight of an entry's BM25 score relative to the best entry's.
@@ -116,7 +114,6 @@ impl Default for Tuning {
             out_of_scope_ratio: 0.8,
             train: TrainParams::default(),
             answer_weight: 0.0,
-            char_trigrams: false,
             rank_prob: 1.0,
             rank_bm25: 0.1,
             min_prob: 0.05,
@@ -324,7 +321,7 @@ impl SearchEngine {
             writer.add_document(d)?;
             for p in &phrasings {
                 examples.push(Example {
-                    features: features(&analyzer, &expander, &crate::text::normalize(p), &tuning),
+                    features: features(&analyzer, &expander, &crate::text::normalize(p)),
                     class: candidates.len(),
                     weight: 1.0,
                 });
@@ -334,7 +331,7 @@ impl SearchEngine {
                     let norm = crate::text::normalize(sentence);
                     if norm.chars().count() >= 6 {
                         examples.push(Example {
-                            features: features(&analyzer, &expander, &norm, &tuning),
+                            features: features(&analyzer, &expander, &norm),
                             class: candidates.len(),
                             weight: tuning.answer_weight,
                         });
@@ -492,7 +489,10 @@ impl SearchEngine {
             for r in &mut readings {
                 if r.answerable {
                     r.answerable = false;
-                    r.declined_topic = r.best_topic.map(|(c, _)| c);
+                    r.declined_topic = r
+                        .best_topic
+                        .filter(|&(_, p)| p >= t.min_topic_prob)
+                        .map(|(c, _)| c);
                 }
             }
         }
@@ -506,7 +506,11 @@ impl SearchEngine {
             .iter()
             .enumerate()
             .filter(|(_, r)| r.answerable)
-            .max_by(|a, b| a.1.confidence.total_cmp(&b.1.confidence).then(b.0.cmp(&a.0)))
+            .max_by(|a, b| {
+                a.1.confidence
+                    .total_cmp(&b.1.confidence)
+                    .then(b.0.cmp(&a.0))
+            })
             .map(|(i, _)| i)
             .unwrap_or(0);
         let chosen = &readings[main];
@@ -527,9 +531,12 @@ impl SearchEngine {
                 .find(|&(c, _)| c != top)
                 .map(|(c, score)| self.hit(c, score));
         } else {
-            result.out_of_scope = chosen
-                .declined_topic
-                .map(|c| self.candidates[c].id.trim_start_matches(OOS_PREFIX).to_string());
+            result.out_of_scope = chosen.declined_topic.map(|c| {
+                self.candidates[c]
+                    .id
+                    .trim_start_matches(OOS_PREFIX)
+                    .to_string()
+            });
         }
         result
     }
@@ -545,18 +552,18 @@ impl SearchEngine {
         if words.is_empty() {
             return None;
         }
-        let bm25 = self.bm25(norm, words)?;
+        let concepts = self.expander.concepts(norm);
+        let grams = self.analyzer.bigrams_normalized(norm);
         let prob = self
             .classifier
-            .predict(&features(&self.analyzer, &self.expander, norm, &self.tuning));
+            .predict(&feature_list(&words, &concepts, &grams));
+        let bm25 = self.bm25(norm, words, concepts, grams)?;
         Some(Signals { bm25, prob })
     }
 
     /// True when normalised text names a cross-region situation (a cue of the knowledge).
     pub fn has_cross_region_cue(&self, norm: &str) -> bool {
-        self.cues
-            .as_ref()
-            .is_some_and(|ac| ac.find(norm).is_some())
+        self.cues.as_ref().is_some_and(|ac| ac.find(norm).is_some())
             || self.analyzer.away_from_home(norm)
     }
 
@@ -593,7 +600,10 @@ impl SearchEngine {
             .map(|c| {
                 // relative to the best entry, but never full below the answer threshold
                 let rel = sig.bm25[c] / best_bm25.max(t.min_score).max(1e-6);
-                (c, SCORE_SCALE * (t.rank_prob * sig.prob[c] + t.rank_bm25 * rel))
+                (
+                    c,
+                    SCORE_SCALE * (t.rank_prob * sig.prob[c] + t.rank_bm25 * rel),
+                )
             })
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -636,8 +646,14 @@ impl SearchEngine {
     }
 
     /// BM25 per candidate for a normalised text with its content words.
-    fn bm25(&self, norm: &str, mut own_words: Vec<String>) -> Option<Vec<f32>> {
-        own_words.extend(self.expander.concepts(norm));
+    fn bm25(
+        &self,
+        norm: &str,
+        mut own_words: Vec<String>,
+        concepts: Vec<String>,
+        grams: Vec<String>,
+    ) -> Option<Vec<f32>> {
+        own_words.extend(concepts);
         let own_words = dedup(own_words);
         // Per synonym group the words its other terms add; a group counts as much as its
         // best-matching word (a disjunction max), however many terms it lists.
@@ -653,7 +669,7 @@ impl SearchEngine {
             })
             .filter(|ws| !ws.is_empty())
             .collect();
-        let grams = dedup(self.analyzer.bigrams_normalized(norm));
+        let grams = dedup(grams);
 
         let t = self.tuning;
         let f = self.fields;
@@ -740,20 +756,19 @@ struct Reading {
 /// The classifier's features of a normalised text: content words, synonym concepts and
 /// character bigrams (prefixed `#`, so that a bigram and a word of the same characters stay
 /// apart).
-fn features(analyzer: &Analyzer, expander: &Expander, norm: &str, t: &Tuning) -> Vec<String> {
-    let mut f = analyzer.words_normalized(norm);
-    f.extend(expander.concepts(norm));
+fn features(analyzer: &Analyzer, expander: &Expander, norm: &str) -> Vec<String> {
+    let words = analyzer.words_normalized(norm);
+    let concepts = expander.concepts(norm);
     let grams = analyzer.bigrams_normalized(norm);
-    if t.char_trigrams {
-        for pair in grams.windows(2) {
-            let (a, b) = (&pair[0], &pair[1]);
-            // consecutive bigrams of one run overlap by a character: 异地 + 地就 → 异地就
-            if a.chars().count() == 2 && b.chars().count() == 2 && a.chars().nth(1) == b.chars().next() {
-                f.push(format!("%{a}{}", b.chars().nth(1).unwrap_or_default()));
-            }
-        }
-    }
-    f.extend(grams.into_iter().map(|g| format!("#{g}")));
+    feature_list(&words, &concepts, &grams)
+}
+
+/// As [`features`], from an analysis already made.
+fn feature_list(words: &[String], concepts: &[String], grams: &[String]) -> Vec<String> {
+    let mut f = Vec::with_capacity(words.len() + concepts.len() + grams.len());
+    f.extend(words.iter().cloned());
+    f.extend(concepts.iter().cloned());
+    f.extend(grams.iter().map(|g| format!("#{g}")));
     f
 }
 
@@ -761,8 +776,28 @@ fn features(analyzer: &Analyzer, expander: &Expander, norm: &str, t: &Tuning) ->
 /// final question particle), in order. Narrative sentences are left out.
 fn question_sentences(message: &str) -> Vec<String> {
     const ASKING: &[&str] = &[
-        "?", "？", "吗", "么", "呢", "怎么", "怎样", "如何", "什么", "多少", "哪", "几", "是否",
-        "能否", "可否", "咋", "啥", "有没有", "能不能", "可不可以", "是不是", "要不要",
+        "?",
+        "？",
+        "吗",
+        "么",
+        "呢",
+        "怎么",
+        "怎样",
+        "如何",
+        "什么",
+        "多少",
+        "哪",
+        "几",
+        "是否",
+        "能否",
+        "可否",
+        "咋",
+        "啥",
+        "有没有",
+        "能不能",
+        "可不可以",
+        "是不是",
+        "要不要",
     ];
     let mut out = Vec::new();
     let mut current = String::new();
