@@ -1038,8 +1038,8 @@ mod tests {
         assert!(dev.recall_at_3 >= 1.0, "{dev:?}");
         assert!(dev.abstain_accuracy >= 0.9, "{dev:?}");
         let real = metrics_of("real-dev.jsonl");
-        assert!(real.recall_at_1 >= 0.7, "{real:?}");
-        assert!(real.recall_at_1_alt >= 0.8, "{real:?}");
+        assert!(real.recall_at_1 >= 0.75, "{real:?}");
+        assert!(real.recall_at_1_alt >= 0.85, "{real:?}");
         assert!(real.abstain_accuracy >= 0.9, "{real:?}");
     }
 }
