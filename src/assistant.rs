@@ -134,6 +134,16 @@ impl Reply {
         }
     }
 
+    /// The reply as a transcript keeps it: the text, and a clarifying question's options
+    /// numbered as the user saw them (so an agent reading it knows what "2" meant).
+    pub fn transcript_text(&self) -> String {
+        let mut t = self.text.clone();
+        for (i, o) in self.options.iter().enumerate() {
+            t.push_str(&format!("\n{}. {}", i + 1, o.question));
+        }
+        t
+    }
+
     fn of(kind: ReplyKind, text: impl Into<String>) -> Reply {
         Reply {
             kind,
@@ -184,8 +194,10 @@ impl Assistant {
         })?;
         let checklist_texts =
             checklist::load(knowledge_dir).map_err(|es| LoadError::Checklist(es.join("\n")))?;
-        let talk =
+        let mut talk =
             Talk::load(knowledge_dir, &knowledge).map_err(|es| LoadError::Talk(es.join("\n")))?;
+        let mut dialogs = dialogs;
+        apply_regions(&checklist_texts, &mut dialogs, &mut talk, &policies)?;
         let search = SearchEngine::build(&knowledge)?;
         Ok(Assistant {
             knowledge,
@@ -320,7 +332,7 @@ impl Assistant {
         // a statement of facts ("她是苏州退休职工", "不对，是张家港的") is acknowledged with
         // what was understood, not searched as if it were a question
         if !learned.is_empty() && !self.asks(message) && self.trigger(&command).is_none() {
-            return self.acknowledge(state, &learned, topic_before.as_deref());
+            return self.acknowledge(state, &learned, topic_before.as_deref(), message);
         }
         if let Some(dialog) = self.trigger(&command) {
             let intro = self.dialogs.get(&dialog).map(|d| d.intro.clone());
@@ -341,6 +353,27 @@ impl Assistant {
     /// A message while a dialog is in progress: an answer to its question, or a question of
     /// its own (answered, then the dialog's question is asked again).
     fn in_dialog(&self, state: &mut SessionState, message: &str) -> Reply {
+        // the optional question after an outcome: anything that does not answer it ends the
+        // dialog and is read as a new message
+        let refining = state.active.as_ref().is_some_and(|a| {
+            self.dialogs
+                .get(&a.dialog)
+                .is_some_and(|d| d.is_refinement(&a.step))
+        });
+        if refining {
+            let before = state.clone();
+            let answered = !message.is_empty()
+                && !looks_like_question(message)
+                && !matches!(
+                    engine::answer(&self.dialogs, state, message),
+                    None | Some(Turn::NotUnderstood { .. }) | Some(Turn::GaveUp { .. })
+                );
+            *state = before;
+            if !answered {
+                state.active = None;
+                return self.handle_message(state, message);
+            }
+        }
         if message.is_empty() {
             return match engine::current(&self.dialogs, state) {
                 Some(turn) => self.render(state, turn, None),
@@ -350,27 +383,26 @@ impl Assistant {
         // a question in the middle of a dialog ("苏州医保去外地看病要备案吗") is answered
         // first, even when it happens to name an option, then the question is asked again;
         // searched at most once per message
-        let asked = looks_like_question(message).then(|| self.search.search(message, 3));
+        let title = state
+            .active
+            .as_ref()
+            .and_then(|a| self.dialogs.get(&a.dialog))
+            .map(|d| d.title.as_str());
+        let asked = looks_like_question(message).then(|| self.search_in_dialog(title, message));
         if let Some(result) = asked.as_ref().filter(|r| r.answered) {
             return self.faq_then_resume(state, result);
         }
         let search = || {
             asked
                 .clone()
-                .unwrap_or_else(|| self.search.search(message, 3))
+                .unwrap_or_else(|| self.search_in_dialog(title, message))
         };
         let before = state.clone();
         let Some(turn) = engine::answer(&self.dialogs, state, message) else {
             return self.faq_reply(state, &search());
         };
         if let Turn::NotUnderstood { .. } = turn {
-            // maybe a question in the middle of the dialog: answer it, then ask again
-            let result = search();
-            if result.answered {
-                *state = before;
-                return self.faq_then_resume(state, &result);
-            }
-            // or small talk ("谢谢", "你是谁"): answered, then the question is asked again
+            // small talk ("谢谢", "你是谁"): answered, then the question is asked again
             if let Some(intent) = self.talk.classify(message) {
                 *state = before;
                 let region = state.slots.get("insured_region").cloned();
@@ -381,9 +413,32 @@ impl Assistant {
                     ask.text = format!("{said}\n\n——\n我们接着刚才的问题：{}", ask.text);
                     return ask;
                 }
+                return Reply::text(said);
+            }
+            // maybe a question in the middle of the dialog: answer it, then ask again
+            let result = search();
+            if result.answered {
+                *state = before;
+                return self.faq_then_resume(state, &result);
             }
         }
         self.render(state, turn, None)
+    }
+
+    /// A question asked in the middle of a dialog: on its own words, or, when that answers
+    /// nothing, together with the dialog's subject ("要带什么材料" in the filing dialog).
+    fn search_in_dialog(&self, title: Option<&str>, message: &str) -> SearchResult {
+        let direct = self.search.search(message, 3);
+        if direct.answered || direct.out_of_scope.is_some() {
+            return direct;
+        }
+        match title {
+            Some(title) => {
+                let within = self.search.search(&format!("{message} {title}"), 3);
+                if within.answered { within } else { direct }
+            }
+            None => direct,
+        }
     }
 
     /// An FAQ answer in the middle of a dialog, followed by the dialog's current question.
@@ -422,6 +477,10 @@ impl Assistant {
         let has_money_unit = message.contains(['元', '块', '万', '千']);
         let mut changed = Vec::new();
         for (slot, value) in self.dialogs.slots.extract(message) {
+            // the situation, not a dialog's own diagnostic slots (the card_failure questions)
+            if !SLOT_ORDER.contains(&slot.as_str()) && slot != "mentions_chronic" {
+                continue;
+            }
             let choice = self
                 .dialogs
                 .slots
@@ -525,15 +584,16 @@ impl Assistant {
             // also plausible in context; otherwise the reading in context does, preferring
             // the options just offered, then the topic's family
             let within = self.search.search(&format!("{message} {context}"), 8);
+            let near_top = within.hits.first().map_or(0.0, |h| 0.75 * h.score);
             if let Some(id) = within
                 .hits
                 .iter()
+                .filter(|h| h.score >= near_top)
                 .map(|h| &h.id)
                 .find(|id| pending.contains(id))
+                && (!direct.answered || continues)
             {
-                if !direct.answered || continues {
-                    return self.entry_reply(state, &id.clone());
-                }
+                return self.entry_reply(state, &id.clone());
             }
             let own = direct.hits.first().filter(|_| direct.answered);
             if let Some(own) = own
@@ -568,12 +628,14 @@ impl Assistant {
                     .filter(|h| h.score >= 0.8 * hits[0].score)
                     .map(|h| h.id.clone())
                     .collect();
+                // a follow-up ("那要多久") is read together with the unclear message
+                state.context = vec![crate::text::mask_personal_numbers(message)];
                 return self.clarify(state, "您想问的是哪一个？", &options);
             }
             return self.entry_reply(state, &hits[0].id);
         }
         if !learned.is_empty() && !continues && !self.asks(message) {
-            return self.acknowledge(state, learned, None);
+            return self.acknowledge(state, learned, None, message);
         }
         self.faq_reply(state, &direct)
     }
@@ -617,7 +679,7 @@ impl Assistant {
         words.extend(state.context.iter().cloned());
         for slot in ["insured_region", "care_location", "visit"] {
             if let Some(v) = state.slots.get(slot) {
-                words.push(self.dialogs.slots.label(slot, v));
+                words.push(self.dialogs.slots.search_words(slot, v));
             }
         }
         words.join(" ")
@@ -662,7 +724,17 @@ impl Assistant {
         state: &mut SessionState,
         learned: &[(String, String)],
         topic: Option<&str>,
+        message: &str,
     ) -> Reply {
+        // the order a person would tell it in: who, where, what happened
+        let rank = |slot: &str| {
+            SLOT_ORDER
+                .iter()
+                .position(|s| *s == slot)
+                .unwrap_or(SLOT_ORDER.len())
+        };
+        let mut learned = learned.to_vec();
+        learned.sort_by_key(|(slot, _)| rank(slot));
         let understood: Vec<String> = learned
             .iter()
             .filter_map(|(slot, value)| {
@@ -674,6 +746,9 @@ impl Assistant {
                 ))
             })
             .collect();
+        // a follow-up such as "那怎么办" is read together with what was just told (masked:
+        // the session state is stored)
+        state.context = vec![crate::text::mask_personal_numbers(message)];
         let mut text = format!("好的，记下了（{}）。", understood.join("；"));
         let region_changed = learned.iter().any(|(s, _)| s == "insured_region");
         let topic = topic.or(state.topic.as_deref());
@@ -697,6 +772,28 @@ impl Assistant {
             .get("insured_region")
             .map(|r| self.dialogs.slots.label("insured_region", r))
             .unwrap_or_default()
+    }
+
+    /// Whom the user's region says to ask: its hotline and counters from its region file, or
+    /// the insured region's agency in general.
+    fn region_contact(&self, state: &SessionState) -> String {
+        let region = state
+            .slots
+            .get("insured_region")
+            .and_then(|r| self.checklist_texts.regions.get(r));
+        match region {
+            Some(r) if r.hotline.is_some() || r.counters.is_some() => {
+                let mut parts = Vec::new();
+                if let Some(h) = &r.hotline {
+                    parts.push(format!("{}医保咨询电话 {h}", r.name));
+                }
+                if let Some(c) = &r.counters {
+                    parts.push(format!("窗口：{c}"));
+                }
+                parts.join("；")
+            }
+            _ => "您的参保地医保经办机构".to_string(),
+        }
     }
 
     /// The answer of entry `id`, with the part for the user's region first, brief sources,
@@ -735,7 +832,7 @@ impl Assistant {
         ) {
             return None;
         }
-        let input = estimate_input_json(state);
+        let input = estimate_input_json(state, &self.checklist_texts.regions);
         let result =
             EstimateInput::from_json(&input).and_then(|i| estimate::estimate(&self.policies, &i));
         Some(match result {
@@ -853,14 +950,27 @@ impl Assistant {
     /// Brief citations for chat ("苏州医保指南；江苏省规程第八条"); the full titles are in
     /// the API's FAQ entry and the console.
     fn cite_brief(&self, sources: &[String]) -> String {
-        let mut seen: Vec<String> = Vec::new();
+        // one document once, its numbered places joined: "江苏省异地就医经办规程第三条、第十八条"
+        let mut docs: Vec<(String, Vec<String>)> = Vec::new();
         for s in sources {
-            let c = self.knowledge.cite_short(s);
-            if !seen.contains(&c) {
-                seen.push(c);
+            let (name, place) = self.knowledge.cite_short(s);
+            let at = match docs.iter().position(|(n, _)| *n == name) {
+                Some(i) => i,
+                None => {
+                    docs.push((name, Vec::new()));
+                    docs.len() - 1
+                }
+            };
+            if let Some(p) = place
+                && !docs[at].1.contains(&p)
+            {
+                docs[at].1.push(p);
             }
         }
-        seen.join("；")
+        docs.into_iter()
+            .map(|(name, places)| format!("{name}{}", places.join("、")))
+            .collect::<Vec<_>>()
+            .join("；")
     }
 
     fn render(&self, state: &mut SessionState, turn: Turn, intro: Option<String>) -> Reply {
@@ -927,10 +1037,21 @@ impl Assistant {
                 r.unanswered = true;
                 r
             }
-            Turn::Done { dialog, outcome } => {
+            Turn::Done {
+                dialog,
+                outcome,
+                then,
+            } => {
                 let mut reply = self.outcome(state, &outcome);
                 reply.kind = ReplyKind::Dialog;
                 reply.text = prefix(reply.text);
+                if let Some(then) = then {
+                    // the optional question that can refine the outcome, asked with it
+                    let ask = self.ask(&dialog, &then.step, &then.slot, String::new());
+                    reply.text = format!("{}\n\n{}", reply.text, then.question);
+                    reply.asking = ask.asking;
+                    reply.choices = ask.choices;
+                }
                 reply.dialog = Some(dialog);
                 reply
             }
@@ -946,7 +1067,12 @@ impl Assistant {
             return None;
         }
         let region = state.slots.get("insured_region")?;
-        let Some(policy) = self.policies.get(region) else {
+        let policy_id = self
+            .checklist_texts
+            .regions
+            .get(region)
+            .map_or(region.as_str(), |r| r.policy.as_str());
+        let Some(policy) = self.policies.get(policy_id) else {
             return Some("还没有这个参保地的报销参数。".into());
         };
         let no_params = policy.inpatient.is_none() && policy.outpatient.is_none();
@@ -967,6 +1093,23 @@ impl Assistant {
                     .clone()
                     .unwrap_or_else(|| format!("{}的{what}还没有可靠来源。", policy.name)),
             );
+        }
+        // a person the visit's parameters do not cover (residents' outpatient care), as soon
+        // as the slots that choose the parameters are known
+        let tree = match state.slots.get("visit").map(String::as_str) {
+            Some("inpatient") => policy.inpatient.as_ref(),
+            Some("outpatient") => policy.outpatient.as_ref(),
+            _ => None,
+        }?;
+        let picked = tree.select(|slot| state.slots.get(slot.field()).map(String::as_str));
+        if let Err(crate::guidance::policy::SelectError::NotCovered(slot, value)) = picked {
+            let visit = self.dialogs.slots.label("visit", &state.slots["visit"]);
+            let who = self.dialogs.slots.label(slot.field(), &value);
+            return Some(format!(
+                "{}暂未收录“{who}”的{visit}报销参数（没有找到可靠来源）。{}",
+                policy.name,
+                policy.note.as_deref().unwrap_or_default()
+            ));
         }
         None
     }
@@ -1003,7 +1146,9 @@ impl Assistant {
             Ok(list) => {
                 let mut reply = Reply::of(
                     ReplyKind::Dialog,
-                    render_checklist(&list, &self.checklist_texts),
+                    render_checklist(&list, &self.checklist_texts, |s| {
+                        self.cite_brief(&[s.to_string()])
+                    }),
                 );
                 reply.checklist = serde_json::to_value(&list).ok();
                 reply
@@ -1016,13 +1161,18 @@ impl Assistant {
     }
 
     fn estimate_reply(&self, state: &SessionState) -> Reply {
-        let input = estimate_input_json(state);
+        let input = estimate_input_json(state, &self.checklist_texts.regions);
         let result =
             EstimateInput::from_json(&input).and_then(|i| estimate::estimate(&self.policies, &i));
         match result {
             Ok(est) => {
                 let value = serde_json::to_value(&est).ok();
-                let mut reply = Reply::of(ReplyKind::Dialog, render_estimate_brief(&est));
+                let mut text = render_estimate_brief(&est);
+                if let Some(note) = earlier_care_note(state, &est) {
+                    // right below the title line
+                    text = text.replacen('\n', &format!("\n{note}\n"), 1);
+                }
+                let mut reply = Reply::of(ReplyKind::Dialog, text);
                 reply.estimate = value;
                 reply
             }
@@ -1030,8 +1180,9 @@ impl Assistant {
                 let mut r = Reply::of(
                     ReplyKind::Dialog,
                     format!(
-                        "抱歉，这种情况我暂时没法给出估算：{}\n具体报销金额请咨询您的参保地医保经办机构。",
-                        e.message
+                        "抱歉，这种情况我暂时没法给出估算：{}\n具体报销金额请咨询{}。",
+                        e.message,
+                        self.region_contact(state)
                     ),
                 );
                 r.unanswered = true;
@@ -1040,6 +1191,63 @@ impl Assistant {
         }
     }
 }
+
+/// Regions are data (`knowledge/regions/`): their ids, labels and aliases become the values
+/// of the slots that take them (`values_from = "regions"`, the insured region), their replies
+/// the small talk for their users; each names a policy that must be loaded.
+fn apply_regions(
+    texts: &ChecklistTexts,
+    dialogs: &mut Dialogs,
+    talk: &mut Talk,
+    policies: &Policies,
+) -> Result<(), LoadError> {
+    let regions = &texts.regions;
+    let values: Vec<crate::dialog::slots::SlotValue> = regions
+        .iter()
+        .map(|r| crate::dialog::slots::SlotValue {
+            value: r.id.clone(),
+            label: r.label.clone(),
+            aliases: r.aliases.clone(),
+            answers: vec![r.name.clone()],
+            search: Vec::new(),
+        })
+        .collect();
+    dialogs.fill_values(crate::dialog::VALUES_FROM_REGIONS, &values);
+    let mut errors = Vec::new();
+    for r in regions.iter() {
+        let file = format!("regions/{}.toml", r.id);
+        if let Err(es) = talk.add_region_replies(&file, &r.id, &r.replies) {
+            errors.extend(es);
+        }
+        if policies.get(&r.policy).is_none() {
+            errors.push(format!(
+                "{file}: field policy: policy `{}` is not loaded",
+                r.policy
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError::Talk(errors.join("\n")))
+    }
+}
+
+/// The order in which an acknowledgement lists what it understood.
+const SLOT_ORDER: [&str; 12] = [
+    "insured_region",
+    "scheme",
+    "employment",
+    "category",
+    "care_location",
+    "filing_type",
+    "filed",
+    "stage",
+    "visit",
+    "hospital_level",
+    "by_proxy",
+    "total",
+];
 
 /// Lead-ins that say nothing about which option is meant.
 const QUESTION_LEADS: [&str; 8] = [
@@ -1096,15 +1304,20 @@ fn looks_like_question(message: &str) -> bool {
         .any(|w| m.contains(w))
 }
 
-/// The estimate input (estimate.md) from the session's slots; the policy is the insured region.
-fn estimate_input_json(state: &SessionState) -> serde_json::Value {
+/// The estimate input (estimate.md) from the session's slots; the policy is the one the
+/// insured region's file names.
+fn estimate_input_json(
+    state: &SessionState,
+    regions: &crate::guidance::region::Regions,
+) -> serde_json::Value {
     let s = &state.slots;
     let mut input = serde_json::Map::new();
     let mut put = |k: &str, v: serde_json::Value| {
         input.insert(k.to_string(), v);
     };
     if let Some(r) = s.get("insured_region") {
-        put("policy", r.clone().into());
+        let policy = regions.get(r).map_or(r.as_str(), |r| r.policy.as_str());
+        put("policy", policy.into());
     }
     for key in [
         "visit",
@@ -1137,7 +1350,71 @@ fn estimate_input_json(state: &SessionState) -> serde_json::Value {
     {
         put("admissions_before", n.into());
     }
+    // earlier eligible cost this year: of inpatient care (and 门诊特定项目) for an admission,
+    // of outpatient care for a visit
+    let before = match s.get("visit").map(String::as_str) {
+        Some("outpatient") => s.get("outpatient_eligible_before"),
+        _ if s
+            .get("admissions_before")
+            .is_some_and(|n| n != "0" && n != "unknown") =>
+        {
+            s.get("cumulative_eligible_before")
+        }
+        _ => None,
+    };
+    if let Some(v) = before {
+        put("cumulative_eligible_before", v.clone().into());
+    }
     serde_json::Value::Object(input)
+}
+
+/// How the user's answer about earlier care this year was used (estimate dialog): the
+/// deductible of a later admission, where the cumulative bands start, the yearly outpatient
+/// deductible; or that 不清楚 was estimated as none.
+fn earlier_care_note(state: &SessionState, est: &estimate::Estimate) -> Option<String> {
+    let s = &state.slots;
+    let money = |v: &str| {
+        v.parse::<rust_decimal::Decimal>()
+            .map_or_else(|_| v.to_string(), |d| format!("{d:.2}"))
+    };
+    let start = est.bands.first().map(|b| b.lower);
+    if s.get("visit").map(String::as_str) == Some("outpatient") {
+        let before = s.get("outpatient_eligible_before")?;
+        return Some(format!(
+            "今年此前的门诊：政策范围内费用 {} 元已计入年度起付线，本次还需自付起付线 {:.2} 元。",
+            money(before),
+            est.deductible_applied
+        ));
+    }
+    let admissions = s.get("admissions_before")?;
+    let mut t = match admissions.as_str() {
+        "unknown" => "今年此前住院次数：您说不清楚，按今年第一次住院、此前没有累计费用估算；如果之前住过院，起付线会更低，实际报销可能更多。".to_string(),
+        "0" => "今年此前的住院：这是今年第一次住院，按首次住院起付线、此前累计费用0元估算。".to_string(),
+        n => format!(
+            "今年此前的住院：之前住过{}，本次按年内第{}住院计起付线 {:.2} 元",
+            if n == "1" { "1次" } else { "2次及以上" },
+            if n == "1" { "二次" } else { "三次及以后" },
+            est.deductible_applied
+        ),
+    };
+    if !matches!(admissions.as_str(), "0" | "unknown") {
+        match s.get("cumulative_eligible_before").map(String::as_str) {
+            Some("0") | None => t.push_str(
+                "；此前累计政策范围内费用按0元计算（您不清楚或没有），如有累计，实际报销可能更多。",
+            ),
+            Some(c) => match start {
+                Some(lower) if lower > est.deductible_applied => t.push_str(&format!(
+                    "；此前累计政策范围内费用 {} 元，本次从全年累计 {lower:.2} 元处起按分段比例报销。",
+                    money(c)
+                )),
+                _ => t.push_str(&format!(
+                    "；此前累计政策范围内费用 {} 元（该政策分段按单次费用计算，不影响本次比例）。",
+                    money(c)
+                )),
+            },
+        }
+    }
+    Some(t)
 }
 
 /// Paragraphs of an answer (separated by blank lines) that are about one region: those
@@ -1186,11 +1463,20 @@ pub fn render_estimate_brief(e: &estimate::Estimate) -> String {
     if e.rules.len() <= BRIEF_RULES {
         return full;
     }
+    // the rules that decide the figures, not the list of where parameters came from
+    let key: Vec<&str> = e
+        .rules
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !r.starts_with("参数来源"))
+        .take(BRIEF_RULES)
+        .collect();
     let all = format!("依据：{}", e.rules.join("；"));
     let brief = format!(
-        "依据（共{}条，摘要）：{}……\n输入“详细依据”查看全部依据。",
+        "主要依据（共{}条，这里列出{}条）：{}\n输入“详细依据”查看全部依据和参数来源。",
         e.rules.len(),
-        e.rules[..BRIEF_RULES].join("；")
+        key.len(),
+        key.join("；")
     );
     full.replacen(&all, &brief, 1)
 }
@@ -1250,7 +1536,12 @@ pub fn render_estimate(e: &estimate::Estimate) -> String {
 }
 
 /// A checklist as chat text: materials, warnings and channels, each with its source.
-pub fn render_checklist(list: &checklist::Checklist, texts: &ChecklistTexts) -> String {
+/// `cite` turns an item's source into what the reader sees (chat: the brief citation).
+pub fn render_checklist(
+    list: &checklist::Checklist,
+    texts: &ChecklistTexts,
+    cite: impl Fn(&str) -> String,
+) -> String {
     let mut t = String::new();
     let filing: Vec<&checklist::Item> = list
         .items
@@ -1265,13 +1556,13 @@ pub fn render_checklist(list: &checklist::Checklist, texts: &ChecklistTexts) -> 
     if !filing.is_empty() {
         t.push_str("办理异地就医备案需要准备：\n");
         for (n, i) in filing.iter().enumerate() {
-            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, i.source));
+            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, cite(&i.source)));
         }
     }
     if !manual.is_empty() {
         t.push_str("回参保地零星（手工）报销需要准备：\n");
         for (n, i) in manual.iter().enumerate() {
-            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, i.source));
+            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, cite(&i.source)));
         }
     }
     let warnings: Vec<&checklist::Text> = list
@@ -1282,7 +1573,7 @@ pub fn render_checklist(list: &checklist::Checklist, texts: &ChecklistTexts) -> 
     if !warnings.is_empty() {
         t.push_str("请注意：\n");
         for w in warnings {
-            t.push_str(&format!("· {}（{}）\n", w.text, w.source));
+            t.push_str(&format!("· {}（{}）\n", w.text, cite(&w.source)));
         }
     }
     let channels: Vec<&checklist::Text> = list

@@ -45,6 +45,52 @@ pub struct Config {
     pub telegram: Telegram,
     /// How long a shutdown waits for turns in flight before giving up (seconds).
     pub shutdown_grace_secs: u64,
+    /// Connection time limits and cap of the HTTP server.
+    pub http: Http,
+    /// Longest a database statement may run before it is abandoned (seconds): a stalled
+    /// database then answers 503 quickly and `/readyz` turns red.
+    pub database_timeout_secs: u64,
+    /// Who may read `/metrics`, and where.
+    pub metrics: MetricsAccess,
+    /// Days that conversations (state, transcript), unanswered questions and feedback are
+    /// kept after their last activity; the server deletes older ones every hour, and
+    /// `yidi purge` does it at once. 0 keeps them forever.
+    pub retention_days: u32,
+}
+
+/// Time limits and the connection cap of the HTTP server (`[http]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Http {
+    /// Seconds a connection may take to send a request's complete headers, counted from its
+    /// opening or the end of the previous response: a slow sender is disconnected, and so is
+    /// a keep-alive connection idle this long (one timer in hyper serves both).
+    pub header_timeout_secs: u64,
+    /// Seconds a request may take in all (its body, the turn, the answer): then 503.
+    pub request_timeout_secs: u64,
+    /// Most connections open at once; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for Http {
+    fn default() -> Http {
+        Http {
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
+            max_connections: 512,
+        }
+    }
+}
+
+/// Access to `/metrics` (`[metrics]`): by default on `addr` for anyone who can reach it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsAccess {
+    /// Serve `/metrics` on this address only, not on `addr`.
+    pub listen: Option<SocketAddr>,
+    /// SHA-256 digest (64 hex digits) of a bearer token that `/metrics` then requires
+    /// (`yidi agent-token` makes a token and its digest).
+    pub token_sha256: Option<String>,
 }
 
 /// Per-user limits of the public API and the bot.
@@ -117,6 +163,10 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("telegram", &self.telegram)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("http", &self.http)
+            .field("database_timeout_secs", &self.database_timeout_secs)
+            .field("metrics", &self.metrics)
+            .field("retention_days", &self.retention_days)
             .finish()
     }
 }
@@ -132,6 +182,10 @@ const KEYS: &[&str] = &[
     "limits",
     "telegram",
     "shutdown_grace_secs",
+    "http",
+    "database_timeout_secs",
+    "metrics",
+    "retention_days",
 ];
 
 impl Default for Config {
@@ -145,6 +199,10 @@ impl Default for Config {
             limits: Limits::default(),
             telegram: Telegram::default(),
             shutdown_grace_secs: 20,
+            http: Http::default(),
+            database_timeout_secs: 5,
+            metrics: MetricsAccess::default(),
+            retention_days: 90,
         }
     }
 }
@@ -238,6 +296,28 @@ impl Config {
         }
         if self.shutdown_grace_secs == 0 {
             return invalid("shutdown_grace_secs", "must be at least 1");
+        }
+        let h = &self.http;
+        for (key, value) in [
+            ("http.header_timeout_secs", h.header_timeout_secs),
+            ("http.request_timeout_secs", h.request_timeout_secs),
+            ("http.max_connections", h.max_connections as u64),
+            ("database_timeout_secs", self.database_timeout_secs),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
+        if let Some(d) = &self.metrics.token_sha256
+            && let Err(e) = AgentAuth::from_sha256_hex(std::slice::from_ref(d))
+        {
+            return Err(ConfigError::Invalid {
+                key: "metrics.token_sha256",
+                message: format!("{e}; `yidi agent-token` prints a token and its digest"),
+            });
+        }
+        if self.metrics.listen.is_some_and(|l| l == self.addr) {
+            return invalid("metrics.listen", "must differ from addr");
         }
         let l = &self.limits;
         for (key, value) in [
@@ -365,6 +445,15 @@ mod tests {
         };
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("shutdown_grace_secs"), "{e}");
+
+        let mut c = Config::default();
+        c.http.max_connections = 0;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("http.max_connections"), "{e}");
+        let mut c = Config::default();
+        c.metrics.token_sha256 = Some("nope".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("metrics.token_sha256"), "{e}");
 
         let mut c = Config::default();
         c.telegram.webhook = true;

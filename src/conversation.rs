@@ -13,8 +13,9 @@ use crate::limits::{Limited, RateLimits};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, TurnRecord};
 
-/// How often a turn is retried after a concurrent write to the same session.
-const MAX_ATTEMPTS: usize = 4;
+/// How often a turn is tried when other replicas write the same session concurrently (turns
+/// of this process queue instead, see [`crate::turns`]).
+const MAX_ATTEMPTS: usize = 6;
 
 /// The note a user sees when their stored conversation could not be read.
 pub const CORRUPTED_NOTE: &str = "（抱歉，之前保存的对话记录无法读取，我们重新开始。）";
@@ -27,6 +28,8 @@ pub struct Conversations {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<RateLimits>,
+    /// Turns of one session run one at a time (see [`crate::turns`]).
+    pub turns: Arc<crate::turns::TurnQueue>,
 }
 
 impl Conversations {
@@ -37,6 +40,7 @@ impl Conversations {
             store,
             metrics: Arc::new(Metrics::new()),
             limits: Arc::new(RateLimits::new(&Limits::default())),
+            turns: Arc::default(),
         }
     }
 
@@ -65,6 +69,51 @@ impl Conversations {
     pub async fn turn(&self, session_id: &str, message: &str) -> Result<Reply, StoreError> {
         self.reply(session_id, message, |a, state| a.handle(state, message))
             .await
+    }
+
+    /// [`Conversations::turn`] for a request carrying an idempotency key: the response is
+    /// `render(reply)`, stored with the turn under `key`; a repeat of the key (a client
+    /// retrying after a lost response) gets the stored response and runs and stores nothing.
+    /// Returns the response and whether it is a repeat.
+    pub async fn turn_once(
+        &self,
+        session_id: &str,
+        message: &str,
+        key: &str,
+        render: &(dyn Fn(&Reply) -> String + Send + Sync),
+    ) -> Result<(String, bool), StoreError> {
+        let mut keyed = Keyed {
+            key,
+            render,
+            response: None,
+            repeat: false,
+        };
+        self.apply(session_id, message, Some(&mut keyed), |a, state| {
+            Some(a.handle(state, message))
+        })
+        .await?;
+        Ok((keyed.response.unwrap_or_default(), keyed.repeat))
+    }
+
+    /// [`Conversations::turn`] for a message that may be delivered twice (a Telegram update
+    /// redelivered after a restart): `key` is stored with the turn, and a repeat of it runs
+    /// and stores nothing (`None`).
+    pub async fn turn_unless_seen(
+        &self,
+        session_id: &str,
+        message: &str,
+        key: &str,
+    ) -> Result<Option<Reply>, StoreError> {
+        let mut keyed = Keyed {
+            key,
+            render: &|_| String::new(),
+            response: None,
+            repeat: false,
+        };
+        self.apply(session_id, message, Some(&mut keyed), |a, state| {
+            Some(a.handle(state, message))
+        })
+        .await
     }
 
     /// Starts dialog `dialog_id` at its first question (a channel's menu command, e.g.
@@ -96,7 +145,7 @@ impl Conversations {
     ) -> Result<Option<Reply>, StoreError> {
         // the transcript shows what the user saw on the button, as if typed
         let label = self.assistant.dialogs.slots.label(slot, value);
-        self.apply(session_id, &label, |a, state| {
+        self.apply(session_id, &label, None, |a, state| {
             a.choose(state, dialog, slot, value)
         })
         .await
@@ -110,7 +159,7 @@ impl Conversations {
         mut act: impl FnMut(&Assistant, &mut SessionState) -> Reply,
     ) -> Result<Reply, StoreError> {
         let reply = self
-            .apply(session_id, user_text, |a, state| Some(act(a, state)))
+            .apply(session_id, user_text, None, |a, state| Some(act(a, state)))
             .await?;
         // `act` always replies, so `apply` always returns one; no panic path all the same
         Ok(reply.unwrap_or_else(|| Reply::text("")))
@@ -123,9 +172,18 @@ impl Conversations {
         &self,
         session_id: &str,
         user_text: &str,
+        mut keyed: Option<&mut Keyed<'_>>,
         mut act: impl FnMut(&Assistant, &mut SessionState) -> Option<Reply>,
     ) -> Result<Option<Reply>, StoreError> {
         let started = Instant::now();
+        let _turn = self.turns.enter(session_id).await?;
+        if let Some(k) = keyed.as_deref_mut()
+            && let Some(response) = self.store.request_reply(session_id, k.key).await?
+        {
+            k.response = Some(response);
+            k.repeat = true;
+            return Ok(None);
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -137,26 +195,37 @@ impl Conversations {
                 reply.text = format!("{note}\n{}", reply.text);
             }
             let json = serde_json::to_string(&state).unwrap_or_else(|_| "{}".into());
+            let reply_text = reply.transcript_text();
+            let response = keyed.as_deref().map(|k| (k.render)(&reply));
             let record = TurnRecord {
                 session_id,
                 state: &json,
                 expected_revision: revision,
                 user_text,
-                reply_text: &reply.text,
+                reply_text: &reply_text,
                 faq_id: reply.faq.as_ref().map(|f| f.id.as_str()),
                 dialog: reply.dialog.as_deref(),
                 kind: reply.kind.as_str(),
                 unanswered: reply.unanswered,
+                request: keyed
+                    .as_deref()
+                    .zip(response.as_deref())
+                    .map(|(k, r)| (k.key, r)),
             };
             match self.store.save_turn(&record).await {
                 Ok(_) => {
                     tracing::info!(session = %log_id(session_id), kind = record.kind, faq = ?record.faq_id,
                         dialog = ?record.dialog, unanswered = record.unanswered, "turn");
                     self.metrics.turn(&reply, started.elapsed());
+                    if let Some(k) = keyed {
+                        k.response = response;
+                    }
                     return Ok(Some(reply));
                 }
                 Err(StoreError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
                     tracing::debug!(session = %log_id(session_id), attempt, "concurrent turn, retrying");
+                    // another replica wrote this session: wait a jittered moment, re-read
+                    tokio::time::sleep(crate::turns::backoff(attempt as u32)).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -190,6 +259,15 @@ impl Conversations {
             },
         })
     }
+}
+
+/// An idempotency key of a turn, how its response is rendered, and (after the turn) the
+/// response and whether it was stored before.
+struct Keyed<'a> {
+    key: &'a str,
+    render: &'a (dyn Fn(&Reply) -> String + Send + Sync),
+    response: Option<String>,
+    repeat: bool,
 }
 
 /// How a session appears in logs: a short hash, never the id itself (a caller may use a

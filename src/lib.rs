@@ -18,6 +18,8 @@ pub mod search;
 pub mod store;
 pub mod talk;
 pub mod text;
+pub mod throttle;
+pub mod turns;
 
 pub use assistant::{Assistant, Reply};
 pub use knowledge::Knowledge;

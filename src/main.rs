@@ -120,6 +120,19 @@ enum Command {
     /// Make a new agent token for the console: prints the token (give it to the agent) and
     /// the SHA-256 digest to put in the configuration's agent_token_sha256.
     AgentToken,
+    /// Delete now what residents typed that is older than the retention (retention_days of
+    /// the configuration, or --days): conversations, unanswered questions, feedback.
+    Purge {
+        /// The config file (default: ./yidi.toml when it exists).
+        #[arg(long, env = "YIDI_CONFIG")]
+        config: Option<PathBuf>,
+        /// The database [default: the configuration's database_url].
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Delete what is older than this many days [default: retention_days].
+        #[arg(long)]
+        days: Option<u32>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -340,7 +353,7 @@ fn run(
                     Situation::from_json(&v).and_then(|s| checklist::checklist(&s, &texts))?;
                 Ok((
                     serde_json::to_string(&list).unwrap_or_default(),
-                    render_checklist(&list, &texts),
+                    render_checklist(&list, &texts, str::to_string),
                 ))
             })?;
         }
@@ -384,6 +397,14 @@ fn run(
                 out,
                 "Give the token to the agent; keep only the digest in the configuration."
             )?;
+        }
+        Command::Purge {
+            config,
+            database_url,
+            days,
+        } => {
+            drop(out);
+            return serve::purge(config, database_url, days);
         }
         Command::Serve {
             config,
@@ -502,7 +523,7 @@ fn chat(
         }
         let reply = match (&conversations, &session) {
             (Some(c), Some(id)) => runtime
-                .block_on(c.turn(id, &line))
+                .block_on(c.turn(&c.store.caller_session_id(id), &line))
                 .context("saving the conversation")?,
             _ => assistant.handle(&mut state, &line),
         };

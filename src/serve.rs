@@ -100,6 +100,61 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     runtime.block_on(serve(config, agents, telegram, assistant))
 }
 
+/// `yidi purge`: deletes at once what the server would delete by its retention.
+pub fn purge(
+    file: Option<PathBuf>,
+    database_url: Option<String>,
+    days: Option<u32>,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::figment(file.as_deref()).and_then(|mut figment| {
+        if let Some(url) = &database_url {
+            figment = figment.merge(("database_url", url));
+        }
+        if let Some(days) = days {
+            figment = figment.merge(("retention_days", days));
+        }
+        Config::from_figment(&figment)
+    });
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("yidi purge: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if config.retention_days == 0 {
+        eprintln!("yidi purge: retention_days is 0 (keep everything); give --days N to purge");
+        return Ok(ExitCode::from(2));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let timeout = Duration::from_secs(config.database_timeout_secs);
+        let store = match Store::connect_with_timeout(&config.database_url, timeout).await {
+            Ok(s) => s,
+            Err(e @ StoreError::Url(_)) => {
+                eprintln!("yidi purge: {e}");
+                return Ok(ExitCode::from(2));
+            }
+            Err(e) => {
+                let url = yidi::config::redact_url(&config.database_url);
+                return Err(e).with_context(|| format!("opening the database {url}"));
+            }
+        };
+        let purged = store
+            .purge_older_than_days(config.retention_days)
+            .await
+            .context("purging")?;
+        println!(
+            "deleted what was older than {} days: {purged}",
+            config.retention_days
+        );
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 /// The bot's settings when a token is configured; a malformed URL names its key.
 fn telegram_settings(config: &Config) -> Result<Option<TelegramSettings>, String> {
     let t = &config.telegram;
@@ -138,7 +193,8 @@ async fn serve(
     telegram: Option<TelegramSettings>,
     assistant: Assistant,
 ) -> anyhow::Result<ExitCode> {
-    let store = match Store::connect(&config.database_url).await {
+    let timeout = Duration::from_secs(config.database_timeout_secs);
+    let store = match Store::connect_with_timeout(&config.database_url, timeout).await {
         Ok(store) => store,
         Err(e @ StoreError::Url(_)) => {
             eprintln!("yidi serve: {e}");
@@ -173,13 +229,55 @@ async fn serve(
         }
     });
 
+    // retention: what residents typed is deleted `retention_days` after its last activity
+    if config.retention_days > 0 {
+        let store = store.clone();
+        let days = config.retention_days;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                match store.purge_older_than_days(days).await {
+                    Ok(purged) => tracing::info!(days, %purged, "retention: deleted"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retention: purge failed, retried in an hour")
+                    }
+                }
+            }
+        });
+    }
+
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("listening on {}", config.addr))?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "serving the HTTP API and the agent console");
     eprintln!("yidi: listening on http://{local}");
-    let state = http::AppState::from_conversations(conversations.clone()).with_agents(agents);
+    let metrics_token = match &config.metrics.token_sha256 {
+        // Config::validate has checked the digest
+        Some(d) => {
+            Some(AgentAuth::from_sha256_hex(std::slice::from_ref(d)).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let state = http::AppState::from_conversations(conversations.clone())
+        .with_agents(agents)
+        .with_http(config.http.clone())
+        .with_metrics_access(metrics_token, config.metrics.listen.is_some());
+    if let Some(addr) = config.metrics.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr} (metrics.listen)"))?;
+        tracing::info!(addr = %listener.local_addr()?, "serving /metrics");
+        let app = http::metrics_app(state.clone());
+        let http_config = config.http.clone();
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = http::serve_router(listener, app, http_config, stop).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let http_server = http::serve(listener, state, stopped(stop_rx.clone()));
 
     // The bot runs beside the HTTP server on the same core. If it cannot run (a refused

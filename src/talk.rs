@@ -93,6 +93,34 @@ impl Intent {
     }
 }
 
+impl Talk {
+    /// Adds one region's replies (from its region file): `replies[intent]` becomes that
+    /// intent's reply for users of `region`. Every intent must exist; errors name `file`.
+    pub fn add_region_replies(
+        &mut self,
+        file: &str,
+        region: &str,
+        replies: &BTreeMap<String, String>,
+    ) -> Result<(), Vec<String>> {
+        let mut errors = Vec::new();
+        for (intent, text) in replies {
+            match self.intents.iter_mut().find(|i| &i.id == intent) {
+                Some(i) => {
+                    i.by_region.insert(region.to_string(), text.clone());
+                }
+                None => errors.push(format!(
+                    "{file}: field replies.{intent}: no intent `{intent}` in smalltalk.toml"
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
 /// An area too broad to answer ("报销的事"), with the questions it could mean.
 #[derive(Debug, Clone)]
 pub struct Vague {
@@ -359,7 +387,7 @@ impl Talk {
         if s.is_empty() {
             return None;
         }
-        self.vague.iter().find(|v| v.words.iter().any(|w| *w == s))
+        self.vague.iter().find(|v| v.words.contains(&s))
     }
 
     /// Whether a message reads as a continuation of the current topic ("那要多久").

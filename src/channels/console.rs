@@ -132,7 +132,7 @@ impl AgentAuth {
 
     /// The digest (lower-case hex) of the configured token equal to `token`, if any. Every
     /// configured digest is compared, each in constant time.
-    fn verify(&self, token: &str) -> Option<String> {
+    pub(crate) fn verify(&self, token: &str) -> Option<String> {
         if token.is_empty() || token.chars().count() > MAX_TOKEN_CHARS {
             return None;
         }

@@ -41,7 +41,7 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -57,7 +57,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::assistant::Assistant;
@@ -89,6 +90,12 @@ pub(crate) const MAX_TOKEN_CHARS: usize = 256;
 pub struct AppState {
     conversations: Conversations,
     agents: Arc<AgentAuth>,
+    /// Connection and request time limits, the connection cap.
+    http: crate::config::Http,
+    /// The digest of the bearer token `/metrics` requires, if any.
+    metrics_token: Option<Arc<AgentAuth>>,
+    /// `/metrics` is served on a separate address ([`metrics_app`]), not by [`app`].
+    metrics_elsewhere: bool,
 }
 
 impl AppState {
@@ -103,6 +110,24 @@ impl AppState {
         AppState {
             conversations,
             agents: Arc::new(AgentAuth::default()),
+            http: crate::config::Http::default(),
+            metrics_token: None,
+            metrics_elsewhere: false,
+        }
+    }
+
+    /// The same state with these connection limits (see [`serve`]).
+    pub fn with_http(self, http: crate::config::Http) -> AppState {
+        AppState { http, ..self }
+    }
+
+    /// `/metrics` only with the bearer token whose SHA-256 digest is `token`, and (with
+    /// `elsewhere`) only on the separate listener of [`metrics_app`].
+    pub fn with_metrics_access(self, token: Option<AgentAuth>, elsewhere: bool) -> AppState {
+        AppState {
+            metrics_token: token.map(Arc::new),
+            metrics_elsewhere: elsewhere,
+            ..self
         }
     }
 
@@ -157,10 +182,14 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/feedback", post(feedback))
         .merge(console::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_ip));
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz));
+    if !state.metrics_elsewhere {
+        router = router.route("/metrics", get(metrics));
+    }
+    let request_timeout = Duration::from_secs(state.http.request_timeout_secs);
+    router
         .route("/v1/openapi.json", get(openapi))
         .merge(public)
         .fallback(not_found)
@@ -168,35 +197,253 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::new())
+        // a request (its body, the turn, the answer) that takes too long: 503
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::map_response(response_headers))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(
+            // one line per request at DEBUG (YIDI_LOG=debug); errors are logged where they
+            // happen, and store errors in an outage only once a minute
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
                     let route = req
                         .extensions()
                         .get::<MatchedPath>()
                         .map_or("(unmatched)", MatchedPath::as_str);
-                    tracing::info_span!("http", method = %req.method(), route)
+                    tracing::debug_span!("http", method = %req.method(), route)
                 })
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
         .with_state(state)
 }
 
+/// `/metrics` alone, for its own listener (`metrics.listen`).
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::map_response(response_headers))
+        .with_state(state)
+}
+
+/// Headers every response carries unless it set its own: no caching (conversations and
+/// agents' data must not stay in a shared or browser cache) and no content sniffing. An
+/// early refusal (401, 405, 413, 415) may leave the request body unread, so it also closes
+/// the connection, saying so.
+async fn response_headers(mut response: Response) -> Response {
+    let status = response.status();
+    let h = response.headers_mut();
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    h.entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    if matches!(
+        status,
+        StatusCode::UNAUTHORIZED
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+    ) {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 /// Serves [`app`] on `listener` until `shutdown` completes; requests in flight then finish
-/// before this returns.
+/// before this returns, and connections without one close at once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let http = state.http.clone();
+    serve_router(listener, app(state), http, shutdown).await
+}
+
+/// Serves `router` over HTTP/1.1 with the limits of `http`:
+///
+/// - at most `max_connections` connections at once, so idle sockets cannot use up the
+///   process's file descriptors; at the cap the oldest connection with no request being
+///   handled is closed to make room (else the new one waits in the listen backlog until one
+///   closes), so they cannot starve the health checks either;
+/// - a connection must send a request's complete headers within `header_timeout_secs` of
+///   opening or of the previous response (hyper's header-read timer runs while a keep-alive
+///   connection waits for its next request, so it is also the idle keep-alive timeout); a
+///   slow or silent one is closed;
+/// - on `shutdown`, the listener closes, idle and half-sent connections close at once, and
+///   requests in flight finish.
+///
+/// Each request carries the peer address as [`ConnectInfo`] (for the per-IP limit).
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    http: crate::config::Http,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let max = http
+        .max_connections
+        .clamp(1, tokio::sync::Semaphore::MAX_PERMITS) as u32;
+    let permits = Arc::new(tokio::sync::Semaphore::new(max as usize));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(http.header_timeout_secs.max(1)));
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+    // open connections, oldest first: at the cap, the oldest one without a request being
+    // handled (idle, or still sending its headers) is closed to make room, so that idle
+    // sockets cannot lock out a health check or a real client
+    let open: Arc<std::sync::Mutex<std::collections::VecDeque<OpenConn>>> = Arc::default();
+    let mut next_id = 0u64;
+    loop {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                evict_idle(&open);
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // out of file descriptors, a connection reset before accept: wait a little
+                    crate::throttle::store_error(&e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        // requests of this connection being handled: at shutdown, a connection with none
+        // (idle, or half-way through sending its headers) is closed at once
+        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = in_flight.clone();
+        let evicted = Arc::new(tokio::sync::Notify::new());
+        next_id += 1;
+        let id = next_id;
+        if let Ok(mut open) = open.lock() {
+            open.push_back(OpenConn {
+                id,
+                in_flight: in_flight.clone(),
+                evict: evicted.clone(),
+            });
+        }
+        let registry = open.clone();
+        let router = router.clone();
+        let service =
+            tower::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                let guard = InFlight::enter(&counter);
+                let router = router.clone();
+                async move {
+                    let _guard = guard;
+                    router.oneshot(req).await
+                }
+            });
+        let builder = builder.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let conn =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            tokio::pin!(conn);
+            let stopping = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            let finished = tokio::select! {
+                r = conn.as_mut() => Some(Some(r)),
+                () = stopping => None,
+                // closed to make room for a new connection
+                () = evicted.notified() => Some(None),
+            };
+            let result = match finished {
+                Some(Some(r)) => r,
+                Some(None) => Ok(()),
+                None => {
+                    conn.as_mut().graceful_shutdown();
+                    loop {
+                        tokio::select! {
+                            r = conn.as_mut() => break r,
+                            () = tokio::time::sleep(Duration::from_millis(50)) => {
+                                if in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                                    break Ok(());
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+            if let Ok(mut open) = registry.lock() {
+                open.retain(|c| c.id != id);
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // every connection gives its permit back when it closes
+    let _all = permits.acquire_many(max).await;
+    Ok(())
+}
+
+/// An open connection of [`serve_router`], as its accept loop sees it.
+struct OpenConn {
+    id: u64,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    evict: Arc<tokio::sync::Notify>,
+}
+
+/// Closes the oldest open connection that has no request being handled, if any.
+fn evict_idle(open: &std::sync::Mutex<std::collections::VecDeque<OpenConn>>) {
+    let Ok(mut open) = open.lock() else {
+        return;
+    };
+    let idle = open
+        .iter()
+        .position(|c| c.in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0);
+    if let Some(i) = idle
+        && let Some(c) = open.remove(i)
+    {
+        tracing::debug!("connection cap reached: closing the oldest idle connection");
+        c.evict.notify_one();
+    }
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<std::sync::atomic::AtomicUsize>) -> InFlight {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -241,7 +488,7 @@ impl ApiError {
     }
 
     fn store(e: StoreError) -> ApiError {
-        tracing::error!(error = %e, "store error");
+        crate::throttle::store_error(&e, "store error");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "database_unavailable",
@@ -273,7 +520,19 @@ impl From<Limited> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        ApiError::store(e)
+        match e {
+            // the database is fine: this session is busy (other turns of it queue or another
+            // replica keeps writing it); the client should try again in a moment
+            StoreError::Busy | StoreError::Conflict(_) => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::CONFLICT,
+                    "session_busy",
+                    "这个会话正在处理其他消息，请稍后再发送。",
+                )
+            },
+            e => ApiError::store(e),
+        }
     }
 }
 
@@ -507,7 +766,18 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(auth) = &state.metrics_token {
+        let token = headers.get(header::AUTHORIZATION).and_then(bearer);
+        if token.and_then(|t| auth.verify(t)).is_none() {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_token",
+                "读取监控指标需要有效的令牌（Bearer 令牌）。",
+            )
+            .into_response();
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -526,7 +796,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     match state.store().ping().await {
         Ok(()) => Ok(Json(json!({ "status": "ready" }))),
         Err(e) => {
-            tracing::warn!(error = %e, "database not ready");
+            crate::throttle::store_error(&e, "database not ready");
             Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "database_unavailable",
@@ -633,8 +903,55 @@ async fn post_message(
     let Some(text) = optional_string(&map, "text")? else {
         return Err(FieldError::new("text", "请用字段 text 提供要发送的消息。").into());
     };
-    let reply = state.conversations.turn(&id, &text).await?;
-    Ok(Json(reply).into_response())
+    // the one rendering of a reply, also stored for a retry with the same Idempotency-Key
+    let render = |reply: &crate::assistant::Reply| serde_json::to_string(reply).unwrap_or_default();
+    let Some(key) = idempotency_key(&headers)? else {
+        let reply = state.conversations.turn(&id, &text).await?;
+        return Ok(json_text(render(&reply), false));
+    };
+    let (response, repeat) = state
+        .conversations
+        .turn_once(&id, &text, key, &render)
+        .await?;
+    Ok(json_text(response, repeat))
+}
+
+/// Longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
+
+/// The `Idempotency-Key` header, if sent: 1 to 200 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(k)
+            if !k.trim().is_empty()
+                && k.len() <= MAX_IDEMPOTENCY_KEY_CHARS
+                && k.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(Some(k.trim()))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            format!(
+                "请求头 Idempotency-Key 须为 1 到 {MAX_IDEMPOTENCY_KEY_CHARS} 个可见的 ASCII 字符。"
+            ),
+        )),
+    }
+}
+
+/// A JSON body already rendered; a repeat (an Idempotency-Key seen before) says so in
+/// `Idempotent-Replayed: true`.
+fn json_text(body: String, repeat: bool) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if repeat {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
 }
 
 async fn read_session(

@@ -322,9 +322,10 @@ impl<E: fmt::Debug + Send + 'static> ErrorHandler<E> for LogErrors {
 fn schema() -> UpdateHandler<RequestError> {
     dptree::entry()
         .branch(Update::filter_message().endpoint(
-            |bot: Bot, msg: Message, me: Me, conversations: Conversations| async move {
+            |bot: Bot, msg: Message, me: Me, conversations: Conversations, update: Update| async move {
                 let chat = msg.chat.id;
-                let handled = tokio::spawn(on_message(bot.clone(), msg, me, conversations));
+                let handled =
+                    tokio::spawn(on_message(bot.clone(), msg, me, conversations, update.id.0));
                 match isolated(handled).await {
                     Some(result) => result,
                     None => send_text(&bot, chat, TRY_AGAIN).await,
@@ -362,9 +363,17 @@ async fn isolated<T>(handled: tokio::task::JoinHandle<T>) -> Option<T> {
     }
 }
 
-/// The session of a chat.
+/// The session of a chat, as the channel names it (stored under
+/// [`Store::caller_session_id`](crate::store::Store::caller_session_id) of it).
 pub fn session_id(chat: ChatId) -> String {
     format!("telegram:{}", chat.0)
+}
+
+/// The id a chat's conversation is stored under: never the chat id itself (see
+/// [`Store::caller_session_id`](crate::store::Store::caller_session_id)). Every handler
+/// goes through this.
+fn stored_session(conversations: &Conversations, chat: ChatId) -> String {
+    conversations.store.caller_session_id(&session_id(chat))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -375,9 +384,10 @@ async fn on_message(
     msg: Message,
     me: Me,
     conversations: Conversations,
+    update_id: u32,
 ) -> Result<(), RequestError> {
     let chat = msg.chat.id;
-    let session = session_id(chat);
+    let session = stored_session(&conversations, chat);
     let Some(text) = msg.text() else {
         return match msg.kind {
             MessageKind::Common(_) | MessageKind::Dice(_) => {
@@ -401,7 +411,19 @@ async fn on_message(
         return send_limit_note(&bot, chat, note).await;
     }
     let result = match input {
-        Input::Text(text) => conversations.turn(&session, text).await,
+        // an update delivered again (after a restart, before Telegram saw it confirmed) is
+        // recognised by its id, stored with the turn, and neither answered nor stored twice
+        Input::Text(text) => {
+            let key = format!("telegram-update:{update_id}");
+            match conversations.turn_unless_seen(&session, text, &key).await {
+                Ok(Some(reply)) => Ok(reply),
+                Ok(None) => {
+                    tracing::info!(session = %log_id(&session), update = update_id, "update seen before, ignored");
+                    return Ok(());
+                }
+                Err(e) => Err(e),
+            }
+        }
         Input::NotForUs => return Ok(()),
         Input::UnknownCommand => return send_text(&bot, chat, &unknown_command()).await,
         Input::Command(command) => {
@@ -430,7 +452,7 @@ async fn on_edited_message(
     msg: Message,
     conversations: Conversations,
 ) -> Result<(), RequestError> {
-    let session = session_id(msg.chat.id);
+    let session = stored_session(&conversations, msg.chat.id);
     if let Some(note) = rate_limited(&conversations, &session) {
         return send_limit_note(&bot, msg.chat.id, note).await;
     }
@@ -467,7 +489,7 @@ async fn on_callback(
         .map(|e| e.question.clone())
     {
         let chat = message.chat().id;
-        let session = session_id(chat);
+        let session = stored_session(&conversations, chat);
         if let Some(note) = rate_limited(&conversations, &session) {
             answer(note).await;
             return Ok(());
@@ -496,7 +518,7 @@ async fn on_callback(
         return Ok(());
     };
     let chat = message.chat().id;
-    let session = session_id(chat);
+    let session = stored_session(&conversations, chat);
     if let Some(note) = rate_limited(&conversations, &session) {
         answer(note).await;
         return Ok(());
@@ -551,7 +573,8 @@ async fn send_limit_note(
 }
 
 fn store_failed(session: &str, e: &StoreError) {
-    tracing::error!(session = %log_id(session), error = %e, "store error, the user was asked to try again");
+    tracing::debug!(session = %log_id(session), "store error, the user was asked to try again");
+    crate::throttle::store_error(e, "store error, a Telegram user was asked to try again");
 }
 
 /// After a press: the question's message shows the chosen answer and loses its keyboard

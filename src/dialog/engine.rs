@@ -75,8 +75,13 @@ pub enum Turn {
         question: String,
         note: Option<String>,
     },
-    /// The dialog is over; produce this outcome from the session's slots.
-    Done { dialog: String, outcome: Outcome },
+    /// The dialog is over, or (with `then`) over but for an optional question asked with
+    /// it; produce this outcome from the session's slots.
+    Done {
+        dialog: String,
+        outcome: Outcome,
+        then: Option<Then>,
+    },
     /// The answer fitted nothing (the caller may try it as an FAQ question first).
     NotUnderstood {
         dialog: String,
@@ -86,6 +91,14 @@ pub enum Turn {
     },
     /// Asked too often without a usable answer: the dialog ended, offer a human.
     GaveUp { dialog: String },
+}
+
+/// The optional question that follows an outcome (a step's `then`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Then {
+    pub step: String,
+    pub slot: String,
+    pub question: String,
 }
 
 /// Starts `dialog_id`, filling slots from `message` first; only missing slots are asked:
@@ -156,7 +169,11 @@ pub fn answer(dialogs: &Dialogs, state: &mut SessionState, message: &str) -> Opt
                 a.history.push(snapshot);
                 a.retries = 0;
             }
-            Some(advance(dialogs, state, None))
+            Some(advance(
+                dialogs,
+                state,
+                Some("好的，这个情况记下了。".into()),
+            ))
         }
         Parsed::Nothing => {
             let retries = active.retries + 1;
@@ -222,9 +239,6 @@ pub fn repair(dialogs: &Dialogs, state: &mut SessionState) -> bool {
     fits
 }
 
-/// Records every slot `message` states outright and the session does not know yet: the
-/// dialog's own (so they are not asked) and others (a later dialog, or the estimate's
-/// cross-region rule, can use them). Amounts are only taken by dialogs that ask for them.
 /// Whether `message` states a slot of `dialog` that is not known yet.
 fn fills_something(
     dialogs: &Dialogs,
@@ -237,6 +251,9 @@ fn fills_something(
     probe.slots.len() > state.slots.len()
 }
 
+/// Records every slot `message` states outright and the session does not know yet: the
+/// dialog's own (so they are not asked) and others (a later dialog, or the estimate's
+/// cross-region rule, can use them). Amounts are only taken by dialogs that ask for them.
 fn fill_from_text(dialogs: &Dialogs, state: &mut SessionState, dialog: &Dialog, message: &str) {
     let asked: Vec<&str> = dialog
         .steps
@@ -276,10 +293,26 @@ fn advance(dialogs: &Dialogs, state: &mut SessionState, note: Option<String>) ->
             break;
         };
         if let Some(outcome) = &step.outcome {
-            state.active = None;
+            // an optional refinement question stays open while its slot is unknown
+            let then = step
+                .then
+                .as_deref()
+                .and_then(|t| dialog.step(t))
+                .and_then(|t| Some((t, t.slot.as_deref()?)))
+                .filter(|(_, slot)| !state.slots.contains_key(*slot))
+                .map(|(t, slot)| Then {
+                    step: t.id.clone(),
+                    slot: slot.to_string(),
+                    question: t.ask.clone(),
+                });
+            match (&then, state.active.as_mut()) {
+                (Some(t), Some(a)) => a.step = t.step.clone(),
+                _ => state.active = None,
+            }
             return Turn::Done {
                 dialog: dialog.id.clone(),
                 outcome: outcome.clone(),
+                then,
             };
         }
         let Some(slot) = step.slot.as_deref() else {

@@ -46,6 +46,10 @@ pub struct Step {
     /// The step that follows when no transition applies (default: the next step in the file).
     pub next: Option<String>,
     pub outcome: Option<Outcome>,
+    /// On an outcome step: an optional question asked together with the outcome (when its
+    /// slot is still unknown), whose answer refines it ("今年之前住过几次院"). A reply that does
+    /// not answer it ends the dialog and is read as a new message.
+    pub then: Option<String>,
 }
 
 /// A validated dialog.
@@ -65,10 +69,15 @@ impl Dialog {
         self.steps.iter().find(|s| s.id == id)
     }
 
+    /// Whether `step` is the optional question that follows an outcome (`then`).
+    pub fn is_refinement(&self, step: &str) -> bool {
+        self.steps.iter().any(|s| s.then.as_deref() == Some(step))
+    }
+
     /// The steps a step can lead to.
     fn successors(&self, step: &Step) -> Vec<String> {
         if step.outcome.is_some() {
-            return Vec::new();
+            return step.then.iter().cloned().collect();
         }
         let mut out: Vec<String> = step.transitions.iter().map(|t| t.goto.clone()).collect();
         if let Some(n) = self.default_next(step) {
@@ -93,9 +102,27 @@ pub struct Dialogs {
     pub dialogs: Vec<Dialog>,
 }
 
+/// The `values_from` of a slot whose values are the regions (`knowledge/regions/`).
+pub const VALUES_FROM_REGIONS: &str = "regions";
+
 impl Dialogs {
     pub fn get(&self, id: &str) -> Option<&Dialog> {
         self.dialogs.iter().find(|d| d.id == id)
+    }
+
+    /// Gives the slots whose `values_from` is `from` these values (after any written in
+    /// `slots.toml`); returns the names of the slots filled.
+    pub fn fill_values(&mut self, from: &str, values: &[slots::SlotValue]) -> Vec<String> {
+        let mut filled = Vec::new();
+        for (name, def) in &mut self.slots.defs {
+            if def.values_from.as_deref() == Some(from) {
+                def.values
+                    .retain(|v| !values.iter().any(|n| n.value == v.value));
+                def.values.extend(values.iter().cloned());
+                filled.push(name.clone());
+            }
+        }
+        filled
     }
 
     /// Loads and validates `dir` (`slots.toml` and every other `*.toml`).
@@ -219,6 +246,7 @@ struct RawStep {
     when: Vec<RawTransition>,
     next: Option<String>,
     outcome: Option<String>,
+    then: Option<String>,
     say: Option<String>,
     #[serde(default)]
     sources: Vec<String>,
@@ -259,8 +287,19 @@ fn read<T: serde::de::DeserializeOwned>(dir: &Path, file: &str) -> Result<T, Dia
 fn validate_slots(f: &slots::SlotsFile, errors: &mut Vec<DialogError>) {
     for (name, def) in &f.slots {
         let at = Some(name.as_str());
+        match (&def.values_from, def.kind) {
+            (Some(from), SlotKind::Choice) if from == VALUES_FROM_REGIONS => {}
+            (Some(from), _) => errors.push(DialogError::new(
+                "slots.toml",
+                at,
+                format!(
+                    "`values_from = \"{from}\"`: only choice slots may take their values from \"{VALUES_FROM_REGIONS}\""
+                ),
+            )),
+            (None, _) => {}
+        }
         match def.kind {
-            SlotKind::Choice if def.values.is_empty() => {
+            SlotKind::Choice if def.values.is_empty() && def.values_from.is_none() => {
                 errors.push(DialogError::new(
                     "slots.toml",
                     at,
@@ -320,6 +359,12 @@ fn validate_dialog(
         }
         Ok(())
     };
+    // each step's slot, for checking `then`
+    let raw_slots: BTreeMap<String, Option<String>> = raw
+        .steps
+        .iter()
+        .map(|s| (s.id.clone(), s.slot.clone()))
+        .collect();
     let mut steps = Vec::new();
     for s in raw.steps {
         let at = Some(s.id.as_str());
@@ -399,6 +444,16 @@ fn validate_dialog(
         {
             err(at, format!("`next` names unknown step `{n}`"));
         }
+        if let Some(t) = &s.then {
+            if outcome.is_none() {
+                err(at, "`then` belongs to an outcome step".into());
+            }
+            match raw_slots.get(t.as_str()) {
+                None => err(at, format!("`then` names unknown step `{t}`")),
+                Some(None) => err(at, format!("`then` step `{t}` must ask for a slot")),
+                Some(Some(_)) => {}
+            }
+        }
         steps.push(Step {
             id: s.id,
             slot: s.slot,
@@ -407,6 +462,7 @@ fn validate_dialog(
             transitions,
             next: s.next,
             outcome,
+            then: s.then,
         });
     }
     if errors.len() > before {
@@ -536,6 +592,39 @@ outcome = "message"
 say = "请先备案"
 sources = ["000 问5"]
 "#;
+
+    #[test]
+    fn then_names_an_asking_step_and_belongs_to_outcomes() {
+        let e = errors(&GOOD.replace(
+            "outcome = \"checklist\"",
+            "outcome = \"checklist\"\nthen = \"nowhere\"",
+        ));
+        assert!(
+            e.contains("step `yes`: `then` names unknown step `nowhere`"),
+            "{e}"
+        );
+        let e = errors(&GOOD.replace(
+            "outcome = \"checklist\"",
+            "outcome = \"checklist\"\nthen = \"no\"",
+        ));
+        assert!(
+            e.contains("step `yes`: `then` step `no` must ask for a slot"),
+            "{e}"
+        );
+        let e = errors(&GOOD.replace("next = \"yes\"", "next = \"yes\"\nthen = \"a\""));
+        assert!(
+            e.contains("step `a`: `then` belongs to an outcome step"),
+            "{e}"
+        );
+        // a step reached only through `then` counts as reachable
+        let d = load_with(&GOOD.replace(
+            "outcome = \"checklist\"",
+            "outcome = \"checklist\"\nthen = \"b\"\n[[step]]\nid = \"b\"\nslot = \"total\"\nask = \"多少钱？\"\nnext = \"no\"",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let dialog = d.get("d").unwrap();
+        assert!(dialog.is_refinement("b") && !dialog.is_refinement("a"));
+    }
 
     #[test]
     fn the_shipped_dialogs_are_valid() {

@@ -26,6 +26,10 @@ pub struct SlotValue {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub answers: Vec<String>,
+    /// Words that stand for this value when a follow-up question is searched in the
+    /// context of the user's situation ("跨省 省外" for other_province); the label when empty.
+    #[serde(default)]
+    pub search: Vec<String>,
 }
 
 /// A slot: what it is called for users, its kind and its values.
@@ -39,6 +43,10 @@ pub struct SlotDef {
     /// For money slots: answers that mean 0 ("不清楚" → 0).
     #[serde(default)]
     pub zero_answers: Vec<String>,
+    /// For choice slots whose values are data kept elsewhere: `"regions"` (the region files
+    /// of the knowledge folder, filled in by [`super::Dialogs::fill_values`]).
+    #[serde(default)]
+    pub values_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +74,19 @@ pub struct SlotDefs {
 impl SlotDefs {
     pub fn get(&self, slot: &str) -> Option<&SlotDef> {
         self.defs.get(slot)
+    }
+
+    /// The words that stand for a value in a contextual search: its `search` words, else
+    /// its label.
+    pub fn search_words(&self, slot: &str, value: &str) -> String {
+        match self
+            .get(slot)
+            .and_then(|d| d.values.iter().find(|v| v.value == value))
+        {
+            Some(v) if !v.search.is_empty() => v.search.join(" "),
+            Some(v) => v.label.clone(),
+            None => value.to_string(),
+        }
     }
 
     /// The button label of a value, or the value itself.

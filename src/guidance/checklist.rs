@@ -9,8 +9,8 @@
 //! - **Situation.** The slots of checklist.md, each optional: [`Situation::from_json`] for the
 //!   CLI and HTTP, [`Situation::set`] / [`Situation::get`] (string values, `"true"`/`"false"`
 //!   for booleans) for the dialog engine, [`SLOTS`] for the allowed values. `insured_region`
-//!   accepts `suzhou` and `zhangjiagang`; the `*_with_regions` variants accept more region ids
-//!   (those that `knowledge/policies/` defines). yidi's own extension: `mentions_chronic`
+//!   takes any well-formed region id; [`checklist`] checks it against the region files
+//!   (`knowledge/regions/`, loaded by [`load`]). yidi's own extension: `mentions_chronic`
 //!   (bool, default false), set when the user mentions 门诊慢特病 or 国谈药.
 //! - **Rules.** [`checklist`] decides the ids; [`Checklist::items`] carries the texts of the
 //!   filing and manual items, in that order. Warnings and channels are listed by id only (the
@@ -46,14 +46,16 @@
 //!   settled directly (002 注意事项（1）); a filed patient settles directly (004 第十二条).
 //!
 //! **Warnings** follow the "when" column of checklist.md literally. `temporary-reduced-ratio`
-//! applies to `insured_region = suzhou` only: the 80% rule is stated by 001 for 苏州医保;
-//! 张家港's guide (000) does not state it, and whether 张家港 (a county-level city of 苏州)
-//! applies Suzhou's rules is unverified (see `knowledge/policies/zhangjiagang.toml`).
+//! applies to the regions whose file says `temporary_reduced_ratio = true`: the 80% rule is
+//! stated by 001 for 苏州医保, and checklist.md reads "Suzhou" as the whole city, so both
+//! `suzhou` and `zhangjiagang` say so (for 张家港 unverified, see
+//! `../shared/research/policy-zhangjiagang.md` §3).
 //!
 //! **Channels** are listed in the order of checklist.md. With a filing list: `counter`,
 //! `jiangsu-app` (001: 省内和跨省), `national-app` and `national-miniprogram` only when
-//! `care_location` is outside Jiangsu (001 lists both as 跨省 channels), `wechat-suzhou` for
-//! `suzhou` (001), `esscard-app` for `zhangjiagang` (000), `hospital` for `referral`
+//! `care_location` is outside Jiangsu (001 lists both as 跨省 channels), the region's own
+//! `filing_channels` from its file (`wechat-suzhou` for `suzhou`, 001; `esscard-app` for
+//! `zhangjiagang`, 000), `hospital` for `referral`
 //! (004 第八条（三）). With a manual list: `counter` (000: 事后报销 at the agency). Region ids
 //! from policies are taken to be in Jiangsu (care locations are relative to Jiangsu).
 
@@ -64,6 +66,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::FieldError;
+use super::region::Regions;
 pub use super::values::{CareLocation, Employment, FilingType, Scheme};
 use super::values::{Keyword, slot_values};
 
@@ -204,6 +207,10 @@ pub struct ChecklistTexts {
     warnings: Vec<Text>,
     /// Indexed like [`ChannelId::ALL`].
     channels: Vec<Text>,
+    /// The regions (`knowledge/regions/`): which region-specific rules and channels apply.
+    /// Empty when only `checklist.toml` was parsed: then any region id is accepted and no
+    /// region-specific rule applies.
+    pub regions: Regions,
 }
 
 impl ChecklistTexts {
@@ -216,8 +223,11 @@ impl ChecklistTexts {
         WarningId::parse(id).map(|w| &self.warnings[w as usize])
     }
 
+    /// The text of a channel: one of checklist.md's, or one a region file defines.
     pub fn channel(&self, id: &str) -> Option<&Text> {
-        ChannelId::parse(id).map(|c| &self.channels[c as usize])
+        ChannelId::parse(id)
+            .map(|c| &self.channels[c as usize])
+            .or_else(|| self.regions.channel(id))
     }
 
     fn item_text(&self, id: ItemId, backfill: bool) -> Item {
@@ -254,13 +264,26 @@ struct RawText {
     backfill_text: Option<String>,
 }
 
-/// Loads and validates `checklist.toml` from the knowledge folder: the texts, or every error
-/// (each like `"checklist.toml: items.identity: field `text` must not be empty"`).
+/// Loads and validates `checklist.toml` and the region files (`regions/*.toml`) from the
+/// knowledge folder: the texts, or every error (each like
+/// `"checklist.toml: items.identity: field `text` must not be empty"`).
 pub fn load(knowledge_dir: &Path) -> Result<ChecklistTexts, Vec<String>> {
     let path = knowledge_dir.join(FILE);
-    let source = std::fs::read_to_string(&path)
-        .map_err(|e| vec![format!("{FILE}: cannot read {}: {e}", path.display())])?;
-    parse(&source)
+    let source =
+        std::fs::read_to_string(&path).map_err(|e| vec![format!("{FILE}: cannot read: {e}")])?;
+    let texts = parse(&source);
+    let regions = Regions::load_dir(knowledge_dir);
+    match (texts, regions) {
+        (Ok(mut texts), Ok(regions)) => {
+            texts.regions = regions;
+            Ok(texts)
+        }
+        (Err(mut a), Err(b)) => {
+            a.extend(b);
+            Err(a)
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
 }
 
 /// Validates the text of a `checklist.toml`.
@@ -300,6 +323,7 @@ pub fn parse(source: &str) -> Result<ChecklistTexts, Vec<String>> {
             backfill,
             warnings,
             channels,
+            regions: Regions::default(),
         })
     } else {
         Err(errors)
@@ -516,7 +540,16 @@ impl Situation {
         };
         match slot {
             "insured_region" => {
-                if !(REGIONS.contains(&value) || extra_regions.iter().any(|r| r == value)) {
+                // region ids are data (knowledge/regions/): any well-formed id is taken here,
+                // and [`checklist`] checks it against the loaded regions
+                let well_formed = !value.is_empty()
+                    && value.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                    });
+                if !(REGIONS.contains(&value)
+                    || extra_regions.iter().any(|r| r == value)
+                    || well_formed)
+                {
                     return Err(bad());
                 }
                 self.insured_region = Some(value.to_string());
@@ -653,6 +686,23 @@ pub struct Checklist {
 /// The checklist for a situation, or an error naming the first slot a rule needs and the
 /// situation lacks (see the module docs for the rules and their sources).
 pub fn checklist(s: &Situation, texts: &ChecklistTexts) -> Result<Checklist, FieldError> {
+    if let Some(region) = &s.insured_region
+        && !texts.regions.is_empty()
+        && texts.regions.get(region).is_none()
+    {
+        let known: Vec<String> = texts
+            .regions
+            .iter()
+            .map(|r| format!("\"{}\"（{}）", r.id, r.name))
+            .collect();
+        return Err(FieldError::new(
+            "insured_region",
+            format!(
+                "“{region}”不是有效的参保地，请填写以下之一：{}。",
+                known.join("、")
+            ),
+        ));
+    }
     let stage = need(&s.stage, "stage")?;
     let filing_type = need(&s.filing_type, "filing_type")?;
     let visit = need(&s.visit, "visit")?;
@@ -675,6 +725,7 @@ pub fn checklist(s: &Situation, texts: &ChecklistTexts) -> Result<Checklist, Fie
     } else {
         s.insured_region.clone()
     };
+    let region_data = region.as_deref().and_then(|r| texts.regions.get(r));
     let cross_province = if filing {
         !need(&s.care_location, "care_location")?.in_jiangsu()
     } else {
@@ -711,7 +762,8 @@ pub fn checklist(s: &Situation, texts: &ChecklistTexts) -> Result<Checklist, Fie
         WarningId::BackfillBeforeDischarge => stage == Stage::InHospital && !filed,
         WarningId::BackfillNoPromise => discharged,
         WarningId::TemporaryReducedRatio => {
-            filing_type == FilingType::Temporary && region.as_deref() == Some("suzhou")
+            filing_type == FilingType::Temporary
+                && region_data.is_some_and(|r| r.temporary_reduced_ratio)
         }
         WarningId::KeepThermalCopies | WarningId::ManualDeadline => manual,
         WarningId::ChronicRegister => s.mentions_chronic == Some(true),
@@ -721,10 +773,21 @@ pub fn checklist(s: &Situation, texts: &ChecklistTexts) -> Result<Checklist, Fie
         ChannelId::Counter => filing || manual,
         ChannelId::JiangsuApp => filing,
         ChannelId::NationalApp | ChannelId::NationalMiniprogram => filing && cross_province,
-        ChannelId::WechatSuzhou => filing && region.as_deref() == Some("suzhou"),
-        ChannelId::EsscardApp => filing && region.as_deref() == Some("zhangjiagang"),
+        // the region's own channels come from its file (below)
+        ChannelId::WechatSuzhou | ChannelId::EsscardApp => false,
         ChannelId::Hospital => filing && filing_type == FilingType::Referral,
     };
+    // checklist.md's order: the general channels, the region's own, then `hospital`
+    let mut channels = names(&select(ChannelId::ALL, channel_applies));
+    if filing && let Some(r) = region_data {
+        let at = channels
+            .iter()
+            .position(|c| c == ChannelId::Hospital.as_str())
+            .unwrap_or(channels.len());
+        for (i, c) in r.filing_channels.iter().enumerate() {
+            channels.insert(at + i, c.clone());
+        }
+    }
 
     let items = select(ItemId::ALL, item_applies);
     let (filing_items, manual_items): (Vec<ItemId>, Vec<ItemId>) =
@@ -733,7 +796,7 @@ pub fn checklist(s: &Situation, texts: &ChecklistTexts) -> Result<Checklist, Fie
         filing: names(&filing_items),
         manual: names(&manual_items),
         warnings: names(&select(WarningId::ALL, warning_applies)),
-        channels: names(&select(ChannelId::ALL, channel_applies)),
+        channels,
         items: items
             .iter()
             .map(|&id| texts.item_text(id, discharged))
@@ -851,6 +914,13 @@ mod tests {
         "keep-thermal-copies",
         "manual-deadline",
     ];
+    /// After a temporary trip: the 80% rule applies to 张家港 too (the whole city of Suzhou).
+    const MANUAL_TEMPORARY_WARNINGS: &[&str] = &[
+        "backfill-no-promise",
+        "temporary-reduced-ratio",
+        "keep-thermal-copies",
+        "manual-deadline",
+    ];
 
     // --- filing checklist ---
 
@@ -860,7 +930,7 @@ mod tests {
             situation(json!({"filing_type": "temporary"})),
             &["identity", "filing-form"],
             &[],
-            &[],
+            &["temporary-reduced-ratio"],
             JS_FILING,
         );
     }
@@ -977,7 +1047,7 @@ mod tests {
             situation(json!({"stage": "discharged_self_paid", "filing_type": "temporary"})),
             &[],
             INPATIENT,
-            MANUAL_WARNINGS,
+            MANUAL_TEMPORARY_WARNINGS,
             &["counter"],
         );
     }
@@ -1055,7 +1125,7 @@ mod tests {
             ),
             &[],
             INPATIENT,
-            MANUAL_WARNINGS,
+            MANUAL_TEMPORARY_WARNINGS,
             &["counter"],
         );
     }
@@ -1073,7 +1143,7 @@ mod tests {
                 "outpatient-cost-list",
                 "prescription-or-record",
             ],
-            MANUAL_WARNINGS,
+            MANUAL_TEMPORARY_WARNINGS,
             &["counter"],
         );
     }
@@ -1093,6 +1163,7 @@ mod tests {
             ],
             &[
                 "backfill-no-promise",
+                "temporary-reduced-ratio",
                 "keep-thermal-copies",
                 "manual-deadline",
                 "emergency-direct",
@@ -1117,6 +1188,7 @@ mod tests {
             &[
                 "maternity-pay-first",
                 "backfill-no-promise",
+                "temporary-reduced-ratio",
                 "keep-thermal-copies",
                 "manual-deadline",
             ],
@@ -1211,12 +1283,13 @@ mod tests {
     }
 
     #[test]
-    fn temporary_reduced_ratio_not_for_zhangjiagang_nor_other_types() {
+    fn temporary_reduced_ratio_for_zhangjiagang_too_not_for_other_types() {
+        // "Suzhou" in checklist.md is the whole city: 张家港 included (its region file says so)
         check(
             situation(json!({"filing_type": "temporary", "filed": true})),
             &[],
             &[],
-            &[],
+            &["temporary-reduced-ratio"],
             &[],
         );
         check(
@@ -1321,16 +1394,47 @@ mod tests {
     }
 
     #[test]
-    fn extra_region_gets_the_province_channels_only() {
-        let regions = vec!["kunshan".to_string()];
-        let input = situation(json!({"insured_region": "kunshan", "filing_type": "temporary"}));
-        let s = Situation::from_json_with_regions(&input, &regions).unwrap();
-        let list = checklist(&s, &texts()).unwrap();
-        assert_eq!(list.channels, ["counter", "jiangsu-app"]);
-        assert!(list.warnings.is_empty(), "the 80% rule is Suzhou's");
+    fn a_region_is_data_its_rules_and_channels_come_from_its_file() {
+        use crate::guidance::region::{Region, Regions};
+        let mut t = texts();
+        let mut kunshan = t.regions.get("suzhou").unwrap().clone();
+        kunshan.id = "kunshan".into();
+        kunshan.temporary_reduced_ratio = false;
+        kunshan.filing_channels = vec!["kunshan-wechat".into()];
+        kunshan.channels = BTreeMap::from([(
+            "kunshan-wechat".to_string(),
+            Text {
+                text: "“昆山医保”公众号".into(),
+                source: "001 线上渠道".into(),
+            },
+        )]);
+        let mut all: Vec<Region> = t.regions.iter().cloned().collect();
+        all.push(kunshan);
+        t.regions = Regions::from_vec(all);
+        let input = situation(json!({"insured_region": "kunshan", "filing_type": "referral"}));
+        let list = checklist(&Situation::from_json(&input).unwrap(), &t).unwrap();
         assert_eq!(
-            Situation::from_json(&input).unwrap_err().field,
-            "insured_region"
+            list.channels,
+            ["counter", "jiangsu-app", "kunshan-wechat", "hospital"]
+        );
+        assert_eq!(
+            t.channel("kunshan-wechat").unwrap().text,
+            "“昆山医保”公众号"
+        );
+        let input = situation(json!({"insured_region": "kunshan", "filing_type": "temporary"}));
+        let list = checklist(&Situation::from_json(&input).unwrap(), &t).unwrap();
+        assert!(
+            list.warnings.is_empty(),
+            "this region's file says no 80% rule"
+        );
+        // a region no file defines is an error naming the slot and the regions there are
+        let e = check_err(
+            situation(json!({"insured_region": "kunshan", "filed": true})),
+            "insured_region",
+        );
+        assert!(
+            e.message.contains("kunshan") && e.message.contains("zhangjiagang"),
+            "{e}"
         );
     }
 
@@ -1398,7 +1502,12 @@ mod tests {
     #[test]
     fn unknown_value_of_every_slot_is_named() {
         for &(slot, values) in SLOTS {
-            let e = Situation::from_json(&situation(json!({ slot: "nonsense" }))).unwrap_err();
+            // regions are data: the checklist checks them against the region files
+            let e = if slot == "insured_region" {
+                run(&situation(json!({ slot: "nonsense" }))).unwrap_err()
+            } else {
+                Situation::from_json(&situation(json!({ slot: "nonsense" }))).unwrap_err()
+            };
             assert_eq!(e.field, slot);
             assert!(e.message.contains("nonsense"), "{e}");
             assert!(e.message.contains(values[0]), "says what to type: {e}");
@@ -1466,7 +1575,7 @@ mod tests {
         assert_eq!(s.get("stage").as_deref(), Some("in_hospital"));
         assert_eq!(s.set("total", "100").unwrap_err().field, "total");
         assert_eq!(
-            s.set("insured_region", "kunshan").unwrap_err().field,
+            s.set("insured_region", "Kun Shan").unwrap_err().field,
             "insured_region"
         );
         assert_eq!(s.set("filed", "yes").unwrap_err().field, "filed");

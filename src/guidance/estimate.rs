@@ -9,9 +9,12 @@
 //! 1. `class_b_copay = round(class_b × class_b_copay)`; `eligible = total − self_pay − class_b_copay`.
 //! 2. The deductible of the hospital level; for the 2nd inpatient admission of the year times
 //!    `subsequent_admission_factor`, from the 3rd on `later_admission_deductible` when the
-//!    policy has one. `deductible_applied = min(eligible, deductible)`.
+//!    policy has one; with `deductible_basis = "yearly"` (one deductible a year, Suzhou's
+//!    门诊共济) less the year's eligible cost before (`cumulative_eligible_before`), not below 0.
+//!    `deductible_applied = min(eligible, deductible)`.
 //! 3. Bands pay the part of `(C + deductible_applied, C + eligible]` in each band, times the
-//!    band's rate and the cross-region factor (`C` = the year's cumulative eligible cost before
+//!    band's rate (its rate for the hospital level, when it differs by level) and the
+//!    cross-region factor (`C` = the year's cumulative eligible cost before
 //!    this admission for `bands_basis = "cumulative"`, else 0).
 //! 4. The fund pays the sum, capped at what is left of the annual cap; the patient the rest.
 //!
@@ -26,6 +29,9 @@
 //! or the class-B copay rate when `class_b > 0`. When the policy has no class-B copay rate and
 //! `class_b` is 0, the estimate goes ahead and says in `rules` that no class-B copay was counted.
 //!
+//! A policy's `assumption` (e.g. 张家港 estimated with the Suzhou city-level table) is the
+//! rule right after the policy line, so that even the chat's three-rule summary shows it.
+//!
 //! Besides the fields of estimate.md, the input accepts `insured_region` as another name for
 //! `policy` (checklist.md: region ids are policy ids) and an optional `care_location`; with it,
 //! `rules` states the catalogue rule of that location instead of both general rules.
@@ -35,7 +41,9 @@ use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::FieldError;
-use super::policy::{BandsBasis, Param, ParamSet, PersonSlot, Policies, Policy, SelectError};
+use super::policy::{
+    BandsBasis, DeductibleBasis, Param, ParamSet, PersonSlot, Policies, Policy, SelectError,
+};
 use super::values::slot_values;
 pub use super::values::{CareLocation, Employment, FilingType, Scheme};
 
@@ -340,6 +348,9 @@ pub fn estimate(policies: &Policies, input: &EstimateInput) -> Result<Estimate, 
         "政策：{}（{}，{}）",
         policy.name, policy.id, policy.effective
     ));
+    if let Some(assumption) = &policy.assumption {
+        rules.push(assumption.clone());
+    }
     for s in policy.sources.iter().chain(&set.sources) {
         rules.push(format!("参数来源：{s}"));
     }
@@ -488,6 +499,20 @@ pub fn estimate(policies: &Policies, input: &EstimateInput) -> Result<Estimate, 
         ));
         d
     };
+    let deductible = if set.deductible_basis == DeductibleBasis::Yearly {
+        used.push(Param::DeductibleBasis);
+        let before = input.cumulative_eligible_before;
+        let left = (deductible - before).max(Decimal::ZERO);
+        rules.push(format!(
+            "起付标准按年度计算：本年度此前政策范围内{}费用 {} 元已先抵起付线，本次还需负担起付线 {} 元",
+            input.visit.label(),
+            money(before),
+            money(left)
+        ));
+        left
+    } else {
+        deductible
+    };
     let deductible_applied = eligible.min(deductible);
 
     // Bands.
@@ -495,6 +520,18 @@ pub fn estimate(policies: &Policies, input: &EstimateInput) -> Result<Estimate, 
         BandsBasis::Admission => Decimal::ZERO,
         BandsBasis::Cumulative => input.cumulative_eligible_before,
     };
+    // rates that differ by hospital level must cover this level
+    if set.bands.iter().any(|b| b.rate_for(level).is_none()) {
+        return Err(FieldError::new(
+            "hospital_level",
+            format!(
+                "{}暂未收录{}的{}报销比例，无法估算。",
+                policy.name,
+                level_label(level),
+                input.visit.label()
+            ),
+        ));
+    }
     let start = offset + deductible_applied;
     let end = offset + eligible;
     if set.bands_basis == BandsBasis::Cumulative {
@@ -514,13 +551,22 @@ pub fn estimate(policies: &Policies, input: &EstimateInput) -> Result<Estimate, 
             continue;
         }
         let portion = upper - lower;
+        let rate = band.rate_for(level).unwrap_or(band.rate);
+        if !band.rate_by_level.is_empty() {
+            rules.push(format!(
+                "报销比例：{}{}{}",
+                level_label(level),
+                input.visit.label(),
+                percent(rate)
+            ));
+        }
         bands.push(BandAmount {
             lower,
             upper: band.upper,
             portion,
-            rate: band.rate,
+            rate,
             factor,
-            amount: round(portion * band.rate * factor),
+            amount: round(portion * rate * factor),
         });
     }
     let sum: Decimal = bands.iter().map(|b| b.amount).sum();
@@ -841,7 +887,9 @@ fn admissions_error() -> FieldError {
 
 fn read_admissions(map: &Map<String, Value>) -> Result<u32, FieldError> {
     let n = match present(map, "admissions_before") {
+        // the estimate dialog stores 不清楚 as "unknown": estimated as the first admission
         None => return Ok(0),
+        Some(Value::String(s)) if s.trim() == "unknown" => return Ok(0),
         Some(Value::Number(n)) => n.as_u64(),
         Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
         Some(_) => None,
@@ -883,14 +931,11 @@ fn read_amount(map: &Map<String, Value>, field: &str) -> Result<Option<Decimal>,
             } else {
                 super::policy::parse_decimal(&text)
             };
-            // A number Decimal cannot hold is far out of range: say which way.
-            parsed.ok_or_else(|| {
-                if text.starts_with('-') {
-                    negative(field)
-                } else {
-                    too_large(field)
-                }
-            })?
+            match parsed {
+                Some(d) => d,
+                // a number Decimal cannot hold: say which way it is out of range
+                None => beyond_decimal(field, &text)?,
+            }
         }
         Some(_) => return Err(unreadable()),
     };
@@ -900,6 +945,51 @@ fn read_amount(map: &Map<String, Value>, field: &str) -> Result<Option<Decimal>,
     } else {
         value
     }))
+}
+
+/// A JSON number that `Decimal` cannot hold (`9.999e-320`, `1e30`): zero when all its digits
+/// are, else the error for its sign and size (tiny numbers have too many decimals).
+fn beyond_decimal(field: &str, text: &str) -> Result<Decimal, FieldError> {
+    let (mantissa, exponent) = text.split_once(['e', 'E']).map_or((text, 0i64), |(m, e)| {
+        let e = e.trim_start_matches('+');
+        // beyond i64 only the sign matters
+        let e = e.parse::<i64>().unwrap_or(if e.starts_with('-') {
+            i64::MIN / 2
+        } else {
+            i64::MAX / 2
+        });
+        (m, e)
+    });
+    let digits = mantissa.trim_start_matches(['-', '+']);
+    if digits.chars().all(|c| c == '0' || c == '.') {
+        return Ok(Decimal::ZERO);
+    }
+    if mantissa.starts_with('-') {
+        return Err(negative(field));
+    }
+    // the power of ten of the leading non-zero digit
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let int = int.trim_start_matches('0');
+    let lead = if int.is_empty() {
+        -1 - frac.chars().take_while(|&c| c == '0').count() as i64
+    } else {
+        int.len() as i64 - 1
+    };
+    if exponent.saturating_add(lead) < 0 {
+        Err(too_precise(field))
+    } else {
+        Err(too_large(field))
+    }
+}
+
+fn too_precise(field: &str) -> FieldError {
+    FieldError::new(
+        field,
+        format!(
+            "{} {field} 最多保留两位小数（精确到分），例如 \"3000.50\"。",
+            amount_label(field)
+        ),
+    )
 }
 
 fn too_large(field: &str) -> FieldError {
@@ -923,15 +1013,11 @@ fn negative(field: &str) -> FieldError {
 }
 
 fn check_amount(field: &str, value: Decimal) -> Result<(), FieldError> {
-    let label = amount_label(field);
     if value.is_sign_negative() && !value.is_zero() {
         return Err(negative(field));
     }
     if value.normalize().scale() > 2 {
-        return Err(FieldError::new(
-            field,
-            format!("{label} {field} 最多保留两位小数（精确到分），例如 \"3000.50\"。"),
-        ));
+        return Err(too_precise(field));
     }
     if value > MAX_AMOUNT {
         return Err(too_large(field));
@@ -1695,6 +1781,26 @@ annual_cap = "100000"
         assert!(msg(example(json!({"total": -1}))).contains("不能是负数"));
         assert!(msg(example(json!({"total": "1.005"}))).contains("两位小数"));
         assert!(msg(example(json!({"total": "10000001"}))).contains("一千万"));
+        // numbers Decimal cannot hold, tiny or huge, however written
+        for tiny in [
+            "9.999e-320",
+            "1e-30",
+            "0.000000000000000000000000000001",
+            "5E-300",
+        ] {
+            let v: Value = serde_json::from_str(&format!("{{\"total\": {tiny}}}")).unwrap();
+            let m = msg(example(v));
+            assert!(m.contains("两位小数"), "{tiny}: {m}");
+        }
+        for huge in ["1e30", "1.5E+40", "123456789012345678901234567890"] {
+            let v: Value = serde_json::from_str(&format!("{{\"total\": {huge}}}")).unwrap();
+            assert!(msg(example(v)).contains("一千万"), "{huge}");
+        }
+        let v: Value = serde_json::from_str("{\"total\": -1e-300}").unwrap();
+        assert!(msg(example(v)).contains("不能是负数"));
+        let zero: Value =
+            serde_json::from_str("{\"total\": 0e-400, \"self_pay\": 0, \"class_b\": 0}").unwrap();
+        assert!(run(&r, example(zero)).is_ok());
         assert!(msg(example(json!({"hospital_level": 9}))).contains("1（一级及基层医院）"));
         assert!(msg(example(json!({"visit": "x"}))).contains("\"inpatient\"（住院）"));
         assert!(msg(example(json!({"totl": 1}))).contains("不认识的字段“totl”"));
@@ -1783,25 +1889,164 @@ annual_cap = "100000"
         );
         assert_eq!(e["deductible_applied"], "100.00");
         assert_eq!(e["fund_pays"], "7500.00");
-        // refusals: class-B items, outpatient, a person slot missing
+        // refusals: class-B items, residents' outpatient, a person slot missing
         let mut v = base.clone();
         v["class_b"] = json!("1000");
         assert_eq!(field(&p, v), "class_b");
         let mut v = base.clone();
         v["visit"] = json!("outpatient");
-        assert_eq!(field(&p, v), "visit");
+        v["scheme"] = json!("resident");
+        v["category"] = json!("adult");
+        let err = run(&p, v).unwrap_err();
+        assert_eq!(err.field, "scheme");
+        assert!(
+            err.message.contains("城乡居民医保") && err.message.contains("门诊统筹的起付标准"),
+            "{}",
+            err.message
+        );
         let mut v = base.clone();
         v["employment"] = Value::Null;
         assert_eq!(field(&p, v), "employment");
-        // Zhangjiagang refuses every estimate with its note
-        let mut v = base.clone();
-        v["policy"] = json!("zhangjiagang");
-        let err = run(&p, v).unwrap_err();
-        assert_eq!(err.field, "policy");
+    }
+
+    #[test]
+    fn zhangjiagang_estimates_with_the_suzhou_table_flagged() {
+        let p = shipped();
+        let base = json!({
+            "policy": "zhangjiagang", "visit": "inpatient", "hospital_level": 3,
+            "filing_type": "long_term_resident", "filed": true, "total": "50000",
+            "scheme": "employee", "employment": "working",
+        });
+        let e = ok(&p, base.clone());
+        assert_eq!(e["policy"], "zhangjiagang");
+        assert_eq!(e["fund_pays"], "44780.00");
+        assert_eq!(e["patient_pays"], "5220.00");
+        assert_eq!(e["disclaimer"], format!("{DISCLAIMER}{UNVERIFIED_NOTE}"));
+        let rules: Vec<String> = serde_json::from_value(e["rules"].clone()).unwrap();
+        // the one plain sentence comes right after the policy line (chat shows three rules)
         assert!(
-            err.message.contains("张家港市医疗保障局"),
+            rules[1].contains("按苏州大市统一的医保待遇表估算") && rules[1].contains("0512-12333"),
+            "{rules:#?}"
+        );
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.contains("policy-zhangjiagang.md §1 1.5")),
+            "{rules:#?}"
+        );
+        // the same result as Suzhou for every person and visit we can estimate
+        for (scheme, who, visit, level, c) in [
+            ("employee", ("employment", "working"), "inpatient", 3, "0"),
+            (
+                "employee",
+                ("employment", "retired"),
+                "inpatient",
+                2,
+                "30000",
+            ),
+            ("resident", ("category", "adult"), "inpatient", 1, "0"),
+            (
+                "resident",
+                ("category", "student"),
+                "inpatient",
+                3,
+                "120000",
+            ),
+            ("employee", ("employment", "working"), "outpatient", 1, "0"),
+            (
+                "employee",
+                ("employment", "retired"),
+                "outpatient",
+                3,
+                "250",
+            ),
+        ] {
+            for filing in ["long_term_resident", "temporary"] {
+                let v = json!({
+                    "policy": "zhangjiagang", "visit": visit, "hospital_level": level,
+                    "filing_type": filing, "filed": true, "total": "60000.55",
+                    "scheme": scheme, who.0: who.1, "cumulative_eligible_before": c,
+                    "admissions_before": 1,
+                });
+                let z = ok(&p, v.clone());
+                let mut s = v.clone();
+                s["policy"] = json!("suzhou");
+                let s = ok(&p, s);
+                for k in [
+                    "eligible",
+                    "deductible_applied",
+                    "bands",
+                    "fund_pays",
+                    "patient_pays",
+                ] {
+                    assert_eq!(z[k], s[k], "{k} for {v}");
+                }
+            }
+        }
+        // every figure is flagged, the temporary factor included
+        let mut v = base.clone();
+        v["filing_type"] = json!("temporary");
+        let e = ok(&p, v);
+        assert_eq!(e["fund_pays"], "35824.00");
+        assert!(
+            e["rules"].to_string().contains("临时外出就医结付比例"),
             "{}",
-            err.message
+            e["rules"]
+        );
+    }
+
+    #[test]
+    fn suzhou_employee_outpatient_has_a_yearly_deductible_and_level_ratios() {
+        let p = shipped();
+        let v = |employment: &str, level: u8, total: &str, before: &str| {
+            json!({
+                "policy": "suzhou", "visit": "outpatient", "hospital_level": level,
+                "filing_type": "long_term_resident", "filed": true, "total": total,
+                "scheme": "employee", "employment": employment,
+                "cumulative_eligible_before": before,
+            })
+        };
+        // working, 三级: deductible 600; 2400 × 60% = 1440.00
+        let e = ok(&p, v("working", 3, "3000", "0"));
+        assert_eq!(e["deductible_applied"], "600.00");
+        assert_eq!(e["fund_pays"], "1440.00");
+        assert_eq!(bands(&e)[0].3, "0.60");
+        // 一级 80%, 二级 75%
+        assert_eq!(ok(&p, v("working", 1, "3000", "0"))["fund_pays"], "1920.00");
+        assert_eq!(ok(&p, v("working", 2, "3000", "0"))["fund_pays"], "1800.00");
+        // retired: 400, 90/85/70
+        assert_eq!(ok(&p, v("retired", 2, "3000", "0"))["fund_pays"], "2210.00");
+        // yearly deductible: 450 of eligible cost before leaves 150 to pay; 2850 × 60%
+        let e = ok(&p, v("working", 3, "3000", "450"));
+        assert_eq!(e["deductible_applied"], "150.00");
+        assert_eq!(e["fund_pays"], "1710.00");
+        assert!(
+            e["rules"]
+                .to_string()
+                .contains("起付标准按年度计算：本年度此前政策范围内门诊费用 450.00 元")
+        );
+        // already past it: nothing more to pay first
+        assert_eq!(
+            ok(&p, v("working", 3, "3000", "5000"))["deductible_applied"],
+            "0.00"
+        );
+        // the yearly cap of 13,000 with fund_paid_this_year
+        let mut x = v("retired", 1, "20000", "0");
+        x["fund_paid_this_year"] = json!("12000");
+        let e = ok(&p, x);
+        assert_eq!(e["cap_applied"], true);
+        assert_eq!(e["fund_pays"], "1000.00");
+        // the 80% rule for temporary trips: 2400 × 60% × 80%
+        let mut x = v("working", 3, "3000", "0");
+        x["filing_type"] = json!("temporary");
+        assert_eq!(ok(&p, x)["fund_pays"], "1152.00");
+        // admissions do not change an outpatient deductible
+        let mut x = v("working", 3, "3000", "0");
+        x["admissions_before"] = json!(2);
+        assert_eq!(ok(&p, x)["deductible_applied"], "600.00");
+        assert_eq!(
+            ok(&p, v("working", 3, "3000", "0"))["disclaimer"],
+            format!("{DISCLAIMER}{UNVERIFIED_NOTE}")
         );
     }
 
@@ -1855,6 +2100,102 @@ annual_cap = "100000"
                     }
                 },
             )
+    }
+
+    /// A valid input for the shipped Suzhou/张家港 policies: every person and visit they
+    /// estimate, earlier care this year, any filing (the unfiled factor is known).
+    fn shipped_input() -> impl Strategy<Value = EstimateInput> {
+        let person = prop_oneof![
+            Just((Scheme::Employee, Some(Employment::Working), None, true)),
+            Just((Scheme::Employee, Some(Employment::Retired), None, true)),
+            Just((Scheme::Resident, None, Some(Category::Adult), false)),
+            Just((Scheme::Resident, None, Some(Category::Student), false)),
+        ];
+        (
+            person,
+            any::<bool>(),
+            0u64..=200_000_000,
+            0u64..=300,
+            1u8..=3,
+            prop::sample::select(FilingType::ALL),
+            any::<bool>(),
+            0u32..=4,
+            0u64..=60_000_000,
+            0u64..=40_000_000,
+        )
+            .prop_map(
+                |(
+                    (scheme, employment, category, outpatient_ok),
+                    outpatient,
+                    total,
+                    sp,
+                    level,
+                    filing_type,
+                    flag,
+                    admissions,
+                    before,
+                    paid,
+                )| {
+                    let self_pay = total * sp / 1000;
+                    EstimateInput {
+                        policy: "suzhou".into(),
+                        visit: if outpatient && outpatient_ok {
+                            Visit::Outpatient
+                        } else {
+                            Visit::Inpatient
+                        },
+                        hospital_level: level,
+                        filing_type,
+                        filed: filing_type != FilingType::None && flag,
+                        emergency: !flag,
+                        total: Decimal::new(total as i64, 2),
+                        self_pay: Decimal::new(self_pay as i64, 2),
+                        class_b: Decimal::ZERO,
+                        admissions_before: admissions,
+                        fund_paid_this_year: Decimal::new(paid as i64, 2),
+                        cumulative_eligible_before: Decimal::new(before as i64, 2),
+                        scheme: Some(scheme),
+                        employment,
+                        category,
+                        care_location: None,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn shipped_policies_add_up_to_the_fen(input in shipped_input(), extra in 0u64..=10_000_000) {
+            let p = shipped();
+            let e = estimate(&p, &input).unwrap();
+            prop_assert_eq!(e.fund_pays + e.patient_pays, input.total);
+            prop_assert!(e.fund_pays >= Decimal::ZERO && e.fund_pays <= e.eligible);
+            prop_assert!(e.deductible_applied <= e.eligible);
+            for b in &e.bands {
+                prop_assert_eq!(b.amount.scale(), 2);
+                prop_assert!(b.portion > Decimal::ZERO);
+            }
+            let sum: Decimal = e.bands.iter().map(|b| b.amount).sum();
+            prop_assert_eq!(e.fund_pays, sum.min(e.fund_pays));
+            // 张家港 uses the same table: the same figures
+            let mut z = input.clone();
+            z.policy = "zhangjiagang".into();
+            let ez = estimate(&p, &z).unwrap();
+            prop_assert_eq!(&ez.bands, &e.bands);
+            prop_assert_eq!(ez.fund_pays, e.fund_pays);
+            // more cost never pays less
+            let mut more = input.clone();
+            more.total = (input.total + Decimal::new(extra as i64, 2)).min(MAX_AMOUNT);
+            prop_assert!(estimate(&p, &more).unwrap().fund_pays >= e.fund_pays);
+            // earlier care this year never makes this admission's deductible larger
+            let mut later = input.clone();
+            later.cumulative_eligible_before += Decimal::new(100_000, 2);
+            later.admissions_before += 1;
+            let el = estimate(&p, &later).unwrap();
+            prop_assert!(el.deductible_applied <= e.deductible_applied);
+        }
     }
 
     proptest! {

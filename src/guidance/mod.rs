@@ -5,6 +5,7 @@
 pub mod checklist;
 pub mod estimate;
 pub mod policy;
+pub mod region;
 pub mod values;
 
 use serde::Serialize;

@@ -16,6 +16,8 @@
 //! effective = "2024"            # free text: when the figures apply
 //! sources = ["001 结算标准"]      # at least one; shown in the estimate's `rules`
 //! note = "…"                    # optional, Chinese: shown when the policy refuses an estimate
+//! assumption = "…"              # optional, Chinese: one sentence every estimate shows (e.g. "assumed
+//!                               # to follow another region's table; the hotline confirms")
 //! verified = false              # optional: every figure in the file comes from secondary sources
 //! unverified = ["annual_cap"]   # optional: these parameters, wherever written, are secondary
 //!
@@ -25,6 +27,9 @@
 //! later_admission_deductible = "100"    # fixed deductible from the 3rd admission on
 //! bands = [{ upper = "3000", rate = "0.88" }, { rate = "0.95" }]   # (lower, upper] of eligible cost
 //! bands_basis = "cumulative"            # or "admission" (the default)
+//! deductible_basis = "yearly"           # or "admission" (the default): one deductible a year,
+//!                                       # reduced by the year's eligible cost before
+//! # a band's rate may also differ by hospital level: { rate = { 1 = "0.80", 2 = "0.75", 3 = "0.60" } }
 //! class_b_copay = "0.10"                # share of class-B items the patient pays first
 //! annual_cap = "400000"                 # the pooled fund's yearly maximum
 //! sources = ["…"]                       # optional, any table: sources of the figures written there
@@ -101,12 +106,13 @@ pub enum Param {
     BandsBasis,
     ClassBCopay,
     AnnualCap,
+    DeductibleBasis,
     TemporaryFactor,
     UnfiledFactor,
 }
 
 impl Param {
-    const SECTION: [Param; 7] = [
+    const SECTION: [Param; 8] = [
         Param::Deductible,
         Param::SubsequentAdmissionFactor,
         Param::LaterAdmissionDeductible,
@@ -114,6 +120,7 @@ impl Param {
         Param::BandsBasis,
         Param::ClassBCopay,
         Param::AnnualCap,
+        Param::DeductibleBasis,
     ];
     const CROSS_REGION: [Param; 2] = [Param::TemporaryFactor, Param::UnfiledFactor];
 
@@ -127,6 +134,7 @@ impl Param {
             Param::BandsBasis => "bands_basis",
             Param::ClassBCopay => "class_b_copay",
             Param::AnnualCap => "annual_cap",
+            Param::DeductibleBasis => "deductible_basis",
             Param::TemporaryFactor => "temporary_factor",
             Param::UnfiledFactor => "unfiled_factor",
         }
@@ -142,6 +150,7 @@ impl Param {
             Param::BandsBasis => "分段计算方式",
             Param::ClassBCopay => "乙类先行自付比例",
             Param::AnnualCap => "年度最高支付限额",
+            Param::DeductibleBasis => "起付标准计算方式",
             Param::TemporaryFactor => "临时外出就医结付比例",
             Param::UnfiledFactor => "未备案异地就医结付比例",
         }
@@ -164,13 +173,39 @@ pub enum BandsBasis {
     Cumulative,
 }
 
+/// Whether the deductible is paid once per admission (visit) or once a year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeductibleBasis {
+    /// Every admission (or visit) pays its deductible (the default).
+    Admission,
+    /// One deductible a year (Suzhou's 门诊共济 年度起付标准): what the year's eligible cost
+    /// before this visit already covered is not paid again.
+    Yearly,
+}
+
 /// A cost band `(lower, upper]` of the eligible amount and the fund's rate in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Band {
     pub lower: Decimal,
     /// `None`: unbounded (the last band).
     pub upper: Option<Decimal>,
+    /// The rate; for a band whose rate differs by hospital level, the rate of the highest
+    /// level it names (use [`Band::rate_for`]).
     pub rate: Decimal,
+    /// Rates by hospital level (1, 2, 3), when the band's rate differs by level; else empty.
+    pub rate_by_level: BTreeMap<u8, Decimal>,
+}
+
+impl Band {
+    /// The band's rate at a hospital level; `None` when it differs by level and this level
+    /// is not given.
+    pub fn rate_for(&self, level: u8) -> Option<Decimal> {
+        if self.rate_by_level.is_empty() {
+            Some(self.rate)
+        } else {
+            self.rate_by_level.get(&level).copied()
+        }
+    }
 }
 
 /// One complete parameter set: what the estimate needs for one kind of person and visit.
@@ -185,6 +220,7 @@ pub struct ParamSet {
     /// Contiguous, from 0; the last is unbounded.
     pub bands: Vec<Band>,
     pub bands_basis: BandsBasis,
+    pub deductible_basis: DeductibleBasis,
     /// `None`: not known (the estimate refuses inputs with class-B items).
     pub class_b_copay: Option<Decimal>,
     pub annual_cap: Decimal,
@@ -282,6 +318,8 @@ pub struct Policy {
     pub sources: Vec<String>,
     /// Shown to users when the policy cannot estimate (e.g. "no figures found").
     pub note: Option<String>,
+    /// One sentence every estimate with this policy shows (e.g. whose table it assumes).
+    pub assumption: Option<String>,
     pub inpatient: Option<ParamTree>,
     pub outpatient: Option<ParamTree>,
     pub cross_region: CrossRegion,
@@ -386,6 +424,13 @@ impl Policies {
         if errors.is_empty() {
             Ok(policies)
         } else {
+            // paths relative to the knowledge folder, like every other data error
+            let base = folder.parent().unwrap_or(&folder);
+            for e in &mut errors {
+                if let Ok(rel) = Path::new(&e.file).strip_prefix(base) {
+                    e.file = rel.display().to_string();
+                }
+            }
             Err(errors)
         }
     }
@@ -454,6 +499,8 @@ mod raw {
         #[serde(default)]
         pub note: Option<String>,
         #[serde(default)]
+        pub assumption: Option<String>,
+        #[serde(default)]
         pub verified: Option<bool>,
         #[serde(default)]
         pub unverified: Vec<String>,
@@ -479,6 +526,8 @@ mod raw {
         pub bands: Option<Vec<toml::Value>>,
         #[serde(default)]
         pub bands_basis: Option<String>,
+        #[serde(default)]
+        pub deductible_basis: Option<String>,
         #[serde(default)]
         pub class_b_copay: Option<toml::Value>,
         #[serde(default)]
@@ -544,6 +593,7 @@ struct Inherited {
     later_admission_deductible: Option<Flagged<Decimal>>,
     bands: Option<Flagged<Vec<Band>>>,
     bands_basis: Option<Flagged<BandsBasis>>,
+    deductible_basis: Option<Flagged<DeductibleBasis>>,
     class_b_copay: Option<Flagged<Decimal>>,
     annual_cap: Option<Flagged<Decimal>>,
     sources: Vec<String>,
@@ -645,6 +695,9 @@ impl Ctx<'_> {
         if raw.note.as_ref().is_some_and(|n| n.trim().is_empty()) {
             self.err("note", "must not be empty");
         }
+        if raw.assumption.as_ref().is_some_and(|n| n.trim().is_empty()) {
+            self.err("assumption", "must not be empty");
+        }
         let mut top = Inherited {
             all_unverified: raw.verified == Some(false),
             unverified: self.param_list("unverified", &raw.unverified, &Param::SECTION, true),
@@ -674,6 +727,7 @@ impl Ctx<'_> {
             effective: raw.effective,
             sources: raw.sources,
             note: raw.note,
+            assumption: raw.assumption,
             inpatient,
             outpatient,
             cross_region: cross_region.unwrap_or_default(),
@@ -889,6 +943,22 @@ impl Ctx<'_> {
                 here.bands_basis = Some(flagged(&here, Param::BandsBasis, b));
             }
         }
+        if let Some(basis) = &raw.deductible_basis {
+            let b = match basis.as_str() {
+                "admission" => Some(DeductibleBasis::Admission),
+                "yearly" => Some(DeductibleBasis::Yearly),
+                other => {
+                    self.err(
+                        join(path, "deductible_basis"),
+                        format!("`{other}` is not one of \"admission\", \"yearly\""),
+                    );
+                    None
+                }
+            };
+            if let Some(b) = b {
+                here.deductible_basis = Some(flagged(&here, Param::DeductibleBasis, b));
+            }
+        }
 
         let children: [(&str, Option<toml::Table>); 6] = [
             ("employee", raw.employee),
@@ -996,6 +1066,10 @@ impl Ctx<'_> {
             Param::AnnualCap,
             here.annual_cap.as_ref().map(|f| f.unverified),
         );
+        note(
+            Param::DeductibleBasis,
+            here.deductible_basis.as_ref().map(|f| f.unverified),
+        );
         Some(ParamSet {
             path: path.to_string(),
             deductible: here.deductible?.value,
@@ -1006,6 +1080,10 @@ impl Ctx<'_> {
                 .bands_basis
                 .map(|f| f.value)
                 .unwrap_or(BandsBasis::Admission),
+            deductible_basis: here
+                .deductible_basis
+                .map(|f| f.value)
+                .unwrap_or(DeductibleBasis::Admission),
             class_b_copay: here.class_b_copay.map(|f| f.value),
             annual_cap: here.annual_cap?.value,
             sources: here.sources,
@@ -1018,6 +1096,16 @@ impl Ctx<'_> {
             let amount = self.amount(path, value)?;
             return Some((1..=3).map(|l| (l, amount)).collect());
         };
+        self.deductible_levels(path, table, false)
+    }
+
+    /// A table by hospital level (1, 2, 3) of amounts, or of rates when `rates`.
+    fn deductible_levels(
+        &mut self,
+        path: &str,
+        table: &toml::Table,
+        rates: bool,
+    ) -> Option<BTreeMap<u8, Decimal>> {
         if table.is_empty() {
             self.err(path, "give at least one hospital level (1, 2 or 3)");
             return None;
@@ -1037,7 +1125,12 @@ impl Ctx<'_> {
                     continue;
                 }
             };
-            if let Some(a) = self.amount(&field, v) {
+            let value = if rates {
+                self.rate(&field, v)
+            } else {
+                self.amount(&field, v)
+            };
+            if let Some(a) = value {
                 out.insert(level, a);
             }
         }
@@ -1061,7 +1154,15 @@ impl Ctx<'_> {
                     continue;
                 }
             };
-            let rate = self.rate(&join(&at, "rate"), &raw.rate);
+            let (rate, rate_by_level) = match &raw.rate {
+                toml::Value::Table(t) => {
+                    match self.deductible_levels(&join(&at, "rate"), t, true) {
+                        Some(by_level) => (by_level.values().next_back().copied(), by_level),
+                        None => (None, BTreeMap::new()),
+                    }
+                }
+                v => (self.rate(&join(&at, "rate"), v), BTreeMap::new()),
+            };
             let last = i + 1 == values.len();
             let upper = match (&raw.upper, last) {
                 (Some(_), true) => {
@@ -1090,7 +1191,12 @@ impl Ctx<'_> {
                 );
             }
             if let Some(rate) = rate {
-                out.push(Band { lower, upper, rate });
+                out.push(Band {
+                    lower,
+                    upper,
+                    rate,
+                    rate_by_level,
+                });
             }
             if let Some(u) = upper {
                 lower = u;
@@ -1421,6 +1527,37 @@ unverified = ["unfiled_factor"]
     }
 
     #[test]
+    fn rates_by_level_and_yearly_deductible() {
+        let text = format!(
+            "{HEAD}[outpatient]\ndeductible = \"600\"\ndeductible_basis = \"yearly\"\nbands = [{{ rate = {{ 1 = \"0.8\", 3 = \"0.6\" }} }}]\nannual_cap = \"13000\"\n"
+        );
+        let p = parse(&text).unwrap();
+        let ParamTree::Set(set) = p.outpatient.as_ref().unwrap() else {
+            panic!()
+        };
+        assert_eq!(set.deductible_basis, DeductibleBasis::Yearly);
+        assert_eq!(set.bands[0].rate_for(1), Some(d("0.8")));
+        assert_eq!(set.bands[0].rate_for(2), None);
+        assert_eq!(set.bands[0].rate_for(3), Some(d("0.6")));
+        let bad = text
+            .replace("yearly", "monthly")
+            .replace("3 = \"0.6\"", "4 = \"1.6\"");
+        let es = errors(&bad);
+        for w in [
+            "field outpatient.deductible_basis: `monthly` is not one of",
+            "field outpatient.bands[0].rate.4: `4` is not a hospital level",
+        ] {
+            assert!(es.iter().any(|e| e.contains(w)), "missing {w:?} in {es:#?}");
+        }
+        let es = errors(&text.replace("0.6", "1.6"));
+        assert!(
+            es.iter()
+                .any(|e| e.contains("field outpatient.bands[0].rate.3: 1.6 is not between 0 and 1")),
+            "{es:#?}"
+        );
+    }
+
+    #[test]
     fn floats_are_refused() {
         let text = format!(
             "{HEAD}[inpatient]\ndeductible = \"1\"\nbands = [{{ rate = 0.9 }}]\nannual_cap = \"1\"\n"
@@ -1634,7 +1771,15 @@ bands = [{{ upper = "100", rate = "0.5" }}]
         assert!(policies.ids().any(|id| id == "suzhou"));
         assert!(policies.ids().any(|id| id == "zhangjiagang"));
         let suzhou = policies.get("suzhou").unwrap();
-        assert!(suzhou.outpatient.is_none());
+        // outpatient: employees only (门诊共济), a yearly deductible and ratios by level
+        let out = suzhou.outpatient.as_ref().unwrap().sets();
+        assert_eq!(out.len(), 2);
+        for set in out {
+            assert_eq!(set.deductible_basis, DeductibleBasis::Yearly);
+            assert_eq!(set.bands.len(), 1);
+            assert_eq!(set.bands[0].rate_by_level.len(), 3);
+            assert!(set.unverified.contains(&Param::Bands), "{}", set.path);
+        }
         let sets = suzhou.inpatient.as_ref().unwrap().sets();
         assert_eq!(sets.len(), 4);
         for set in sets {
@@ -1654,8 +1799,38 @@ bands = [{{ upper = "100", rate = "0.5" }}]
                 .unverified
                 .contains(&Param::UnfiledFactor)
         );
+        // 张家港: Suzhou's figures, every one flagged, with the sentence that says so
         let zjg = policies.get("zhangjiagang").unwrap();
-        assert!(zjg.inpatient.is_none() && zjg.outpatient.is_none() && zjg.note.is_some());
+        assert!(
+            zjg.assumption
+                .as_deref()
+                .is_some_and(|a| a.contains("0512-12333"))
+        );
+        for tree in [&zjg.inpatient, &zjg.outpatient] {
+            for set in tree.as_ref().unwrap().sets() {
+                for p in Param::SECTION {
+                    let written = match p {
+                        Param::SubsequentAdmissionFactor => {
+                            set.subsequent_admission_factor.is_some()
+                        }
+                        Param::LaterAdmissionDeductible => set.later_admission_deductible.is_some(),
+                        Param::ClassBCopay => set.class_b_copay.is_some(),
+                        Param::BandsBasis => set.bands_basis != BandsBasis::Admission,
+                        Param::DeductibleBasis => {
+                            set.deductible_basis != DeductibleBasis::Admission
+                        }
+                        _ => true,
+                    };
+                    assert_eq!(set.unverified.contains(&p), written, "{} {p:?}", set.path);
+                }
+            }
+        }
+        assert!(
+            zjg.cross_region
+                .unverified
+                .contains(&Param::TemporaryFactor)
+        );
+        assert!(zjg.cross_region.unverified.contains(&Param::UnfiledFactor));
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Knowledge {
             }
         }
         if !errors.is_empty() {
-            return Err(KnowledgeErrors(errors));
+            return Err(KnowledgeErrors(without_follow_ons(errors, &sources, &faqs)));
         }
         let by_id = faqs
             .iter()
@@ -153,15 +153,18 @@ impl Knowledge {
         }
     }
 
-    /// A brief citation for chat: the source's short name and the locator, when the locator
-    /// is an article or question number ("江苏省规程第八条"), else the short name alone.
-    pub fn cite_short(&self, source: &str) -> String {
+    /// A brief citation for chat: the source's short name, and the locator when it is an
+    /// article or question number ("第八条", "问5"; other locators are left to the full
+    /// citation). An unknown source is its own name.
+    pub fn cite_short(&self, source: &str) -> (String, Option<String>) {
         let (id, locator) = source.split_once(' ').unwrap_or((source, ""));
         let locator = locator.trim();
         match self.sources.iter().find(|s| s.id == id) {
-            Some(s) if is_numbered_locator(locator) => format!("{}{locator}", s.short),
-            Some(s) => s.short.clone(),
-            None => source.to_string(),
+            Some(s) => (
+                s.short.clone(),
+                is_numbered_locator(locator).then(|| locator.to_string()),
+            ),
+            None => (source.to_string(), None),
         }
     }
 }
@@ -247,8 +250,16 @@ fn read_toml<T: serde::de::DeserializeOwned>(
             if line > 0 {
                 msg = format!("line {line}: {msg}");
             }
-            // serde names the missing/unknown field in its message; surface it as the field
-            let field = field_in_message(e.message());
+            // serde names the missing/unknown field in its message; a type error is about the
+            // key of the value it points at
+            let typed = ["invalid type", "invalid value", "invalid length"]
+                .iter()
+                .any(|p| e.message().starts_with(p));
+            let field = field_in_message(e.message()).or_else(|| {
+                e.span()
+                    .filter(|_| typed)
+                    .and_then(|s| key_at(&text, s.start))
+            });
             errors.push(err(
                 rel,
                 entry_at(&text, e.span().map(|s| s.start)).as_deref(),
@@ -258,6 +269,65 @@ fn read_toml<T: serde::de::DeserializeOwned>(
             None
         }
     }
+}
+
+/// Drops the errors that only follow from a file that could not be read at all: with no
+/// `sources.toml`, every citation looks unknown; with a FAQ file unreadable, every `related`
+/// link into it, and the `contacts` entry if it is there.
+fn without_follow_ons(
+    errors: Vec<KnowledgeError>,
+    sources: &[Source],
+    faqs: &[FaqEntry],
+) -> Vec<KnowledgeError> {
+    let failed = |file: &str| {
+        errors.iter().any(|e| e.file == file)
+            && if file == "sources.toml" {
+                sources.is_empty()
+            } else {
+                !faqs.iter().any(|f| f.file == file)
+            }
+    };
+    let sources_failed = failed("sources.toml");
+    let faq_failed = errors
+        .iter()
+        .any(|e| e.file.starts_with("faq/") && e.file.ends_with(".toml") && failed(&e.file));
+    errors
+        .iter()
+        .filter(|e| {
+            let field = e.field.as_deref();
+            let citation = field == Some("sources") && e.message.contains("sources.toml");
+            let link = (field == Some("related") && e.message.starts_with("names unknown entry"))
+                || (e.file == "faq/" && e.entry.as_deref() == Some("contacts"));
+            !((sources_failed && citation) || (faq_failed && link))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The key of the `key = value` line at or before byte `offset`: the field a type error is
+/// about (toml names the type, not the field).
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    // the line holding `offset`, then the lines before it, nearest first
+    let line_end = text[offset..].find('\n').map_or(text.len(), |p| offset + p);
+    for line in text[..line_end].lines().rev() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            // a table header: the error is about the table, not a key of it
+            return None;
+        }
+        if let Some((key, _)) = line.split_once('=') {
+            let key = key.trim();
+            if !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                return Some(key.to_string());
+            }
+        }
+    }
+    None
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -24,6 +24,13 @@ pub enum StoreError {
     /// (Displayed with the session id hashed, like every log line.)
     #[error("session {} was changed concurrently", crate::conversation::log_id(.0))]
     Conflict(String),
+    /// Too many turns of one session are waiting already (see [`crate::turns`]): try again
+    /// in a moment.
+    #[error("too many turns of one session at once")]
+    Busy,
+    /// The database did not answer within the configured time (`database_timeout_secs`).
+    #[error("the database did not answer within {0} s")]
+    Timeout(u64),
     /// The URL's scheme only: the rest may hold a password.
     #[error("unsupported database URL scheme `{0}` (use sqlite://FILE or postgres://…)")]
     Url(String),
@@ -51,6 +58,9 @@ pub struct TurnRecord<'a> {
     pub kind: &'a str,
     /// The user's question went unanswered (recorded for the knowledge team).
     pub unanswered: bool,
+    /// The client's idempotency key of this turn and the response sent for it, stored with
+    /// the turn so that a retry gets the same response and stores nothing.
+    pub request: Option<(&'a str, &'a str)>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -73,15 +83,61 @@ pub struct UnansweredQuestion {
     pub created_at: i64,
 }
 
+/// What a purge deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    pub sessions: u64,
+    pub transcript_lines: u64,
+    pub unanswered: u64,
+    pub feedback: u64,
+}
+
+impl std::fmt::Display for Purged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} conversations ({} transcript lines), {} unanswered questions, {} feedback entries",
+            self.sessions, self.transcript_lines, self.unanswered, self.feedback
+        )
+    }
+}
+
 /// The database handle (cheap to clone: a pool).
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    session_id_key: SecretKey,
+    /// How long a statement (and waiting for a connection) may take.
+    timeout: std::time::Duration,
+}
+
+/// The default of `database_timeout_secs`.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A key read from the database; never printed.
+#[derive(Clone)]
+struct SecretKey(std::sync::Arc<str>);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Store {
-    /// Connects to `url` (creating a SQLite file if needed) and runs the migrations.
+    /// Connects to `url` (creating a SQLite file if needed) and runs the migrations, with
+    /// the default statement timeout.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with_timeout(url, DEFAULT_TIMEOUT).await
+    }
+
+    /// As [`Store::connect`]; a statement, or waiting for a free connection, that takes
+    /// longer than `timeout` fails (PostgreSQL cancels it itself: `statement_timeout`), so a
+    /// stalled database makes requests fail fast instead of piling up.
+    pub async fn connect_with_timeout(
+        url: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Store, StoreError> {
         install_default_drivers();
         let url = if let Some(rest) = url.strip_prefix("sqlite:") {
             if rest.contains("mode=") || rest.contains(":memory:") {
@@ -98,24 +154,62 @@ impl Store {
             return Err(StoreError::Url(scheme.chars().take(20).collect()));
         };
         let sqlite = url.starts_with("sqlite:");
+        let timeout = timeout.max(std::time::Duration::from_millis(1));
+        let statement_timeout = format!("SET statement_timeout = {}", timeout.as_millis());
         let pool = AnyPoolOptions::new()
             // one writer for SQLite avoids "database is locked" under concurrent turns
             .max_connections(if sqlite { 1 } else { 10 })
+            .acquire_timeout(timeout)
+            .after_connect(move |conn, _| {
+                let sql = statement_timeout.clone();
+                Box::pin(async move {
+                    if !sqlite {
+                        use sqlx::Executor;
+                        conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        let session_id_key = SecretKey(secret(&pool, "session_id_key").await?.into());
+        Ok(Store {
+            pool,
+            session_id_key,
+            timeout,
+        })
     }
 
-    /// Checks that the database answers.
+    /// The stored form of a session id that a caller chose (`yidi chat --session ID`, a
+    /// Telegram chat): `c-` and 40 hex digits of a SHA-256 keyed with this database's own
+    /// random key, so the same id always finds its conversation while the database never
+    /// holds the id itself (it may be a phone number), nor a hash that could be reversed by
+    /// trying every phone number without the key. Ids the server makes (HTTP sessions) are
+    /// random and stored as they are.
+    pub fn caller_session_id(&self, caller_id: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.session_id_key.0.as_bytes());
+        h.update([0u8]);
+        h.update(caller_id.as_bytes());
+        let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        format!("c-{}", &hex[..40])
+    }
+
+    /// Checks that the database answers a read of the sessions table within the timeout
+    /// (a table locked or a server stalled counts as not answering).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        let read = sqlx::query("SELECT id FROM sessions LIMIT 1").fetch_optional(&self.pool);
+        match tokio::time::timeout(self.timeout, read).await {
+            Ok(r) => r.map(|_| ()).map_err(StoreError::from),
+            Err(_) => Err(StoreError::Timeout(self.timeout.as_secs())),
+        }
     }
 
     pub async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
         let row = sqlx::query("SELECT state, revision FROM sessions WHERE id = $1")
-            .bind(id)
+            .bind(no_nul(id))
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| StoredSession {
@@ -129,6 +223,11 @@ impl Store {
     /// Returns the new revision.
     pub async fn save_turn(&self, t: &TurnRecord<'_>) -> Result<i64, StoreError> {
         let now = now_ms();
+        let session_id = no_nul(t.session_id);
+        let t = &TurnRecord {
+            session_id: &session_id,
+            ..t.clone()
+        };
         let mut tx = self.pool.begin().await?;
         let revision = match t.expected_revision {
             None => {
@@ -170,8 +269,8 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .get::<i64, _>(0);
-        let user = mask_personal_numbers(t.user_text);
-        let reply = mask_personal_numbers(t.reply_text);
+        let user = mask_personal_numbers(&no_nul(t.user_text));
+        let reply = mask_personal_numbers(&no_nul(t.reply_text));
         for (i, (role, text, faq, kind)) in [
             ("user", user.as_str(), None, None),
             ("assistant", reply.as_str(), t.faq_id, Some(t.kind)),
@@ -193,6 +292,15 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        if let Some((key, reply)) = t.request {
+            sqlx::query("INSERT INTO request_keys (session_id, key_hash, reply, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(t.session_id)
+                .bind(token_hash(key))
+                .bind(no_nul(reply))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
         if t.unanswered {
             sqlx::query("INSERT INTO unanswered (id, session_id, question, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(format!("{}-{}", t.session_id, seq + 1))
@@ -206,11 +314,26 @@ impl Store {
         Ok(revision)
     }
 
+    /// The response stored for the idempotency key `key` of session `session_id`, if any.
+    pub async fn request_reply(
+        &self,
+        session_id: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT reply FROM request_keys WHERE session_id = $1 AND key_hash = $2")
+                .bind(no_nul(session_id))
+                .bind(token_hash(key))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
+    }
+
     pub async fn transcript(&self, session_id: &str) -> Result<Vec<TranscriptLine>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, role, text, faq_id, kind, created_at FROM transcripts WHERE session_id = $1 ORDER BY seq",
         )
-        .bind(session_id)
+        .bind(no_nul(session_id))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -258,10 +381,10 @@ impl Store {
             "INSERT INTO feedback (id, session_id, faq_id, helpful, comment, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
-        .bind(session_id)
-        .bind(faq_id)
+        .bind(session_id.map(no_nul))
+        .bind(faq_id.map(no_nul))
         .bind(i64::from(helpful))
-        .bind(comment.map(mask_personal_numbers))
+        .bind(comment.map(|c| mask_personal_numbers(&no_nul(c))))
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -274,7 +397,7 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO session_tokens (session_id, token_hash, created_at) VALUES ($1, $2, $3)",
         )
-        .bind(session_id)
+        .bind(no_nul(session_id))
         .bind(token_hash(token))
         .bind(now_ms())
         .execute(&self.pool)
@@ -295,7 +418,7 @@ impl Store {
         token: &str,
     ) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT token_hash FROM session_tokens WHERE session_id = $1")
-            .bind(session_id)
+            .bind(no_nul(session_id))
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some_and(|r| {
@@ -353,6 +476,48 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Deletes what residents typed before `cutoff_ms` (Unix ms): conversations whose last
+    /// activity is older (state, transcript, token, idempotency records), and unanswered
+    /// questions and feedback recorded before it. One transaction; returns what was deleted.
+    pub async fn purge_before(&self, cutoff_ms: i64) -> Result<Purged, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = [0u64; 5];
+        for (i, sql) in [
+            "DELETE FROM transcripts WHERE session_id IN (SELECT id FROM sessions WHERE updated_at < $1)",
+            "DELETE FROM unanswered WHERE created_at < $1",
+            "DELETE FROM feedback WHERE created_at < $1",
+            "DELETE FROM request_keys WHERE created_at < $1 OR session_id IN (SELECT id FROM sessions WHERE updated_at < $1)",
+            "DELETE FROM session_tokens WHERE created_at < $1 AND session_id NOT IN (SELECT id FROM sessions WHERE updated_at >= $1)",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            n[i] = sqlx::query(sql)
+                .bind(cutoff_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        let sessions = sqlx::query("DELETE FROM sessions WHERE updated_at < $1")
+            .bind(cutoff_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(Purged {
+            sessions,
+            transcript_lines: n[0],
+            unanswered: n[1],
+            feedback: n[2],
+        })
+    }
+
+    /// [`Store::purge_before`] `days` days ago.
+    pub async fn purge_older_than_days(&self, days: u32) -> Result<Purged, StoreError> {
+        let cutoff = now_ms().saturating_sub(i64::from(days) * 86_400_000);
+        self.purge_before(cutoff).await
+    }
+
     /// Closes the pool: every later query fails (tests use it to simulate a database outage).
     pub async fn close(&self) {
         self.pool.close().await;
@@ -384,6 +549,30 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// `s` without NUL characters, which PostgreSQL refuses in text (and SQLite would cut at):
+/// text from outside (a message, a comment, an id in a URL) may carry them, and must not turn
+/// into a database error. Ids are cleaned the same way wherever they are read or written.
+fn no_nul(s: &str) -> String {
+    s.replace('\0', "")
+}
+
+/// The secret `name` of this database, made (random) by the first process that asks.
+async fn secret(pool: &AnyPool, name: &str) -> Result<String, StoreError> {
+    // replicas starting together: the first insert wins, everyone reads the winner
+    sqlx::query(
+        "INSERT INTO store_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(random_token())
+    .execute(pool)
+    .await?;
+    let row = sqlx::query("SELECT value FROM store_secrets WHERE name = $1")
+        .bind(name)
+        .fetch_one(pool)
+        .await?;
+    Ok(row.get::<String, _>(0))
 }
 
 /// 256 random bits from the thread's CSPRNG, in lower-case hex: session and agent tokens.

@@ -1001,11 +1001,16 @@ async fn browse(
             .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
         "{error}"
     );
-    // a policy that refuses to estimate: its reason, shown as such
+    // 张家港: estimated with the Suzhou table, saying so with the hotline that confirms
     total.clear().await?;
     total.send_keys("50000").await?;
     wait_for_text(browser, "#estimate", "医保基金支付").await;
     select(browser, "insured_region", "zhangjiagang").await;
+    let zjg = wait_for_text(browser, "#estimate", "按苏州大市统一的医保待遇表估算").await;
+    assert!(zjg.contains("0512-12333"), "{zjg}");
+    // a case the policy refuses (residents' outpatient care): its reason, shown as such
+    select(browser, "scheme", "resident").await;
+    select(browser, "visit", "outpatient").await;
     let refusal = wait_for_text(browser, "#estimate .error", "无法估算").await;
     assert!(refusal.contains("0512-12333"), "{refusal}");
     // the checklist follows the situation too: filed, before care, nothing to prepare

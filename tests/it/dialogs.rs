@@ -63,7 +63,11 @@ fn a_rich_first_message_fills_most_slots() {
         ),
         ("三级医院", "asking=filed"),
         ("办好了", "asking=self_pay"),
-        ("不清楚", "estimate dialog=estimate asking=- has=估算"),
+        ("不清楚", "asking=admissions_before choice=unknown"),
+        (
+            "不清楚",
+            "estimate dialog=estimate asking=- has=估算 has=按今年第一次住院",
+        ),
     ]);
     assert!(state.active.is_none());
     assert_eq!(
@@ -89,18 +93,52 @@ fn the_example_from_zhangjiagang_gets_an_estimate_or_a_clear_refusal() {
         &mut state,
         "我是张家港的退休职工，搬去上海跟儿子住，住院花了五万，能报多少？",
     );
-    for answer in ["三级", "已经备案了", "0"] {
+    for answer in ["三级", "已经备案了", "0", "不清楚"] {
         if reply.asking.is_none() {
             break;
         }
         reply = a.handle(&mut state, answer);
     }
     assert!(reply.asking.is_none(), "{reply:?}");
+    // Suzhou's city-level table, said in one plain sentence with the hotline that confirms
+    assert!(reply.estimate.is_some(), "{}", reply.text);
+    assert_eq!(reply.estimate.as_ref().unwrap()["policy"], "zhangjiagang");
     assert!(
-        reply.estimate.is_some() || reply.text.contains("没法给出估算"),
+        reply.text.contains("按苏州大市统一的医保待遇表估算") && reply.text.contains("0512-12333"),
         "{}",
         reply.text
     );
+}
+
+#[test]
+fn earlier_care_this_year_is_asked_once_and_used() {
+    // a second admission: the halved deductible and the cumulative bands
+    let state = converse(&[
+        (
+            "我是苏州在职职工，异地长期居住，已经备案了，在三级医院住院花了5万，能报多少",
+            "asking=self_pay",
+        ),
+        ("没有", "asking=admissions_before"),
+        ("之前住过1次", "asking=cumulative_eligible_before"),
+        (
+            "3万",
+            "estimate asking=- has=本次按年内第二次住院计起付线 has=400.00 has=30400.00",
+        ),
+    ]);
+    // the total is not taken from the answer about earlier care
+    assert_eq!(state.slots.get("total").map(String::as_str), Some("50000"));
+    // outpatient: the yearly deductible takes the year's outpatient cost before
+    converse(&[
+        (
+            "我是苏州退休职工，长期居住备案了，在二级医院看门诊花了3000，能报多少",
+            "asking=self_pay",
+        ),
+        ("0", "asking=outpatient_eligible_before"),
+        (
+            "100",
+            "estimate asking=- has=本次还需自付起付线 has=2295.00",
+        ),
+    ]);
 }
 
 #[test]
@@ -271,18 +309,24 @@ fn a_state_from_an_older_release_is_replaced_with_a_note() {
 
 #[test]
 fn an_estimate_that_cannot_be_made_is_refused_before_more_questions() {
-    // 张家港 has no reliable figures: no point asking about hospital levels and amounts
-    converse(&[(
-        "我是张家港的退休职工，帮我算算住院能报多少",
-        "asking=- dialog=estimate has=没法给出估算 has=0512-12333",
-    )]);
-    // Suzhou has no outpatient parameters
+    // no source for Suzhou residents' outpatient care: refused with what is missing
     converse(&[
         ("帮我算算能报多少", "asking=insured_region"),
         ("苏州", "asking=scheme"),
+        ("居民医保", "asking=category"),
+        ("其他", "asking=visit"),
+        (
+            "门诊",
+            "asking=- has=没法给出估算 has=城乡居民医保 has=门诊统筹的起付标准",
+        ),
+    ]);
+    // employees' outpatient care is estimated (门诊共济)
+    converse(&[
+        ("帮我算算能报多少", "asking=insured_region"),
+        ("张家港", "asking=scheme"),
         ("职工", "asking=employment"),
         ("退休", "asking=visit"),
-        ("门诊", "asking=- has=没法给出估算"),
+        ("门诊", "asking=hospital_level"),
     ]);
 }
 

@@ -160,6 +160,13 @@ impl FakeTelegram {
         update
     }
 
+    /// Queues `update` again with its own `update_id`, as Telegram redelivers an update whose
+    /// confirmation was lost (the bot restarted before its next poll).
+    pub fn redeliver(&self, update: Value) {
+        self.lock().queue.push_back(update);
+        self.shared.pushed.notify_waiters();
+    }
+
     fn next_message_id(&self) -> i64 {
         let mut inner = self.lock();
         let id = inner.next_message_id;

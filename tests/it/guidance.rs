@@ -143,8 +143,13 @@ fn the_shipped_policies_estimate_or_refuse_with_a_reason() {
             .contains("尚未与官方文件核对"),
         "unverified figures say so: {sz}"
     );
+    // 张家港: the Suzhou table, every figure flagged, the assumption said plainly
+    assert_eq!(lines[1]["fund_pays"], sz["fund_pays"], "{}", lines[1]);
     assert!(
-        lines[1]["error"]["message"].as_str().unwrap().len() > 10,
+        lines[1]["rules"][1]
+            .as_str()
+            .unwrap()
+            .contains("按苏州大市统一的医保待遇表估算"),
         "{}",
         lines[1]
     );

@@ -991,3 +991,59 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_conversation_over_http_remembers_clarifies_and_stores_kinds() {
+    let server = TestServer::sqlite().await;
+    let (id, token) = server.new_session().await;
+    let (status, hello) = server.say(&id, &token, "您好").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(hello["kind"], "smalltalk", "{hello}");
+
+    let (_, facts) = server.say(&id, &token, "我爸是张家港退休职工").await;
+    assert_eq!(facts["kind"], "smalltalk", "{facts}");
+    assert_eq!(facts["slots"]["insured_region"], "zhangjiagang", "{facts}");
+    assert_eq!(facts["slots"]["employment"], "retired", "{facts}");
+
+    let (_, ask) = server.say(&id, &token, "报销的事").await;
+    assert_eq!(ask["kind"], "clarify", "{ask}");
+    let options = ask["options"].as_array().unwrap();
+    assert_eq!(options.len(), 3, "{ask}");
+    let (_, picked) = server.say(&id, &token, "3").await;
+    assert_eq!(picked["kind"], "faq", "{picked}");
+    assert_eq!(picked["faq"]["id"], options[2]["id"], "{picked}");
+    // the slots outlive the turns that stated them
+    assert_eq!(picked["slots"]["insured_region"], "zhangjiagang");
+
+    let (_, human) = server.say(&id, &token, "转人工").await;
+    assert_eq!(human["kind"], "smalltalk");
+    assert!(
+        human["text"].as_str().unwrap().contains("0512-12333"),
+        "{human}"
+    );
+
+    // the transcript keeps every reply's kind, and the options as the user saw them
+    let lines = server.store.transcript(&id).await.unwrap();
+    let kinds: Vec<Option<&str>> = lines
+        .iter()
+        .filter(|l| l.role == "assistant")
+        .map(|l| l.kind.as_deref())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            Some("smalltalk"),
+            Some("smalltalk"),
+            Some("clarify"),
+            Some("faq"),
+            Some("smalltalk")
+        ]
+    );
+    let clarify = &lines[5];
+    let first_option = options[0]["question"].as_str().unwrap();
+    assert!(
+        clarify.text.contains(&format!("1. {first_option}")),
+        "{}",
+        clarify.text
+    );
+}

@@ -411,7 +411,10 @@ async fn with_a_bot_token_serve_also_runs_the_telegram_bot_on_the_same_store() {
         server.log()
     );
     let store = Store::connect(&db.url).await.unwrap();
-    let lines = store.transcript(&format!("telegram:{CHAT}")).await.unwrap();
+    let lines = store
+        .transcript(&store.caller_session_id(&format!("telegram:{CHAT}")))
+        .await
+        .unwrap();
     // /start is a command, not a turn: the question and its answer are stored
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0].text, "起付线是什么");

@@ -15,6 +15,7 @@ fn turn<'a>(id: &'a str, state: &'a str, rev: Option<i64>, user: &'a str) -> Tur
         dialog: None,
         kind: "faq",
         unanswered: false,
+        request: None,
     }
 }
 
@@ -165,4 +166,63 @@ async fn unsupported_urls_are_rejected() {
         Store::connect("mysql://x").await,
         Err(StoreError::Url(_))
     ));
+}
+
+/// Every text value of `sql`'s first column, read past the store's API.
+async fn texts(url: &str, sql: &str) -> Vec<String> {
+    use sqlx::Row;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    rows.iter()
+        .map(|r| r.get::<Option<String>, _>(0).unwrap_or_default())
+        .collect()
+}
+
+async fn feedback_comments_are_masked(db: &TestDb) {
+    let store = Store::connect(&db.url).await.unwrap();
+    store
+        .add_feedback(
+            None,
+            None,
+            false,
+            Some("请回电 139 1234 5678，我的卡号6222 0212 3456 7890 123，身份证32058219800101１２３Ｘ"),
+        )
+        .await
+        .unwrap();
+    let comments = texts(&db.url, "SELECT comment FROM feedback").await;
+    assert_eq!(
+        comments,
+        ["请回电 139 **** 5678，我的卡号622* **** **** ***0 123，身份证320***********１２３Ｘ"]
+    );
+}
+
+#[tokio::test]
+async fn feedback_comments_are_masked_on_sqlite() {
+    feedback_comments_are_masked(&TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn feedback_comments_are_masked_on_postgres() {
+    feedback_comments_are_masked(&TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn caller_session_ids_are_keyed_hashes_stable_per_database() {
+    let db = TestDb::sqlite();
+    let a = Store::connect(&db.url).await.unwrap();
+    let id = a.caller_session_id("13912345678");
+    assert!(id.starts_with("c-") && id.len() == 42, "{id}");
+    assert!(!id.contains("1391234"));
+    // another process on the same database finds the same conversation
+    let b = Store::connect(&db.url).await.unwrap();
+    assert_eq!(b.caller_session_id("13912345678"), id);
+    assert_ne!(b.caller_session_id("13912345679"), id);
+    // another database has another key: the hash cannot be matched across databases
+    let other = Store::connect(&TestDb::sqlite().url).await.unwrap();
+    assert_ne!(other.caller_session_id("13912345678"), id);
 }

@@ -82,12 +82,14 @@ impl RunningBot {
 
     async fn state(&self, chat: i64) -> Option<SessionState> {
         let c = Conversations::new(assistant(), self.store.clone());
-        c.state(&format!("telegram:{chat}")).await.unwrap()
+        c.state(&self.store.caller_session_id(&format!("telegram:{chat}")))
+            .await
+            .unwrap()
     }
 
     async fn user_lines(&self, chat: i64) -> Vec<String> {
         self.store
-            .transcript(&format!("telegram:{chat}"))
+            .transcript(&self.store.caller_session_id(&format!("telegram:{chat}")))
             .await
             .unwrap()
             .into_iter()
@@ -171,7 +173,7 @@ async fn a_faq_question_is_answered_with_its_sources() {
     // stored like any other turn
     let lines = bot
         .store
-        .transcript(&format!("telegram:{CHAT}"))
+        .transcript(&bot.store.caller_session_id(&format!("telegram:{CHAT}")))
         .await
         .unwrap();
     assert_eq!(lines[1].faq_id.as_deref(), Some("backfill-after-discharge"));
@@ -219,12 +221,40 @@ async fn filing_asks_with_buttons_and_a_press_answers_and_moves_on() {
 }
 
 #[tokio::test]
+async fn a_clarifying_question_offers_its_options_as_buttons() {
+    let fake = FakeTelegram::start().await;
+    let db = TestDb::sqlite();
+    let bot = RunningBot::start(&fake, &db).await;
+    let ask = say(&fake, CHAT, "报销的事").await;
+    let options = ask.buttons();
+    assert_eq!(options.len(), 3, "{}", ask.text);
+    assert!(
+        options.iter().all(|(_, data)| data.starts_with("o1|")),
+        "{options:?}"
+    );
+    let state = bot.state(CHAT).await.unwrap();
+    assert_eq!(state.pending.len(), 3);
+
+    // a press answers with that entry, as if its question had been typed
+    let before = fake.sent(CHAT).len();
+    let (label, data) = options[1].clone();
+    let press = fake.push(fake.press(&ask, &ask.button(&label)));
+    let answer = fake.wait_sent(CHAT, before + 1).await[before].clone();
+    assert!(fake.wait_answer(&press).await.get("text").is_none());
+    assert!(answer.text.contains("来源："), "{}", answer.text);
+    let state = bot.state(CHAT).await.unwrap();
+    assert_eq!(state.topic.as_deref(), data.strip_prefix("o1|"));
+    assert!(state.pending.is_empty());
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_stale_button_is_answered_with_a_note_and_changes_nothing() {
     let fake = FakeTelegram::start().await;
     let db = TestDb::sqlite();
     let bot = RunningBot::start(&fake, &db).await;
     let (first, _, _) = filing_and_press_suzhou(&fake, CHAT).await;
-    let session = format!("telegram:{CHAT}");
+    let session = bot.store.caller_session_id(&format!("telegram:{CHAT}"));
     let stored = bot.store.load_session(&session).await.unwrap();
     let sent = fake.sent(CHAT).len();
 
@@ -395,7 +425,7 @@ async fn a_long_reply_is_split_within_the_limit() {
     let joined: String = pieces.iter().map(|p| p.text.as_str()).collect();
     let stored = &bot
         .store
-        .transcript(&format!("telegram:{CHAT}"))
+        .transcript(&bot.store.caller_session_id(&format!("telegram:{CHAT}")))
         .await
         .unwrap()[1]
         .text;
@@ -643,4 +673,41 @@ async fn webhook_mode_sets_the_webhook_serves_updates_and_deletes_it_on_shutdown
 
     bot.stop().await.unwrap();
     assert_eq!(fake.calls_of("deleteWebhook").len(), 1);
+}
+
+/// A message answered by one bot whose confirmation was lost: the next bot gets the same
+/// update again and neither answers nor stores it twice.
+async fn a_redelivered_update_is_handled_once(db: TestDb) {
+    let fake = FakeTelegram::start().await;
+    let first_bot = RunningBot::start(&fake, &db).await;
+    let before = fake.sent(CHAT).len();
+    let update = fake.push(fake.text(CHAT, "起付线是什么"));
+    fake.wait_sent(CHAT, before + 1).await;
+    first_bot.stop().await.expect("a clean shutdown");
+    fake.wait_until("the final offset", |f| f.pending_updates() == 0)
+        .await;
+
+    let bot = RunningBot::start(&fake, &db).await;
+    fake.redeliver(update);
+    // a later message is answered, the redelivered one before it is not
+    let sent = fake.sent(CHAT).len();
+    let reply = say(&fake, CHAT, "备案材料清单").await;
+    assert!(!reply.text.is_empty());
+    assert_eq!(
+        fake.sent(CHAT).len(),
+        sent + 1,
+        "one reply, to the new message"
+    );
+    assert_eq!(bot.user_lines(CHAT).await, ["起付线是什么", "备案材料清单"]);
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_redelivered_update_is_handled_once_on_sqlite() {
+    a_redelivered_update_is_handled_once(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn a_redelivered_update_is_handled_once_on_postgres() {
+    a_redelivered_update_is_handled_once(TestDb::postgres().await).await;
 }
