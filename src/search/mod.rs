@@ -120,7 +120,7 @@ impl Default for Tuning {
             max_topic_prob: 0.5,
             long_chars: 40,
             also_min_prob: 0.3,
-            min_prob_uncued: 0.0,
+            min_prob_uncued: 0.15,
             long_whole_answers: false,
             gate_topic_prob: 0.2,
             min_topic_prob: 0.2,
