@@ -288,11 +288,12 @@ fn run(
                 }
             };
             let engine = SearchEngine::build(&knowledge).context("building the search index")?;
-            let (metrics, misses) = eval::evaluate(&engine, &cases);
+            let (metrics, misses, confusion) = eval::evaluate_by(&cases, |q| engine.search(q, 3));
             if json {
                 writeln!(out, "{}", serde_json::to_string(&metrics)?)?;
             } else {
                 writeln!(out, "{metrics:#?}")?;
+                write!(out, "{}", confusion.report())?;
                 for m in misses {
                     writeln!(
                         out,

@@ -12,8 +12,26 @@ fn main() {
         );
         let ex = yidi::search::Expander::new(&k.synonyms);
         println!("synonym groups: {:?}", ex.expand(&norm));
-        let r = e.search(&q, 41);
-        println!("answered: {} oos: {:.2}", r.answered, r.out_of_scope_score);
+        let r = e.search(&q, 5);
+        println!(
+            "answered: {} topic: {:?} ({:.2}) also: {:?}",
+            r.answered,
+            r.out_of_scope,
+            r.out_of_scope_score,
+            r.also.map(|h| h.id)
+        );
+        let a = e.analyse(&q, &yidi::search::SearchContext::default());
+        println!("cross-region: {} long: {}", a.cross_region, a.long);
+        for (i, sig) in a.texts.iter().enumerate() {
+            let mut ranked: Vec<(usize, f32)> = sig.prob.iter().copied().enumerate().collect();
+            ranked.sort_by(|x, y| y.1.total_cmp(&x.1));
+            let top: Vec<String> = ranked
+                .iter()
+                .take(4)
+                .map(|&(c, p)| format!("{}:{p:.2}/{:.0}", e.candidate_id(c), sig.bm25[c]))
+                .collect();
+            println!("  text {i}: {}", top.join("  "));
+        }
         for h in r.hits {
             println!("  {:>7.2} {}", h.score, h.id);
         }

@@ -31,6 +31,16 @@ pub struct FaqEntry {
     pub related: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hotline: Option<String>,
+    /// True when the answer also holds outside cross-region care (起付线, 冒用医保卡…), so
+    /// the entry may answer a question that names no cross-region situation. Entries that
+    /// only apply to cross-region care leave it false.
+    #[serde(skip)]
+    pub general: bool,
+    /// The out-of-scope topic that a question gets when it matches this entry but has no
+    /// cross-region sense (生育 without 异地 → the maternity-benefit topic). Only on entries
+    /// that are not `general`.
+    #[serde(skip)]
+    pub local_topic: Option<String>,
     /// The file the entry came from, relative to the knowledge folder.
     #[serde(skip)]
     pub file: String,
@@ -72,6 +82,9 @@ pub struct Knowledge {
     pub sources: Vec<Source>,
     pub synonyms: Synonyms,
     pub out_of_scope: Vec<OutOfScopeTopic>,
+    /// Words that give a question a cross-region sense (异地, 外地, 备案, 转诊, 回老家…), from
+    /// `out_of_scope.toml`, normalised.
+    pub cross_region_cues: Vec<String>,
     by_id: HashMap<String, usize>,
 }
 
@@ -83,7 +96,19 @@ impl Knowledge {
         let sources = load_sources(root, &mut errors);
         let synonyms = load_synonyms(root, &mut errors);
         let faqs = load_faqs(root, &sources, &mut errors);
-        let out_of_scope = load_out_of_scope(root, &mut errors);
+        let (out_of_scope, cross_region_cues) = load_out_of_scope(root, &mut errors);
+        for e in &faqs {
+            if let Some(t) = &e.local_topic
+                && !out_of_scope.iter().any(|o| &o.id == t)
+            {
+                errors.push(err(
+                    &e.file,
+                    Some(&e.id),
+                    Some("local_topic"),
+                    format!("names unknown out-of-scope topic `{t}`"),
+                ));
+            }
+        }
         if !errors.is_empty() {
             return Err(KnowledgeErrors(without_follow_ons(errors, &sources, &faqs)));
         }
@@ -98,6 +123,7 @@ impl Knowledge {
             sources,
             synonyms,
             out_of_scope,
+            cross_region_cues,
             by_id,
         })
     }
@@ -435,14 +461,31 @@ fn load_synonyms(root: &Path, errors: &mut Vec<KnowledgeError>) -> Synonyms {
 }
 
 /// `out_of_scope.toml` is optional: without it, only the score threshold decides abstention.
-fn load_out_of_scope(root: &Path, errors: &mut Vec<KnowledgeError>) -> Vec<OutOfScopeTopic> {
+fn load_out_of_scope(
+    root: &Path,
+    errors: &mut Vec<KnowledgeError>,
+) -> (Vec<OutOfScopeTopic>, Vec<String>) {
     const FILE: &str = "out_of_scope.toml";
     if !root.join(FILE).exists() {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let Some(raw) = read_toml::<raw::OutOfScopeFile>(root, FILE, errors) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
+    let mut cues = Vec::new();
+    for c in &raw.cross_region_cues {
+        let norm = crate::text::normalize(c);
+        if norm.is_empty() || norm.contains(' ') {
+            errors.push(err(
+                FILE,
+                None,
+                Some("cross_region_cues"),
+                format!("cue {c:?} must be one word without spaces"),
+            ));
+        } else {
+            cues.push(norm);
+        }
+    }
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, t) in raw.topic.into_iter().enumerate() {
@@ -482,7 +525,7 @@ fn load_out_of_scope(root: &Path, errors: &mut Vec<KnowledgeError>) -> Vec<OutOf
             examples: t.examples,
         });
     }
-    out
+    (out, cues)
 }
 
 fn load_faqs(root: &Path, sources: &[Source], errors: &mut Vec<KnowledgeError>) -> Vec<FaqEntry> {
@@ -656,6 +699,8 @@ fn validate_entry(
         region: raw.region,
         related: raw.related,
         hotline: raw.hotline,
+        general: raw.general,
+        local_topic: raw.local_topic,
         file: file.to_string(),
     })
 }

@@ -61,11 +61,17 @@ pub struct FaqRaw {
     pub related: Vec<String>,
     #[serde(default)]
     pub hotline: Option<String>,
+    #[serde(default)]
+    pub general: bool,
+    #[serde(default)]
+    pub local_topic: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutOfScopeFile {
+    #[serde(default)]
+    pub cross_region_cues: Vec<String>,
     #[serde(default)]
     pub topic: Vec<TopicRaw>,
 }

@@ -108,6 +108,14 @@ const STOPWORDS: &[&str] = &[
     "吗?",
     "怎么办",
     "办法",
+    // dialect and chat forms of the question words above
+    "咋",
+    "咋办",
+    "咋整",
+    "咋样",
+    "啥子",
+    "整啥",
+    "么样",
 ];
 
 /// Shared analyzer: cheap to clone (the dictionary sits behind an `Arc`).
@@ -165,6 +173,33 @@ impl Analyzer {
         self.bigrams_normalized(&normalize(text))
     }
 
+    /// True when normalised text places someone away from home: two different place names
+    /// (张家港参保…在常州住院), or a move or stay at a place other than the home region
+    /// (在青岛, 去北京, 回安徽). A place named alone ("重庆住院起付线") is not enough: that
+    /// asks about the place's own insurance.
+    pub fn away_from_home(&self, norm: &str) -> bool {
+        let tags = self.jieba.tag(norm, true);
+        let mut places: Vec<&str> = Vec::new();
+        let mut prev = "";
+        let mut moved = false;
+        for t in &tags {
+            let w = t.word;
+            if w.trim().is_empty() {
+                continue;
+            }
+            if t.tag == "ns" && w.chars().count() >= 2 && !GENERIC_PLACES.contains(&w) {
+                if !places.contains(&w) {
+                    places.push(w);
+                }
+                if MOVES.contains(&prev) && !HOME_PLACES.iter().any(|h| w.starts_with(h)) {
+                    moved = true;
+                }
+            }
+            prev = w;
+        }
+        moved || places.len() >= 2
+    }
+
     pub fn bigrams_normalized(&self, norm: &str) -> Vec<String> {
         let norm = strip_question_forms(norm);
         let norm = norm.as_str();
@@ -194,6 +229,20 @@ impl Analyzer {
         out
     }
 }
+
+/// Words jieba tags as places that name no particular place.
+const GENERIC_PLACES: &[&str] = &[
+    "中国", "全国", "国家", "本地", "当地", "外地", "异地", "省内", "市区",
+];
+
+/// The insured's home region (yidi serves people insured in 苏州 and 张家港): being there is
+/// not being away.
+const HOME_PLACES: &[&str] = &["苏州", "张家港", "江苏"];
+
+/// Words before a place that put someone there (在上海, 去北京, 回安徽).
+const MOVES: &[&str] = &[
+    "在", "去", "到", "回", "来", "住", "跑", "回到", "去了", "到了",
+];
 
 /// "A不A" question forms (能不能, 可不可以, 是不是…) ask yes or no and carry no topic; left in,
 /// jieba cuts 能不能 into 能 + 不能 and 不能 then looks like "cannot" (不能报销).
@@ -360,5 +409,29 @@ mod tests {
         assert!(a.words("").is_empty());
         assert!(a.words("？？？！！😀").is_empty());
         assert!(a.bigrams("   ").is_empty());
+    }
+}
+
+#[cfg(test)]
+mod place_tests {
+    use super::*;
+
+    #[test]
+    fn away_from_home_needs_a_move_or_two_places() {
+        let a = Analyzer::new();
+        for q in [
+            "我妈在青岛跟我住社保卡丢了",
+            "张家港参保的在常州住院",
+            "去北京看病要备案吗",
+        ] {
+            assert!(a.away_from_home(&normalize(q)), "{q}");
+        }
+        for q in [
+            "重庆市住院门槛费是多少",
+            "在苏州住院怎么报销",
+            "医保门诊报销上限",
+        ] {
+            assert!(!a.away_from_home(&normalize(q)), "{q}");
+        }
     }
 }
