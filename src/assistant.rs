@@ -567,7 +567,8 @@ impl Assistant {
             state.context = vague.words.first().cloned().into_iter().collect();
             return self.clarify(state, &ask, &options);
         }
-        let direct = self.search.search(message, 8);
+        let ctx = self.search_context(state);
+        let direct = self.search.search_with(message, 8, &ctx);
         let context = self.context_words(state);
         let continues =
             !context.is_empty() && (self.talk.is_followup(message) || !pending.is_empty());
@@ -583,7 +584,9 @@ impl Assistant {
             // read against the conversation: the user's own words win when their answer is
             // also plausible in context; otherwise the reading in context does, preferring
             // the options just offered, then the topic's family
-            let within = self.search.search(&format!("{message} {context}"), 8);
+            let within = self
+                .search
+                .search_with(&format!("{message} {context}"), 8, &ctx);
             let near_top = within.hits.first().map_or(0.0, |h| 0.75 * h.score);
             if let Some(id) = within
                 .hits
@@ -597,7 +600,10 @@ impl Assistant {
             }
             let own = direct.hits.first().filter(|_| direct.answered);
             if let Some(own) = own
-                && within.hits.iter().take(3).any(|h| h.id == own.id)
+                && within
+                    .hits
+                    .iter()
+                    .any(|h| h.id == own.id && h.score >= 0.5 * within.hits[0].score)
             {
                 return self.entry_reply(state, &own.id.clone());
             }
@@ -632,12 +638,40 @@ impl Assistant {
                 state.context = vec![crate::text::mask_personal_numbers(message)];
                 return self.clarify(state, "您想问的是哪一个？", &options);
             }
-            return self.entry_reply(state, &hits[0].id);
+            let mut reply = self.entry_reply(state, &hits[0].id);
+            // a second question in the same message, answered by another entry: offered
+            if let Some(also) = direct.also.as_ref().filter(|h| h.id != hits[0].id)
+                && let Some(entry) = self.knowledge.faq(&also.id)
+            {
+                reply.text.push_str(&format!(
+                    "\n\n您还问到另一个问题，是不是想了解：{}（回复“1”查看）",
+                    entry.question
+                ));
+                reply.options = vec![FaqOption {
+                    id: entry.id.clone(),
+                    question: entry.question.clone(),
+                }];
+                state.pending = vec![entry.id.clone()];
+            }
+            return reply;
         }
         if !learned.is_empty() && !continues && !self.asks(message) {
             return self.acknowledge(state, learned, None, message);
         }
         self.faq_reply(state, &direct)
+    }
+
+    /// What the conversation already says about cross-region care: a topic that is about it,
+    /// or a known place of care (a question without 异地/外地… words then still counts).
+    fn search_context(&self, state: &SessionState) -> crate::search::SearchContext {
+        let topic_cross = state
+            .topic
+            .as_deref()
+            .and_then(|t| self.knowledge.faq(t))
+            .is_some_and(|e| !e.general);
+        crate::search::SearchContext {
+            cross_region: topic_cross || state.slots.contains_key("care_location"),
+        }
     }
 
     /// Whether a message outside a dialog asks something (rather than only stating facts):
