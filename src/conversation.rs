@@ -104,14 +104,30 @@ impl Conversations {
         message: &str,
         key: &str,
     ) -> Result<Option<Reply>, StoreError> {
+        self.unless_seen(session_id, message, key, |a, state| {
+            a.handle(state, message)
+        })
+        .await
+    }
+
+    /// Any persisted action (a channel's command: start a dialog, reset) done at most once
+    /// per `key`, like [`Conversations::turn_unless_seen`]; `user_text` is what the
+    /// transcript records (`/filing`, `/reset`).
+    pub async fn unless_seen(
+        &self,
+        session_id: &str,
+        user_text: &str,
+        key: &str,
+        mut act: impl FnMut(&Assistant, &mut SessionState) -> Reply,
+    ) -> Result<Option<Reply>, StoreError> {
         let mut keyed = Keyed {
             key,
             render: &|_| String::new(),
             response: None,
             repeat: false,
         };
-        self.apply(session_id, message, Some(&mut keyed), |a, state| {
-            Some(a.handle(state, message))
+        self.apply(session_id, user_text, Some(&mut keyed), |a, state| {
+            Some(act(a, state))
         })
         .await
     }

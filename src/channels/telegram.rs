@@ -410,33 +410,51 @@ async fn on_message(
     if let Some(note) = rate_limited(&conversations, &session) {
         return send_limit_note(&bot, chat, note).await;
     }
-    let result = match input {
-        // an update delivered again (after a restart, before Telegram saw it confirmed) is
-        // recognised by its id, stored with the turn, and neither answered nor stored twice
+    // an update delivered again (after a restart, before Telegram saw it confirmed) is
+    // recognised by its id, stored with the turn, and neither answered nor stored twice;
+    // commands that change the conversation likewise
+    let key = format!("telegram-update:{update_id}");
+    let once = match input {
         Input::Text(text) => {
-            let key = format!("telegram-update:{update_id}");
-            match conversations.turn_unless_seen(&session, text, &key).await {
-                Ok(Some(reply)) => Ok(reply),
-                Ok(None) => {
-                    tracing::info!(session = %log_id(&session), update = update_id, "update seen before, ignored");
-                    return Ok(());
-                }
-                Err(e) => Err(e),
-            }
+            conversations
+                .unless_seen(&session, text, &key, |a, state| a.handle(state, text))
+                .await
         }
         Input::NotForUs => return Ok(()),
         Input::UnknownCommand => return send_text(&bot, chat, &unknown_command()).await,
         Input::Command(command) => {
             tracing::info!(session = %log_id(&session), ?command, "command");
-            match command {
+            let dialog = match command {
                 Command::Start => return send_text(&bot, chat, &welcome(&conversations)).await,
                 Command::Help => return send_text(&bot, chat, &help()).await,
-                Command::Reset => conversations.reset(&session).await,
-                Command::Filing => conversations.start(&session, "filing").await,
-                Command::Estimate => conversations.start(&session, "estimate").await,
-                Command::Card => conversations.start(&session, "card_failure").await,
+                Command::Reset => None,
+                Command::Filing => Some("filing"),
+                Command::Estimate => Some("estimate"),
+                Command::Card => Some("card_failure"),
+            };
+            match dialog {
+                None => {
+                    conversations
+                        .unless_seen(&session, "/reset", &key, |a, state| a.reset(state))
+                        .await
+                }
+                Some(d) => {
+                    conversations
+                        .unless_seen(&session, &format!("/{d}"), &key, |a, state| {
+                            a.start_dialog(state, d)
+                        })
+                        .await
+                }
             }
         }
+    };
+    let result = match once {
+        Ok(Some(reply)) => Ok(reply),
+        Ok(None) => {
+            tracing::info!(session = %log_id(&session), update = update_id, "update seen before, ignored");
+            return Ok(());
+        }
+        Err(e) => Err(e),
     };
     match result {
         Ok(reply) => send_reply(&bot, chat, &reply).await,

@@ -711,3 +711,42 @@ async fn a_redelivered_update_is_handled_once_on_sqlite() {
 async fn a_redelivered_update_is_handled_once_on_postgres() {
     a_redelivered_update_is_handled_once(TestDb::postgres().await).await;
 }
+
+/// Commands that change the conversation (/filing, /reset) are not done twice either when
+/// Telegram delivers them again.
+#[tokio::test]
+async fn a_redelivered_command_is_handled_once() {
+    let db = TestDb::sqlite();
+    let fake = FakeTelegram::start().await;
+    let first_bot = RunningBot::start(&fake, &db).await;
+    let before = fake.sent(CHAT).len();
+    let filing = fake.push(fake.text(CHAT, "/filing"));
+    fake.wait_sent(CHAT, before + 1).await;
+    let reset = fake.push(fake.text(CHAT, "/reset"));
+    fake.wait_sent(CHAT, before + 2).await;
+    let after_reset = fake.push(fake.text(CHAT, "/estimate"));
+    fake.wait_sent(CHAT, before + 3).await;
+    first_bot.stop().await.expect("a clean shutdown");
+    fake.wait_until("the final offset", |f| f.pending_updates() == 0)
+        .await;
+
+    let bot = RunningBot::start(&fake, &db).await;
+    for update in [filing, reset, after_reset] {
+        fake.redeliver(update);
+    }
+    let sent = fake.sent(CHAT).len();
+    let reply = say(&fake, CHAT, "苏州").await;
+    assert_eq!(
+        fake.sent(CHAT).len(),
+        sent + 1,
+        "one reply, to the new message"
+    );
+    // the estimate dialog started last is still the one in progress: no command ran again
+    let state = bot.state(CHAT).await.unwrap();
+    assert_eq!(state.active.unwrap().dialog, "estimate", "{}", reply.text);
+    assert_eq!(
+        bot.user_lines(CHAT).await,
+        ["/filing", "/reset", "/estimate", "苏州"]
+    );
+    bot.stop().await.unwrap();
+}
