@@ -193,6 +193,28 @@ fn remove_all(text: &mut String, list: &[String]) -> bool {
     found
 }
 
+/// How an entry is named in errors: its id, or its position (`#3`) without one.
+fn entry_name(id: &str, index: usize) -> String {
+    if id.trim().is_empty() {
+        format!("#{}", index + 1)
+    } else {
+        id.to_string()
+    }
+}
+
+/// The entry's name; `duplicate` is called when its id is empty or already `seen`.
+fn unique_id(
+    id: &str,
+    index: usize,
+    seen: &mut HashSet<String>,
+    duplicate: impl FnOnce(),
+) -> String {
+    if id.trim().is_empty() || !seen.insert(id.to_string()) {
+        duplicate();
+    }
+    entry_name(id, index)
+}
+
 fn is_cjk(c: char) -> bool {
     ('\u{4e00}'..='\u{9fff}').contains(&c) || ('\u{3400}'..='\u{4dbf}').contains(&c)
 }
@@ -211,16 +233,12 @@ impl Talk {
             fillers = phrases(&file.fillers);
             let mut seen = HashSet::new();
             for (i, raw) in file.intent.into_iter().enumerate() {
-                let name = if raw.id.trim().is_empty() {
-                    format!("#{}", i + 1)
-                } else {
-                    raw.id.clone()
-                };
-                if raw.id.trim().is_empty() || !seen.insert(raw.id.clone()) {
+                let name = unique_id(&raw.id, i, &mut seen, || {
                     errors.push(format!(
-                        "{F}: intent `{name}`: field `id`: must be non-empty and unique"
-                    ));
-                }
+                        "{F}: intent `{}`: field `id`: must be non-empty and unique",
+                        entry_name(&raw.id, i)
+                    ))
+                });
                 if raw.reply.trim().is_empty() {
                     errors.push(format!(
                         "{F}: intent `{name}`: field `reply`: must not be empty"
@@ -270,16 +288,12 @@ impl Talk {
             talk.vague_fillers = phrases(&file.fillers);
             let mut seen = HashSet::new();
             for (i, raw) in file.vague.into_iter().enumerate() {
-                let name = if raw.id.trim().is_empty() {
-                    format!("#{}", i + 1)
-                } else {
-                    raw.id.clone()
-                };
-                if raw.id.trim().is_empty() || !seen.insert(raw.id.clone()) {
+                let name = unique_id(&raw.id, i, &mut seen, || {
                     errors.push(format!(
-                        "{F}: vague `{name}`: field `id`: must be non-empty and unique"
-                    ));
-                }
+                        "{F}: vague `{}`: field `id`: must be non-empty and unique",
+                        entry_name(&raw.id, i)
+                    ))
+                });
                 if raw.words.iter().all(|w| w.trim().is_empty()) {
                     errors.push(format!(
                         "{F}: vague `{name}`: field `words`: needs at least one word"
