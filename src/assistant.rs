@@ -957,11 +957,17 @@ impl Assistant {
             reply.unanswered = true;
             return reply;
         }
-        let mut text = format!(
-            "抱歉，这个问题我还不知道准确答案，不想给您不准确的答复。\
-             建议咨询人工：张家港市医疗保障局咨询电话 {}；其他地区参保的，请咨询参保地医保经办机构。",
-            self.knowledge.hotline()
-        );
+        // whom to ask: the user's own region when it is known, else both possibilities
+        let ask = if state.slots.contains_key("insured_region") {
+            format!("{}。", self.region_contact(state))
+        } else {
+            format!(
+                "张家港市医疗保障局咨询电话 {}；其他地区参保的，请咨询参保地医保经办机构。",
+                self.knowledge.hotline()
+            )
+        };
+        let mut text =
+            format!("抱歉，这个问题我还不知道准确答案，不想给您不准确的答复。建议咨询人工：{ask}");
         let suggestions: Vec<&crate::search::Hit> = result
             .hits
             .iter()
