@@ -331,10 +331,11 @@ impl Assistant {
         let learned = self.learn(state, message, !self.talk.is_followup(message));
         // a statement of facts ("她是苏州退休职工", "不对，是张家港的") is acknowledged with
         // what was understood, not searched as if it were a question
-        if !learned.is_empty() && !self.asks(message) && self.trigger(&command).is_none() {
+        let trigger = self.trigger(&command);
+        if !learned.is_empty() && !self.asks(message) && trigger.is_none() {
             return self.acknowledge(state, &learned, topic_before.as_deref(), message);
         }
-        if let Some(dialog) = self.trigger(&command) {
+        if let Some(dialog) = trigger {
             let intro = self.dialogs.get(&dialog).map(|d| d.intro.clone());
             state.pending.clear();
             if let Some(turn) = engine::start(&self.dialogs, state, &dialog, message) {
@@ -344,8 +345,7 @@ impl Assistant {
         if learned.is_empty()
             && let Some(intent) = self.talk.classify(message)
         {
-            let region = state.slots.get("insured_region").map(String::as_str);
-            return Reply::text(intent.reply(region, self.knowledge.hotline()));
+            return self.smalltalk(state, intent);
         }
         self.question(state, message, &learned)
     }
@@ -377,7 +377,11 @@ impl Assistant {
         if message.is_empty() {
             return match engine::current(&self.dialogs, state) {
                 Some(turn) => self.render(state, turn, None),
-                None => self.smalltalk(state, "empty"),
+                // `empty` is a required intent (checked at load)
+                None => self
+                    .talk
+                    .intent("empty")
+                    .map_or_else(|| Reply::text(""), |i| self.smalltalk(state, i)),
             };
         }
         // a question in the middle of a dialog ("苏州医保去外地看病要备案吗") is answered
@@ -405,15 +409,8 @@ impl Assistant {
             // small talk ("谢谢", "你是谁"): answered, then the question is asked again
             if let Some(intent) = self.talk.classify(message) {
                 *state = before;
-                let region = state.slots.get("insured_region").cloned();
-                let said = intent.reply(region.as_deref(), self.knowledge.hotline());
-                if let Some(mut ask) =
-                    engine::current(&self.dialogs, state).map(|t| self.render(state, t, None))
-                {
-                    ask.text = format!("{said}\n\n——\n我们接着刚才的问题：{}", ask.text);
-                    return ask;
-                }
-                return Reply::text(said);
+                let said = self.smalltalk(state, intent);
+                return self.then_resume(state, said);
             }
             // maybe a question in the middle of the dialog: answer it, then ask again
             let result = search();
@@ -444,25 +441,29 @@ impl Assistant {
     /// An FAQ answer in the middle of a dialog, followed by the dialog's current question.
     fn faq_then_resume(&self, state: &mut SessionState, result: &SearchResult) -> Reply {
         let faq = self.faq_reply(state, result);
+        self.then_resume(state, faq)
+    }
+
+    /// `said` (an FAQ answer or small talk inside a dialog), then the dialog's current
+    /// question; an FAQ answer keeps its kind and entry, small talk leaves the reply a dialog's.
+    fn then_resume(&self, state: &mut SessionState, said: Reply) -> Reply {
         match engine::current(&self.dialogs, state).map(|t| self.render(state, t, None)) {
             Some(mut ask) => {
-                ask.text = format!("{}\n\n——\n我们接着刚才的问题：{}", faq.text, ask.text);
-                ask.faq = faq.faq;
-                ask.kind = faq.kind;
+                ask.text = format!("{}\n\n——\n我们接着刚才的问题：{}", said.text, ask.text);
+                if said.faq.is_some() {
+                    ask.faq = said.faq;
+                    ask.kind = said.kind;
+                }
                 ask
             }
-            None => faq,
+            None => said,
         }
     }
 
-    fn smalltalk(&self, state: &SessionState, intent: &str) -> Reply {
+    /// A small-talk reply, for the user's region when it is known.
+    fn smalltalk(&self, state: &SessionState, intent: &crate::talk::Intent) -> Reply {
         let region = state.slots.get("insured_region").map(String::as_str);
-        Reply::text(
-            self.talk
-                .intent(intent)
-                .map(|i| i.reply(region, self.knowledge.hotline()))
-                .unwrap_or_default(),
-        )
+        Reply::text(intent.reply(region, self.knowledge.hotline()))
     }
 
     /// Remembers every slot the message states outright, replacing what was known ("不对，

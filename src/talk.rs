@@ -142,26 +142,17 @@ pub struct Talk {
     followup_max_chars: usize,
 }
 
-/// Reads one TOML file of the knowledge folder; errors are `file: message` lines.
+/// Reads one TOML file of the knowledge folder with the knowledge's own reader (line and
+/// field in the message); errors become `file: …` lines.
 fn read<T: serde::de::DeserializeOwned>(
     root: &Path,
     file: &str,
     errors: &mut Vec<String>,
 ) -> Option<T> {
-    let text = match std::fs::read_to_string(root.join(file)) {
-        Ok(t) => t,
-        Err(e) => {
-            errors.push(format!("{file}: cannot read: {e}"));
-            return None;
-        }
-    };
-    match toml::from_str(&text) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            errors.push(format!("{file}: {}", e.to_string().trim_end()));
-            None
-        }
-    }
+    let mut found = Vec::new();
+    let value = crate::knowledge::read_toml(root, file, &mut found);
+    errors.extend(found.iter().map(ToString::to_string));
+    value
 }
 
 /// Normalised, non-empty, longest first (so that the longest phrase is removed first).

@@ -229,7 +229,7 @@ fn err(
     }
 }
 
-fn read_toml<T: serde::de::DeserializeOwned>(
+pub(crate) fn read_toml<T: serde::de::DeserializeOwned>(
     root: &Path,
     rel: &str,
     errors: &mut Vec<KnowledgeError>,
