@@ -129,14 +129,17 @@ impl Dialogs {
     pub fn load(dir: impl AsRef<Path>) -> Result<Dialogs, DialogErrors> {
         let dir = dir.as_ref();
         let mut errors = Vec::new();
-        let slots = match read::<slots::SlotsFile>(dir, "slots.toml") {
+        // When slots.toml itself cannot be read, the dialog files are still read (their own
+        // syntax errors are reported) but not checked against the slot vocabulary: every slot
+        // would be "unknown" and drown the one real error.
+        let (slots, slots_read) = match read::<slots::SlotsFile>(dir, "slots.toml") {
             Ok(f) => {
                 validate_slots(&f, &mut errors);
-                SlotDefs { defs: f.slots }
+                (SlotDefs { defs: f.slots }, true)
             }
             Err(e) => {
                 errors.push(e);
-                SlotDefs::default()
+                (SlotDefs::default(), false)
             }
         };
         let mut files: Vec<String> = match std::fs::read_dir(dir) {
@@ -158,6 +161,7 @@ impl Dialogs {
         let mut dialogs = Vec::new();
         for file in files {
             match read::<RawDialog>(dir, &file) {
+                Ok(_) if !slots_read => {}
                 Ok(raw) => {
                     if let Some(d) = validate_dialog(&file, raw, &slots, &mut errors) {
                         if dialogs.iter().any(|o: &Dialog| o.id == d.id) {
@@ -632,6 +636,34 @@ sources = ["000 问5"]
         for id in ["filing", "estimate", "card_failure"] {
             assert!(d.get(id).is_some(), "dialog {id} missing");
         }
+    }
+
+    #[test]
+    fn a_broken_slots_file_is_the_only_error_not_one_per_slot_use() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("slots.toml"),
+            SLOTS.replace("title", "titel"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("d.toml"), GOOD).unwrap();
+        std::fs::write(dir.path().join("e.toml"), "id = ").unwrap();
+        let e = Dialogs::load(dir.path()).unwrap_err();
+        let lines: Vec<String> =
+            e.0.iter()
+                .map(|e| format!("{}: {}", e.file, e.message))
+                .collect();
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("slots.toml") && lines[0].contains("titel"),
+            "{lines:#?}"
+        );
+        // the other dialog files are still read: their own syntax errors are reported
+        assert!(lines[1].starts_with("e.toml"), "{lines:#?}");
+        assert!(
+            !lines.iter().any(|l| l.contains("unknown slot")),
+            "{lines:#?}"
+        );
     }
 
     #[test]
