@@ -28,6 +28,8 @@ use crate::text::normalize;
 
 /// Hits below this score are not even offered as "did you mean" suggestions.
 const SUGGESTION_MIN_SCORE: f32 = 15.0;
+/// A message with this many content characters that search finds out of scope stays so.
+const OUT_OF_SCOPE_CHARS: usize = 8;
 
 /// Longest message the assistant reads (characters); longer ones get a friendly reply.
 pub const MAX_MESSAGE_CHARS: usize = 2_000;
@@ -581,7 +583,11 @@ impl Assistant {
                 .hits
                 .first()
                 .is_some_and(|h| h.score >= SUGGESTION_MIN_SCORE);
-        if continues || (unknown && !context.is_empty() && learned.is_empty()) {
+        // a clear out-of-scope question in the middle of a conversation ("顺便问下，他养老金
+        //怎么少了两百多") stays out of scope: the topic does not bend it
+        let says_enough =
+            direct.out_of_scope.is_some() && content_chars(message) >= OUT_OF_SCOPE_CHARS;
+        if !says_enough && (continues || (unknown && !context.is_empty() && learned.is_empty())) {
             // read against the conversation: the user's own words win when their answer is
             // also plausible in context; otherwise the reading in context does, preferring
             // the options just offered, then the topic's family
@@ -599,7 +605,12 @@ impl Assistant {
             {
                 return self.entry_reply(state, &id.clone());
             }
-            let own = direct.hits.first().filter(|_| direct.answered);
+            // the message's own best reading, also when only the want of a cross-region word
+            // kept it from answering (the conversation supplies that)
+            let own = direct.hits.first().filter(|h| {
+                direct.answered
+                    || (direct.out_of_scope.is_none() && h.score >= SUGGESTION_MIN_SCORE)
+            });
             if let Some(own) = own
                 && within
                     .hits
@@ -712,7 +723,7 @@ impl Assistant {
             words.extend(entry.tags.first().cloned());
         }
         words.extend(state.context.iter().cloned());
-        for slot in ["insured_region", "care_location", "visit"] {
+        for slot in ["insured_region", "care_location"] {
             if let Some(v) = state.slots.get(slot) {
                 words.push(self.dialogs.slots.search_words(slot, v));
             }
@@ -1317,6 +1328,11 @@ fn overlap(a: &str, b: &str) -> f32 {
 }
 
 /// A message phrased as a question rather than as an answer to one.
+/// Letters, digits and Chinese characters in a message (punctuation, spaces and emoji aside).
+fn content_chars(message: &str) -> usize {
+    message.chars().filter(|c| c.is_alphanumeric()).count()
+}
+
 fn looks_like_question(message: &str) -> bool {
     let m = message.trim_end();
     let asks_with_ba = m.trim_end_matches(['。', '.', '!', '！']).ends_with('吧')

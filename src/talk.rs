@@ -277,6 +277,9 @@ impl Talk {
         if let Some(file) = clarify {
             const F: &str = "clarify.toml";
             talk.vague_fillers = phrases(&file.fillers);
+            // the longest first: "想问下" goes as a whole, not as "问下" leaving "想"
+            talk.vague_fillers
+                .sort_by_key(|f| std::cmp::Reverse(f.chars().count()));
             let mut seen = HashSet::new();
             for (i, raw) in file.vague.into_iter().enumerate() {
                 let name = unique_id(&raw.id, i, &mut seen, || {
@@ -446,6 +449,10 @@ mod tests {
             Some("reimbursement")
         );
         assert_eq!(t.vague("备案的问题").map(|v| v.id.as_str()), Some("filing"));
+        assert_eq!(
+            t.vague("报销的事想问下").map(|v| v.id.as_str()),
+            Some("reimbursement")
+        );
         assert!(t.vague("备案要带什么材料").is_none());
         assert!(t.is_followup("那要多久"));
         assert!(t.is_followup("那门诊呢"));

@@ -246,6 +246,10 @@ fn find_choice(def: &SlotDef, norm: &str) -> Option<String> {
             let mut from = 0;
             while let Some(p) = norm[from..].find(&parts[0]) {
                 let start = from + p;
+                if negated_before(norm, start) {
+                    from = start + parts[0].len();
+                    continue;
+                }
                 if let Some(end) = match_rest(norm, start + parts[0].len(), &parts[1..]) {
                     spans.push((start, end, v.value.as_str()));
                 }
@@ -267,6 +271,26 @@ fn find_choice(def: &SlotDef, norm: &str) -> Option<String> {
         .map(|s| s.2.to_string())
 }
 
+/// Whether the words just before byte `at` deny what follows: "不是常住", "没备过案", "并非转诊".
+/// The A-not-A question forms are not denials: "有没有备案", "是不是常住".
+fn negated_before(norm: &str, at: usize) -> bool {
+    let before: Vec<char> = norm[..at].chars().rev().take(3).collect();
+    let ends_with = |s: &str| {
+        let want: Vec<char> = s.chars().rev().collect();
+        before.len() >= want.len() && before[..want.len()] == want[..]
+    };
+    let denial = ["没有", "不是", "并非", "没", "未", "不"]
+        .into_iter()
+        .find(|d| ends_with(d));
+    match denial {
+        None => false,
+        // 有没有 / 有没, 是不是
+        Some("没有") | Some("没") => !(ends_with("有没有") || ends_with("有没")),
+        Some("不是") => !ends_with("是不是"),
+        Some(_) => true,
+    }
+}
+
 /// Most characters between the parts of a `…` alias.
 const MAX_GAP: usize = 6;
 
@@ -285,6 +309,30 @@ fn match_rest(norm: &str, at: usize, parts: &[String]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_denied_alias_does_not_count_but_a_question_form_does() {
+        let d = crate::assistant::shipped();
+        let slots = &d.dialogs.slots;
+        let get = |text: &str, slot: &str| slots.extract(text).get(slot).cloned();
+        assert_eq!(
+            get("我就是临时过去的，不是常住那边", "filing_type").as_deref(),
+            Some("temporary")
+        );
+        assert_eq!(
+            get("看的门诊，之前没备过案", "filed").as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            get("我爸长期居住在上海", "filing_type").as_deref(),
+            Some("long_term_resident")
+        );
+        assert_eq!(
+            get("是不是常住那边都一样", "filing_type").as_deref(),
+            Some("long_term_resident")
+        );
+        assert_eq!(get("我妈已经备过案了", "filed").as_deref(), Some("true"));
+    }
+
     #[test]
     fn values_with_underscores_are_answers_as_sent() {
         let d = crate::assistant::shipped();
