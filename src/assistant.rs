@@ -394,6 +394,14 @@ impl Assistant {
             .as_ref()
             .and_then(|a| self.dialogs.get(&a.dialog))
             .map(|d| d.title.as_str());
+        // small talk asked as a question ("能转人工吗", "你是机器人吗") is small talk, not a
+        // search; "好的"/"是的" stay answers to the dialog's question
+        if looks_like_question(message)
+            && let Some(intent) = self.talk.classify(message).filter(|i| i.id != "ack")
+        {
+            let said = self.smalltalk(state, intent);
+            return self.then_resume(state, said);
+        }
         let asked = looks_like_question(message).then(|| self.search_in_dialog(title, message));
         if let Some(result) = asked.as_ref().filter(|r| r.answered) {
             return self.faq_then_resume(state, result);
@@ -427,16 +435,31 @@ impl Assistant {
     /// A question asked in the middle of a dialog: on its own words, or, when that answers
     /// nothing, together with the dialog's subject ("要带什么材料" in the filing dialog).
     fn search_in_dialog(&self, title: Option<&str>, message: &str) -> SearchResult {
-        let direct = self.search.search(message, 3);
-        if direct.answered || direct.out_of_scope.is_some() {
+        // every dialog is about care away from home: the question needs no 异地 of its own
+        let ctx = crate::search::SearchContext { cross_region: true };
+        let direct = self.search.search_with(message, 3, &ctx);
+        if direct.out_of_scope.is_some() {
             return direct;
         }
-        match title {
-            Some(title) => {
-                let within = self.search.search(&format!("{message} {title}"), 3);
-                if within.answered { within } else { direct }
-            }
-            None => direct,
+        let Some(title) = title else {
+            return direct;
+        };
+        // read with the dialog's subject too ("交了以后要等多久" in the filing dialog is the
+        // filing's processing time, not the reimbursement's): that reading wins when the
+        // user's own words also allow it
+        let within = self
+            .search
+            .search_with(&format!("{message} {title}"), 3, &ctx);
+        // the user's words must point there themselves ("蓝色的" gets nothing from the title)
+        let plausible = |id: &str| {
+            direct
+                .hits
+                .iter()
+                .any(|h| h.id == id && h.score >= 0.5 * SUGGESTION_MIN_SCORE)
+        };
+        match within.hits.first() {
+            Some(top) if within.answered && plausible(&top.id) => within,
+            _ => direct,
         }
     }
 
@@ -447,15 +470,15 @@ impl Assistant {
     }
 
     /// `said` (an FAQ answer or small talk inside a dialog), then the dialog's current
-    /// question; an FAQ answer keeps its kind and entry, small talk leaves the reply a dialog's.
+    /// question. The reply keeps what was said first as its kind (`faq` with its entry,
+    /// `smalltalk`, `out_of_scope`…) and the dialog's `asking` and choices, so a channel shows
+    /// both and the next message still answers the dialog.
     fn then_resume(&self, state: &mut SessionState, said: Reply) -> Reply {
         match engine::current(&self.dialogs, state).map(|t| self.render(state, t, None)) {
             Some(mut ask) => {
                 ask.text = format!("{}\n\n——\n我们接着刚才的问题：{}", said.text, ask.text);
-                if said.faq.is_some() {
-                    ask.faq = said.faq;
-                    ask.kind = said.kind;
-                }
+                ask.faq = said.faq;
+                ask.kind = said.kind;
                 ask
             }
             None => said,
@@ -1356,6 +1379,14 @@ fn looks_like_question(message: &str) -> bool {
             "是不是",
             "要不要",
             "如何",
+            "为什么",
+            "为啥",
+            "咋",
+            "行不行",
+            "好不好",
+            "有没有",
+            "能否",
+            "多长时间",
         ]
         .iter()
         .any(|w| m.contains(w))

@@ -43,6 +43,10 @@ pub struct SlotDef {
     /// For money slots: answers that mean 0 ("不清楚" → 0).
     #[serde(default)]
     pub zero_answers: Vec<String>,
+    /// For money slots: words that name this amount in a sentence ("自费" in "全自费的大概
+    /// 2000"), so that one message can give several amounts.
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// For choice slots whose values are data kept elsewhere: `"regions"` (the region files
     /// of the knowledge folder, filled in by [`super::Dialogs::fill_values`]).
     #[serde(default)]
@@ -186,6 +190,8 @@ impl SlotDefs {
                     Err(MoneyError::Unreadable) => match money::find_amount(text) {
                         Some(Ok(v)) => Parsed::Value(v.to_string()),
                         Some(Err(e)) => Parsed::Invalid(e.to_string()),
+                        // no number at all ("谢了", "为啥报得少"): not an attempt at an amount
+                        None if !text.chars().any(is_numeral) => Parsed::Nothing,
                         None => Parsed::Invalid(MoneyError::Unreadable.to_string()),
                     },
                     Err(e) => Parsed::Invalid(e.to_string()),
@@ -216,7 +222,41 @@ impl SlotDefs {
                 out.insert(name.clone(), v);
             }
         }
+        // amounts named in their own clause: "一共花了3万，全自费的大概2000，乙类4000左右";
+        // a name claims the first amount after it ("自费花了2000" is the self-paid part)
+        let mut named_clause = false;
+        for clause in norm.split(['，', ',', '。', '；', ';', '、', '！', '!', '？', '?']) {
+            let mut hits: Vec<(usize, &str)> = Vec::new();
+            for (name, def) in &self.defs {
+                if def.kind != SlotKind::Money {
+                    continue;
+                }
+                for alias in def.aliases.iter().map(|a| normalize(a)) {
+                    hits.extend(
+                        clause
+                            .match_indices(alias.as_str())
+                            .filter(|(i, _)| !negated_before(clause, *i))
+                            .map(|(i, _)| (i, name.as_str())),
+                    );
+                }
+            }
+            hits.sort();
+            let mut claiming: Option<&str> = None;
+            for (k, &(at, name)) in hits.iter().enumerate() {
+                let claimant = *claiming.get_or_insert(name);
+                let end = hits.get(k + 1).map_or(clause.len(), |h| h.0);
+                if let Some(Ok(amount)) = money::find_amount(&clause[at..end]) {
+                    if amount >= Decimal::ZERO && !out.contains_key(claimant) {
+                        out.insert(claimant.to_string(), amount.to_string());
+                        named_clause = true;
+                    }
+                    claiming = None;
+                }
+            }
+        }
         if self.defs.contains_key("total")
+            && !out.contains_key("total")
+            && !named_clause
             && let Some(Ok(amount)) = money::find_amount(text)
             && amount > Decimal::ZERO
         {
@@ -269,6 +309,13 @@ fn find_choice(def: &SlotDef, norm: &str) -> Option<String> {
     kept.iter()
         .min_by_key(|s| (s.0, usize::MAX - (s.1 - s.0)))
         .map(|s| s.2.to_string())
+}
+
+/// A digit or a Chinese numeral (an amount may be written either way).
+fn is_numeral(c: char) -> bool {
+    c.is_ascii_digit()
+        || c.is_numeric()
+        || "零〇一二两三四五六七八九十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟".contains(c)
 }
 
 /// Whether the words just before byte `at` deny what follows: "不是常住", "没备过案", "并非转诊".
@@ -331,6 +378,30 @@ mod tests {
             Some("long_term_resident")
         );
         assert_eq!(get("我妈已经备过案了", "filed").as_deref(), Some("true"));
+    }
+
+    #[test]
+    fn one_message_may_give_several_named_amounts() {
+        let d = crate::assistant::shipped();
+        let got = d
+            .dialogs
+            .slots
+            .extract("一共花了3万，全自费的大概2000，乙类4000左右，今年头一回住院");
+        assert_eq!(got.get("total").map(String::as_str), Some("30000"));
+        assert_eq!(got.get("self_pay").map(String::as_str), Some("2000"));
+        assert_eq!(got.get("class_b").map(String::as_str), Some("4000"));
+        assert_eq!(got.get("admissions_before").map(String::as_str), Some("0"));
+        // an amount without a name is the total, as before
+        let got = d.dialogs.slots.extract("住院花了五万三千元");
+        assert_eq!(got.get("total").map(String::as_str), Some("53000"));
+        assert!(!got.contains_key("self_pay"));
+        // a denied name gives nothing: "没有自费的" is not an amount
+        let got = d.dialogs.slots.extract("总费用12000元，没有自费1000那么多");
+        assert_eq!(got.get("total").map(String::as_str), Some("12000"));
+        assert!(!got.contains_key("self_pay"), "{got:?}");
+        let got = d.dialogs.slots.extract("自费花了2000，总共1万");
+        assert_eq!(got.get("self_pay").map(String::as_str), Some("2000"));
+        assert_eq!(got.get("total").map(String::as_str), Some("10000"));
     }
 
     #[test]
