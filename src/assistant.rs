@@ -28,6 +28,10 @@ use crate::text::normalize;
 
 /// Hits below this score are not even offered as "did you mean" suggestions.
 const SUGGESTION_MIN_SCORE: f32 = 15.0;
+/// A question with this many content characters may stand on its own in a conversation.
+const SELF_CONTAINED_CHARS: usize = 12;
+/// …when its own best reading leads the next one by this factor.
+const CLEAR_LEAD: f32 = 2.0;
 /// A message with this many content characters that search finds out of scope stays so.
 const OUT_OF_SCOPE_CHARS: usize = 8;
 
@@ -634,6 +638,23 @@ impl Assistant {
                 direct.answered
                     || (direct.out_of_scope.is_none() && h.score >= SUGGESTION_MIN_SCORE)
             });
+            // a full question whose own reading is unmistakable and has nothing to do with
+            // what the context points at is a new question ("好吧。那出院结账是不是只用付他
+            // 自己承担的那部分" after a filing answer); short ones ("那现在还用备案吗") are
+            // read in context
+            if let Some(own) = own
+                && content_chars(message) >= SELF_CONTAINED_CHARS
+                && direct
+                    .hits
+                    .get(1)
+                    .is_none_or(|second| own.score >= CLEAR_LEAD * second.score)
+                && within
+                    .hits
+                    .first()
+                    .is_some_and(|top| !direct.hits.iter().any(|h| h.id == top.id))
+            {
+                return self.entry_reply(state, &own.id.clone());
+            }
             if let Some(own) = own
                 && within
                     .hits
