@@ -337,7 +337,9 @@ impl Assistant {
         let learned = self.learn(state, message, !self.talk.is_followup(message));
         // a statement of facts ("她是苏州退休职工", "不对，是张家港的") is acknowledged with
         // what was understood, not searched as if it were a question
-        let trigger = self.trigger(&command);
+        let trigger = self
+            .trigger(&command)
+            .filter(|_| command.starts_with('/') || !self.about_local_care(state, &command));
         if !learned.is_empty() && !self.asks(message) && trigger.is_none() {
             return self.acknowledge(state, &learned, topic_before.as_deref(), message);
         }
@@ -728,6 +730,18 @@ impl Assistant {
         crate::search::SearchContext {
             cross_region: topic_cross || state.slots.contains_key("care_location"),
         }
+    }
+
+    /// Whether a message is plainly about care at the place of insurance ("在苏州本地社区医院看
+    /// 门诊报多少"): no cross-region sense in it or in the conversation. Estimates and
+    /// checklists are for care away from home, so such a message starts no dialog; it is a
+    /// question about local benefits.
+    fn about_local_care(&self, state: &SessionState, norm: &str) -> bool {
+        ["本地", "本市", "在参保地看"]
+            .iter()
+            .any(|w| norm.contains(w))
+            && !state.slots.contains_key("care_location")
+            && !self.search.has_cross_region_cue(norm)
     }
 
     /// Whether a message outside a dialog asks something (rather than only stating facts):
