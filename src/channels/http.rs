@@ -927,12 +927,11 @@ struct Feedback {
     #[schema(required = true, value_type = bool)]
     helpful: Option<bool>,
     /// the FAQ entry concerned
-    #[schema(value_type = String)]
     faq_id: Option<String>,
     /// the conversation concerned; needs that session's bearer token
-    #[schema(value_type = String)]
     session_id: Option<String>,
-    #[schema(value_type = String, max_length = 1000)]
+    /// at most 1000 characters
+    #[schema(max_length = 1000)]
     comment: Option<String>,
 }
 
