@@ -172,12 +172,6 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
     router.routes(routes!(openapi)).merge(public)
 }
 
-/// The OpenAPI document of the router [`app`] builds for `state`, as JSON.
-pub fn openapi_json(state: &AppState) -> String {
-    let (_, doc) = api(state).split_for_parts();
-    doc.to_pretty_json().unwrap_or_default()
-}
-
 /// The rendered document, served by [`openapi`].
 #[derive(Clone)]
 struct OpenApiDocument(Arc<str>);

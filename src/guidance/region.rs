@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::checklist::{ChannelId, MAX_TEXT_CHARS, Text};
+use super::values::{ChannelId, MAX_TEXT_CHARS, Text};
 use super::policy::Policy;
 
 /// The folder, in the knowledge folder, that holds the region files.
