@@ -253,7 +253,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(get, path = "/console", tag = "console", summary = "the console page (HTML)",
-    security(("agentCookie" = [])),
+    security(("agentCookie" = []), ("agentToken" = [])),
     responses(
         (status = 200, description = "the console", content_type = "text/html", body = String),
         (status = 401, description = "the login page", content_type = "text/html", body = String),
@@ -416,6 +416,7 @@ const ASSETS: &[Asset] = &[
 
 #[utoipa::path(get, path = "/console/assets/{name}", tag = "console",
     summary = "the console's stylesheet (public) and script (agents only)",
+    security((), ("agentCookie" = []), ("agentToken" = [])),
     params(("name" = String, Path, description = "console.css or console.js")),
     responses(
         (status = 200, description = "the file", content_type = "text/css", body = String),
