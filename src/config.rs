@@ -25,7 +25,6 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-
 /// The config file read when none is named and it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "yidi.toml";
 

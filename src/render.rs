@@ -251,7 +251,10 @@ mod tests {
             numbered_text(&clarify),
             "您想问哪一个？\n\n1. 起付线是什么\n（请回复数字，或直接提出您的问题）"
         );
-        assert_eq!(terminal_text(&clarify), "\n您想问哪一个？\n  1. 起付线是什么\n");
+        assert_eq!(
+            terminal_text(&clarify),
+            "\n您想问哪一个？\n  1. 起付线是什么\n"
+        );
         assert_eq!(numbered_text(&Reply::text("好的。\n")), "好的。");
     }
 }

@@ -17,16 +17,16 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use utoipa::ToSchema;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use crate::assistant::Assistant;
 use crate::conversation::Conversations;
@@ -515,13 +515,19 @@ mod tests {
         let e = parse_body::<Sample>(json!([1])).err().unwrap();
         assert_eq!(e.field.as_deref(), Some("input"));
         assert_eq!(e.message, "请求内容须为一个 JSON 对象。");
-        let e = parse_body::<Sample>(json!({"zzz": 1, "text": 2})).err().unwrap();
+        let e = parse_body::<Sample>(json!({"zzz": 1, "text": 2}))
+            .err()
+            .unwrap();
         assert_eq!(e.field.as_deref(), Some("zzz"));
         assert_eq!(e.message, "不认识的字段 zzz，可用的字段有：text、flag。");
         let e = parse_body::<Sample>(json!({"text": 2})).err().unwrap();
         assert_eq!(
             (e.status, e.field.as_deref(), e.message.as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some("text"), "字段 text 须为字符串。")
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("text"),
+                "字段 text 须为字符串。"
+            )
         );
         let e = parse_body::<Sample>(json!({"flag": "yes"})).err().unwrap();
         assert_eq!(e.message, "flag 须为 true 或 false。");

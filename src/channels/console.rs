@@ -50,11 +50,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Instant;
 
+use axum::Json;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -62,11 +62,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// The agent tokens live below the console and the API (both check them); named here too.
+pub use super::api::{AgentAuth, new_agent_token};
 use super::api::{
     ApiError, AppState, ErrorBody, MAX_TOKEN_CHARS, RECENT_MAX, RECENT_TTL, bearer, not_found,
 };
-/// The agent tokens live below the console and the API (both check them); named here too.
-pub use super::api::{AgentAuth, new_agent_token};
 use crate::dialog::slots::SlotKind;
 use crate::guidance::checklist::{ChannelId, WarningId};
 use crate::store::{StoreError, TranscriptLine, UnansweredQuestion, random_token};

@@ -71,8 +71,8 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::api::{ApiJson, Body, ErrorBody, RequestBody, default_error, not_found};
 pub use super::api::{ApiError, AppState, MAX_BODY_BYTES};
+use super::api::{ApiJson, Body, ErrorBody, RequestBody, default_error, not_found};
 use crate::assistant::Reply;
 use crate::channels::console;
 use crate::conversation::log_id;
@@ -519,7 +519,6 @@ async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Re
     next.run(req).await
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Handlers and their types
 
@@ -544,7 +543,9 @@ async fn healthz() -> Json<Status> {
     ))]
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(auth) = &state.metrics_token {
-        let token = headers.get(header::AUTHORIZATION).and_then(super::api::bearer);
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(super::api::bearer);
         if token.and_then(|t| auth.verify(t)).is_none() {
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -568,7 +569,11 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     responses((status = 200, description = "the OpenAPI 3.1 document of this server",
         content_type = "application/json", body = Object)))]
 async fn openapi(Extension(doc): Extension<OpenApiDocument>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], doc.0.to_string()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.0.to_string(),
+    )
+        .into_response()
 }
 
 #[utoipa::path(get, path = "/readyz", summary = "the database answers",

@@ -7,7 +7,7 @@
 //! parsed by the guidance modules with errors that name the field), and described here once,
 //! in `core_schemas.json`, as the schemas of those Rust types. The API's own request and
 //! response types (in `http` and `console`) derive theirs. Schemathesis checks every response
-//! against these (see `benches/load/schemathesis.sh`).
+//! against these (`tests/schemathesis/run.sh`).
 
 use std::borrow::Cow;
 
@@ -75,7 +75,10 @@ mod tests {
         sorted.sort();
         let mut names_sorted = names.clone();
         names_sorted.sort();
-        assert_eq!(sorted, names_sorted, "every schema in the file has its type");
+        assert_eq!(
+            sorted, names_sorted,
+            "every schema in the file has its type"
+        );
         for (name, schema) in super::all() {
             assert!(
                 matches!(schema, RefOr::T(Schema::Object(_))),

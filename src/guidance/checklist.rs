@@ -75,7 +75,6 @@ use super::values::{Keyword, slot_values};
 /// The file, in the knowledge folder, that holds the checklist texts.
 pub const FILE: &str = "checklist.toml";
 
-
 slot_values!(
     /// Where the user is in the course of care.
     Stage {
@@ -175,7 +174,6 @@ impl ItemId {
 // ---------------------------------------------------------------------------------------------
 // Texts
 // ---------------------------------------------------------------------------------------------
-
 
 /// The validated texts of `knowledge/checklist.toml`: one for every id the rules can emit.
 #[derive(Debug, Clone)]

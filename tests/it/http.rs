@@ -974,7 +974,9 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
     // every documented operation exists on the server: never the router's 404 or 405
     for op in &documented {
         let (method, path) = op.split_once(' ').unwrap();
-        let path = path.replace("{id}", "deductible").replace("{name}", "console.css");
+        let path = path
+            .replace("{id}", "deductible")
+            .replace("{name}", "console.css");
         let request = match method {
             "GET" => server.client.get(server.url(&path)),
             _ => server.client.post(server.url(&path)).json(&json!({})),
