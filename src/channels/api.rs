@@ -331,11 +331,11 @@ pub struct ErrorDetail {
     /// `service_unavailable`, `internal_error`, `missing_agent_token`, `invalid_agent_token`,
     /// `agents_not_configured`, `session_not_found`
     code: &'static str,
-    /// Chinese, for people
-    message: String,
     /// the input field at fault (`invalid_field`)
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
+    /// Chinese, for people
+    message: String,
 }
 
 impl ErrorBody {
@@ -343,8 +343,8 @@ impl ErrorBody {
         ErrorBody {
             error: ErrorDetail {
                 code,
-                message,
                 field,
+                message,
             },
         }
     }
