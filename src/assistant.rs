@@ -14,8 +14,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
-
 use crate::dialog::engine::{self, SessionState, Turn};
 use crate::dialog::{Dialogs, Outcome, SlotKind};
 use crate::guidance::checklist::{self, ChecklistTexts, Situation};
@@ -25,6 +23,8 @@ use crate::knowledge::Knowledge;
 use crate::search::{SearchEngine, SearchResult};
 use crate::talk::Talk;
 use crate::text::normalize;
+
+pub use crate::reply::{Choice, FaqOption, FaqRef, Reply, ReplyKind};
 
 /// Hits below this score are not even offered as "did you mean" suggestions.
 const SUGGESTION_MIN_SCORE: f32 = 15.0;
@@ -37,126 +37,6 @@ const OUT_OF_SCOPE_CHARS: usize = 8;
 
 /// Longest message the assistant reads (characters); longer ones get a friendly reply.
 pub const MAX_MESSAGE_CHARS: usize = 2_000;
-
-/// A button a messaging app would show.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Choice {
-    pub value: String,
-    pub label: String,
-}
-
-/// Reference to the FAQ entry that answered.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct FaqRef {
-    pub id: String,
-}
-
-/// One entry a clarifying question offers.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct FaqOption {
-    pub id: String,
-    pub question: String,
-}
-
-/// What a reply is (cli.md, section Conversation).
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum ReplyKind {
-    /// An FAQ entry answers (`faq` names it).
-    Faq,
-    /// A dialog's question or outcome (checklist, estimate, or a refusal).
-    Dialog,
-    /// Which of a few entries is meant (`options`).
-    Clarify,
-    /// Greetings, thanks, goodbyes, "who are you", a human, acknowledgements.
-    #[default]
-    Smalltalk,
-    /// Outside cross-region care: says so and whom to ask.
-    OutOfScope,
-    /// About cross-region care but not in the knowledge: an honest "I don't know".
-    Unanswered,
-}
-
-impl ReplyKind {
-    pub const ALL: [ReplyKind; 6] = [
-        ReplyKind::Faq,
-        ReplyKind::Dialog,
-        ReplyKind::Clarify,
-        ReplyKind::Smalltalk,
-        ReplyKind::OutOfScope,
-        ReplyKind::Unanswered,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReplyKind::Faq => "faq",
-            ReplyKind::Dialog => "dialog",
-            ReplyKind::Clarify => "clarify",
-            ReplyKind::Smalltalk => "smalltalk",
-            ReplyKind::OutOfScope => "out_of_scope",
-            ReplyKind::Unanswered => "unanswered",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ReplyKind> {
-        ReplyKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// What the assistant says back, in the `chat --json` form of cli.md.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Reply {
-    pub kind: ReplyKind,
-    pub text: String,
-    pub asking: Option<String>,
-    pub choices: Vec<Choice>,
-    pub faq: Option<FaqRef>,
-    pub options: Vec<FaqOption>,
-    /// What the conversation knows of the user's situation, from every turn so far.
-    pub slots: BTreeMap<String, String>,
-    pub checklist: Option<serde_json::Value>,
-    pub estimate: Option<serde_json::Value>,
-    pub dialog: Option<String>,
-    /// The user's question could not be answered (recorded for the knowledge team).
-    #[serde(skip)]
-    pub unanswered: bool,
-}
-
-impl Reply {
-    /// A plain reply of kind `smalltalk` (callers set another kind where it applies).
-    pub fn text(text: impl Into<String>) -> Reply {
-        Reply {
-            kind: ReplyKind::Smalltalk,
-            text: text.into(),
-            asking: None,
-            choices: Vec::new(),
-            faq: None,
-            options: Vec::new(),
-            slots: BTreeMap::new(),
-            checklist: None,
-            estimate: None,
-            dialog: None,
-            unanswered: false,
-        }
-    }
-
-    /// The reply as a transcript keeps it: the text, and a clarifying question's options
-    /// numbered as the user saw them (so an agent reading it knows what "2" meant).
-    pub fn transcript_text(&self) -> String {
-        let mut t = self.text.clone();
-        for (i, o) in self.options.iter().enumerate() {
-            t.push_str(&format!("\n{}. {}", i + 1, o.question));
-        }
-        t
-    }
-
-    fn of(kind: ReplyKind, text: impl Into<String>) -> Reply {
-        Reply {
-            kind,
-            ..Reply::text(text)
-        }
-    }
-}
 
 /// Why the assistant could not be built from its data.
 #[derive(Debug, thiserror::Error)]
@@ -1256,7 +1136,7 @@ impl Assistant {
             Ok(list) => {
                 let mut reply = Reply::of(
                     ReplyKind::Dialog,
-                    render_checklist(&list, &self.checklist_texts, |s| {
+                    crate::render::checklist_text(&list, &self.checklist_texts, |s| {
                         self.cite_brief(&[s.to_string()])
                     }),
                 );
@@ -1277,7 +1157,7 @@ impl Assistant {
         match result {
             Ok(est) => {
                 let value = serde_json::to_value(&est).ok();
-                let mut text = render_estimate_brief(&est);
+                let mut text = crate::render::estimate_brief_text(&est);
                 if let Some(note) = earlier_care_note(state, &est) {
                     // right below the title line
                     text = text.replacen('\n', &format!("\n{note}\n"), 1);
@@ -1574,152 +1454,6 @@ pub fn region_first(answer: &str, region: &str) -> String {
 fn region_part(answer: &str, region: &str) -> Option<String> {
     let (mine, _) = region_paragraphs(answer, region);
     (!mine.is_empty()).then(|| mine.join("\n\n").trim().to_string())
-}
-
-/// How many rules the chat form of an estimate names; "详细依据" shows them all.
-const BRIEF_RULES: usize = 3;
-
-/// An estimate for a chat bubble: the same figures as [`render_estimate`], with the basis
-/// summarised in a few lines (all rules behind "详细依据" and in the API's `estimate`).
-pub fn render_estimate_brief(e: &estimate::Estimate) -> String {
-    let full = render_estimate(e);
-    if e.rules.len() <= BRIEF_RULES {
-        return full;
-    }
-    // the rules that decide the figures, not the list of where parameters came from
-    let key: Vec<&str> = e
-        .rules
-        .iter()
-        .map(String::as_str)
-        .filter(|r| !r.starts_with("参数来源"))
-        .take(BRIEF_RULES)
-        .collect();
-    let all = format!("依据：{}", e.rules.join("；"));
-    let brief = format!(
-        "主要依据（共{}条，这里列出{}条）：{}\n输入“详细依据”查看全部依据和参数来源。",
-        e.rules.len(),
-        key.len(),
-        key.join("；")
-    );
-    full.replacen(&all, &brief, 1)
-}
-
-/// An estimate as chat text: itemised, with the rules used and the disclaimer.
-pub fn render_estimate(e: &estimate::Estimate) -> String {
-    use rust_decimal::Decimal;
-    let total = e.fund_pays + e.patient_pays;
-    let pct = |d: Decimal| (d * Decimal::from(100)).normalize().to_string();
-    let mut t = format!("医保报销估算（仅供参考）\n医疗总费用：{total:.2} 元\n");
-    if !e.self_pay.is_zero() || !e.class_b_copay.is_zero() {
-        t.push_str(&format!(
-            "先由个人负担：目录外自费 {:.2} 元，乙类先行自付 {:.2} 元\n",
-            e.self_pay, e.class_b_copay
-        ));
-    }
-    t.push_str(&format!(
-        "政策范围内费用：{:.2} 元，其中起付线 {:.2} 元由个人负担\n",
-        e.eligible, e.deductible_applied
-    ));
-    if !e.bands.is_empty() {
-        t.push_str("分段报销：\n");
-        for b in &e.bands {
-            let range = match b.upper {
-                // "至", not a dash: transcripts mask digit chains joined by dashes
-                Some(u) => format!("{:.2} 至 {u:.2} 元段", b.lower),
-                None => format!("{:.2} 元以上段", b.lower),
-            };
-            let factor = if b.factor == Decimal::ONE {
-                String::new()
-            } else {
-                format!(" × {}%", pct(b.factor))
-            };
-            t.push_str(&format!(
-                "· {range}：{:.2} × {}%{factor} = {:.2} 元\n",
-                b.portion,
-                pct(b.rate),
-                b.amount
-            ));
-        }
-    }
-    t.push_str(&format!(
-        "医保基金支付：约 {:.2} 元{}\n",
-        e.fund_pays,
-        if e.cap_applied {
-            "（已达年度最高支付限额）"
-        } else {
-            ""
-        }
-    ));
-    t.push_str(&format!("个人负担：约 {:.2} 元\n", e.patient_pays));
-    t.push_str(match e.route {
-        estimate::Route::Direct => "结算方式：在联网定点医院直接结算，只需支付个人负担部分。\n",
-        estimate::Route::Manual => "结算方式：需先全额垫付，再回参保地申请零星（手工）报销。\n",
-    });
-    t.push_str(&format!("依据：{}\n{}", e.rules.join("；"), e.disclaimer));
-    t
-}
-
-/// A checklist as chat text: materials, warnings and channels, each with its source.
-/// `cite` turns an item's source into what the reader sees (chat: the brief citation).
-pub fn render_checklist(
-    list: &checklist::Checklist,
-    texts: &ChecklistTexts,
-    cite: impl Fn(&str) -> String,
-) -> String {
-    let mut t = String::new();
-    let filing: Vec<&checklist::Item> = list
-        .items
-        .iter()
-        .filter(|i| list.filing.contains(&i.id))
-        .collect();
-    let manual: Vec<&checklist::Item> = list
-        .items
-        .iter()
-        .filter(|i| list.manual.contains(&i.id))
-        .collect();
-    if !filing.is_empty() {
-        t.push_str("办理异地就医备案需要准备：\n");
-        for (n, i) in filing.iter().enumerate() {
-            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, cite(&i.source)));
-        }
-    }
-    if !manual.is_empty() {
-        t.push_str("回参保地零星（手工）报销需要准备：\n");
-        for (n, i) in manual.iter().enumerate() {
-            t.push_str(&format!("{}. {}（{}）\n", n + 1, i.text, cite(&i.source)));
-        }
-    }
-    let warnings: Vec<&checklist::Text> = list
-        .warnings
-        .iter()
-        .filter_map(|w| texts.warning(w))
-        .collect();
-    if !warnings.is_empty() {
-        t.push_str("请注意：\n");
-        for w in warnings {
-            t.push_str(&format!("· {}（{}）\n", w.text, cite(&w.source)));
-        }
-    }
-    let channels: Vec<&checklist::Text> = list
-        .channels
-        .iter()
-        .filter_map(|c| texts.channel(c))
-        .collect();
-    if !channels.is_empty() {
-        t.push_str("可以在这些地方办理：");
-        t.push_str(
-            &channels
-                .iter()
-                .map(|c| c.text.as_str())
-                .collect::<Vec<_>>()
-                .join("；"),
-        );
-        t.push('\n');
-    }
-    if t.is_empty() {
-        t.push_str("按您的情况，不需要额外准备材料。");
-    }
-    t.trim_end().to_string()
 }
 
 /// The shipped assistant, loaded once for the unit tests of every module.

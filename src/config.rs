@@ -12,6 +12,11 @@
 //! [`Config::validate`] checks what serde cannot (zero limits, malformed digests, a webhook
 //! without its public URL) so that a bad configuration stops the server at start with a
 //! message naming the key.
+//!
+//! This module sits at the bottom of the crate: it imports no other module of it. The
+//! formats of configured secrets (SHA-256 digests of tokens, WeChat's EncodingAESKey) are
+//! parsed here ([`parse_sha256_hex_list`], [`decode_encoding_aes_key`]), and the channels
+//! that use them call these.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,11 +25,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::channels::console::AgentAuth;
-use crate::store::DEFAULT_DATABASE_URL;
-
 /// The config file read when none is named and it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "yidi.toml";
+
+/// The database when none is configured: the SQLite file `yidi.db`, created if missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://yidi.db";
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -223,7 +228,7 @@ impl WeChat {
             );
         }
         if let Some(key) = &self.encoding_aes_key
-            && crate::channels::wechat::crypto::decode_key(key).is_err()
+            && decode_encoding_aes_key(key).is_none()
         {
             return invalid(
                 "wechat.encoding_aes_key",
@@ -425,7 +430,7 @@ impl Config {
         if self.database_url.trim().is_empty() {
             return invalid("database_url", "must not be empty");
         }
-        if let Err(e) = AgentAuth::from_sha256_hex(&self.agent_token_sha256) {
+        if let Err(e) = parse_sha256_hex_list(&self.agent_token_sha256) {
             return Err(ConfigError::Invalid {
                 key: "agent_token_sha256",
                 message: format!("{e}; `yidi agent-token` prints a token and its digest"),
@@ -446,7 +451,7 @@ impl Config {
             }
         }
         if let Some(d) = &self.metrics.token_sha256
-            && let Err(e) = AgentAuth::from_sha256_hex(std::slice::from_ref(d))
+            && let Err(e) = parse_sha256_hex_list(std::slice::from_ref(d))
         {
             return Err(ConfigError::Invalid {
                 key: "metrics.token_sha256",
@@ -491,6 +496,60 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Configured token digests: each the SHA-256 of a token as 64 hexadecimal digits (either
+/// case; surrounding whitespace ignored). The error names the digest (1-based) and what is
+/// wrong with it.
+pub fn parse_sha256_hex_list(digests: &[String]) -> Result<Vec<[u8; 32]>, String> {
+    digests
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            parse_sha256_hex(d.trim()).map_err(|e| format!("agent token digest #{}: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// One SHA-256 digest as 64 hexadecimal digits.
+pub fn parse_sha256_hex(s: &str) -> Result<[u8; 32], String> {
+    let n = s.chars().count();
+    if n != 64 {
+        return Err(format!(
+            "expected the SHA-256 of the token as 64 hexadecimal digits, got {n} characters"
+        ));
+    }
+    if let Some((i, c)) = s.chars().enumerate().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "character {} ({c:?}) is not a hexadecimal digit (expected 64 of 0-9, a-f)",
+            i + 1
+        ));
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
+        let pair = std::str::from_utf8(pair).expect("ASCII hex digits");
+        out[i] = u8::from_str_radix(pair, 16).expect("checked hex digits");
+    }
+    Ok(out)
+}
+
+/// The length of WeChat's EncodingAESKey.
+pub const ENCODING_AES_KEY_LEN: usize = 43;
+
+/// The 32-byte AES key of a 43-character EncodingAESKey (WeChat's safe mode), or `None` when
+/// it is not one.
+pub fn decode_encoding_aes_key(encoding_aes_key: &str) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    if encoding_aes_key.len() != ENCODING_AES_KEY_LEN {
+        return None;
+    }
+    // WeChat's keys do not always have zero trailing bits: decode leniently
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    );
+    let bytes = engine.decode(format!("{encoding_aes_key}=")).ok()?;
+    bytes.try_into().ok()
 }
 
 fn is_http_url(s: &str) -> bool {

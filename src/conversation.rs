@@ -12,6 +12,8 @@ use crate::dialog::engine::SessionState;
 use crate::limits::{Limited, RateLimits};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, TurnRecord};
+/// How a session appears in logs (kept here for the channels that name it so).
+pub use crate::text::log_id;
 
 /// How often a turn is tried when other replicas write the same session concurrently (turns
 /// of this process queue instead, see [`crate::turns`]).
@@ -284,15 +286,6 @@ struct Keyed<'a> {
     render: &'a (dyn Fn(&Reply) -> String + Send + Sync),
     response: Option<String>,
     repeat: bool,
-}
-
-/// How a session appears in logs: a short hash, never the id itself (a caller may use a
-/// phone number as the session id).
-pub fn log_id(session_id: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    session_id.hash(&mut h);
-    format!("{:08x}", h.finish() as u32)
 }
 
 #[cfg(test)]

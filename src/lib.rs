@@ -13,6 +13,8 @@ pub mod guidance;
 pub mod knowledge;
 pub mod limits;
 pub mod metrics;
+pub mod render;
+pub mod reply;
 pub mod scenario;
 pub mod search;
 pub mod store;

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use yidi::assistant::{Assistant, render_checklist, render_estimate};
+use yidi::assistant::Assistant;
 use yidi::conversation::Conversations;
 use yidi::dialog::engine::SessionState;
 use yidi::guidance::FieldError;
 use yidi::guidance::checklist::{self, Situation};
 use yidi::guidance::estimate::{self, EstimateInput};
 use yidi::guidance::policy::Policies;
+use yidi::render;
 use yidi::scenario;
 use yidi::search::eval;
 use yidi::store::{DEFAULT_DATABASE_URL, Store, StoreError};
@@ -365,7 +366,7 @@ fn run(
                     Situation::from_json(&v).and_then(|s| checklist::checklist(&s, &texts))?;
                 Ok((
                     serde_json::to_string(&list).unwrap_or_default(),
-                    render_checklist(&list, &texts, str::to_string),
+                    render::checklist_text(&list, &texts, str::to_string),
                 ))
             })?;
         }
@@ -385,7 +386,7 @@ fn run(
                     EstimateInput::from_json(&v).and_then(|i| estimate::estimate(&policies, &i))?;
                 Ok((
                     serde_json::to_string(&est).unwrap_or_default(),
-                    render_estimate(&est),
+                    render::estimate_text(&est),
                 ))
             })?;
         }
@@ -547,15 +548,7 @@ fn chat(
         if json {
             writeln!(out, "{}", serde_json::to_string(&reply)?)?;
         } else {
-            writeln!(out, "\n{}", reply.text)?;
-            for (i, c) in reply.choices.iter().enumerate() {
-                writeln!(out, "  {}. {}", i + 1, c.label)?;
-            }
-            // a clarifying question's options: the core reads the number typed back
-            for (i, o) in reply.options.iter().enumerate() {
-                writeln!(out, "  {}. {}", i + 1, o.question)?;
-            }
-            writeln!(out)?;
+            writeln!(out, "{}", render::terminal_text(&reply))?;
         }
         out.flush()?;
     }

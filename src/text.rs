@@ -3,6 +3,9 @@
 //! Every piece of text that reaches the tokenizer goes through [`normalize`] first, so the
 //! index and the queries agree on one form: Simplified characters, half-width ASCII, lower
 //! case, no control characters, bounded length.
+//!
+//! What may reach the database and the logs is decided here too: [`mask_personal_numbers`]
+//! before anything is stored, [`log_id`] for every session id in a log line.
 
 /// The longest query (in characters) that search looks at. Longer input is cut, never
 /// rejected: a pasted essay still gets an answer in bounded time.
@@ -486,6 +489,15 @@ fn mask_chain(chars: &[char], groups: &[Group], out: &mut [char]) {
     if run.len() >= 11 {
         mask_positions(out, &run, 0);
     }
+}
+
+/// How a session appears in logs: a short hash, never the id itself (a caller may use a
+/// phone number as the session id).
+pub fn log_id(session_id: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    session_id.hash(&mut h);
+    format!("{:08x}", h.finish() as u32)
 }
 
 #[cfg(test)]

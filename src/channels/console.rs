@@ -46,27 +46,30 @@
 //! - Login attempts are not throttled here: tokens have 256 bits; the per-IP limits of the
 //!   API apply to `/console/login` like any other route.
 
-use std::collections::HashMap;
-use std::fmt;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use axum::Json;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::http::{ApiError, AppState, MAX_TOKEN_CHARS, bearer, not_found};
+/// The agent tokens live below the console and the API (both check them); named here too.
+pub use super::api::{AgentAuth, new_agent_token};
+use super::api::{
+    ApiError, AppState, ErrorBody, MAX_TOKEN_CHARS, RECENT_MAX, RECENT_TTL, bearer, not_found,
+};
 use crate::dialog::slots::SlotKind;
 use crate::guidance::checklist::{ChannelId, WarningId};
-use crate::store::StoreError;
-use crate::store::random_token;
+use crate::store::{StoreError, TranscriptLine, UnansweredQuestion, random_token};
 
 /// The name of the console's session cookie.
 pub const COOKIE_NAME: &str = "yidi_agent";
@@ -78,121 +81,6 @@ pub const MAX_UNANSWERED_LIMIT: i64 = 200;
 pub const DEFAULT_UNANSWERED_LIMIT: i64 = 50;
 /// Longest session id looked up for a transcript.
 const MAX_SESSION_ID_CHARS: usize = 128;
-
-// ---------------------------------------------------------------------------------------------
-// Agent tokens
-
-/// The agent tokens that may use the console, as SHA-256 digests. The default has none: every
-/// login is refused.
-#[derive(Clone, Default)]
-pub struct AgentAuth {
-    digests: Vec<[u8; 32]>,
-    /// Console sessions recently found valid, for the rate limiter only (see
-    /// [`exempt_from_ip_limit`]).
-    recent: Arc<Mutex<HashMap<[u8; 32], Instant>>>,
-}
-
-/// How long the rate limiter trusts a console session it has looked up. Pages and agent
-/// endpoints always look the session up; only the exemption from the per-IP limit may outlive
-/// a logout by this long.
-const RECENT_TTL: Duration = Duration::from_secs(30);
-/// Most sessions remembered; beyond it the memory is cleared (a flood cannot grow it).
-const RECENT_MAX: usize = 10_000;
-
-impl fmt::Debug for AgentAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AgentAuth")
-            .field("tokens", &self.digests.len())
-            .finish()
-    }
-}
-
-impl AgentAuth {
-    /// Reads configured digests: each the SHA-256 of a token as 64 hexadecimal digits (either
-    /// case; surrounding whitespace ignored). The error names the digest (1-based) and what is
-    /// wrong with it. An empty list configures no agent.
-    pub fn from_sha256_hex(digests: &[String]) -> Result<AgentAuth, String> {
-        let digests = digests
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                parse_digest(d.trim()).map_err(|e| format!("agent token digest #{}: {e}", i + 1))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(AgentAuth {
-            digests,
-            recent: Arc::default(),
-        })
-    }
-
-    /// Whether any agent token is configured.
-    pub fn is_configured(&self) -> bool {
-        !self.digests.is_empty()
-    }
-
-    /// The digest (lower-case hex) of the configured token equal to `token`, if any. Every
-    /// configured digest is compared, each in constant time.
-    pub(crate) fn verify(&self, token: &str) -> Option<String> {
-        if token.is_empty() || token.chars().count() > MAX_TOKEN_CHARS {
-            return None;
-        }
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let mut found = None;
-        for configured in &self.digests {
-            if constant_time_eq(configured, &digest) {
-                found = Some(*configured);
-            }
-        }
-        found.map(|d| hex(&d))
-    }
-
-    /// Whether `digest` (lower-case hex, as stored with a session) is still configured.
-    fn knows(&self, digest: &str) -> bool {
-        let Ok(digest) = parse_digest(digest) else {
-            return false;
-        };
-        self.digests
-            .iter()
-            .fold(false, |acc, d| acc | constant_time_eq(d, &digest))
-    }
-}
-
-/// A new agent token and the SHA-256 hex digest to configure for it: `(token, digest)`. The
-/// token is 256 random bits in lower-case hex, shown once to whoever creates it.
-pub fn new_agent_token() -> (String, String) {
-    let token = random_token();
-    let digest = hex(&Sha256::digest(token.as_bytes()));
-    (token, digest)
-}
-
-fn parse_digest(s: &str) -> Result<[u8; 32], String> {
-    let n = s.chars().count();
-    if n != 64 {
-        return Err(format!(
-            "expected the SHA-256 of the token as 64 hexadecimal digits, got {n} characters"
-        ));
-    }
-    if let Some((i, c)) = s.chars().enumerate().find(|(_, c)| !c.is_ascii_hexdigit()) {
-        return Err(format!(
-            "character {} ({c:?}) is not a hexadecimal digit (expected 64 of 0-9, a-f)",
-            i + 1
-        ));
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
-        let pair = std::str::from_utf8(pair).expect("ASCII hex digits");
-        out[i] = u8::from_str_radix(pair, 16).expect("checked hex digits");
-    }
-    Ok(out)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 // ---------------------------------------------------------------------------------------------
 // Who is asking
@@ -351,18 +239,26 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 // Routes
 
 /// The console's routes, merged into [`super::http::app`].
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/console", get(console_page))
-        .route("/console/", get(login_get))
-        .route("/console/login", post(login).get(login_get))
-        .route("/console/logout", post(logout))
-        .route("/console/assets/{name}", get(asset))
-        .route("/v1/agent/unanswered", get(unanswered))
-        .route("/v1/agent/sessions/{id}/transcript", get(transcript))
-        .route("/v1/agent/situation", post(situation))
+/// Each route is a documented handler (see `http`'s module docs).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(console_page))
+        .routes(routes!(console_slash))
+        .routes(routes!(login, login_get))
+        .routes(routes!(logout))
+        .routes(routes!(asset))
+        .routes(routes!(unanswered))
+        .routes(routes!(transcript))
+        .routes(routes!(situation))
 }
 
+#[utoipa::path(get, path = "/console", tag = "console", summary = "the console page (HTML)",
+    security(("agentCookie" = []), ("agentToken" = [])),
+    responses(
+        (status = 200, description = "the console", content_type = "text/html", body = String),
+        (status = 401, description = "the login page", content_type = "text/html", body = String),
+        (status = 503, description = "database unavailable (a page)", content_type = "text/html", body = String),
+    ))]
 async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match authenticate(&state, &headers).await {
         Ok(()) => html(StatusCode::OK, console_html(&state)),
@@ -370,17 +266,38 @@ async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Resp
     }
 }
 
-/// `GET /console/login` (a bookmark, a reload after a failed login) and `GET /console/`: the
-/// console decides.
+/// `GET /console/login` (a bookmark, a reload after a failed login): the console decides.
+#[utoipa::path(get, path = "/console/login", tag = "console", summary = "to the console",
+    responses((status = 303, description = "see /console", headers(("Location" = String)))))]
 async fn login_get() -> Response {
     see_other("/console", None)
 }
 
-#[derive(Deserialize)]
+/// `GET /console/`: the console decides.
+#[utoipa::path(get, path = "/console/", tag = "console", summary = "to the console",
+    responses((status = 303, description = "see /console", headers(("Location" = String)))))]
+async fn console_slash() -> Response {
+    see_other("/console", None)
+}
+
+/// The login form.
+#[derive(Deserialize, ToSchema)]
 struct LoginForm {
+    /// the agent token (`yidi agent-token`)
+    #[schema(value_type = String, max_length = 256)]
     token: Option<String>,
 }
 
+#[utoipa::path(post, path = "/console/login", tag = "console", summary = "log an agent in",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "logged in: the session cookie, see /console",
+            headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = "not a login form (the login page)", content_type = "text/html", body = String),
+        (status = 401, description = "wrong or no token, or no agent configured (the login page)", content_type = "text/html", body = String),
+        (status = 403, description = "posted from another site (the login page)", content_type = "text/html", body = String),
+        (status = 503, description = "database unavailable (a page)", content_type = "text/html", body = String),
+    ))]
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -430,6 +347,13 @@ async fn login(
     see_other("/console", Some(cookie))
 }
 
+#[utoipa::path(post, path = "/console/logout", tag = "console", summary = "log out",
+    responses(
+        (status = 303, description = "the cookie cleared, see /console",
+            headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 403, description = "posted from another site (the login page)", content_type = "text/html", body = String),
+        (status = 503, description = "database unavailable (a page)", content_type = "text/html", body = String),
+    ))]
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if cross_site(&headers) {
         return login_page(StatusCode::FORBIDDEN, Some(CROSS_SITE_MESSAGE));
@@ -490,6 +414,15 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
+#[utoipa::path(get, path = "/console/assets/{name}", tag = "console",
+    summary = "the console's stylesheet (public) and script (agents only)",
+    security((), ("agentCookie" = []), ("agentToken" = [])),
+    params(("name" = String, Path, description = "console.css or console.js")),
+    responses(
+        (status = 200, description = "the file", content_type = "text/css", body = String),
+        (status = 401, description = "the script needs an agent", body = ErrorBody),
+        (status = 404, description = "no such file", body = ErrorBody),
+    ))]
 async fn asset(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -530,16 +463,38 @@ async fn asset(
 // ---------------------------------------------------------------------------------------------
 // Agent JSON
 
-#[derive(Deserialize)]
+/// The query of `/v1/agent/unanswered` (`limit` read as text for the API's own message).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UnansweredParams {
+    /// how many questions at most
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200, default = 50)]
     limit: Option<String>,
 }
 
+/// The latest unanswered questions.
+#[derive(Serialize, ToSchema)]
+struct Unanswered {
+    questions: Vec<UnansweredQuestion>,
+}
+
+#[utoipa::path(get, path = "/v1/agent/unanswered", tag = "agents",
+    summary = "questions the assistant could not answer (agents only)",
+    security(("agentToken" = []), ("agentCookie" = [])),
+    params(UnansweredParams),
+    responses(
+        (status = 200, description = "the latest unanswered questions, newest first", body = Unanswered),
+        (status = 401, description = "not an agent", body = ErrorBody),
+        (status = 422, description = "bad limit", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
 async fn unanswered(
     State(state): State<AppState>,
     headers: HeaderMap,
     params: Result<Query<UnansweredParams>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Unanswered>, ApiError> {
     authenticate(&state, &headers)
         .await
         .map_err(Denied::api_error)?;
@@ -560,21 +515,43 @@ async fn unanswered(
         },
     };
     let questions = state.store().unanswered(limit).await?;
-    Ok(Json(json!({ "questions": questions })))
+    Ok(Json(Unanswered { questions }))
 }
 
-#[derive(serde::Deserialize)]
+/// An agent's notes about a caller.
+#[derive(Deserialize, ToSchema)]
 struct SituationText {
+    /// the caller's situation in free text
+    #[schema(max_length = 2000)]
     text: String,
+}
+
+/// The slots a text states.
+#[derive(Serialize, ToSchema)]
+struct SituationSlots {
+    /// checklist.md / estimate.md slot names and values
+    slots: BTreeMap<String, String>,
 }
 
 /// The slots that an agent's free text about the caller states, read as a conversation
 /// reads them (`Assistant::understand`).
+#[utoipa::path(post, path = "/v1/agent/situation", tag = "agents",
+    summary = "the caller's situation as a text states it (agents only)",
+    security(("agentToken" = []), ("agentCookie" = [])),
+    request_body = SituationText,
+    responses(
+        (status = 200, description = "the slots", body = SituationSlots),
+        (status = 401, description = "not an agent", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 422, description = "not {\"text\"} or too long", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+    ))]
 async fn situation(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<SituationText>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SituationSlots>, ApiError> {
     authenticate(&state, &headers)
         .await
         .map_err(Denied::api_error)?;
@@ -594,14 +571,33 @@ async fn situation(
         )));
     }
     let slots = state.assistant().understand(&body.text);
-    Ok(Json(json!({ "slots": slots })))
+    Ok(Json(SituationSlots { slots }))
 }
 
+/// A stored conversation, for agents.
+#[derive(Serialize, ToSchema)]
+struct Transcript {
+    session_id: String,
+    transcript: Vec<TranscriptLine>,
+}
+
+#[utoipa::path(get, path = "/v1/agent/sessions/{id}/transcript", tag = "agents",
+    summary = "a conversation's transcript (agents only)",
+    security(("agentToken" = []), ("agentCookie" = [])),
+    params(("id" = String, Path, description = "the session id")),
+    responses(
+        (status = 200, description = "the transcript", body = Transcript),
+        (status = 401, description = "not an agent", body = ErrorBody),
+        (status = 404, description = "no lines for this session", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
 async fn transcript(
     State(state): State<AppState>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Transcript>, ApiError> {
     authenticate(&state, &headers)
         .await
         .map_err(Denied::api_error)?;
@@ -622,7 +618,10 @@ async fn transcript(
     if lines.is_empty() {
         return Err(no_session());
     }
-    Ok(Json(json!({ "session_id": id, "transcript": lines })))
+    Ok(Json(Transcript {
+        session_id: id,
+        transcript: lines,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 //! The HTTP channel: a JSON API under `/v1` (axum), served by `yidi serve`.
 //!
-//! A thin adapter: every route parses its input, calls the core ([`Assistant`]'s search and
-//! guidance, [`Conversations::turn`], the [`Store`]) and renders the result in the JSON forms
+//! A thin adapter: every route parses its input, calls the core
+//! ([`Assistant`](crate::assistant::Assistant)'s search and guidance,
+//! [`Conversations::turn`](crate::conversation::Conversations::turn), the
+//! [`Store`](crate::store::Store)) and renders the result in the JSON forms
 //! of `../shared/spec/cli.md`.
 //!
 //! | route | does |
@@ -19,6 +21,13 @@
 //! | `GET /v1/openapi.json` | this API as an OpenAPI 3.1 document |
 //! | `GET /metrics` | Prometheus metrics (see [`crate::metrics`]) |
 //! | `/console`, `/v1/agent/…` | the hotline agents' console and its JSON: see [`console`] |
+//!
+//! **The document is generated.** Every handler carries its `#[utoipa::path]` (method, path,
+//! parameters, body and responses), and the router is built only from those annotations
+//! (`utoipa_axum::routes!`), so a route cannot be served undocumented or documented but not
+//! served; request and response bodies are Rust types whose schemas come from the same types
+//! ([`super::schemas`] for the core's). The integration tests compare the router's actual
+//! routes with the served document in both directions.
 //!
 //! Rate limits ([`crate::limits`]): every `/v1` route except the OpenAPI document, and the
 //! console, count against the client IP's bucket (logged-in agents are exempt), and each
@@ -38,160 +47,143 @@
 //! Logs carry the method, the matched route (never the URI: it holds queries and session
 //! ids), status and latency; the core logs session ids only as hashes.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{
-    ConnectInfo, DefaultBodyLimit, FromRequest, MatchedPath, Path, Query, Request, State,
-};
+use axum::body::Body as HttpBody;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use axum::{Extension, Json, Router};
+use serde::{Deserialize, Serialize};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::assistant::Assistant;
-use crate::channels::console::{self, AgentAuth};
-use crate::conversation::{Conversations, log_id};
+pub use super::api::{ApiError, AppState, MAX_BODY_BYTES};
+use super::api::{ApiJson, Body, ErrorBody, RequestBody, default_error, not_found};
+use crate::assistant::Reply;
+use crate::channels::console;
+use crate::conversation::log_id;
 use crate::dialog::engine::SessionState;
 use crate::guidance::FieldError;
-use crate::guidance::checklist::{self, Situation};
-use crate::guidance::estimate::{self, EstimateInput};
-use crate::limits::{Limited, RateLimits};
-use crate::metrics::Metrics;
+use crate::guidance::checklist::{self, Checklist, Situation};
+use crate::guidance::estimate::{self, Estimate, EstimateInput};
 use crate::search::SearchResult;
-use crate::store::{Store, StoreError, random_hex, random_token};
+use crate::store::{TranscriptLine, random_hex, random_token};
 
-/// Largest request body accepted (bytes); larger ones get 413.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest `limit` of a search.
 pub const MAX_SEARCH_LIMIT: usize = 20;
 /// Default `limit` of a search (as `yidi search`).
 pub const DEFAULT_SEARCH_LIMIT: usize = 3;
 /// Longest feedback comment (characters).
 pub const MAX_COMMENT_CHARS: usize = 1_000;
-/// Longest bearer token looked at; longer ones are wrong without hashing them.
-pub(crate) const MAX_TOKEN_CHARS: usize = 256;
 
-/// What every handler shares: the assistant and the store, through [`Conversations`], and
-/// the agent tokens of the console.
+/// The parts of the document that no handler names: title, description, security schemes,
+/// the core's schemas.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "yidi API",
+        version = "1.0.0",
+        description = "异地就医 guidance: FAQ search, filing checklists, reimbursement estimates \
+                       and conversations. Errors are `{\"error\": {\"code\", \"message\", \
+                       \"field\"?}}` with a stable code and a Chinese message. Every /v1 route \
+                       except this document, and the console, is rate limited per client IP \
+                       (429 with Retry-After); messages are also limited per session. \
+                       Generated from the server's handlers and types."
+    ),
+    servers((url = "/")),
+    components(schemas(ErrorBody)),
+    modifiers(&Security)
+)]
+struct ApiDoc;
+
+/// The ways a request proves who it is.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(description))
+                    .build(),
+            )
+        };
+        components.add_security_scheme(
+            "sessionToken",
+            bearer("the token returned once by POST /v1/sessions"),
+        );
+        components.add_security_scheme(
+            "agentToken",
+            bearer("an agent token (configured as its SHA-256 digest); the console's cookie also works"),
+        );
+        components.add_security_scheme(
+            "metricsToken",
+            bearer("the token whose SHA-256 digest is `metrics.token_sha256`, when configured"),
+        );
+        components.add_security_scheme(
+            "agentCookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                console::COOKIE_NAME,
+                "the console's session cookie, set by POST /console/login",
+            ))),
+        );
+        for (name, schema) in super::schemas::all() {
+            components.schemas.entry(name).or_insert(schema);
+        }
+    }
+}
+
+/// The API as documented routes: the router and its OpenAPI document come from here alone.
+fn api(state: &AppState) -> OpenApiRouter<AppState> {
+    // the public API, limited per client IP
+    let public = OpenApiRouter::new()
+        .routes(routes!(search))
+        .routes(routes!(faq))
+        .routes(routes!(checklist))
+        .routes(routes!(estimate))
+        .routes(routes!(create_session))
+        .routes(routes!(read_session))
+        .routes(routes!(post_message))
+        .routes(routes!(feedback))
+        .merge(console::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_ip));
+    let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz));
+    if !state.metrics_elsewhere {
+        router = router.routes(routes!(metrics));
+    }
+    router.routes(routes!(openapi)).merge(public)
+}
+
+/// The rendered document, served by [`openapi`].
 #[derive(Clone)]
-pub struct AppState {
-    conversations: Conversations,
-    agents: Arc<AgentAuth>,
-    /// Connection and request time limits, the connection cap.
-    http: crate::config::Http,
-    /// The digest of the bearer token `/metrics` requires, if any.
-    metrics_token: Option<Arc<AgentAuth>>,
-    /// `/metrics` is served on a separate address ([`metrics_app`]), not by [`app`].
-    metrics_elsewhere: bool,
-}
-
-impl AppState {
-    /// With fresh metrics, the default limits and no agent tokens.
-    pub fn new(assistant: Arc<Assistant>, store: Store) -> AppState {
-        AppState::from_conversations(Conversations::new(assistant, store))
-    }
-
-    /// Sharing the core (and its metrics and limits) with the other channels.
-    /// Without agent tokens, the console refuses every login.
-    pub fn from_conversations(conversations: Conversations) -> AppState {
-        AppState {
-            conversations,
-            agents: Arc::new(AgentAuth::default()),
-            http: crate::config::Http::default(),
-            metrics_token: None,
-            metrics_elsewhere: false,
-        }
-    }
-
-    /// The same state with these connection limits (see [`serve`]).
-    pub fn with_http(self, http: crate::config::Http) -> AppState {
-        AppState { http, ..self }
-    }
-
-    /// `/metrics` only with the bearer token whose SHA-256 digest is `token`, and (with
-    /// `elsewhere`) only on the separate listener of [`metrics_app`].
-    pub fn with_metrics_access(self, token: Option<AgentAuth>, elsewhere: bool) -> AppState {
-        AppState {
-            metrics_token: token.map(Arc::new),
-            metrics_elsewhere: elsewhere,
-            ..self
-        }
-    }
-
-    pub fn conversations(&self) -> &Conversations {
-        &self.conversations
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.conversations.metrics
-    }
-
-    pub fn limits(&self) -> &RateLimits {
-        &self.conversations.limits
-    }
-
-    /// The same state with the agent tokens that may log in to the console.
-    pub fn with_agents(self, agents: AgentAuth) -> AppState {
-        AppState {
-            agents: Arc::new(agents),
-            ..self
-        }
-    }
-
-    pub fn agents(&self) -> &AgentAuth {
-        &self.agents
-    }
-
-    pub fn assistant(&self) -> &Assistant {
-        &self.conversations.assistant
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.conversations.store
-    }
-}
-
-/// The OpenAPI document of this API (hand-written; a test checks it against the router).
-pub const OPENAPI: &str = include_str!("openapi.json");
+struct OpenApiDocument(Arc<str>);
 
 /// The whole API as a router, shared by `yidi serve` and the tests. Serve it with
 /// [`serve`] (or with connect info) so the per-IP limit sees the peer address.
 pub fn app(state: AppState) -> Router {
-    // the public API, limited per client IP
-    let public = Router::new()
-        .route("/v1/faq/search", get(search))
-        .route("/v1/faq/{id}", get(faq))
-        .route("/v1/checklist", post(checklist))
-        .route("/v1/estimate", post(estimate))
-        .route("/v1/sessions", post(create_session))
-        .route("/v1/sessions/{id}", get(read_session))
-        .route("/v1/sessions/{id}/messages", post(post_message))
-        .route("/v1/feedback", post(feedback))
-        .merge(console::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), limit_ip));
-    let mut router = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
-    if !state.metrics_elsewhere {
-        router = router.route("/metrics", get(metrics));
-    }
+    let (router, doc) = api(&state).split_for_parts();
+    let doc = OpenApiDocument(doc.to_pretty_json().unwrap_or_default().into());
     let request_timeout = Duration::from_secs(state.http.request_timeout_secs);
     router
-        .route("/v1/openapi.json", get(openapi))
-        .merge(public)
+        .layer(Extension(doc))
         .fallback(not_found)
         // axum's own limit for the body extractors, and tower-http's for declared lengths
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -224,8 +216,10 @@ pub fn app(state: AppState) -> Router {
 
 /// `/metrics` alone, for its own listener (`metrics.listen`).
 pub fn metrics_app(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
+    let (router, _) = OpenApiRouter::new()
+        .routes(routes!(metrics))
+        .split_for_parts();
+    router
         .fallback(not_found)
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::map_response(response_headers))
@@ -446,144 +440,6 @@ impl Drop for InFlight {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-/// An error response: `{"error": {"code", "message", "field"?}}`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub field: Option<String>,
-    /// Seconds for `Retry-After` (429 only).
-    pub retry_after: Option<u64>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-            retry_after: None,
-        }
-    }
-
-    fn missing_token() -> ApiError {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_token",
-            "请在请求头 Authorization 中提供会话令牌（Bearer 令牌）。",
-        )
-    }
-
-    fn invalid_token() -> ApiError {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "会话令牌无效，或者这个会话不存在。",
-        )
-    }
-
-    fn store(e: StoreError) -> ApiError {
-        crate::throttle::store_error(&e, "store error");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
-            "服务暂时无法访问数据库，请稍后再试。",
-        )
-    }
-}
-
-impl From<FieldError> for ApiError {
-    fn from(e: FieldError) -> ApiError {
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "invalid_field",
-            message: e.message,
-            field: Some(e.field),
-            retry_after: None,
-        }
-    }
-}
-
-impl From<Limited> for ApiError {
-    fn from(l: Limited) -> ApiError {
-        ApiError {
-            retry_after: Some(l.retry_after_secs()),
-            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", l.message())
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> ApiError {
-        match e {
-            // the database is fine: this session is busy (other turns of it queue or another
-            // replica keeps writing it); the client should try again in a moment
-            StoreError::Busy | StoreError::Conflict(_) => ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(
-                    StatusCode::CONFLICT,
-                    "session_busy",
-                    "这个会话正在处理其他消息，请稍后再发送。",
-                )
-            },
-            e => ApiError::store(e),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let Some(field) = self.field {
-            error["field"] = Value::String(field);
-        }
-        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
-    }
-}
-
-/// The code and message of an error response made outside the handlers (by axum or
-/// tower-http), by status.
-fn default_error(status: StatusCode) -> (&'static str, String) {
-    let (code, message) = match status {
-        StatusCode::BAD_REQUEST => ("bad_request", "请求的格式不正确。"),
-        StatusCode::UNAUTHORIZED => ("missing_token", "需要有效的会话令牌。"),
-        StatusCode::NOT_FOUND => ("not_found", "没有这个地址。"),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "这个地址不支持该请求方法。"),
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            return (
-                "payload_too_large",
-                format!("请求内容太大了（上限 {} KiB）。", MAX_BODY_BYTES / 1024),
-            );
-        }
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "unsupported_media_type",
-            "请求内容须为 JSON，并带有请求头 Content-Type: application/json。",
-        ),
-        StatusCode::UNPROCESSABLE_ENTITY => ("invalid_field", "请求中的字段有误。"),
-        StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "请求太频繁了，请稍后再试。"),
-        StatusCode::SERVICE_UNAVAILABLE => ("service_unavailable", "服务暂时不可用，请稍后再试。"),
-        s if s.is_client_error() => ("bad_request", "请求无法处理。"),
-        _ => ("internal_error", "服务出现内部错误，请稍后再试。"),
-    };
-    (code, message.to_string())
-}
-
 /// Rewrites error responses that are not JSON (axum's 405, tower-http's 413, a caught panic)
 /// into the API's error shape, keeping status and headers (e.g. `Allow`).
 async fn json_errors(req: Request, next: Next) -> Response {
@@ -609,8 +465,9 @@ async fn json_errors(req: Request, next: Next) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let body = json!({ "error": { "code": code, "message": message } }).to_string();
-    Response::from_parts(parts, Body::from(body))
+    let body = ErrorBody::new(code, message, None);
+    let body = serde_json::to_string(&body).unwrap_or_default();
+    Response::from_parts(parts, HttpBody::from(body))
 }
 
 /// Counts every request in the metrics, by matched route and status.
@@ -662,113 +519,33 @@ async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Re
     next.run(req).await
 }
 
-pub(crate) async fn not_found() -> ApiError {
-    let (code, message) = default_error(StatusCode::NOT_FOUND);
-    ApiError::new(StatusCode::NOT_FOUND, code, message)
-}
-
 // ---------------------------------------------------------------------------------------------
-// Extractors
+// Handlers and their types
 
-/// A JSON request body, with the API's errors: 415 when it is not declared as JSON, 400 when
-/// it does not parse, 413 when it is too large.
-pub struct ApiJson(pub Value);
-
-impl<S: Send + Sync> FromRequest<S> for ApiJson {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<ApiJson, ApiError> {
-        match Json::<Value>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
-    }
+/// `{"status"}` of the health checks.
+#[derive(Serialize, ToSchema)]
+struct Status {
+    /// `ok` (healthz) or `ready` (readyz)
+    status: &'static str,
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            let (code, message) = default_error(StatusCode::UNSUPPORTED_MEDIA_TYPE);
-            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, code, message)
-        }
-        JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            "请求内容不是有效的 JSON。",
-        ),
-        other => {
-            let status = other.status();
-            let (code, message) = default_error(status);
-            ApiError::new(status, code, message)
-        }
-    }
+#[utoipa::path(get, path = "/healthz", summary = "the process is up",
+    responses((status = 200, description = "up", body = Status)))]
+async fn healthz() -> Json<Status> {
+    Json(Status { status: "ok" })
 }
 
-/// The session a request may touch: the bearer token must be the one issued for it.
-/// The token of an `Authorization: Bearer …` value: non-empty and at most
-/// [`MAX_TOKEN_CHARS`] long (longer ones are wrong without hashing them).
-pub(crate) fn bearer(value: &HeaderValue) -> Option<&str> {
-    let (scheme, token) = value.to_str().ok()?.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= MAX_TOKEN_CHARS)
-        .then_some(token)
-}
-
-async fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    session_id: &str,
-) -> Result<(), ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::missing_token());
-    };
-    let token = bearer(value).ok_or_else(ApiError::invalid_token)?;
-    if state.store().check_session_token(session_id, token).await? {
-        Ok(())
-    } else {
-        tracing::info!(session = %log_id(session_id), "rejected session token");
-        Err(ApiError::invalid_token())
-    }
-}
-
-/// The body as a JSON object, or a 422 naming no field.
-fn object(v: Value) -> Result<Map<String, Value>, ApiError> {
-    match v {
-        Value::Object(map) => Ok(map),
-        _ => Err(FieldError::new("input", "请求内容须为一个 JSON 对象。").into()),
-    }
-}
-
-/// An optional string field (`null` counts as absent).
-fn optional_string(map: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
-    match map.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(FieldError::new(field, format!("字段 {field} 须为字符串。")).into()),
-    }
-}
-
-fn reject_unknown_fields(map: &Map<String, Value>, known: &[&str]) -> Result<(), ApiError> {
-    match map.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(FieldError::new(
-            k.as_str(),
-            format!("不认识的字段 {k}，可用的字段有：{}。", known.join("、")),
-        )
-        .into()),
-        None => Ok(()),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Handlers
-
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
-}
-
+#[utoipa::path(get, path = "/metrics", summary = "Prometheus metrics (OpenMetrics text)",
+    security((), ("metricsToken" = [])),
+    responses(
+        (status = 200, description = "metrics", content_type = "application/openmetrics-text", body = String),
+        (status = 401, description = "a token is configured and this is not it", body = ErrorBody),
+    ))]
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(auth) = &state.metrics_token {
-        let token = headers.get(header::AUTHORIZATION).and_then(bearer);
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(super::api::bearer);
         if token.and_then(|t| auth.verify(t)).is_none() {
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -788,13 +565,25 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         .into_response()
 }
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+#[utoipa::path(get, path = "/v1/openapi.json", summary = "this document",
+    responses((status = 200, description = "the OpenAPI 3.1 document of this server",
+        content_type = "application/json", body = Object)))]
+async fn openapi(Extension(doc): Extension<OpenApiDocument>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.0.to_string(),
+    )
+        .into_response()
 }
 
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/readyz", summary = "the database answers",
+    responses(
+        (status = 200, description = "ready", body = Status),
+        (status = 503, description = "the database does not answer", body = ErrorBody),
+    ))]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     match state.store().ping().await {
-        Ok(()) => Ok(Json(json!({ "status": "ready" }))),
+        Ok(()) => Ok(Json(Status { status: "ready" })),
         Err(e) => {
             crate::throttle::store_error(&e, "database not ready");
             Err(ApiError::new(
@@ -806,12 +595,27 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     }
 }
 
-#[derive(Deserialize)]
+/// The query of a search. `limit` is read as text so that a bad one gets the API's own
+/// message.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SearchParams {
+    /// the question
+    #[param(required = true, value_type = String)]
     q: Option<String>,
+    /// how many entries at most
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 20, default = 3)]
     limit: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/faq/search", summary = "search the FAQ", params(SearchParams),
+    responses(
+        (status = 200, description = "the hits", body = SearchResult),
+        (status = 400, description = "malformed query", body = ErrorBody),
+        (status = 422, description = "missing q or bad limit", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+    ))]
 async fn search(
     State(state): State<AppState>,
     params: Result<Query<SearchParams>, QueryRejection>,
@@ -842,10 +646,31 @@ async fn search(
     Ok(Json(state.assistant().search.search(&q, limit)))
 }
 
+/// One FAQ entry, the `faq --json` form.
+#[derive(Serialize, ToSchema)]
+struct FaqEntry {
+    id: String,
+    question: String,
+    /// other phrasings of the question
+    variants: Vec<String>,
+    answer: String,
+    /// ids of the cited documents (full titles in the console)
+    sources: Vec<String>,
+    tags: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/v1/faq/{id}", summary = "one FAQ entry",
+    params(("id" = String, Path, description = "the entry's id")),
+    responses(
+        (status = 200, description = "the entry", body = FaqEntry),
+        (status = 404, description = "no such entry (faq_not_found)", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+    ))]
 async fn faq(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FaqEntry>, ApiError> {
     let Some(e) = state.assistant().knowledge.faq(&id) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -853,58 +678,135 @@ async fn faq(
             "没有这个编号的问答条目。",
         ));
     };
-    Ok(Json(json!({
-        "id": e.id, "question": e.question, "variants": e.variants,
-        "answer": e.answer, "sources": e.sources, "tags": e.tags,
-    })))
+    Ok(Json(FaqEntry {
+        id: e.id.clone(),
+        question: e.question.clone(),
+        variants: e.variants.clone(),
+        answer: e.answer.clone(),
+        sources: e.sources.clone(),
+        tags: e.tags.clone(),
+    }))
 }
 
+#[utoipa::path(post, path = "/v1/checklist", summary = "the checklist for a situation",
+    request_body = Situation,
+    responses(
+        (status = 200, description = "the checklist", body = Checklist),
+        (status = 400, description = "malformed JSON", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 422, description = "a slot is invalid or a rule needs a missing one (field names it)", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+    ))]
 async fn checklist(
     State(state): State<AppState>,
     ApiJson(body): ApiJson,
-) -> Result<Json<checklist::Checklist>, ApiError> {
+) -> Result<Json<Checklist>, ApiError> {
     let situation = Situation::from_json(&body)?;
     let list = checklist::checklist(&situation, &state.assistant().checklist_texts)?;
     Ok(Json(list))
 }
 
+#[utoipa::path(post, path = "/v1/estimate", summary = "a reimbursement estimate",
+    request_body = EstimateInput,
+    responses(
+        (status = 200, description = "the estimate", body = Estimate),
+        (status = 400, description = "malformed JSON", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 422, description = "an input is invalid or missing (field names it)", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+    ))]
 async fn estimate(
     State(state): State<AppState>,
     ApiJson(body): ApiJson,
-) -> Result<Json<estimate::Estimate>, ApiError> {
+) -> Result<Json<Estimate>, ApiError> {
     let input = EstimateInput::from_json(&body)?;
     let estimate = estimate::estimate(&state.assistant().policies, &input)?;
     Ok(Json(estimate))
 }
 
+/// A new conversation.
+#[derive(Serialize, ToSchema)]
+struct NewSession {
+    session_id: String,
+    /// shown once; only its SHA-256 is stored
+    token: String,
+    welcome: Reply,
+}
+
+#[utoipa::path(post, path = "/v1/sessions", summary = "start a conversation",
+    responses(
+        (status = 201, description = "the session, its token and the welcome", body = NewSession),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
 async fn create_session(State(state): State<AppState>) -> Result<Response, ApiError> {
     let session_id = random_hex::<16>();
     let token = random_token();
     state.store().add_session_token(&session_id, &token).await?;
     tracing::info!(session = %log_id(&session_id), "session created");
-    let body = json!({
-        "session_id": session_id,
-        "token": token,
-        "welcome": state.assistant().welcome(),
-    });
+    let body = NewSession {
+        session_id,
+        token,
+        welcome: state.assistant().welcome(),
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// A message of the user.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Message {
+    /// the user's message; over 2000 characters gets a friendly reply asking for a shorter
+    /// one
+    #[schema(required = true, value_type = String)]
+    text: Option<String>,
+}
+
+impl RequestBody for Message {}
+
+#[utoipa::path(post, path = "/v1/sessions/{id}/messages", summary = "send a message, get the reply",
+    security(("sessionToken" = [])),
+    params(
+        ("id" = String, Path, description = "the session id"),
+        ("Idempotency-Key" = Option<String>, Header, max_length = 200,
+            description = "1 to 200 visible ASCII characters chosen by the client per message: \
+                           a retry with the same key gets the stored reply (with \
+                           Idempotent-Replayed: true) and stores nothing"),
+    ),
+    request_body = Message,
+    responses(
+        (status = 200, description = "the assistant's reply", body = Reply,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a repeat of an Idempotency-Key"))),
+        (status = 400, description = "malformed JSON or Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 409, description = "other messages of this session are being handled; retry after Retry-After seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 422, description = "missing text or unknown field", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
 async fn post_message(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Result<ApiJson, ApiError>,
+    body: Result<Body<Message>, ApiError>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, &id).await?;
-    let map = object(body?.0)?;
-    reject_unknown_fields(&map, &["text"])?;
+    let Body(message) = body?;
     state.conversations.admit(&format!("session:{id}"))?;
-    let Some(text) = optional_string(&map, "text")? else {
+    let Some(text) = message.text else {
         return Err(FieldError::new("text", "请用字段 text 提供要发送的消息。").into());
     };
     // the one rendering of a reply, also stored for a retry with the same Idempotency-Key
-    let render = |reply: &crate::assistant::Reply| serde_json::to_string(reply).unwrap_or_default();
+    let render = |reply: &Reply| serde_json::to_string(reply).unwrap_or_default();
     let Some(key) = idempotency_key(&headers)? else {
         let reply = state.conversations.turn(&id, &text).await?;
         return Ok(json_text(render(&reply), false));
@@ -954,11 +856,52 @@ fn json_text(body: String, repeat: bool) -> Response {
     response
 }
 
+/// The session a request may touch: the bearer token must be the one issued for it.
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    session_id: &str,
+) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::missing_token());
+    };
+    let token = super::api::bearer(value).ok_or_else(ApiError::invalid_token)?;
+    if state.store().check_session_token(session_id, token).await? {
+        Ok(())
+    } else {
+        tracing::info!(session = %log_id(session_id), "rejected session token");
+        Err(ApiError::invalid_token())
+    }
+}
+
+/// A conversation as stored.
+#[derive(Serialize, ToSchema)]
+struct Session {
+    session_id: String,
+    /// the active dialog, if any
+    dialog: Option<String>,
+    /// its current step
+    step: Option<String>,
+    /// what the conversation knows of the user's situation
+    slots: BTreeMap<String, String>,
+    transcript: Vec<TranscriptLine>,
+}
+
+#[utoipa::path(get, path = "/v1/sessions/{id}", summary = "the dialog state and the transcript",
+    security(("sessionToken" = [])),
+    params(("id" = String, Path, description = "the session id")),
+    responses(
+        (status = 200, description = "the session", body = Session),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
 async fn read_session(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Session>, ApiError> {
     authorize(&state, &headers, &id).await?;
     let session = state
         .conversations
@@ -967,40 +910,81 @@ async fn read_session(
         .unwrap_or_else(SessionState::new);
     let transcript = state.store().transcript(&id).await?;
     let active = session.active.as_ref();
-    Ok(Json(json!({
-        "session_id": id,
-        "dialog": active.map(|a| a.dialog.as_str()),
-        "step": active.map(|a| a.step.as_str()),
-        "slots": session.slots,
-        "transcript": transcript,
-    })))
+    Ok(Json(Session {
+        dialog: active.map(|a| a.dialog.clone()),
+        step: active.map(|a| a.step.clone()),
+        session_id: id,
+        slots: session.slots,
+        transcript,
+    }))
 }
 
+/// Whether an answer helped.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Feedback {
+    #[schema(required = true, value_type = bool)]
+    helpful: Option<bool>,
+    /// the FAQ entry concerned
+    faq_id: Option<String>,
+    /// the conversation concerned; needs that session's bearer token
+    session_id: Option<String>,
+    /// at most 1000 characters
+    #[schema(max_length = 1000)]
+    comment: Option<String>,
+}
+
+impl RequestBody for Feedback {
+    fn invalid(field: &str) -> FieldError {
+        match field {
+            "helpful" => Feedback::no_helpful(),
+            f => FieldError::new(f, format!("字段 {f} 须为字符串。")),
+        }
+    }
+}
+
+impl Feedback {
+    fn no_helpful() -> FieldError {
+        FieldError::new(
+            "helpful",
+            "请用字段 helpful 说明回答是否有帮助（true 或 false）。",
+        )
+    }
+}
+
+/// The id of stored feedback.
+#[derive(Serialize, ToSchema)]
+struct FeedbackCreated {
+    id: String,
+}
+
+#[utoipa::path(post, path = "/v1/feedback", summary = "whether an answer helped",
+    security((), ("sessionToken" = [])),
+    request_body = Feedback,
+    responses(
+        (status = 201, description = "stored", body = FeedbackCreated),
+        (status = 400, description = "malformed JSON", body = ErrorBody),
+        (status = 401, description = "session_id without its token", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 422, description = "a field is missing, invalid or unknown (field names it)", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
 async fn feedback(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<ApiJson, ApiError>,
+    body: Result<Body<Feedback>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let map = object(body?.0)?;
-    reject_unknown_fields(&map, &["helpful", "faq_id", "session_id", "comment"])?;
-    let helpful = match map.get("helpful") {
-        Some(Value::Bool(b)) => *b,
-        _ => {
-            return Err(FieldError::new(
-                "helpful",
-                "请用字段 helpful 说明回答是否有帮助（true 或 false）。",
-            )
-            .into());
-        }
-    };
-    let faq_id = optional_string(&map, "faq_id")?;
-    if let Some(id) = &faq_id
+    let Body(f) = body?;
+    let helpful = f.helpful.ok_or_else(Feedback::no_helpful)?;
+    if let Some(id) = &f.faq_id
         && state.assistant().knowledge.faq(id).is_none()
     {
         return Err(FieldError::new("faq_id", "没有这个编号的问答条目。").into());
     }
-    let comment = optional_string(&map, "comment")?;
-    if comment
+    if f.comment
         .as_ref()
         .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS)
     {
@@ -1010,19 +994,18 @@ async fn feedback(
         )
         .into());
     }
-    let session_id = optional_string(&map, "session_id")?;
-    if let Some(id) = &session_id {
+    if let Some(id) = &f.session_id {
         // feedback about a conversation is accepted only from its owner
         authorize(&state, &headers, id).await?;
     }
     let id = state
         .store()
         .add_feedback(
-            session_id.as_deref(),
-            faq_id.as_deref(),
+            f.session_id.as_deref(),
+            f.faq_id.as_deref(),
             helpful,
-            comment.as_deref(),
+            f.comment.as_deref(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+    Ok((StatusCode::CREATED, Json(FeedbackCreated { id })).into_response())
 }

@@ -817,15 +817,7 @@ fn keyboard(reply: &Reply) -> Option<InlineKeyboardMarkup> {
 /// the last piece (or listed as text when they cannot be buttons).
 async fn send_reply(bot: &Bot, chat: ChatId, reply: &Reply) -> Result<(), RequestError> {
     let markup = keyboard(reply);
-    let mut text = reply.text.clone();
-    if markup.is_none() && !reply.choices.is_empty() {
-        let labels = reply
-            .choices
-            .iter()
-            .map(|c| c.label.as_str())
-            .collect::<Vec<_>>();
-        text.push_str(&format!("\n（请回复：{}）", labels.join("、")));
-    }
+    let text = crate::render::button_text(reply, markup.is_some());
     let mut pieces = split_message(&text, MAX_TEXT_UTF16);
     if pieces.is_empty() {
         // Telegram refuses blank messages; the core always says something, but buttons need

@@ -68,13 +68,12 @@ use serde_json::Value;
 use super::FieldError;
 use super::region::Regions;
 pub use super::values::{CareLocation, Employment, FilingType, Scheme};
+// below both the checklist and the region files, which name channels and carry texts
+pub use super::values::{ChannelId, MAX_TEXT_CHARS, Text};
 use super::values::{Keyword, slot_values};
 
 /// The file, in the knowledge folder, that holds the checklist texts.
 pub const FILE: &str = "checklist.toml";
-
-/// The longest text, in characters: one line of a chat bubble.
-pub const MAX_TEXT_CHARS: usize = 100;
 
 slot_values!(
     /// Where the user is in the course of care.
@@ -132,19 +131,6 @@ slot_values!(
     }
 );
 
-slot_values!(
-    /// The channels, in the order of checklist.md.
-    ChannelId {
-        Counter = "counter": "参保地医保经办机构窗口",
-        JiangsuApp = "jiangsu-app": "江苏医保云APP/小程序",
-        NationalApp = "national-app": "国家医保服务平台APP",
-        NationalMiniprogram = "national-miniprogram": "国家异地就医备案小程序",
-        WechatSuzhou = "wechat-suzhou": "“苏州医保”公众号",
-        EsscardApp = "esscard-app": "电子社保卡APP",
-        Hospital = "hospital": "具有转诊资质的医疗机构",
-    }
-);
-
 impl CareLocation {
     /// 江苏省内 (the national channels serve cross-province filings only).
     pub fn in_jiangsu(self) -> bool {
@@ -188,13 +174,6 @@ impl ItemId {
 // ---------------------------------------------------------------------------------------------
 // Texts
 // ---------------------------------------------------------------------------------------------
-
-/// A text shown to users, with the source it comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Text {
-    pub text: String,
-    pub source: String,
-}
 
 /// The validated texts of `knowledge/checklist.toml`: one for every id the rules can emit.
 #[derive(Debug, Clone)]

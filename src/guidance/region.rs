@@ -40,8 +40,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::checklist::{ChannelId, MAX_TEXT_CHARS, Text};
 use super::policy::Policy;
+use super::values::{ChannelId, MAX_TEXT_CHARS, Text};
 
 /// The folder, in the knowledge folder, that holds the region files.
 pub const DIR: &str = "regions";

@@ -1,6 +1,7 @@
 //! Closed sets of values shared by the checklist and the estimate: one macro for every set
 //! (slot values and ids), and the slot values both contracts use (checklist.md and
-//! estimate.md name them alike).
+//! estimate.md name them alike), and what both the checklist and the region files name
+//! (the channels, a text with its source), so neither imports the other.
 
 /// A value of a closed set, generically (for code that walks several sets, such as the
 /// checklist texts loader).
@@ -101,5 +102,28 @@ slot_values!(
         Referral = "referral": "异地转诊",
         Temporary = "temporary": "其他临时外出就医",
         None = "none": "没有备案",
+    }
+);
+
+/// The longest text, in characters: one line of a chat bubble.
+pub const MAX_TEXT_CHARS: usize = 100;
+
+/// A text shown to users, with the source it comes from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Text {
+    pub text: String,
+    pub source: String,
+}
+
+slot_values!(
+    /// The channels, in the order of checklist.md.
+    ChannelId {
+        Counter = "counter": "参保地医保经办机构窗口",
+        JiangsuApp = "jiangsu-app": "江苏医保云APP/小程序",
+        NationalApp = "national-app": "国家医保服务平台APP",
+        NationalMiniprogram = "national-miniprogram": "国家异地就医备案小程序",
+        WechatSuzhou = "wechat-suzhou": "“苏州医保”公众号",
+        EsscardApp = "esscard-app": "电子社保卡APP",
+        Hospital = "hospital": "具有转诊资质的医疗机构",
     }
 );

@@ -14,7 +14,7 @@ use crate::text::mask_personal_numbers;
 mod receipts;
 
 /// The default database: a SQLite file in the working directory.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://yidi.db";
+pub use crate::config::DEFAULT_DATABASE_URL;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -24,7 +24,7 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// Another process saved this session since it was read: re-read and retry the turn.
     /// (Displayed with the session id hashed, like every log line.)
-    #[error("session {} was changed concurrently", crate::conversation::log_id(.0))]
+    #[error("session {} was changed concurrently", crate::text::log_id(.0))]
     Conflict(String),
     /// Too many turns of one session are waiting already (see [`crate::turns`]): try again
     /// in a moment.

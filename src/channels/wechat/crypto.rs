@@ -25,7 +25,7 @@ type Decryptor = cbc::Decryptor<aes::Aes256>;
 const PAD_BLOCK: usize = 32;
 
 /// Length of an EncodingAESKey.
-pub const ENCODING_AES_KEY_LEN: usize = 43;
+pub use crate::config::ENCODING_AES_KEY_LEN;
 
 /// Why an encrypted message could not be read. Never carries the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,20 +149,10 @@ impl MessageCrypto {
     }
 }
 
-/// The 32-byte AES key of a 43-character EncodingAESKey.
+/// The 32-byte AES key of a 43-character EncodingAESKey (the format is checked by the
+/// configuration too, so it lives there).
 pub fn decode_key(encoding_aes_key: &str) -> Result<[u8; 32], CryptoError> {
-    if encoding_aes_key.len() != ENCODING_AES_KEY_LEN {
-        return Err(CryptoError::Key);
-    }
-    // WeChat's keys do not always have zero trailing bits: decode leniently
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
-    );
-    let bytes = engine
-        .decode(format!("{encoding_aes_key}="))
-        .map_err(|_| CryptoError::Key)?;
-    bytes.try_into().map_err(|_| CryptoError::Key)
+    crate::config::decode_encoding_aes_key(encoding_aes_key).ok_or(CryptoError::Key)
 }
 
 #[cfg(test)]

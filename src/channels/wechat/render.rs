@@ -1,7 +1,7 @@
 //! A [`Reply`] as WeChat text: no buttons, so a dialog question's choices and a clarifying
-//! question's options become numbered lines (the user answers "1", "2" or in words), and a
-//! long text is split into messages within WeChat's limit, at paragraph, line or sentence
-//! boundaries.
+//! question's options become numbered lines (the user answers "1", "2" or in words; the
+//! text is [`crate::render::numbered_text`]), and a long text is split into messages within
+//! WeChat's limit, at paragraph, line or sentence boundaries.
 
 use crate::assistant::Reply;
 
@@ -16,26 +16,10 @@ pub const MAX_PIECES: usize = 5;
 /// Ends the last piece when a reply had to be cut to [`MAX_PIECES`].
 pub const CUT_NOTE: &str = "……（内容较长，余下部分未能显示。可以换个问法，或把问题拆开来问。）";
 
-/// The reply's text with its choices or options as numbered lines.
+/// The reply's text with its choices or options as numbered lines (shared with every
+/// channel without buttons: [`crate::render::numbered_text`]).
 pub fn text(reply: &Reply) -> String {
-    let mut t = reply.text.trim_end().to_string();
-    let lines: Vec<&str> = if !reply.options.is_empty() {
-        reply.options.iter().map(|o| o.question.as_str()).collect()
-    } else {
-        reply.choices.iter().map(|c| c.label.as_str()).collect()
-    };
-    if !lines.is_empty() {
-        t.push('\n');
-        for (i, line) in lines.iter().enumerate() {
-            t.push_str(&format!("\n{}. {line}", i + 1));
-        }
-        t.push_str(if reply.options.is_empty() {
-            "\n（请回复数字，或直接输入选项文字）"
-        } else {
-            "\n（请回复数字，或直接提出您的问题）"
-        });
-    }
-    t
+    crate::render::numbered_text(reply)
 }
 
 /// The messages of a reply: its [`text`] split within [`MAX_TEXT_BYTES`], at most

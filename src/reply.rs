@@ -1,0 +1,127 @@
+//! What the assistant says back: [`Reply`], in the `chat --json` form of cli.md, and its
+//! [`ReplyKind`]. Plain data shared by the core that builds replies, [`crate::render`] that
+//! turns them into a channel's text, and the channels.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// A button a messaging app would show.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+}
+
+/// Reference to the FAQ entry that answered.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FaqRef {
+    pub id: String,
+}
+
+/// One entry a clarifying question offers.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FaqOption {
+    pub id: String,
+    pub question: String,
+}
+
+/// What a reply is (cli.md, section Conversation).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyKind {
+    /// An FAQ entry answers (`faq` names it).
+    Faq,
+    /// A dialog's question or outcome (checklist, estimate, or a refusal).
+    Dialog,
+    /// Which of a few entries is meant (`options`).
+    Clarify,
+    /// Greetings, thanks, goodbyes, "who are you", a human, acknowledgements.
+    #[default]
+    Smalltalk,
+    /// Outside cross-region care: says so and whom to ask.
+    OutOfScope,
+    /// About cross-region care but not in the knowledge: an honest "I don't know".
+    Unanswered,
+}
+
+impl ReplyKind {
+    pub const ALL: [ReplyKind; 6] = [
+        ReplyKind::Faq,
+        ReplyKind::Dialog,
+        ReplyKind::Clarify,
+        ReplyKind::Smalltalk,
+        ReplyKind::OutOfScope,
+        ReplyKind::Unanswered,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyKind::Faq => "faq",
+            ReplyKind::Dialog => "dialog",
+            ReplyKind::Clarify => "clarify",
+            ReplyKind::Smalltalk => "smalltalk",
+            ReplyKind::OutOfScope => "out_of_scope",
+            ReplyKind::Unanswered => "unanswered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReplyKind> {
+        ReplyKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// What the assistant says back, in the `chat --json` form of cli.md.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Reply {
+    pub kind: ReplyKind,
+    pub text: String,
+    pub asking: Option<String>,
+    pub choices: Vec<Choice>,
+    pub faq: Option<FaqRef>,
+    pub options: Vec<FaqOption>,
+    /// What the conversation knows of the user's situation, from every turn so far.
+    pub slots: BTreeMap<String, String>,
+    pub checklist: Option<serde_json::Value>,
+    pub estimate: Option<serde_json::Value>,
+    pub dialog: Option<String>,
+    /// The user's question could not be answered (recorded for the knowledge team).
+    #[serde(skip)]
+    pub unanswered: bool,
+}
+
+impl Reply {
+    /// A plain reply of kind `smalltalk` (callers set another kind where it applies).
+    pub fn text(text: impl Into<String>) -> Reply {
+        Reply {
+            kind: ReplyKind::Smalltalk,
+            text: text.into(),
+            asking: None,
+            choices: Vec::new(),
+            faq: None,
+            options: Vec::new(),
+            slots: BTreeMap::new(),
+            checklist: None,
+            estimate: None,
+            dialog: None,
+            unanswered: false,
+        }
+    }
+
+    /// The reply as a transcript keeps it: the text, and a clarifying question's options
+    /// numbered as the user saw them (so an agent reading it knows what "2" meant).
+    pub fn transcript_text(&self) -> String {
+        let mut t = self.text.clone();
+        for (i, o) in self.options.iter().enumerate() {
+            t.push_str(&format!("\n{}. {}", i + 1, o.question));
+        }
+        t
+    }
+
+    pub(crate) fn of(kind: ReplyKind, text: impl Into<String>) -> Reply {
+        Reply {
+            kind,
+            ..Reply::text(text)
+        }
+    }
+}
