@@ -5,29 +5,30 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A button a messaging app would show.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct Choice {
     pub value: String,
     pub label: String,
 }
 
 /// Reference to the FAQ entry that answered.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct FaqRef {
     pub id: String,
 }
 
 /// One entry a clarifying question offers.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct FaqOption {
     pub id: String,
     pub question: String,
 }
 
 /// What a reply is (cli.md, section Conversation).
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, Hash, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplyKind {
     /// An FAQ entry answers (`faq` names it).
@@ -72,18 +73,32 @@ impl ReplyKind {
 }
 
 /// What the assistant says back, in the `chat --json` form of cli.md.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[schema(description = "one assistant reply, the `chat --json` form")]
 pub struct Reply {
+    /// What the reply is (cli.md, Conversation): an FAQ answer, a dialog's question or
+    /// outcome, a clarifying question, small talk, outside cross-region care, or an honest
+    /// 'I don't know'.
     pub kind: ReplyKind,
     pub text: String,
+    /// The slot being asked for.
+    #[schema(required = true)]
     pub asking: Option<String>,
     pub choices: Vec<Choice>,
+    #[schema(required = true)]
     pub faq: Option<FaqRef>,
+    /// A clarifying question's options, best first, at most 3; the user answers with the
+    /// number, the question or free text.
+    #[schema(max_items = 3)]
     pub options: Vec<FaqOption>,
-    /// What the conversation knows of the user's situation, from every turn so far.
+    /// Everything the conversation knows of the user's situation (checklist.md / estimate.md
+    /// slot names and values), from any turn.
     pub slots: BTreeMap<String, String>,
+    #[schema(value_type = Option<crate::guidance::checklist::Checklist>, required = true)]
     pub checklist: Option<serde_json::Value>,
+    #[schema(value_type = Option<crate::guidance::estimate::Estimate>, required = true)]
     pub estimate: Option<serde_json::Value>,
+    #[schema(required = true)]
     pub dialog: Option<String>,
     /// The user's question could not be answered (recorded for the knowledge team).
     #[serde(skip)]

@@ -143,9 +143,6 @@ impl utoipa::Modify for Security {
                 "the console's session cookie, set by POST /console/login",
             ))),
         );
-        for (name, schema) in super::schemas::all() {
-            components.schemas.entry(name).or_insert(schema);
-        }
     }
 }
 

@@ -4,12 +4,11 @@
 //! `yidi serve`; `console` is the hotline agents' page and its agent-only endpoints, served
 //! by the same router; `telegram` is the Telegram bot (long polling or webhook); `wechat` is
 //! the WeChat Official Account endpoint, merged into the same server. `api` is what `http`
-//! and `console` share (state, errors, bodies, tokens), below both; `schemas` describes the
-//! core's JSON forms for the generated OpenAPI document.
+//! and `console` share (state, errors, bodies, tokens), below both. The core's types that
+//! the API sends or takes as they are derive their own OpenAPI schemas.
 
 pub mod api;
 pub mod console;
 pub mod http;
-mod schemas;
 pub mod telegram;
 pub mod wechat;

@@ -423,17 +423,30 @@ pub const SLOTS: &[(&str, &[&str])] = &[
 ];
 
 /// The user's situation: the slots of checklist.md, each absent until known.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+// Not serde: [`Situation::from_json`] reads it (strings for the booleans too, errors naming
+// the field); its schema (the API's document) describes that JSON form.
+#[derive(Debug, Clone, Default, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(
+    description = "the slots of spec/checklist.md; a slot a rule needs and the input lacks is a 422 naming it"
+)]
 pub struct Situation {
-    /// 参保地: a region id (`suzhou`, `zhangjiagang`, or one of the extra regions).
+    /// 参保地: suzhou, zhangjiagang, or a region id of knowledge/policies/; an unknown region
+    /// is a 422 naming insured_region.
+    #[schema(min_length = 1)]
     pub insured_region: Option<String>,
+    /// 职工医保 / 城乡居民医保.
     pub scheme: Option<Scheme>,
+    /// 在职 / 退休.
     pub employment: Option<Employment>,
+    /// 就医地.
     pub care_location: Option<CareLocation>,
+    /// 备案类型.
     pub filing_type: Option<FilingType>,
     /// 备案是否已办妥.
     pub filed: Option<bool>,
+    /// 就医阶段.
     pub stage: Option<Stage>,
+    /// 就医类型.
     pub visit: Option<Visit>,
     /// 由他人代办.
     pub by_proxy: Option<bool>,
@@ -644,7 +657,8 @@ fn need<T: Clone>(value: &Option<T>, slot: &str) -> Result<T, FieldError> {
 // ---------------------------------------------------------------------------------------------
 
 /// One item of a list, with the text users read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = ChecklistItem)]
 pub struct Item {
     pub id: String,
     pub text: String,
@@ -653,7 +667,7 @@ pub struct Item {
 
 /// The checklist: ids of each part, and the texts of the filing and manual items (in that
 /// order). Serializes to exactly the object of cli.md.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Checklist {
     pub filing: Vec<String>,
     pub manual: Vec<String>,

@@ -39,6 +39,7 @@
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
+use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::FieldError;
 use super::policy::{
@@ -76,6 +77,7 @@ const FIELDS: [&str; 17] = [
 
 slot_values!(
     /// 住院 / 门诊.
+    #[schema(as = EstimateVisit)]
     Visit {
         Inpatient = "inpatient": "住院",
         Outpatient = "outpatient": "门诊",
@@ -91,24 +93,43 @@ slot_values!(
 );
 
 /// A validated estimate input (estimate.md).
-#[derive(Debug, Clone, PartialEq, Eq)]
+// Not serde: [`EstimateInput::from_json`] reads it (amounts as strings or numbers, errors
+// naming the field); its schema (the API's document) describes that JSON form.
+#[derive(Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct EstimateInput {
+    /// A policy id of knowledge/policies/ (suzhou, zhangjiagang); an unknown id is a 422
+    /// naming policy.
+    #[schema(min_length = 1)]
     pub policy: String,
+    /// 住院 / 门诊.
     pub visit: Visit,
     /// 1, 2 or 3.
+    #[schema(schema_with = hospital_level_schema)]
     pub hospital_level: u8,
+    /// 备案类型.
     pub filing_type: FilingType,
     pub filed: bool,
+    #[schema(default = false, required = false)]
     pub emergency: bool,
+    #[schema(schema_with = amount_schema)]
     pub total: Decimal,
+    #[schema(schema_with = amount_schema, required = false)]
     pub self_pay: Decimal,
+    #[schema(schema_with = amount_schema, required = false)]
     pub class_b: Decimal,
+    #[schema(minimum = 0, required = false)]
     pub admissions_before: u32,
+    #[schema(schema_with = amount_schema, required = false)]
     pub fund_paid_this_year: Decimal,
+    #[schema(schema_with = amount_schema, required = false)]
     pub cumulative_eligible_before: Decimal,
+    /// 职工医保 / 城乡居民医保.
     pub scheme: Option<Scheme>,
+    /// 在职 / 退休.
     pub employment: Option<Employment>,
+    /// 居民类别 (resident scheme): 学生或少儿 / 其他居民.
     pub category: Option<Category>,
+    /// 就医地 (yidi's extension: relative to Jiangsu).
     pub care_location: Option<CareLocation>,
 }
 
@@ -264,7 +285,7 @@ impl EstimateInput {
 }
 
 /// How the fund's share is settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Route {
     /// 直接结算 at a networked hospital (filed, or an emergency).
@@ -274,43 +295,56 @@ pub enum Route {
 }
 
 /// What the fund pays in one cost band.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BandAmount {
     /// Where this estimate's paid range starts in the band.
     #[serde(serialize_with = "ser_money")]
+    #[schema(schema_with = money_schema)]
     pub lower: Decimal,
     /// The band's upper bound; `None` (JSON `null`) for the unbounded last band.
     #[serde(serialize_with = "ser_opt_money")]
+    #[schema(schema_with = opt_money_schema, required = true)]
     pub upper: Option<Decimal>,
     #[serde(serialize_with = "ser_money")]
+    #[schema(schema_with = money_schema)]
     pub portion: Decimal,
     /// As written in the policy.
     #[serde(serialize_with = "ser_plain")]
+    #[schema(value_type = String, example = "0.80")]
     pub rate: Decimal,
     #[serde(serialize_with = "ser_plain")]
+    #[schema(value_type = String, example = "0.80")]
     pub factor: Decimal,
     #[serde(serialize_with = "ser_money")]
+    #[schema(schema_with = money_schema)]
     pub amount: Decimal,
 }
 
 /// An itemised estimate (estimate.md "Output").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(description = "spec/estimate.md; all decimals are strings with two places")]
 pub struct Estimate {
     /// The policy id used.
     pub policy: String,
     #[serde(serialize_with = "ser_money")]
+    #[schema(schema_with = money_schema)]
     pub eligible: Decimal,
     #[serde(serialize_with = "ser_money")]
+    #[schema(schema_with = money_schema)]
     pub self_pay: Decimal,
     #[serde(serialize_with = "ser_money")]
+    #[schema(schema_with = money_schema)]
     pub class_b_copay: Decimal,
     #[serde(serialize_with = "ser_money")]
+    #[schema(schema_with = money_schema)]
     pub deductible_applied: Decimal,
     pub bands: Vec<BandAmount>,
     pub cap_applied: bool,
     #[serde(serialize_with = "ser_money")]
+    #[schema(schema_with = money_schema)]
     pub fund_pays: Decimal,
     #[serde(serialize_with = "ser_money")]
+    #[schema(schema_with = money_schema)]
     pub patient_pays: Decimal,
     pub route: Route,
     /// The sources and rules used, in Chinese.
@@ -759,6 +793,46 @@ fn money(d: Decimal) -> String {
 /// "80%" for 0.8.
 fn percent(d: Decimal) -> String {
     format!("{}%", (d * Decimal::ONE_HUNDRED).normalize())
+}
+
+// ---- the schemas of the JSON forms (the API's document) ----
+
+/// A money amount as [`ser_money`] writes it: a string with two decimal places.
+fn money_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(r"^-?[0-9]+\.[0-9]{2}$"))
+        .description(Some("decimal with two places"))
+        .examples([serde_json::json!("1234.50")])
+        .build()
+}
+
+/// [`money_schema`] or `null` ([`ser_opt_money`]).
+fn opt_money_schema() -> Schema {
+    OneOfBuilder::new()
+        .item(money_schema())
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build()
+        .into()
+}
+
+/// An amount as [`read_amount`] reads it: a string or a number.
+fn amount_schema() -> Schema {
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .description(Some("decimal amount, at most two decimal places"))
+        .examples([serde_json::json!("20000.50")])
+        .build()
+        .into()
+}
+
+/// The hospital level: 1, 2 or 3.
+fn hospital_level_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .enum_values(Some([1, 2, 3]))
+        .build()
 }
 
 fn ser_money<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {

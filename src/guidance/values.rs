@@ -15,10 +15,11 @@ pub(crate) trait Keyword: Copy {
 /// A closed set of ids or slot values, each with what users call it.
 macro_rules! slot_values {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $value:literal : $label:literal),+ $(,)? }) => {
+        // the schema (the API's document): a string, one of the values as written in JSON
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, utoipa::ToSchema)]
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name {
-            $($variant),+
+            $(#[schema(rename = $value)] $variant),+
         }
 
         impl $name {

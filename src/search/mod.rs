@@ -131,7 +131,7 @@ impl Default for Tuning {
 }
 
 /// One ranked FAQ entry.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Hit {
     pub id: String,
     /// Ranking score: 100 × the classifier's probability plus a tenth of the entry's BM25
@@ -142,9 +142,10 @@ pub struct Hit {
 }
 
 /// The result of one search.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchResult {
     pub query: String,
+    /// false: the assistant does not know; hits are suggestions only.
     pub answered: bool,
     pub hits: Vec<Hit>,
     /// 100 × the classifier's probability of the most probable out-of-scope topic.

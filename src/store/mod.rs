@@ -65,23 +65,33 @@ pub struct TurnRecord<'a> {
     pub request: Option<(&'a str, &'a str)>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[schema(description = "one line of a stored conversation (personal numbers masked)")]
 pub struct TranscriptLine {
     pub seq: i64,
+    #[schema(pattern = "^(user|assistant)$", example = "user")]
     pub role: String,
     pub text: String,
+    /// The FAQ entry that answered (assistant lines).
+    #[schema(required = true)]
     pub faq_id: Option<String>,
     /// The reply kind on assistant lines (None on user lines and on turns stored before it
     /// was recorded).
+    #[schema(required = true)]
     pub kind: Option<String>,
+    /// Unix time in milliseconds.
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[schema(description = "a question the assistant could not answer")]
 pub struct UnansweredQuestion {
     pub id: String,
+    #[schema(required = true)]
     pub session_id: Option<String>,
+    /// Personal numbers masked.
     pub question: String,
+    /// Unix time in milliseconds.
     pub created_at: i64,
 }
 

@@ -1076,3 +1076,165 @@ fn route_paths(debug: &str) -> Vec<String> {
     paths.dedup();
     paths
 }
+
+/// The served document's schema `name`, as a JSON Schema validator (OpenAPI 3.1 schemas are
+/// JSON Schema 2020-12) that also refuses properties the schema does not name, so that a
+/// serde form and its generated schema cannot drift apart either way.
+fn schema_validator(doc: &Value, name: &str) -> jsonschema::Validator {
+    fn close(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                    map.insert("additionalProperties".into(), Value::Bool(false));
+                }
+                map.values_mut().for_each(close);
+            }
+            Value::Array(items) => items.iter_mut().for_each(close),
+            _ => {}
+        }
+    }
+    let mut root = json!({
+        "$ref": format!("#/components/schemas/{name}"),
+        "components": doc["components"].clone(),
+    });
+    assert!(root["components"]["schemas"][name].is_object(), "{name}");
+    close(&mut root["components"]);
+    jsonschema::draft202012::new(&root).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Asserts `instance` fits the served schema `name`.
+fn assert_fits(doc: &Value, name: &str, instance: &Value) {
+    let validator = schema_validator(doc, name);
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{instance:#} does not fit the schema {name}:\n{}",
+        errors.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn the_core_types_serialize_to_their_generated_schemas() {
+    let server = TestServer::sqlite().await;
+    let (status, doc) = server.get("/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // the schemas check something: a reply without its kind, or with a field they do not
+    // name, does not fit
+    let a = assistant();
+    let mut state = yidi::dialog::engine::SessionState::new();
+    let faq = serde_json::to_value(a.handle(&mut state, "起付线是什么")).unwrap();
+    assert_eq!(faq["kind"], "faq", "{faq}");
+    assert_fits(&doc, "Reply", &faq);
+    let validator = schema_validator(&doc, "Reply");
+    let mut broken = faq.clone();
+    broken.as_object_mut().unwrap().remove("kind");
+    assert!(!validator.is_valid(&broken));
+    let mut broken = faq.clone();
+    broken["unanswered"] = json!(false);
+    assert!(!validator.is_valid(&broken));
+    let mut broken = faq.clone();
+    broken["kind"] = json!("faq_answer");
+    assert!(!validator.is_valid(&broken));
+
+    // replies of every kind the shipped knowledge gives, a checklist and an estimate among
+    // them (core instances, serialized as the API sends them)
+    let mut replies = vec![faq];
+    for message in [
+        "你好",
+        "养老金什么时候涨",
+        "社保卡在外地医院刷不了怎么办",
+        "报销",
+    ] {
+        let mut state = yidi::dialog::engine::SessionState::new();
+        replies.push(serde_json::to_value(a.handle(&mut state, message)).unwrap());
+    }
+    for (first, answers) in [
+        (
+            "帮我列备案材料清单，苏州参保，去北京跟女儿长住，还没去",
+            &["没有", "住院", "家人代办"][..],
+        ),
+        (
+            "我是张家港的退休职工，搬去上海跟儿子住，住院花了五万，能报多少？",
+            &["三级", "已经备案了", "0", "不清楚"][..],
+        ),
+    ] {
+        let mut state = yidi::dialog::engine::SessionState::new();
+        let mut reply = a.handle(&mut state, first);
+        replies.push(serde_json::to_value(&reply).unwrap());
+        for answer in answers {
+            if reply.asking.is_none() {
+                break;
+            }
+            reply = a.handle(&mut state, answer);
+            replies.push(serde_json::to_value(&reply).unwrap());
+        }
+    }
+    assert!(replies.iter().any(|r| r["checklist"].is_object()));
+    assert!(replies.iter().any(|r| {
+        r["estimate"].is_object() && !r["estimate"]["bands"].as_array().unwrap().is_empty()
+    }));
+    assert!(replies.iter().any(|r| r["kind"] == "dialog"));
+    for reply in &replies {
+        assert_fits(&doc, "Reply", reply);
+    }
+
+    // search results, answered and not (with `also` where a second question is asked)
+    for q in [
+        "社保卡在外地医院刷不了怎么办",
+        "养老金什么时候涨",
+        "异地就医怎么备案，另外起付线是多少",
+    ] {
+        let (status, body) = server
+            .get(&format!("/v1/faq/search?q={}", urlencode(q)))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_fits(&doc, "SearchResult", &body);
+    }
+
+    // the checklist and the estimate endpoints: their inputs fit the input schemas, their
+    // outputs the output schemas
+    let situation = json!({
+        "insured_region": "suzhou", "care_location": "other_province",
+        "filing_type": "long_term_resident", "filed": false,
+        "stage": "discharged_self_paid", "visit": "inpatient", "by_proxy": true
+    });
+    assert_fits(&doc, "Situation", &situation);
+    let (status, body) = server.post("/v1/checklist", situation).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_fits(&doc, "Checklist", &body);
+    let input = json!({
+        "policy": "suzhou", "visit": "inpatient", "hospital_level": 3,
+        "filing_type": "long_term_resident", "filed": true, "total": "200000",
+        "self_pay": 1000, "scheme": "employee", "employment": "retired"
+    });
+    assert_fits(&doc, "EstimateInput", &input);
+    let (status, body) = server.post("/v1/estimate", input).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!body["bands"].as_array().unwrap().is_empty(), "{body}");
+    assert_fits(&doc, "Estimate", &body);
+
+    // stored transcript lines (a session read) and unanswered questions
+    let (id, token) = server.new_session().await;
+    for text in ["起付线是什么", "养老金什么时候涨"] {
+        let (status, reply) = server.say(&id, &token, text).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        assert_fits(&doc, "Reply", &reply);
+    }
+    let (status, session) = server.read_session(&id, &token).await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    assert_eq!(session["transcript"].as_array().unwrap().len(), 4);
+    assert_fits(&doc, "Session", &session);
+    let unanswered = server.store.unanswered(10).await.unwrap();
+    assert!(!unanswered.is_empty());
+    for question in &unanswered {
+        assert_fits(
+            &doc,
+            "UnansweredQuestion",
+            &serde_json::to_value(question).unwrap(),
+        );
+    }
+}
