@@ -21,7 +21,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::channels::console::AgentAuth;
-use crate::store::DEFAULT_DATABASE_URL;
+use crate::store::{DEFAULT_DATABASE_URL, SqliteSynchronous};
 
 /// The config file read when none is named and it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "yidi.toml";
@@ -51,6 +51,11 @@ pub struct Config {
     /// Longest a database statement may run before it is abandoned (seconds): a stalled
     /// database then answers 503 quickly and `/readyz` turns red.
     pub database_timeout_secs: u64,
+    /// When a SQLite database syncs a commit to disk: `normal` (default; a commit survives
+    /// the process being killed, a power cut may lose the last ones) or `full` (every
+    /// commit synced, one fsync per turn). SQLite runs in WAL mode either way; PostgreSQL
+    /// ignores it. See [`SqliteSynchronous`].
+    pub sqlite_synchronous: SqliteSynchronous,
     /// Who may read `/metrics`, and where.
     pub metrics: MetricsAccess,
     /// Days that conversations (state, transcript), unanswered questions and feedback are
@@ -300,6 +305,7 @@ impl std::fmt::Debug for Config {
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("http", &self.http)
             .field("database_timeout_secs", &self.database_timeout_secs)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("metrics", &self.metrics)
             .field("retention_days", &self.retention_days)
             .finish()
@@ -320,6 +326,7 @@ const KEYS: &[&str] = &[
     "shutdown_grace_secs",
     "http",
     "database_timeout_secs",
+    "sqlite_synchronous",
     "metrics",
     "retention_days",
 ];
@@ -338,6 +345,7 @@ impl Default for Config {
             shutdown_grace_secs: 20,
             http: Http::default(),
             database_timeout_secs: 5,
+            sqlite_synchronous: SqliteSynchronous::Normal,
             metrics: MetricsAccess::default(),
             retention_days: 90,
         }
