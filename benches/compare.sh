@@ -125,7 +125,8 @@ fi
 health=$(rate "$WORK/health.txt")
 search=$(rate "$WORK/search.txt")
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
-fmt() { LC_ALL=en_US.UTF-8 printf "%'d" "$1" 2>/dev/null || printf "%d" "$1"; }
+# thousands separated by commas, whatever the locale
+fmt() { echo "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/' -e 'ta'; }
 
 echo
 echo "| work | yidi | peer or limit | ratio |"

@@ -557,6 +557,22 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_synchronous_is_normal_unless_full_is_chosen() {
+        Jail::expect_with(|jail| {
+            assert_eq!(load(None).unwrap().sqlite_synchronous, SqliteSynchronous::Normal);
+            jail.create_file("yidi.toml", "sqlite_synchronous = \"full\"")?;
+            assert_eq!(load(None).unwrap().sqlite_synchronous, SqliteSynchronous::Full);
+            jail.set_env("YIDI_SQLITE_SYNCHRONOUS", "NORMAL");
+            assert_eq!(load(None).unwrap().sqlite_synchronous, SqliteSynchronous::Normal);
+            // anything else names the key
+            jail.set_env("YIDI_SQLITE_SYNCHRONOUS", "off");
+            let e = load(None).unwrap_err().to_string();
+            assert!(e.contains("sqlite_synchronous"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn named_file_must_exist_and_unknown_keys_are_errors() {
         Jail::expect_with(|jail| {
             let e = load(Some("nope.toml")).unwrap_err();

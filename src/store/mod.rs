@@ -80,6 +80,78 @@ struct Turn<'a> {
     now: i64,
 }
 
+/// The batch of a turn on SQLite (parameters as in [`postgres_turn`]): the session row
+/// first, each later insert only when the one before wrote (`changes()`), in one immediate
+/// transaction. Eight variants (new session or not, with an idempotency record or not,
+/// unanswered or not), built once each.
+fn sqlite_turn(new: bool, request: bool, unanswered: bool) -> &'static str {
+    static BATCHES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let batches = BATCHES.get_or_init(|| {
+        (0..8)
+            .map(|i| {
+                let (new, request, unanswered) = (i & 1 != 0, i & 2 != 0, i & 4 != 0);
+                let mut sql = String::from("BEGIN IMMEDIATE; ");
+                sql.push_str(if new {
+                    "INSERT INTO sessions (id, state, revision, created_at, updated_at) \
+                     VALUES ($1, $2, 1, $3, $3) ON CONFLICT (id) DO NOTHING RETURNING revision; "
+                } else {
+                    "UPDATE sessions SET state = $2, revision = revision + 1, updated_at = $3 \
+                     WHERE id = $1 AND revision = $4 RETURNING revision; "
+                });
+                sql.push_str(
+                    "WITH last AS (SELECT COALESCE(MAX(seq), 0) AS m FROM transcripts WHERE session_id = $1) \
+                     INSERT INTO transcripts (session_id, seq, role, text, faq_id, dialog, kind, created_at) \
+                     SELECT $1, m + 1, 'user', $5, NULL, $8, NULL, $3 FROM last WHERE changes() = 1 \
+                     UNION ALL SELECT $1, m + 2, 'assistant', $6, $7, $8, $9, $3 FROM last WHERE changes() = 1; ",
+                );
+                if request {
+                    sql.push_str(
+                        "INSERT INTO request_keys (session_id, key_hash, reply, created_at) \
+                         SELECT $1, $10, $11, $3 WHERE changes() = 2; ",
+                    );
+                }
+                if unanswered {
+                    // after the transcript lines (2 rows) or the idempotency record (1)
+                    let before = if request { 1 } else { 2 };
+                    sql.push_str(&format!(
+                        "INSERT INTO unanswered (id, session_id, question, created_at) \
+                         SELECT $1 || '-' || (m - 1), $1, $5, $3 \
+                         FROM (SELECT MAX(seq) AS m FROM transcripts WHERE session_id = $1) \
+                         WHERE changes() = {before}; "
+                    ));
+                }
+                sql.push_str("COMMIT");
+                sql
+            })
+            .collect()
+    });
+    let i = usize::from(new) | usize::from(request) << 1 | usize::from(unanswered) << 2;
+    batches[i].as_str()
+}
+
+/// A writer connection in the middle of a turn's batch: if the turn is abandoned (a client
+/// gone, a request timed out) its transaction is rolled back before the connection goes
+/// back to the pool.
+struct RollbackOnDrop(Option<sqlx::pool::PoolConnection<sqlx::Any>>);
+
+impl Drop for RollbackOnDrop {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.0.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    use sqlx::Executor;
+                    // "no transaction is active" when the batch had finished
+                    let _ = conn.execute("ROLLBACK").await;
+                });
+            }
+            Err(_) => conn.close_on_drop(),
+        }
+    }
+}
+
 /// A turn on PostgreSQL in one statement around `$session`, which writes the session row
 /// and returns it (nothing when it was changed or created concurrently: then nothing else
 /// is written). Parameters: $1 id, $2 state, $3 now, $4 revision read, $5 user's text,
@@ -169,6 +241,47 @@ pub struct Store {
     session_id_key: SecretKey,
     /// How long a statement (and waiting for a connection) may take.
     timeout: std::time::Duration,
+    memo: std::sync::Arc<Memo>,
+}
+
+/// What this process remembers instead of asking the database on every turn: the tokens it
+/// has checked (for [`MEMO_TOKEN_TTL`]) and, on SQLite, the state it last wrote of each
+/// session (see [`Store::load_session_for_turn`]). Each map is cleared when it reaches
+/// [`MEMO_CAP`] entries, so memory stays bounded whatever the traffic.
+#[derive(Default)]
+struct Memo {
+    sessions: std::sync::Mutex<std::collections::HashMap<String, StoredSession>>,
+    tokens: std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
+    }
+}
+
+/// Most sessions (and tokens) remembered at once.
+const MEMO_CAP: usize = 4096;
+/// How long a checked session token is trusted without asking the database again (a purge
+/// by another replica is noticed within this time).
+const MEMO_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn remember<V>(map: &std::sync::Mutex<std::collections::HashMap<String, V>>, key: &str, value: V) {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    if map.len() >= MEMO_CAP && !map.contains_key(key) {
+        map.clear();
+    }
+    map.insert(key.to_string(), value);
+}
+
+fn forget<V>(map: &std::sync::Mutex<std::collections::HashMap<String, V>>, key: Option<&str>) {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    match key {
+        Some(key) => {
+            map.remove(key);
+        }
+        None => map.clear(),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,6 +419,7 @@ impl Store {
             backend,
             session_id_key,
             timeout,
+            memo: std::sync::Arc::default(),
         })
     }
 
@@ -346,6 +460,31 @@ impl Store {
         }))
     }
 
+    /// The session as a turn starts from: on SQLite the state this process wrote last, when
+    /// it remembers it (turns of one session run one at a time in a process, see
+    /// [`crate::turns`]), else [`Store::load_session`]. Should another process have written
+    /// the session since, the turn's save is a [`StoreError::Conflict`], which forgets the
+    /// remembered state, and the retry reads the database. (On PostgreSQL, replicas behind
+    /// a load balancer share sessions all the time: it always reads.)
+    pub async fn load_session_for_turn(
+        &self,
+        id: &str,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        if self.backend == Backend::Sqlite {
+            let remembered = self
+                .memo
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .cloned();
+            if remembered.is_some() {
+                return Ok(remembered);
+            }
+        }
+        self.load_session(id).await
+    }
+
     /// Saves a turn atomically: the session state (checked against the revision it was read
     /// at), both transcript lines, the idempotency record and the question if it went
     /// unanswered. Returns the new revision.
@@ -375,9 +514,18 @@ impl Store {
             Backend::Sqlite => self.save_turn_sqlite(&turn, t.expected_revision).await?,
         };
         if !saved {
+            forget(&self.memo.sessions, Some(&session_id));
             return Err(StoreError::Conflict(session_id));
         }
-        Ok(t.expected_revision.map_or(1, |rev| rev + 1))
+        let revision = t.expected_revision.map_or(1, |rev| rev + 1);
+        if self.backend == Backend::Sqlite {
+            let stored = StoredSession {
+                state: t.state.to_string(),
+                revision,
+            };
+            remember(&self.memo.sessions, &session_id, stored);
+        }
+        Ok(revision)
     }
 
     /// The turn as one PostgreSQL statement; false when the session was changed (or, for a
@@ -409,81 +557,54 @@ impl Store {
         Ok(row?.get::<i64, _>(0) == 1)
     }
 
-    /// The turn as one SQLite transaction on the writer: the session, both transcript lines
-    /// in one statement, and the idempotency record and unanswered question when there are.
+    /// The turn as one SQLite transaction on the writer, sent as one batch (one hand-over to
+    /// the connection's thread): the session row (`RETURNING` says whether it matched the
+    /// revision read), both transcript lines, then the idempotency record and the unanswered
+    /// question when there are; each insert runs only when the statement before it wrote
+    /// (`changes()`), so a conflict writes nothing. False on a conflict.
     async fn save_turn_sqlite(
         &self,
         t: &Turn<'_>,
         expected_revision: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let done = match expected_revision {
-            None => {
-                sqlx::query(
-                    "INSERT INTO sessions (id, state, revision, created_at, updated_at) VALUES ($1, $2, 1, $3, $3)",
-                )
-                .bind(t.session_id)
-                .bind(t.state)
-                .bind(t.now)
-                .execute(&mut *tx)
-                .await
-            }
-            Some(rev) => {
-                sqlx::query(
-                    "UPDATE sessions SET state = $1, revision = revision + 1, updated_at = $2 WHERE id = $3 AND revision = $4",
-                )
-                .bind(t.state)
-                .bind(t.now)
-                .bind(t.session_id)
-                .bind(rev)
-                .execute(&mut *tx)
-                .await
-            }
+        let sql = sqlite_turn(
+            expected_revision.is_none(),
+            t.request.is_some(),
+            t.unanswered,
+        );
+        let mut guard = RollbackOnDrop(Some(self.pool.acquire().await?));
+        let Some(conn) = guard.0.as_mut() else {
+            return Err(StoreError::Db(sqlx::Error::PoolClosed));
         };
-        match done {
-            Ok(done) if done.rows_affected() == 1 => {}
-            Ok(_) => return Ok(false),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(false),
-            Err(e) => return Err(e.into()),
-        }
-        sqlx::query(
-            "WITH last AS (SELECT COALESCE(MAX(seq), 0) AS m FROM transcripts WHERE session_id = $1) \
-             INSERT INTO transcripts (session_id, seq, role, text, faq_id, dialog, kind, created_at) \
-             SELECT $1, m + 1, 'user', $2, NULL, $3, NULL, $4 FROM last \
-             UNION ALL SELECT $1, m + 2, 'assistant', $5, $6, $3, $7, $4 FROM last",
-        )
-        .bind(t.session_id)
-        .bind(t.user)
-        .bind(t.dialog)
-        .bind(t.now)
-        .bind(t.reply)
-        .bind(t.faq_id)
-        .bind(t.kind)
-        .execute(&mut *tx)
-        .await?;
-        if let Some((key_hash, response)) = t.request {
-            sqlx::query("INSERT INTO request_keys (session_id, key_hash, reply, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(t.session_id)
-                .bind(key_hash)
-                .bind(response)
-                .bind(t.now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if t.unanswered {
-            // named after the user's line: the second last of the transcript now
-            sqlx::query(
-                "INSERT INTO unanswered (id, session_id, question, created_at) \
-                 SELECT $1 || '-' || (MAX(seq) - 1), $1, $2, $3 FROM transcripts WHERE session_id = $1",
-            )
+        let rows = sqlx::query(sql)
             .bind(t.session_id)
-            .bind(t.user)
+            .bind(t.state)
             .bind(t.now)
-            .execute(&mut *tx)
-            .await?;
+            .bind(expected_revision)
+            .bind(t.user)
+            .bind(t.reply)
+            .bind(t.faq_id)
+            .bind(t.dialog)
+            .bind(t.kind)
+            .bind(t.request.map(|(k, _)| k))
+            .bind(t.request.map(|(_, r)| r))
+            .fetch_all(&mut **conn)
+            .await;
+        match rows {
+            Ok(rows) => {
+                guard.0 = None;
+                Ok(!rows.is_empty())
+            }
+            Err(e) => {
+                // a statement failed inside the batch: end its transaction before the
+                // connection serves anyone else ("no transaction" is fine: none was begun)
+                if let Some(mut conn) = guard.0.take() {
+                    use sqlx::Executor;
+                    let _ = conn.execute("ROLLBACK").await;
+                }
+                Err(e.into())
+            }
         }
-        tx.commit().await?;
-        Ok(true)
     }
 
     /// The response stored for the idempotency key `key` of session `session_id`, if any.
@@ -589,16 +710,33 @@ impl Store {
         session_id: &str,
         token: &str,
     ) -> Result<bool, StoreError> {
+        let session_id = no_nul(session_id);
+        let hash = token_hash(token);
+        let remembered = self
+            .memo
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&session_id)
+            .filter(|(_, checked)| checked.elapsed() < MEMO_TOKEN_TTL)
+            .map(|(stored, _)| stored.clone());
+        if let Some(stored) = remembered {
+            return Ok(constant_time_eq(stored.as_bytes(), hash.as_bytes()));
+        }
         let row = sqlx::query("SELECT token_hash FROM session_tokens WHERE session_id = $1")
-            .bind(no_nul(session_id))
+            .bind(&session_id)
             .fetch_optional(&self.reader)
             .await?;
-        Ok(row.is_some_and(|r| {
-            constant_time_eq(
-                r.get::<String, _>(0).as_bytes(),
-                token_hash(token).as_bytes(),
-            )
-        }))
+        let Some(stored) = row.map(|r| r.get::<String, _>(0)) else {
+            return Ok(false);
+        };
+        let valid = constant_time_eq(stored.as_bytes(), hash.as_bytes());
+        if valid {
+            // only a token shown to be right is remembered: a wrong guess always asks
+            let now = std::time::Instant::now();
+            remember(&self.memo.tokens, &session_id, (stored, now));
+        }
+        Ok(valid)
     }
 
     /// Records a console login: the agent session `session` (a random secret held in the
@@ -676,6 +814,8 @@ impl Store {
             .await?
             .rows_affected();
         tx.commit().await?;
+        forget(&self.memo.sessions, None);
+        forget(&self.memo.tokens, None);
         Ok(Purged {
             sessions,
             transcript_lines: n[0],
@@ -692,6 +832,8 @@ impl Store {
 
     /// Closes the pool: every later query fails (tests use it to simulate a database outage).
     pub async fn close(&self) {
+        forget(&self.memo.sessions, None);
+        forget(&self.memo.tokens, None);
         self.pool.close().await;
         self.reader.close().await;
     }
@@ -720,6 +862,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        forget(&self.memo.sessions, Some(id));
         Ok(())
     }
 }
