@@ -278,3 +278,44 @@ async fn sqlite_readers_do_not_wait_for_a_writer_and_writers_wait_their_turn() {
     assert_eq!(writer.await.unwrap().unwrap(), 2);
     assert_eq!(store.transcript("s1").await.unwrap().len(), 4);
 }
+
+/// Two processes on one SQLite file: a turn that starts from the state this process
+/// remembers, after the other wrote the session, is a conflict that writes nothing, and the
+/// retry reads the database.
+#[tokio::test]
+async fn a_remembered_state_made_stale_by_another_process_conflicts_then_rereads() {
+    let db = TestDb::sqlite();
+    let a = Store::connect(&db.url).await.unwrap();
+    let b = Store::connect(&db.url).await.unwrap();
+    assert_eq!(a.load_session_for_turn("s").await.unwrap(), None);
+    a.save_turn(&turn("s", "{\"by\":\"a\"}", None, "一"))
+        .await
+        .unwrap();
+    let seen_by_b = b.load_session_for_turn("s").await.unwrap().unwrap();
+    assert_eq!(seen_by_b.revision, 1);
+    b.save_turn(&turn("s", "{\"by\":\"b\"}", Some(1), "二"))
+        .await
+        .unwrap();
+
+    // a remembers revision 1
+    let stale = a.load_session_for_turn("s").await.unwrap().unwrap();
+    assert_eq!((stale.state.as_str(), stale.revision), ("{\"by\":\"a\"}", 1));
+    let conflict = a.save_turn(&turn("s", "{\"by\":\"a\"}", Some(1), "三")).await;
+    assert!(matches!(conflict, Err(StoreError::Conflict(_))), "{conflict:?}");
+    assert_eq!(a.count("transcripts").await.unwrap(), 4);
+    // forgotten: the retry starts from what b wrote
+    let fresh = a.load_session_for_turn("s").await.unwrap().unwrap();
+    assert_eq!((fresh.state.as_str(), fresh.revision), ("{\"by\":\"b\"}", 2));
+    a.save_turn(&turn("s", "{\"by\":\"a\"}", Some(2), "三"))
+        .await
+        .unwrap();
+    let users: Vec<_> = a
+        .transcript("s")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.role == "user")
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(users, ["一", "二", "三"]);
+}
