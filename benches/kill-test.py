@@ -70,7 +70,7 @@ def request(conn, method, path, body=None, token=None):
     return r.status, r.read()
 
 
-def converse(port, session, acked, stop):
+def converse(port, session, acked, stop, errors):
     """Posts numbered messages to one conversation until the server goes away or `stop`."""
     sid, token = session["id"], session["token"]
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -79,12 +79,16 @@ def converse(port, session, acked, stop):
         text = f"第{n}问 {QUESTION}"
         try:
             status, _ = request(conn, "POST", f"/v1/sessions/{sid}/messages", {"text": text}, token)
-        except (OSError, http.client.HTTPException):
-            return  # killed: whether this one was stored is unknown, and need not be
+        except (OSError, http.client.HTTPException) as e:
+            # killed: whether this one was stored is unknown, and need not be
+            errors.append(repr(e))
+            return
         if 200 <= status < 300:
             acked.append((sid, text))
             session["next"] = n + 1
-        elif status not in (409, 429, 503):
+        else:
+            errors.append(status)
+        if status >= 300 and status not in (409, 429, 503):
             sys.stderr.write(f"unexpected status {status}\n")
             return
 
@@ -115,7 +119,8 @@ def main():
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     sessions = []
     for _ in range(args.conversations):
-        status, body = request(conn, "POST", "/v1/sessions", {})
+        # no body: the server does not read one here (and would then close the connection)
+        status, body = request(conn, "POST", "/v1/sessions")
         assert status == 201, status
         b = json.loads(body)
         sessions.append({"id": b["session_id"], "token": b["token"], "next": 1})
@@ -125,9 +130,10 @@ def main():
     lost_total = 0
     for rnd in range(1, args.rounds + 1):
         stop = threading.Event()
+        errors = []
         before = len(acked)
         threads = [
-            threading.Thread(target=converse, args=(port, s, acked, stop), daemon=True)
+            threading.Thread(target=converse, args=(port, s, acked, stop, errors), daemon=True)
             for s in sessions
         ]
         for t in threads:
@@ -161,6 +167,9 @@ def main():
             f"{len(acked) - before} turns acknowledged this round, {len(acked)} in all; "
             f"lost: {lost}"
         )
+        refused = [e for e in errors if isinstance(e, int)]
+        if refused:
+            print(f"  {len(refused)} refused (retried): statuses {sorted(set(refused))}")
     proc.send_signal(signal.SIGTERM)
     proc.wait()
     if lost_total:

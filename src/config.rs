@@ -559,11 +559,20 @@ mod tests {
     #[test]
     fn sqlite_synchronous_is_normal_unless_full_is_chosen() {
         Jail::expect_with(|jail| {
-            assert_eq!(load(None).unwrap().sqlite_synchronous, SqliteSynchronous::Normal);
+            assert_eq!(
+                load(None).unwrap().sqlite_synchronous,
+                SqliteSynchronous::Normal
+            );
             jail.create_file("yidi.toml", "sqlite_synchronous = \"full\"")?;
-            assert_eq!(load(None).unwrap().sqlite_synchronous, SqliteSynchronous::Full);
+            assert_eq!(
+                load(None).unwrap().sqlite_synchronous,
+                SqliteSynchronous::Full
+            );
             jail.set_env("YIDI_SQLITE_SYNCHRONOUS", "NORMAL");
-            assert_eq!(load(None).unwrap().sqlite_synchronous, SqliteSynchronous::Normal);
+            assert_eq!(
+                load(None).unwrap().sqlite_synchronous,
+                SqliteSynchronous::Normal
+            );
             // anything else names the key
             jail.set_env("YIDI_SQLITE_SYNCHRONOUS", "off");
             let e = load(None).unwrap_err().to_string();

@@ -399,8 +399,8 @@ impl Store {
             Backend::Postgres
         };
         let timeout = options.timeout.max(std::time::Duration::from_millis(1));
-        let memory = backend == Backend::Sqlite
-            && (url.contains(":memory:") || url.contains("mode=memory"));
+        let memory =
+            backend == Backend::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
         let pool = match backend {
             // one writer for SQLite: writers queue here rather than in SQLite's lock
             Backend::Sqlite => sqlite_pool(&url, 1, timeout, options, false).await?,
@@ -496,7 +496,9 @@ impl Store {
         let session_id = no_nul(t.session_id);
         let user = mask_personal_numbers(&no_nul(t.user_text));
         let reply = mask_personal_numbers(&no_nul(t.reply_text));
-        let request = t.request.map(|(key, reply)| (token_hash(key), no_nul(reply)));
+        let request = t
+            .request
+            .map(|(key, reply)| (token_hash(key), no_nul(reply)));
         let turn = Turn {
             session_id: &session_id,
             state: t.state,

@@ -273,7 +273,10 @@ async fn sqlite_readers_do_not_wait_for_a_writer_and_writers_wait_their_turn() {
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(!writer.is_finished(), "the write waits for the other transaction");
+    assert!(
+        !writer.is_finished(),
+        "the write waits for the other transaction"
+    );
     sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
     assert_eq!(writer.await.unwrap().unwrap(), 2);
     assert_eq!(store.transcript("s1").await.unwrap().len(), 4);
@@ -299,13 +302,24 @@ async fn a_remembered_state_made_stale_by_another_process_conflicts_then_rereads
 
     // a remembers revision 1
     let stale = a.load_session_for_turn("s").await.unwrap().unwrap();
-    assert_eq!((stale.state.as_str(), stale.revision), ("{\"by\":\"a\"}", 1));
-    let conflict = a.save_turn(&turn("s", "{\"by\":\"a\"}", Some(1), "三")).await;
-    assert!(matches!(conflict, Err(StoreError::Conflict(_))), "{conflict:?}");
+    assert_eq!(
+        (stale.state.as_str(), stale.revision),
+        ("{\"by\":\"a\"}", 1)
+    );
+    let conflict = a
+        .save_turn(&turn("s", "{\"by\":\"a\"}", Some(1), "三"))
+        .await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict(_))),
+        "{conflict:?}"
+    );
     assert_eq!(a.count("transcripts").await.unwrap(), 4);
     // forgotten: the retry starts from what b wrote
     let fresh = a.load_session_for_turn("s").await.unwrap().unwrap();
-    assert_eq!((fresh.state.as_str(), fresh.revision), ("{\"by\":\"b\"}", 2));
+    assert_eq!(
+        (fresh.state.as_str(), fresh.revision),
+        ("{\"by\":\"b\"}", 2)
+    );
     a.save_turn(&turn("s", "{\"by\":\"a\"}", Some(2), "三"))
         .await
         .unwrap();
