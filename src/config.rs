@@ -21,7 +21,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::channels::console::AgentAuth;
-use crate::store::{DEFAULT_DATABASE_URL, SqliteSynchronous};
+use crate::store::DEFAULT_DATABASE_URL;
 
 /// The config file read when none is named and it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "yidi.toml";
@@ -54,7 +54,7 @@ pub struct Config {
     /// When a SQLite database syncs a commit to disk: `normal` (default; a commit survives
     /// the process being killed, a power cut may lose the last ones) or `full` (every
     /// commit synced, one fsync per turn). SQLite runs in WAL mode either way; PostgreSQL
-    /// ignores it. See [`SqliteSynchronous`].
+    /// ignores it.
     pub sqlite_synchronous: SqliteSynchronous,
     /// Who may read `/metrics`, and where.
     pub metrics: MetricsAccess,
@@ -287,6 +287,22 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// When SQLite makes a commit durable (`sqlite_synchronous`): the database is always in WAL
+/// mode, where `normal` (the default) writes each commit to the WAL file before the turn is
+/// acknowledged and syncs it to disk at checkpoints. A committed turn then survives the
+/// process being killed; a power cut or an OS crash may lose the last commits since the last
+/// checkpoint (the database itself stays consistent). `full` syncs the WAL on every commit:
+/// nothing acknowledged is lost even then, at the cost of one fsync per turn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    #[default]
+    #[serde(alias = "NORMAL", alias = "Normal")]
+    Normal,
+    #[serde(alias = "FULL", alias = "Full")]
+    Full,
 }
 
 impl std::fmt::Debug for Config {

@@ -65,6 +65,45 @@ pub struct TurnRecord<'a> {
     pub request: Option<(&'a str, &'a str)>,
 }
 
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TranscriptLine {
+    pub seq: i64,
+    pub role: String,
+    pub text: String,
+    pub faq_id: Option<String>,
+    /// The reply kind on assistant lines (None on user lines and on turns stored before it
+    /// was recorded).
+    pub kind: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UnansweredQuestion {
+    pub id: String,
+    pub session_id: Option<String>,
+    pub question: String,
+    pub created_at: i64,
+}
+
+/// What a purge deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    pub sessions: u64,
+    pub transcript_lines: u64,
+    pub unanswered: u64,
+    pub feedback: u64,
+}
+
+impl std::fmt::Display for Purged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} conversations ({} transcript lines), {} unanswered questions, {} feedback entries",
+            self.sessions, self.transcript_lines, self.unanswered, self.feedback
+        )
+    }
+}
+
 /// A turn as written: texts cleaned and masked, the idempotency key hashed.
 struct Turn<'a> {
     session_id: &'a str,
@@ -186,45 +225,6 @@ const SAVE_TURN_NEXT: &str = postgres_turn!(
      WHERE id = $1 AND revision = $4 RETURNING id"
 );
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct TranscriptLine {
-    pub seq: i64,
-    pub role: String,
-    pub text: String,
-    pub faq_id: Option<String>,
-    /// The reply kind on assistant lines (None on user lines and on turns stored before it
-    /// was recorded).
-    pub kind: Option<String>,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct UnansweredQuestion {
-    pub id: String,
-    pub session_id: Option<String>,
-    pub question: String,
-    pub created_at: i64,
-}
-
-/// What a purge deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Purged {
-    pub sessions: u64,
-    pub transcript_lines: u64,
-    pub unanswered: u64,
-    pub feedback: u64,
-}
-
-impl std::fmt::Display for Purged {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} conversations ({} transcript lines), {} unanswered questions, {} feedback entries",
-            self.sessions, self.transcript_lines, self.unanswered, self.feedback
-        )
-    }
-}
-
 /// The database handle (cheap to clone: pools).
 ///
 /// On SQLite (a file) the store keeps two pools: one connection that writes (SQLite allows
@@ -298,30 +298,8 @@ const POSTGRES_CONNECTIONS: u32 = 16;
 /// Read-only connections of a SQLite file, beside its one writer.
 const SQLITE_READERS: u32 = 4;
 
-/// When SQLite makes a commit durable (`sqlite_synchronous`): the database is always in WAL
-/// mode, where `normal` (the default) writes each commit to the WAL file before the turn is
-/// acknowledged and syncs it to disk at checkpoints. A committed turn then survives the
-/// process being killed; a power cut or an OS crash may lose the last commits since the last
-/// checkpoint (the database itself stays consistent). `full` syncs the WAL on every commit:
-/// nothing acknowledged is lost even then, at the cost of one fsync per turn.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SqliteSynchronous {
-    #[default]
-    #[serde(alias = "NORMAL", alias = "Normal")]
-    Normal,
-    #[serde(alias = "FULL", alias = "Full")]
-    Full,
-}
-
-impl SqliteSynchronous {
-    fn pragma(self) -> &'static str {
-        match self {
-            SqliteSynchronous::Normal => "PRAGMA synchronous = NORMAL",
-            SqliteSynchronous::Full => "PRAGMA synchronous = FULL",
-        }
-    }
-}
+/// When SQLite makes a commit durable: defined with the configuration.
+pub use crate::config::SqliteSynchronous;
 
 /// How to open a store: [`Store::connect_with`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -869,6 +847,14 @@ impl Store {
     }
 }
 
+/// The `PRAGMA synchronous` statement of a setting.
+fn synchronous_pragma(setting: SqliteSynchronous) -> &'static str {
+    match setting {
+        SqliteSynchronous::Normal => "PRAGMA synchronous = NORMAL",
+        SqliteSynchronous::Full => "PRAGMA synchronous = FULL",
+    }
+}
+
 /// A pool of SQLite connections in WAL mode with `options.sqlite_synchronous`, a busy
 /// timeout, and (`read_only`) `query_only`, so that a reader can never write by mistake.
 async fn sqlite_pool(
@@ -879,7 +865,7 @@ async fn sqlite_pool(
     read_only: bool,
 ) -> Result<AnyPool, StoreError> {
     let busy = format!("PRAGMA busy_timeout = {}", timeout.as_millis());
-    let synchronous = options.sqlite_synchronous.pragma();
+    let synchronous = synchronous_pragma(options.sqlite_synchronous);
     Ok(AnyPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(timeout)
