@@ -56,6 +56,11 @@ pub struct Config {
     /// Longest a database statement may run before it is abandoned (seconds): a stalled
     /// database then answers 503 quickly and `/readyz` turns red.
     pub database_timeout_secs: u64,
+    /// When a SQLite database syncs a commit to disk: `normal` (default; a commit survives
+    /// the process being killed, a power cut may lose the last ones) or `full` (every
+    /// commit synced, one fsync per turn). SQLite runs in WAL mode either way; PostgreSQL
+    /// ignores it.
+    pub sqlite_synchronous: SqliteSynchronous,
     /// Who may read `/metrics`, and where.
     pub metrics: MetricsAccess,
     /// Days that conversations (state, transcript), unanswered questions and feedback are
@@ -289,6 +294,22 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// When SQLite makes a commit durable (`sqlite_synchronous`): the database is always in WAL
+/// mode, where `normal` (the default) writes each commit to the WAL file before the turn is
+/// acknowledged and syncs it to disk at checkpoints. A committed turn then survives the
+/// process being killed; a power cut or an OS crash may lose the last commits since the last
+/// checkpoint (the database itself stays consistent). `full` syncs the WAL on every commit:
+/// nothing acknowledged is lost even then, at the cost of one fsync per turn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    #[default]
+    #[serde(alias = "NORMAL", alias = "Normal")]
+    Normal,
+    #[serde(alias = "FULL", alias = "Full")]
+    Full,
+}
+
 impl std::fmt::Debug for Config {
     // secrets stay out of logs and `--print-config`: the database password is masked and the
     // bot token redacted (see [`Telegram`])
@@ -305,6 +326,7 @@ impl std::fmt::Debug for Config {
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("http", &self.http)
             .field("database_timeout_secs", &self.database_timeout_secs)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("metrics", &self.metrics)
             .field("retention_days", &self.retention_days)
             .finish()
@@ -325,6 +347,7 @@ const KEYS: &[&str] = &[
     "shutdown_grace_secs",
     "http",
     "database_timeout_secs",
+    "sqlite_synchronous",
     "metrics",
     "retention_days",
 ];
@@ -343,6 +366,7 @@ impl Default for Config {
             shutdown_grace_secs: 20,
             http: Http::default(),
             database_timeout_secs: 5,
+            sqlite_synchronous: SqliteSynchronous::Normal,
             metrics: MetricsAccess::default(),
             retention_days: 90,
         }
@@ -603,6 +627,31 @@ mod tests {
             assert_eq!(c.limits.per_ip_burst, Limits::default().per_ip_burst);
             assert_eq!(c.telegram.token.as_deref(), Some("123:abc"));
             assert_eq!(c.telegram.api_url.as_deref(), Some("http://127.0.0.1:9/"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sqlite_synchronous_is_normal_unless_full_is_chosen() {
+        Jail::expect_with(|jail| {
+            assert_eq!(
+                load(None).unwrap().sqlite_synchronous,
+                SqliteSynchronous::Normal
+            );
+            jail.create_file("yidi.toml", "sqlite_synchronous = \"full\"")?;
+            assert_eq!(
+                load(None).unwrap().sqlite_synchronous,
+                SqliteSynchronous::Full
+            );
+            jail.set_env("YIDI_SQLITE_SYNCHRONOUS", "NORMAL");
+            assert_eq!(
+                load(None).unwrap().sqlite_synchronous,
+                SqliteSynchronous::Normal
+            );
+            // anything else names the key
+            jail.set_env("YIDI_SQLITE_SYNCHRONOUS", "off");
+            let e = load(None).unwrap_err().to_string();
+            assert!(e.to_lowercase().contains("sqlite_synchronous"), "{e}");
             Ok(())
         });
     }

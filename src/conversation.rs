@@ -262,7 +262,7 @@ impl Conversations {
         &self,
         id: &str,
     ) -> Result<(SessionState, Option<i64>, Option<&'static str>), StoreError> {
-        Ok(match self.store.load_session(id).await? {
+        Ok(match self.store.load_session_for_turn(id).await? {
             None => (SessionState::new(), None, None),
             Some(stored) => match serde_json::from_str::<SessionState>(&stored.state) {
                 Ok(state) => (state, Some(stored.revision), None),

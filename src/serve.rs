@@ -23,7 +23,7 @@ use yidi::channels::telegram::{self, TelegramSettings, Url, WebhookSettings};
 use yidi::channels::wechat::{WeChat, WeChatSettings};
 use yidi::config::Config;
 use yidi::conversation::Conversations;
-use yidi::store::{Store, StoreError};
+use yidi::store::{Store, StoreError, StoreOptions};
 
 /// The command-line flags of `yidi serve`, the last layer of the configuration.
 pub struct ServeFlags {
@@ -108,6 +108,14 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     runtime.block_on(serve(config, agents, telegram, wechat, assistant))
 }
 
+/// How the configuration opens the store.
+fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        timeout: Duration::from_secs(config.database_timeout_secs),
+        sqlite_synchronous: config.sqlite_synchronous,
+    }
+}
+
 /// `yidi purge`: deletes at once what the server would delete by its retention.
 pub fn purge(
     file: Option<PathBuf>,
@@ -138,8 +146,7 @@ pub fn purge(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let timeout = Duration::from_secs(config.database_timeout_secs);
-        let store = match Store::connect_with_timeout(&config.database_url, timeout).await {
+        let store = match Store::connect_with(&config.database_url, store_options(&config)).await {
             Ok(s) => s,
             Err(e @ StoreError::Url(_)) => {
                 eprintln!("yidi purge: {e}");
@@ -267,8 +274,7 @@ async fn serve(
     wechat: Option<WeChatSettings>,
     assistant: Assistant,
 ) -> anyhow::Result<ExitCode> {
-    let timeout = Duration::from_secs(config.database_timeout_secs);
-    let store = match Store::connect_with_timeout(&config.database_url, timeout).await {
+    let store = match Store::connect_with(&config.database_url, store_options(&config)).await {
         Ok(store) => store,
         Err(e @ StoreError::Url(_)) => {
             eprintln!("yidi serve: {e}");

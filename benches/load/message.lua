@@ -1,5 +1,6 @@
--- wrk script: every connection posts FAQ questions to its own conversation.
--- Sessions are created in `setup` (one per thread) through the API itself.
+-- wrk script: each thread posts FAQ questions to a conversation of its own (run with as many
+-- threads as connections, e.g. -t16 -c16: 16 conversations). Sessions are created by the
+-- first request of each thread, through the API itself.
 local questions = {
   "起付线是什么", "社保卡在外地刷不了怎么办", "已经出院自费结算了，还能补备案吗",
   "异地就医备案有效期多久", "养老金什么时候涨",

@@ -114,17 +114,219 @@ impl std::fmt::Display for Purged {
     }
 }
 
-/// The database handle (cheap to clone: a pool).
+/// A turn as written: texts cleaned and masked, the idempotency key hashed.
+struct Turn<'a> {
+    session_id: &'a str,
+    state: &'a str,
+    user: &'a str,
+    reply: &'a str,
+    faq_id: Option<&'a str>,
+    dialog: Option<&'a str>,
+    kind: &'a str,
+    unanswered: bool,
+    /// The hash of the idempotency key and the response stored under it.
+    request: Option<(&'a str, &'a str)>,
+    now: i64,
+}
+
+/// The batch of a turn on SQLite (parameters as in [`postgres_turn`]): the session row
+/// first, each later insert only when the one before wrote (`changes()`), in one immediate
+/// transaction. Eight variants (new session or not, with an idempotency record or not,
+/// unanswered or not), built once each.
+fn sqlite_turn(new: bool, request: bool, unanswered: bool) -> &'static str {
+    static BATCHES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let batches = BATCHES.get_or_init(|| {
+        (0..8)
+            .map(|i| {
+                let (new, request, unanswered) = (i & 1 != 0, i & 2 != 0, i & 4 != 0);
+                let mut sql = String::from("BEGIN IMMEDIATE; ");
+                sql.push_str(if new {
+                    "INSERT INTO sessions (id, state, revision, created_at, updated_at) \
+                     VALUES ($1, $2, 1, $3, $3) ON CONFLICT (id) DO NOTHING RETURNING revision; "
+                } else {
+                    "UPDATE sessions SET state = $2, revision = revision + 1, updated_at = $3 \
+                     WHERE id = $1 AND revision = $4 RETURNING revision; "
+                });
+                sql.push_str(
+                    "WITH last AS (SELECT COALESCE(MAX(seq), 0) AS m FROM transcripts WHERE session_id = $1) \
+                     INSERT INTO transcripts (session_id, seq, role, text, faq_id, dialog, kind, created_at) \
+                     SELECT $1, m + 1, 'user', $5, NULL, $8, NULL, $3 FROM last WHERE changes() = 1 \
+                     UNION ALL SELECT $1, m + 2, 'assistant', $6, $7, $8, $9, $3 FROM last WHERE changes() = 1; ",
+                );
+                if request {
+                    sql.push_str(
+                        "INSERT INTO request_keys (session_id, key_hash, reply, created_at) \
+                         SELECT $1, $10, $11, $3 WHERE changes() = 2; ",
+                    );
+                }
+                if unanswered {
+                    // after the transcript lines (2 rows) or the idempotency record (1)
+                    let before = if request { 1 } else { 2 };
+                    sql.push_str(&format!(
+                        "INSERT INTO unanswered (id, session_id, question, created_at) \
+                         SELECT $1 || '-' || (m - 1), $1, $5, $3 \
+                         FROM (SELECT MAX(seq) AS m FROM transcripts WHERE session_id = $1) \
+                         WHERE changes() = {before}; "
+                    ));
+                }
+                sql.push_str("COMMIT");
+                sql
+            })
+            .collect()
+    });
+    let i = usize::from(new) | usize::from(request) << 1 | usize::from(unanswered) << 2;
+    batches[i].as_str()
+}
+
+/// A writer connection in the middle of a turn's batch: if the turn is abandoned (a client
+/// gone, a request timed out) its transaction is rolled back before the connection goes
+/// back to the pool.
+struct RollbackOnDrop(Option<sqlx::pool::PoolConnection<sqlx::Any>>);
+
+impl Drop for RollbackOnDrop {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.0.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    use sqlx::Executor;
+                    // "no transaction is active" when the batch had finished
+                    let _ = conn.execute("ROLLBACK").await;
+                });
+            }
+            Err(_) => conn.close_on_drop(),
+        }
+    }
+}
+
+/// A turn on PostgreSQL in one statement around `$session`, which writes the session row
+/// and returns it (nothing when it was changed or created concurrently: then nothing else
+/// is written). Parameters: $1 id, $2 state, $3 now, $4 revision read, $5 user's text,
+/// $6 reply, $7 FAQ id, $8 dialog, $9 reply kind, $10 key hash, $11 stored response,
+/// $12 unanswered.
+macro_rules! postgres_turn {
+    ($session:literal) => {
+        concat!(
+            "WITH s AS (",
+            $session,
+            "), last AS (SELECT COALESCE(MAX(seq), 0) AS m FROM transcripts WHERE session_id = $1), \
+             t AS (INSERT INTO transcripts (session_id, seq, role, text, faq_id, dialog, kind, created_at) \
+                   SELECT $1, m + 1, 'user', $5, NULL, $8, NULL, $3 FROM s, last \
+                   UNION ALL SELECT $1, m + 2, 'assistant', $6, $7, $8, $9, $3 FROM s, last), \
+             k AS (INSERT INTO request_keys (session_id, key_hash, reply, created_at) \
+                   SELECT $1, $10, $11, $3 FROM s WHERE $10 IS NOT NULL), \
+             u AS (INSERT INTO unanswered (id, session_id, question, created_at) \
+                   SELECT $1 || '-' || (m + 1), $1, $5, $3 FROM s, last WHERE $12) \
+             SELECT COUNT(*) FROM s"
+        )
+    };
+}
+
+/// The first turn of a session on PostgreSQL ($4, NULL, is unused).
+const SAVE_TURN_NEW: &str = postgres_turn!(
+    "INSERT INTO sessions (id, state, revision, created_at, updated_at) VALUES ($1, $2, 1, $3, $3) \
+     ON CONFLICT (id) DO NOTHING RETURNING id"
+);
+/// A later turn on PostgreSQL, against the revision read.
+const SAVE_TURN_NEXT: &str = postgres_turn!(
+    "UPDATE sessions SET state = $2, revision = revision + 1, updated_at = $3 \
+     WHERE id = $1 AND revision = $4 RETURNING id"
+);
+
+/// The database handle (cheap to clone: pools).
+///
+/// On SQLite (a file) the store keeps two pools: one connection that writes (SQLite allows
+/// one writer at a time; a single connection queues writers in the process instead of in
+/// SQLite's busy handler) and a few read-only connections, which in WAL mode read the last
+/// committed state without waiting for the writer. On PostgreSQL (and an in-memory SQLite)
+/// one pool does both.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Reads outside a transaction (on SQLite, connections with `query_only`).
+    reader: AnyPool,
+    backend: Backend,
     session_id_key: SecretKey,
     /// How long a statement (and waiting for a connection) may take.
     timeout: std::time::Duration,
+    memo: std::sync::Arc<Memo>,
+}
+
+/// What this process remembers instead of asking the database on every turn: the tokens it
+/// has checked (for [`MEMO_TOKEN_TTL`]) and, on SQLite, the state it last wrote of each
+/// session (see [`Store::load_session_for_turn`]). Each map is cleared when it reaches
+/// [`MEMO_CAP`] entries, so memory stays bounded whatever the traffic.
+#[derive(Default)]
+struct Memo {
+    sessions: std::sync::Mutex<std::collections::HashMap<String, StoredSession>>,
+    tokens: std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
+    }
+}
+
+/// Most sessions (and tokens) remembered at once.
+const MEMO_CAP: usize = 4096;
+/// How long a checked session token is trusted without asking the database again (a purge
+/// by another replica is noticed within this time).
+const MEMO_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn remember<V>(map: &std::sync::Mutex<std::collections::HashMap<String, V>>, key: &str, value: V) {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    if map.len() >= MEMO_CAP && !map.contains_key(key) {
+        map.clear();
+    }
+    map.insert(key.to_string(), value);
+}
+
+fn forget<V>(map: &std::sync::Mutex<std::collections::HashMap<String, V>>, key: Option<&str>) {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    match key {
+        Some(key) => {
+            map.remove(key);
+        }
+        None => map.clear(),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
 }
 
 /// The default of `database_timeout_secs`.
 pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Connections of a PostgreSQL pool (each replica).
+const POSTGRES_CONNECTIONS: u32 = 16;
+/// Read-only connections of a SQLite file, beside its one writer.
+const SQLITE_READERS: u32 = 4;
+
+/// When SQLite makes a commit durable: defined with the configuration.
+pub use crate::config::SqliteSynchronous;
+
+/// How to open a store: [`Store::connect_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Longest a statement, or waiting for a connection, may take.
+    pub timeout: std::time::Duration,
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            timeout: DEFAULT_TIMEOUT,
+            sqlite_synchronous: SqliteSynchronous::Normal,
+        }
+    }
+}
 
 /// A key read from the database; never printed.
 #[derive(Clone)]
@@ -138,9 +340,9 @@ impl std::fmt::Debug for SecretKey {
 
 impl Store {
     /// Connects to `url` (creating a SQLite file if needed) and runs the migrations, with
-    /// the default statement timeout.
+    /// the default options.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        Store::connect_with_timeout(url, DEFAULT_TIMEOUT).await
+        Store::connect_with(url, StoreOptions::default()).await
     }
 
     /// As [`Store::connect`]; a statement, or waiting for a free connection, that takes
@@ -150,6 +352,20 @@ impl Store {
         url: &str,
         timeout: std::time::Duration,
     ) -> Result<Store, StoreError> {
+        Store::connect_with(
+            url,
+            StoreOptions {
+                timeout,
+                ..StoreOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Connects with `options`. A SQLite file is switched to WAL mode (it stays so), with
+    /// `synchronous` as configured and a busy timeout of `options.timeout` on every
+    /// connection.
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
         install_default_drivers();
         let url = if let Some(rest) = url.strip_prefix("sqlite:") {
             if rest.contains("mode=") || rest.contains(":memory:") {
@@ -165,31 +381,33 @@ impl Store {
             let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
             return Err(StoreError::Url(scheme.chars().take(20).collect()));
         };
-        let sqlite = url.starts_with("sqlite:");
-        let timeout = timeout.max(std::time::Duration::from_millis(1));
-        let statement_timeout = format!("SET statement_timeout = {}", timeout.as_millis());
-        let pool = AnyPoolOptions::new()
-            // one writer for SQLite avoids "database is locked" under concurrent turns
-            .max_connections(if sqlite { 1 } else { 10 })
-            .acquire_timeout(timeout)
-            .after_connect(move |conn, _| {
-                let sql = statement_timeout.clone();
-                Box::pin(async move {
-                    if !sqlite {
-                        use sqlx::Executor;
-                        conn.execute(sqlx::AssertSqlSafe(sql)).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let timeout = options.timeout.max(std::time::Duration::from_millis(1));
+        let memory =
+            backend == Backend::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
+        let pool = match backend {
+            // one writer for SQLite: writers queue here rather than in SQLite's lock
+            Backend::Sqlite => sqlite_pool(&url, 1, timeout, options, false).await?,
+            Backend::Postgres => postgres_pool(&url, timeout).await?,
+        };
         sqlx::migrate!("./migrations").run(&pool).await?;
+        let reader = if backend == Backend::Sqlite && !memory {
+            sqlite_pool(&url, SQLITE_READERS, timeout, options, true).await?
+        } else {
+            pool.clone()
+        };
         let session_id_key = SecretKey(secret(&pool, "session_id_key").await?.into());
         Ok(Store {
             pool,
+            reader,
+            backend,
             session_id_key,
             timeout,
+            memo: std::sync::Arc::default(),
         })
     }
 
@@ -222,7 +440,7 @@ impl Store {
     pub async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
         let row = sqlx::query("SELECT state, revision FROM sessions WHERE id = $1")
             .bind(no_nul(id))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         Ok(row.map(|r| StoredSession {
             state: r.get::<String, _>(0),
@@ -230,100 +448,153 @@ impl Store {
         }))
     }
 
-    /// Saves a turn in one transaction: the session state (checked against the revision it
-    /// was read at), both transcript lines, and the question if it went unanswered.
-    /// Returns the new revision.
+    /// The session as a turn starts from: on SQLite the state this process wrote last, when
+    /// it remembers it (turns of one session run one at a time in a process, see
+    /// [`crate::turns`]), else [`Store::load_session`]. Should another process have written
+    /// the session since, the turn's save is a [`StoreError::Conflict`], which forgets the
+    /// remembered state, and the retry reads the database. (On PostgreSQL, replicas behind
+    /// a load balancer share sessions all the time: it always reads.)
+    pub async fn load_session_for_turn(
+        &self,
+        id: &str,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        if self.backend == Backend::Sqlite {
+            let remembered = self
+                .memo
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .cloned();
+            if remembered.is_some() {
+                return Ok(remembered);
+            }
+        }
+        self.load_session(id).await
+    }
+
+    /// Saves a turn atomically: the session state (checked against the revision it was read
+    /// at), both transcript lines, the idempotency record and the question if it went
+    /// unanswered. Returns the new revision.
+    ///
+    /// On PostgreSQL this is one statement (data-modifying CTEs: one round trip, one
+    /// commit); on SQLite one transaction of two to four statements on the writer.
     pub async fn save_turn(&self, t: &TurnRecord<'_>) -> Result<i64, StoreError> {
         let now = now_ms();
         let session_id = no_nul(t.session_id);
-        let t = &TurnRecord {
-            session_id: &session_id,
-            ..t.clone()
-        };
-        let mut tx = self.pool.begin().await?;
-        let revision = match t.expected_revision {
-            None => {
-                let inserted = sqlx::query(
-                    "INSERT INTO sessions (id, state, revision, created_at, updated_at) VALUES ($1, $2, 1, $3, $3)",
-                )
-                .bind(t.session_id)
-                .bind(t.state)
-                .bind(now)
-                .execute(&mut *tx)
-                .await;
-                match inserted {
-                    Ok(_) => 1,
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                        return Err(StoreError::Conflict(t.session_id.to_string()));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Some(rev) => {
-                let done = sqlx::query(
-                    "UPDATE sessions SET state = $1, revision = revision + 1, updated_at = $2 WHERE id = $3 AND revision = $4",
-                )
-                .bind(t.state)
-                .bind(now)
-                .bind(t.session_id)
-                .bind(rev)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::Conflict(t.session_id.to_string()));
-                }
-                rev + 1
-            }
-        };
-        let seq: i64 =
-            sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM transcripts WHERE session_id = $1")
-                .bind(t.session_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .get::<i64, _>(0);
         let user = mask_personal_numbers(&no_nul(t.user_text));
         let reply = mask_personal_numbers(&no_nul(t.reply_text));
-        for (i, (role, text, faq, kind)) in [
-            ("user", user.as_str(), None, None),
-            ("assistant", reply.as_str(), t.faq_id, Some(t.kind)),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            sqlx::query(
-                "INSERT INTO transcripts (session_id, seq, role, text, faq_id, dialog, kind, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(t.session_id)
-            .bind(seq + 1 + i as i64)
-            .bind(role)
-            .bind(text)
-            .bind(faq)
-            .bind(t.dialog)
-            .bind(kind)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        let request = t
+            .request
+            .map(|(key, reply)| (token_hash(key), no_nul(reply)));
+        let turn = Turn {
+            session_id: &session_id,
+            state: t.state,
+            user: &user,
+            reply: &reply,
+            faq_id: t.faq_id,
+            dialog: t.dialog,
+            kind: t.kind,
+            unanswered: t.unanswered,
+            request: request.as_ref().map(|(k, r)| (k.as_str(), r.as_str())),
+            now,
+        };
+        let saved = match self.backend {
+            Backend::Postgres => self.save_turn_postgres(&turn, t.expected_revision).await?,
+            Backend::Sqlite => self.save_turn_sqlite(&turn, t.expected_revision).await?,
+        };
+        if !saved {
+            forget(&self.memo.sessions, Some(&session_id));
+            return Err(StoreError::Conflict(session_id));
         }
-        if let Some((key, reply)) = t.request {
-            sqlx::query("INSERT INTO request_keys (session_id, key_hash, reply, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(t.session_id)
-                .bind(token_hash(key))
-                .bind(no_nul(reply))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        let revision = t.expected_revision.map_or(1, |rev| rev + 1);
+        if self.backend == Backend::Sqlite {
+            let stored = StoredSession {
+                state: t.state.to_string(),
+                revision,
+            };
+            remember(&self.memo.sessions, &session_id, stored);
         }
-        if t.unanswered {
-            sqlx::query("INSERT INTO unanswered (id, session_id, question, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(format!("{}-{}", t.session_id, seq + 1))
-                .bind(t.session_id)
-                .bind(&user)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
         Ok(revision)
+    }
+
+    /// The turn as one PostgreSQL statement; false when the session was changed (or, for a
+    /// new one, created) concurrently, and then nothing is written.
+    async fn save_turn_postgres(
+        &self,
+        t: &Turn<'_>,
+        expected_revision: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let sql = match expected_revision {
+            None => SAVE_TURN_NEW,
+            Some(_) => SAVE_TURN_NEXT,
+        };
+        let row = sqlx::query(sql)
+            .bind(t.session_id)
+            .bind(t.state)
+            .bind(t.now)
+            .bind(expected_revision)
+            .bind(t.user)
+            .bind(t.reply)
+            .bind(t.faq_id)
+            .bind(t.dialog)
+            .bind(t.kind)
+            .bind(t.request.map(|(k, _)| k))
+            .bind(t.request.map(|(_, r)| r))
+            .bind(t.unanswered)
+            .fetch_one(&self.pool)
+            .await;
+        Ok(row?.get::<i64, _>(0) == 1)
+    }
+
+    /// The turn as one SQLite transaction on the writer, sent as one batch (one hand-over to
+    /// the connection's thread): the session row (`RETURNING` says whether it matched the
+    /// revision read), both transcript lines, then the idempotency record and the unanswered
+    /// question when there are; each insert runs only when the statement before it wrote
+    /// (`changes()`), so a conflict writes nothing. False on a conflict.
+    async fn save_turn_sqlite(
+        &self,
+        t: &Turn<'_>,
+        expected_revision: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let sql = sqlite_turn(
+            expected_revision.is_none(),
+            t.request.is_some(),
+            t.unanswered,
+        );
+        let mut guard = RollbackOnDrop(Some(self.pool.acquire().await?));
+        let Some(conn) = guard.0.as_mut() else {
+            return Err(StoreError::Db(sqlx::Error::PoolClosed));
+        };
+        let rows = sqlx::query(sql)
+            .bind(t.session_id)
+            .bind(t.state)
+            .bind(t.now)
+            .bind(expected_revision)
+            .bind(t.user)
+            .bind(t.reply)
+            .bind(t.faq_id)
+            .bind(t.dialog)
+            .bind(t.kind)
+            .bind(t.request.map(|(k, _)| k))
+            .bind(t.request.map(|(_, r)| r))
+            .fetch_all(&mut **conn)
+            .await;
+        match rows {
+            Ok(rows) => {
+                guard.0 = None;
+                Ok(!rows.is_empty())
+            }
+            Err(e) => {
+                // a statement failed inside the batch: end its transaction before the
+                // connection serves anyone else ("no transaction" is fine: none was begun)
+                if let Some(mut conn) = guard.0.take() {
+                    use sqlx::Executor;
+                    let _ = conn.execute("ROLLBACK").await;
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// The response stored for the idempotency key `key` of session `session_id`, if any.
@@ -336,7 +607,7 @@ impl Store {
             sqlx::query("SELECT reply FROM request_keys WHERE session_id = $1 AND key_hash = $2")
                 .bind(no_nul(session_id))
                 .bind(token_hash(key))
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await?;
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
@@ -346,7 +617,7 @@ impl Store {
             "SELECT seq, role, text, faq_id, kind, created_at FROM transcripts WHERE session_id = $1 ORDER BY seq",
         )
         .bind(no_nul(session_id))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         Ok(rows
             .into_iter()
@@ -366,7 +637,7 @@ impl Store {
             "SELECT id, session_id, question, created_at FROM unanswered ORDER BY created_at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         Ok(rows
             .into_iter()
@@ -429,16 +700,33 @@ impl Store {
         session_id: &str,
         token: &str,
     ) -> Result<bool, StoreError> {
+        let session_id = no_nul(session_id);
+        let hash = token_hash(token);
+        let remembered = self
+            .memo
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&session_id)
+            .filter(|(_, checked)| checked.elapsed() < MEMO_TOKEN_TTL)
+            .map(|(stored, _)| stored.clone());
+        if let Some(stored) = remembered {
+            return Ok(constant_time_eq(stored.as_bytes(), hash.as_bytes()));
+        }
         let row = sqlx::query("SELECT token_hash FROM session_tokens WHERE session_id = $1")
-            .bind(no_nul(session_id))
-            .fetch_optional(&self.pool)
+            .bind(&session_id)
+            .fetch_optional(&self.reader)
             .await?;
-        Ok(row.is_some_and(|r| {
-            constant_time_eq(
-                r.get::<String, _>(0).as_bytes(),
-                token_hash(token).as_bytes(),
-            )
-        }))
+        let Some(stored) = row.map(|r| r.get::<String, _>(0)) else {
+            return Ok(false);
+        };
+        let valid = constant_time_eq(stored.as_bytes(), hash.as_bytes());
+        if valid {
+            // only a token shown to be right is remembered: a wrong guess always asks
+            let now = std::time::Instant::now();
+            remember(&self.memo.tokens, &session_id, (stored, now));
+        }
+        Ok(valid)
     }
 
     /// Records a console login: the agent session `session` (a random secret held in the
@@ -474,7 +762,7 @@ impl Store {
             sqlx::query("SELECT agent FROM agent_sessions WHERE id_hash = $1 AND expires_at > $2")
                 .bind(token_hash(session))
                 .bind(now_ms())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await?;
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
@@ -516,6 +804,8 @@ impl Store {
             .await?
             .rows_affected();
         tx.commit().await?;
+        forget(&self.memo.sessions, None);
+        forget(&self.memo.tokens, None);
         Ok(Purged {
             sessions,
             transcript_lines: n[0],
@@ -532,7 +822,10 @@ impl Store {
 
     /// Closes the pool: every later query fails (tests use it to simulate a database outage).
     pub async fn close(&self) {
+        forget(&self.memo.sessions, None);
+        forget(&self.memo.tokens, None);
         self.pool.close().await;
+        self.reader.close().await;
     }
 
     /// Counts rows of a table (for tests and metrics): `sessions`, `transcripts`,
@@ -547,7 +840,7 @@ impl Store {
             "agent_sessions" => "SELECT COUNT(*) FROM agent_sessions",
             _ => return Ok(0),
         };
-        let row = sqlx::query(sql).fetch_one(&self.pool).await?;
+        let row = sqlx::query(sql).fetch_one(&self.reader).await?;
         Ok(row.get::<i64, _>(0))
     }
 
@@ -559,8 +852,69 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        forget(&self.memo.sessions, Some(id));
         Ok(())
     }
+}
+
+/// The `PRAGMA synchronous` statement of a setting.
+fn synchronous_pragma(setting: SqliteSynchronous) -> &'static str {
+    match setting {
+        SqliteSynchronous::Normal => "PRAGMA synchronous = NORMAL",
+        SqliteSynchronous::Full => "PRAGMA synchronous = FULL",
+    }
+}
+
+/// A pool of SQLite connections in WAL mode with `options.sqlite_synchronous`, a busy
+/// timeout, and (`read_only`) `query_only`, so that a reader can never write by mistake.
+async fn sqlite_pool(
+    url: &str,
+    connections: u32,
+    timeout: std::time::Duration,
+    options: StoreOptions,
+    read_only: bool,
+) -> Result<AnyPool, StoreError> {
+    let busy = format!("PRAGMA busy_timeout = {}", timeout.as_millis());
+    let synchronous = synchronous_pragma(options.sqlite_synchronous);
+    Ok(AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(timeout)
+        .after_connect(move |conn, _| {
+            let busy = busy.clone();
+            Box::pin(async move {
+                use sqlx::Executor;
+                conn.execute(sqlx::AssertSqlSafe(busy)).await?;
+                if !read_only {
+                    // persistent in the file; readers find it set
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                }
+                conn.execute(synchronous).await?;
+                if read_only {
+                    conn.execute("PRAGMA query_only = ON").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?)
+}
+
+/// A pool of PostgreSQL connections whose statements time out after `timeout`.
+async fn postgres_pool(url: &str, timeout: std::time::Duration) -> Result<AnyPool, StoreError> {
+    let statement_timeout = format!("SET statement_timeout = {}", timeout.as_millis());
+    Ok(AnyPoolOptions::new()
+        .max_connections(POSTGRES_CONNECTIONS)
+        .acquire_timeout(timeout)
+        .after_connect(move |conn, _| {
+            let sql = statement_timeout.clone();
+            Box::pin(async move {
+                use sqlx::Executor;
+                conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?)
 }
 
 /// `s` without NUL characters, which PostgreSQL refuses in text (and SQLite would cut at):

@@ -1,6 +1,6 @@
 //! The store against real databases: SQLite in a temp dir and PostgreSQL in a fresh schema.
 
-use yidi::store::{Store, StoreError, TurnRecord};
+use yidi::store::{SqliteSynchronous, Store, StoreError, StoreOptions, TurnRecord};
 
 use crate::db::TestDb;
 
@@ -62,6 +62,8 @@ async fn exercise(db: &TestDb) {
     let unanswered = store.unanswered(10).await.unwrap();
     assert_eq!(unanswered.len(), 1);
     assert!(unanswered[0].question.contains("139****5678"));
+    // named after the user's line of the turn
+    assert_eq!(unanswered[0].id, "s1-3");
 
     // a stale revision is a conflict and writes nothing
     let stale = store
@@ -225,4 +227,109 @@ async fn caller_session_ids_are_keyed_hashes_stable_per_database() {
     // another database has another key: the hash cannot be matched across databases
     let other = Store::connect(&TestDb::sqlite().url).await.unwrap();
     assert_ne!(other.caller_session_id("13912345678"), id);
+}
+
+/// SQLite runs in WAL mode: a reader is not held up by another connection's write
+/// transaction (even an exclusive one), and a write waits for it (busy timeout) instead of
+/// failing.
+#[tokio::test]
+async fn sqlite_readers_do_not_wait_for_a_writer_and_writers_wait_their_turn() {
+    use sqlx::Connection;
+    let db = TestDb::sqlite();
+    let store = Store::connect_with(
+        &db.url,
+        StoreOptions {
+            sqlite_synchronous: SqliteSynchronous::Full,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    store
+        .save_turn(&turn("s1", "{}", None, "你好"))
+        .await
+        .unwrap();
+    let mut other = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+
+    sqlx::raw_sql("BEGIN EXCLUSIVE; UPDATE sessions SET updated_at = 0")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    // reads go on during the other connection's transaction
+    let read = tokio::time::timeout(std::time::Duration::from_secs(2), store.load_session("s1"));
+    assert_eq!(read.await.unwrap().unwrap().unwrap().revision, 1);
+    // a turn waits for the lock and lands once it is released
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .save_turn(&turn("s1", "{\"b\":1}", Some(1), "再问"))
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !writer.is_finished(),
+        "the write waits for the other transaction"
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    assert_eq!(writer.await.unwrap().unwrap(), 2);
+    assert_eq!(store.transcript("s1").await.unwrap().len(), 4);
+}
+
+/// Two processes on one SQLite file: a turn that starts from the state this process
+/// remembers, after the other wrote the session, is a conflict that writes nothing, and the
+/// retry reads the database.
+#[tokio::test]
+async fn a_remembered_state_made_stale_by_another_process_conflicts_then_rereads() {
+    let db = TestDb::sqlite();
+    let a = Store::connect(&db.url).await.unwrap();
+    let b = Store::connect(&db.url).await.unwrap();
+    assert_eq!(a.load_session_for_turn("s").await.unwrap(), None);
+    a.save_turn(&turn("s", "{\"by\":\"a\"}", None, "一"))
+        .await
+        .unwrap();
+    let seen_by_b = b.load_session_for_turn("s").await.unwrap().unwrap();
+    assert_eq!(seen_by_b.revision, 1);
+    b.save_turn(&turn("s", "{\"by\":\"b\"}", Some(1), "二"))
+        .await
+        .unwrap();
+
+    // a remembers revision 1
+    let stale = a.load_session_for_turn("s").await.unwrap().unwrap();
+    assert_eq!(
+        (stale.state.as_str(), stale.revision),
+        ("{\"by\":\"a\"}", 1)
+    );
+    let conflict = a
+        .save_turn(&turn("s", "{\"by\":\"a\"}", Some(1), "三"))
+        .await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict(_))),
+        "{conflict:?}"
+    );
+    assert_eq!(a.count("transcripts").await.unwrap(), 4);
+    // forgotten: the retry starts from what b wrote
+    let fresh = a.load_session_for_turn("s").await.unwrap().unwrap();
+    assert_eq!(
+        (fresh.state.as_str(), fresh.revision),
+        ("{\"by\":\"b\"}", 2)
+    );
+    a.save_turn(&turn("s", "{\"by\":\"a\"}", Some(2), "三"))
+        .await
+        .unwrap();
+    let users: Vec<_> = a
+        .transcript("s")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.role == "user")
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(users, ["一", "二", "三"]);
 }
