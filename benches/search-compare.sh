@@ -8,13 +8,15 @@
 #   benches/search-compare.sh --rows     # rows only (for benches/compare.sh)
 #
 # Queries: the in-scope questions of ../shared/eval/dev.jsonl and real-dev.jsonl, then all
-# questions of those sets and of tests/data/holdout*.jsonl; each list is repeated REPEAT times
-# (default 20). Each timing is the best of RUNS runs (default 3).
+# questions of those sets and of tests/data/holdout*.jsonl. yidi reads each list REPEAT_YIDI
+# times (default 200), the peer REPEAT_PEER times (default 20), so that the queries, not the
+# start-up's jitter, make up most of each run. Each timing is the best of RUNS runs (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows_only=false
 [ "${1:-}" = "--rows" ] && rows_only=true
-REPEAT=${REPEAT:-20}
+REPEAT_YIDI=${REPEAT_YIDI:-200}
+REPEAT_PEER=${REPEAT_PEER:-20}
 RUNS=${RUNS:-3}
 log() { echo "search-compare: $*" >&2; }
 
@@ -61,12 +63,12 @@ best_of() {
     echo "$best"
 }
 
-# µs per query of "$@" over the repeated query list $1 (start-up subtracted)
+# µs per query of "$@" over the query list $1 repeated $2 times (start-up subtracted)
 per_query() {
-    local list=$1; shift
+    local list=$1 repeat=$2; shift 2
     local n batch=$work/batch.txt
     : > "$batch"
-    for _ in $(seq "$REPEAT"); do cat "$list" >> "$batch"; done
+    for _ in $(seq "$repeat"); do cat "$list" >> "$batch"; done
     n=$(wc -l < "$batch")
     local full empty
     full=$(best_of "$batch" "$@")
@@ -81,9 +83,9 @@ if ! $rows_only; then
 fi
 for set in in_scope all; do
     n=$(wc -l < "$work/$set.txt")
-    log "timing $set ($n queries × $REPEAT)"
-    y=$(per_query "$work/$set.txt" "$yidi" search --json)
-    p=$(per_query "$work/$set.txt" "${peer[@]}")
+    log "timing $set ($n queries; yidi × $REPEAT_YIDI, peer × $REPEAT_PEER)"
+    y=$(per_query "$work/$set.txt" "$REPEAT_YIDI" "$yidi" search --json)
+    p=$(per_query "$work/$set.txt" "$REPEAT_PEER" "${peer[@]}")
     ratio=$(python3 -c "print(f'{$p / $y:.1f}' if $y > 0 else 'n/a')")
     label="one FAQ search, batch ($n $([ "$set" = in_scope ] && echo in-scope || echo evaluation) questions, start-up subtracted)"
     echo "| $label | $y µs/query | $p µs/query | ${ratio}× |"
