@@ -270,6 +270,9 @@ pub struct SearchEngine {
     table: TermTable<SLOTS>,
     /// Per document (numbered across segments): the index of its candidate.
     doc_candidate: Vec<u32>,
+    /// Per candidate, the range of its documents when each candidate's documents are
+    /// contiguous (they are added so): its best document is then the maximum of a slice.
+    candidate_docs: Option<Vec<std::ops::Range<usize>>>,
     candidates: Vec<Candidate>,
     /// Number of FAQ entries (the first candidates).
     entries: usize,
@@ -413,6 +416,7 @@ impl SearchEngine {
             doc_candidate.extend((0..seg.max_doc()).map(|d| col.first(d).unwrap_or(0) as u32));
         }
         let mut table = TermTable::build(&searcher, &fields.slots())?;
+        let candidate_docs = contiguous_ranges(&doc_candidate, candidates.len());
         for (i, e) in knowledge.faqs.iter().enumerate() {
             candidates[i].local_topic = e.local_topic.as_ref().and_then(|t| {
                 let id = format!("{OOS_PREFIX}{t}");
@@ -483,6 +487,7 @@ impl SearchEngine {
             tokens,
             table,
             doc_candidate,
+            candidate_docs,
             entries: knowledge.faqs.len(),
             candidates,
             classifier,
@@ -846,6 +851,7 @@ impl SearchEngine {
             (SLOT_ANSWER, t.boost_answer),
         ];
         let mut scores = vec![0.0f32; n];
+        let num_docs = self.table.num_docs();
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let Scratch {
@@ -855,9 +861,8 @@ impl SearchEngine {
                 matches,
                 best,
             } = &mut *scratch;
-            for s in [&mut *acc, &mut *group, &mut *alt] {
-                s.fit(self.table.num_docs());
-            }
+            group.fit(num_docs);
+            alt.fit(num_docs);
             for (fields, gram_field, depth, weight) in [
                 (
                     &phrasing_fields[..],
@@ -872,10 +877,12 @@ impl SearchEngine {
                     t.weight_entry,
                 ),
             ] {
+                acc.clear();
+                acc.resize(num_docs, 0.0);
                 let fields = fields.iter().filter(|&&(_, boost)| boost > 0.0);
                 for &id in own {
                     for &(slot, boost) in fields.clone() {
-                        self.table.add(acc, id, slot, boost);
+                        self.table.add_dense(acc, id, slot, boost);
                     }
                 }
                 for alts in alternatives {
@@ -885,35 +892,66 @@ impl SearchEngine {
                         }
                         group.max_from(alt);
                     }
-                    acc.add_from(group);
+                    group.add_to(acc);
                 }
                 if gram_field.1 > 0.0 {
                     for &id in grams {
-                        self.table.add(acc, id, gram_field.0, gram_field.1);
+                        self.table.add_dense(acc, id, gram_field.0, gram_field.1);
                     }
                 }
-                // the query's top `depth` documents (best first, then by document), and of
+                // the query's top `depth` documents (best first, then by document; every
+                // score is positive, so a matched document is one with a score), and of
                 // those each candidate's best
-                matches.clear();
-                matches.extend(acc.matches());
-                acc.clear();
-                if matches.len() > depth {
-                    matches.select_nth_unstable_by(depth, |a, b| {
-                        b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
-                    });
-                    matches.truncate(depth);
-                }
-                best.clear();
-                best.resize(n, f32::NEG_INFINITY);
-                for &(doc, score) in matches.iter() {
-                    let c = self.doc_candidate[doc as usize] as usize;
-                    if score > best[c] {
-                        best[c] = score;
+                let matched = acc.iter().filter(|&&s| s > 0.0).count();
+                let cut = if matched > depth && depth > 0 {
+                    matches.clear();
+                    matches.extend(
+                        acc.iter()
+                            .enumerate()
+                            .filter(|(_, s)| **s > 0.0)
+                            .map(|(d, &s)| (d as u32, s)),
+                    );
+                    let order =
+                        |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+                    let (_, &mut last, _) = matches.select_nth_unstable_by(depth - 1, order);
+                    Some(last)
+                } else {
+                    None
+                };
+                let kept = |d: usize, s: f32| match cut {
+                    Some((cd, cs)) => s > cs || (s == cs && d as u32 <= cd),
+                    None => true,
+                };
+                if let Some(ranges) = &self.candidate_docs {
+                    for (c, range) in ranges.iter().enumerate() {
+                        let docs = &acc[range.clone()];
+                        let b = docs.iter().fold(0.0f32, |m, &s| if s > m { s } else { m });
+                        if b > 0.0
+                            && (cut.is_none_or(|(_, cs)| b > cs)
+                                || docs
+                                    .iter()
+                                    .enumerate()
+                                    .any(|(i, &s)| s == b && kept(range.start + i, s)))
+                        {
+                            scores[c] += weight * b;
+                        }
                     }
-                }
-                for (s, &b) in scores.iter_mut().zip(best.iter()) {
-                    if b > f32::NEG_INFINITY {
-                        *s += weight * b;
+                } else {
+                    best.clear();
+                    best.resize(n, 0.0);
+                    for (d, (&s, &c)) in acc.iter().zip(&self.doc_candidate).enumerate() {
+                        if s > 0.0
+                            && kept(d, s)
+                            && let Some(b) = best.get_mut(c as usize)
+                            && s > *b
+                        {
+                            *b = s;
+                        }
+                    }
+                    for (s, &b) in scores.iter_mut().zip(best.iter()) {
+                        if b > 0.0 {
+                            *s += weight * b;
+                        }
                     }
                 }
             }
@@ -925,7 +963,8 @@ impl SearchEngine {
 /// Per-thread work space of [`SearchEngine::bm25`], kept between queries.
 #[derive(Default)]
 struct Scratch {
-    acc: Scores,
+    /// Dense scores of all documents.
+    acc: Vec<f32>,
     group: Scores,
     alt: Scores,
     matches: Vec<(u32, f32)>,
@@ -1033,6 +1072,24 @@ const OOS_PREFIX: &str = "oos:";
 /// sure answer scores about 100 (the scale of the BM25 scores that callers were written for).
 const SCORE_SCALE: f32 = 100.0;
 const CANDIDATE_FIELD: &str = "candidate";
+
+/// Per candidate, the range of its documents, when every candidate's documents are
+/// contiguous.
+fn contiguous_ranges(doc_candidate: &[u32], n: usize) -> Option<Vec<std::ops::Range<usize>>> {
+    let mut ranges: Vec<Option<std::ops::Range<usize>>> = vec![None; n];
+    for (d, &c) in doc_candidate.iter().enumerate() {
+        let r = ranges.get_mut(c as usize)?;
+        match r {
+            None => *r = Some(d..d + 1),
+            Some(r) if r.end == d => r.end = d + 1,
+            Some(_) => return None,
+        }
+    }
+    ranges
+        .into_iter()
+        .map(|r| Some(r.unwrap_or(0..0)))
+        .collect()
+}
 
 fn dedup(v: Vec<String>) -> Vec<String> {
     let mut seen = HashSet::new();

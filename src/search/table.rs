@@ -127,6 +127,20 @@ impl<const F: usize> TermTable<F> {
         self.num_docs
     }
 
+    /// Adds the score of term `id` in field `slot`, with `boost`, to each of its documents
+    /// in a dense array of all documents' scores.
+    #[inline]
+    pub fn add_dense(&self, acc: &mut [f32], id: u32, slot: usize, boost: f32) {
+        let s = self.slots[id as usize][slot];
+        let w = s.weight * boost;
+        let (start, end) = (s.start as usize, s.end as usize);
+        for (&doc, &tf) in self.docs[start..end].iter().zip(&self.tf[start..end]) {
+            if let Some(a) = acc.get_mut(doc as usize) {
+                *a += w * tf;
+            }
+        }
+    }
+
     /// Adds the score of term `id` in field `slot`, with `boost`, to each of its documents.
     #[inline]
     pub fn add(&self, acc: &mut Scores, id: u32, slot: usize, boost: f32) {
@@ -191,18 +205,15 @@ impl Scores {
         other.clear();
     }
 
-    /// Adds each document's score of `other` to this one's, then clears `other`.
-    pub fn add_from(&mut self, other: &mut Scores) {
-        for &doc in &other.touched {
-            let s = other.score[doc as usize];
-            self.add(doc, s);
+    /// Adds each document's score of `other` to a dense array of scores, then clears
+    /// `other`.
+    pub fn add_to(&mut self, acc: &mut [f32]) {
+        for &doc in &self.touched {
+            if let Some(a) = acc.get_mut(doc as usize) {
+                *a += self.score[doc as usize];
+            }
         }
-        other.clear();
-    }
-
-    /// The matched documents and their scores, in the order they were first touched.
-    pub fn matches(&self) -> impl Iterator<Item = (u32, f32)> + '_ {
-        self.touched.iter().map(|&d| (d, self.score[d as usize]))
+        self.clear();
     }
 
     pub fn clear(&mut self) {
