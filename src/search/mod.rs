@@ -2,9 +2,9 @@
 //! knowledge at load, and the decision whether an entry answers, the question is outside
 //! cross-region care (an out-of-scope topic, with its referral), or neither (unanswered).
 //!
-//! Signals, per text: BM25 from tantivy over one document per phrasing and one per entry
-//! (boolean queries of jieba words, synonym concepts and character bigrams, built by hand),
-//! and the probabilities of a multinomial logistic regression (`classifier`) whose classes are
+//! Signals, per text: BM25 over one document per phrasing and one per entry (jieba words,
+//! synonym concepts, and character bigrams; tantivy's scores, read out of the index at load
+//! into a term table, see `table`), and the probabilities of a multinomial logistic regression (`classifier`) whose classes are
 //! the entries and the out-of-scope topics, trained on their own phrasings.
 //!
 //! Ranking: `rank_prob × probability + rank_bm25 × BM25 / best entry's BM25`.
