@@ -202,7 +202,45 @@ impl Analyzer {
 
     pub fn bigrams_normalized(&self, norm: &str) -> Vec<String> {
         let norm = strip_question_forms(norm);
-        let norm = norm.as_str();
+        self.bigrams_of_cut(self.jieba.cut(&norm, true).iter().map(|t| t.word))
+    }
+
+    /// [`words_normalized`](Self::words_normalized) and
+    /// [`bigrams_normalized`](Self::bigrams_normalized) of the same text from one jieba
+    /// pass: search mode is the plain cut plus each long word's dictionary sub-words, so the
+    /// plain cut that the bigrams need is read back out of it.
+    pub fn words_and_bigrams(&self, norm: &str) -> (Vec<String>, Vec<String>) {
+        let norm = strip_question_forms(norm);
+        let tokens = self.jieba.cut_for_search(&norm, true);
+        // The plain cut's tokens tile the text; each long token comes after its sub-words,
+        // which end inside it. Read backwards, a token is the plain cut's when it ends where
+        // the next plain token starts.
+        let mut plain = vec![false; tokens.len()];
+        let mut cursor = usize::MAX;
+        for (i, t) in tokens.iter().enumerate().rev() {
+            if cursor == usize::MAX || t.end == cursor {
+                plain[i] = true;
+                cursor = t.start;
+            }
+        }
+        let words = tokens
+            .iter()
+            .map(|t| t.word)
+            .filter(|w| is_content(w) && !self.is_stopword(w))
+            .map(str::to_string)
+            .collect();
+        let grams = self.bigrams_of_cut(
+            tokens
+                .iter()
+                .zip(&plain)
+                .filter(|(_, p)| **p)
+                .map(|(t, _)| t.word),
+        );
+        (words, grams)
+    }
+
+    /// Character bigrams of runs of content words, from a plain cut.
+    fn bigrams_of_cut<'a>(&self, cut: impl Iterator<Item = &'a str>) -> Vec<String> {
         let mut out = Vec::new();
         let mut run: Vec<char> = Vec::new();
         let flush = |run: &mut Vec<char>, out: &mut Vec<String>| {
@@ -214,8 +252,7 @@ impl Analyzer {
             }
             run.clear();
         };
-        for t in self.jieba.cut(norm, true) {
-            let w = t.word;
+        for w in cut {
             if w.chars().all(is_cjk) && !self.is_stopword(w) {
                 run.extend(w.chars());
             } else {
@@ -401,6 +438,33 @@ mod tests {
             "{w:?}"
         );
         assert!(w.contains(&"备案".to_string()), "{w:?}");
+    }
+
+    #[test]
+    fn one_pass_gives_the_words_and_bigrams_of_two() {
+        let a = analyzer();
+        let mut texts: Vec<String> = [
+            "异地就医备案需要哪些材料",
+            "中华人民共和国社会保障卡在外地医院刷不了怎么办",
+            "wes-5.4.5 a-bc 医保电子凭证 yibao card",
+            "能不能 回去报销，是不是要备案？",
+            "",
+            "   ",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for file in ["../shared/eval/real-dev.jsonl", "tests/data/holdout.jsonl"] {
+            let text = std::fs::read_to_string(dir.join(file)).expect("evaluation set");
+            texts.extend(text.lines().map(str::to_string));
+        }
+        for t in &texts {
+            let norm = normalize(t);
+            let (words, grams) = a.words_and_bigrams(&norm);
+            assert_eq!(words, a.words_normalized(&norm), "{t}");
+            assert_eq!(grams, a.bigrams_normalized(&norm), "{t}");
+        }
     }
 
     #[test]

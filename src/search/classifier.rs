@@ -9,7 +9,7 @@
 //! gives the same model. Unlike word overlap, it learns which words tell classes apart: 生育
 //! appears in the maternity entry and in the maternity-allowance topic, 异地 only in entries.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// Training parameters.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +42,7 @@ pub struct Example {
 
 /// A trained model.
 pub struct Classifier {
-    vocab: HashMap<String, u32>,
+    vocab: FxHashMap<String, u32>,
     idf: Vec<f32>,
     classes: usize,
     /// Feature-major: the weights of feature `f` are `weights[f * classes..][..classes]`.
@@ -58,7 +58,7 @@ type Sparse = Vec<(u32, f32)>;
 impl Classifier {
     /// Trains a model over `classes` classes.
     pub fn train(examples: &[Example], classes: usize, params: TrainParams) -> Classifier {
-        let mut vocab: HashMap<String, u32> = HashMap::new();
+        let mut vocab: FxHashMap<String, u32> = FxHashMap::default();
         let mut df: Vec<f32> = Vec::new();
         for ex in examples {
             let mut seen = std::collections::HashSet::new();
@@ -138,6 +138,33 @@ impl Classifier {
         out
     }
 
+    /// The id of a feature the model knows.
+    pub fn feature_id(&self, feature: &str) -> Option<u32> {
+        self.vocab.get(feature).copied()
+    }
+
+    /// Every known feature and its id.
+    pub fn features(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.vocab.iter().map(|(f, &id)| (f.as_str(), id))
+    }
+
+    /// As [`predict`](Self::predict), from the ids of a text's known features (repeats
+    /// allowed) and the number of its distinct unknown features: the same numbers without
+    /// looking features up.
+    pub fn predict_ids(&self, known: &[u32], unknown: usize) -> Vec<f32> {
+        let x = self.vectorize_ids(
+            known
+                .iter()
+                .map(|&id| (id, self.idf[id as usize]))
+                .collect(),
+            unknown,
+        );
+        let mut out = vec![0.0; self.classes];
+        self.logits_into(&x, &mut out);
+        softmax(&mut out);
+        out
+    }
+
     /// How many of `features` the model knows (0 means the prediction is only the prior).
     pub fn known(&self, features: &[String]) -> usize {
         features
@@ -159,12 +186,18 @@ impl Classifier {
                 None => unknown.push(f),
             }
         }
-        x.sort_unstable_by_key(|&(id, _)| id);
-        x.dedup_by_key(|&mut (id, _)| id);
         unknown.sort_unstable();
         unknown.dedup();
+        self.vectorize_ids(x, unknown.len())
+    }
+
+    /// The vector of known features `(id, idf)` (repeats allowed), normalised over them and
+    /// `unknown` distinct unknown features.
+    fn vectorize_ids(&self, mut x: Sparse, unknown: usize) -> Sparse {
+        x.sort_unstable_by_key(|&(id, _)| id);
+        x.dedup_by_key(|&mut (id, _)| id);
         let unknown_weight = if self.unknown_in_norm {
-            unknown.len() as f32 * self.idf_max * self.idf_max
+            unknown as f32 * self.idf_max * self.idf_max
         } else {
             0.0
         };

@@ -2,9 +2,9 @@
 //! knowledge at load, and the decision whether an entry answers, the question is outside
 //! cross-region care (an out-of-scope topic, with its referral), or neither (unanswered).
 //!
-//! Signals, per text: BM25 from tantivy over one document per phrasing and one per entry
-//! (boolean queries of jieba words, synonym concepts and character bigrams, built by hand),
-//! and the probabilities of a multinomial logistic regression (`classifier`) whose classes are
+//! Signals, per text: BM25 over one document per phrasing and one per entry (jieba words,
+//! synonym concepts, and character bigrams; tantivy's scores, read out of the index at load
+//! into a term table, see `table`), and the probabilities of a multinomial logistic regression (`classifier`) whose classes are
 //! the entries and the out-of-scope topics, trained on their own phrasings.
 //!
 //! Ranking: `rank_prob × probability + rank_bm25 × BM25 / best entry's BM25`.
@@ -25,15 +25,16 @@ mod analyzer;
 pub mod classifier;
 pub mod eval;
 mod synonyms;
+mod table;
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::HashSet;
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
-use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, BoostQuery, DisjunctionMaxQuery, Occur, Query, TermQuery};
 use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{Index, IndexReader, TantivyDocument, Term, doc};
+use tantivy::{Index, TantivyDocument, doc};
 
 pub use analyzer::Analyzer;
 use analyzer::{AnalyzerTokenizer, Mode};
@@ -44,6 +45,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use crate::knowledge::Knowledge;
 use crate::text::normalize_query;
 use classifier::{Classifier, Example, TrainParams};
+use table::{Scores, TermTable};
 
 /// Ranking and abstention parameters. The defaults were calibrated on the evaluation sets
 /// (see README, "Search quality").
@@ -191,6 +193,56 @@ struct Fields {
     grams: Field,
 }
 
+impl Fields {
+    /// The fields in [`TermTable`] slot order (`SLOT_*`).
+    fn slots(&self) -> [Field; SLOTS] {
+        [
+            self.phrase,
+            self.phrase_grams,
+            self.question,
+            self.variants,
+            self.tags,
+            self.answer,
+            self.grams,
+        ]
+    }
+}
+
+const SLOTS: usize = 7;
+const SLOT_PHRASE: usize = 0;
+const SLOT_PHRASE_GRAMS: usize = 1;
+const SLOT_QUESTION: usize = 2;
+const SLOT_VARIANTS: usize = 3;
+const SLOT_TAGS: usize = 4;
+const SLOT_ANSWER: usize = 5;
+const SLOT_GRAMS: usize = 6;
+
+/// What an index token or classifier feature is to the engine, found with one look-up.
+#[derive(Clone, Copy)]
+struct TokenIds {
+    /// Its postings in the [`TermTable`] ([`NONE`] if not indexed).
+    term: u32,
+    /// The classifier's feature id of the token as a word or concept ([`NONE`] if unknown).
+    word: u32,
+    /// The classifier's feature id of the token as a character bigram (`#` + it).
+    gram: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Default for TokenIds {
+    fn default() -> Self {
+        TokenIds {
+            term: NONE,
+            word: NONE,
+            gram: NONE,
+        }
+    }
+}
+
+/// A synonym term's words at query time: each word and its ids.
+struct TermWords(Vec<(Box<str>, TokenIds)>);
+
 /// Something that can rank: an FAQ entry or an out-of-scope topic.
 struct Candidate {
     id: String,
@@ -202,16 +254,26 @@ struct Candidate {
 }
 
 /// The FAQ index. Build once per knowledge version; searching takes `&self` and is
-/// thread-safe (one reader per process, a fresh searcher per query).
+/// thread-safe.
+///
+/// The tantivy index is built at load (analysis, postings, statistics) and read once into a
+/// [`TermTable`]: a query is a handful of hash look-ups and additions over postings, with
+/// tantivy's BM25 scores, rather than a tree of about a hundred term clauses (see `table`).
 pub struct SearchEngine {
     analyzer: Analyzer,
     expander: Expander,
-    /// Words of each synonym term, tokenized once at build time.
-    term_words: HashMap<String, Vec<String>>,
-    fields: Fields,
-    reader: IndexReader,
-    /// Per segment, per document: the index of its candidate.
-    doc_candidate: Vec<Vec<u32>>,
+    /// Words of each synonym term (by the expander's term index), analysed at build time.
+    term_words: Vec<TermWords>,
+    /// Per synonym group: the ids of its concept token (`~` + canonical term).
+    concept_ids: Vec<TokenIds>,
+    /// Every token of the index and every classifier feature.
+    tokens: FxHashMap<Box<str>, TokenIds>,
+    table: TermTable<SLOTS>,
+    /// Per document (numbered across segments): the index of its candidate.
+    doc_candidate: Vec<u32>,
+    /// Per candidate, the range of its documents when each candidate's documents are
+    /// contiguous (they are added so): its best document is then the maximum of a slice.
+    candidate_docs: Option<Vec<std::ops::Range<usize>>>,
     candidates: Vec<Candidate>,
     /// Number of FAQ entries (the first candidates).
     entries: usize,
@@ -348,31 +410,14 @@ impl SearchEngine {
         }
         writer.commit()?;
         let reader = index.reader()?;
-        let doc_candidate = reader
-            .searcher()
-            .segment_readers()
-            .iter()
-            .map(|seg| {
-                let col = seg.fast_fields().u64(CANDIDATE_FIELD)?;
-                Ok((0..seg.max_doc())
-                    .map(|d| col.first(d).unwrap_or(0) as u32)
-                    .collect())
-            })
-            .collect::<tantivy::Result<Vec<Vec<u32>>>>()?;
-        // A synonym term is looked up as itself when jieba keeps it whole (all terms are in
-        // its dictionary), else as its words: fewer clauses, same matches.
-        let term_words = expander
-            .all_terms()
-            .map(|t| {
-                let words = analyzer.words_normalized(t);
-                let words = if words.iter().any(|w| w == t) {
-                    vec![t.to_string()]
-                } else {
-                    words
-                };
-                (t.to_string(), words)
-            })
-            .collect();
+        let searcher = reader.searcher();
+        let mut doc_candidate = Vec::new();
+        for seg in searcher.segment_readers() {
+            let col = seg.fast_fields().u64(CANDIDATE_FIELD)?;
+            doc_candidate.extend((0..seg.max_doc()).map(|d| col.first(d).unwrap_or(0) as u32));
+        }
+        let mut table = TermTable::build(&searcher, &fields.slots())?;
+        let candidate_docs = contiguous_ranges(&doc_candidate, candidates.len());
         for (i, e) in knowledge.faqs.iter().enumerate() {
             candidates[i].local_topic = e.local_topic.as_ref().and_then(|t| {
                 let id = format!("{OOS_PREFIX}{t}");
@@ -391,13 +436,59 @@ impl SearchEngine {
             .build(&knowledge.cross_region_cues)
             .ok()
             .filter(|_| !knowledge.cross_region_cues.is_empty());
+
+        // one look-up per token at query time: its postings and its classifier features
+        let mut tokens: FxHashMap<Box<str>, TokenIds> = FxHashMap::default();
+        for (token, id) in table.take_tokens() {
+            tokens.entry(token).or_default().term = id;
+        }
+        for (feature, id) in classifier.features() {
+            match feature.strip_prefix('#') {
+                Some(gram) => tokens.entry(gram.into()).or_default().gram = id,
+                None => tokens.entry(feature.into()).or_default().word = id,
+            }
+        }
+        let ids_of = |t: &str| tokens.get(t).copied().unwrap_or_default();
+        // A synonym term is looked up as itself when jieba keeps it whole (all terms are in
+        // its dictionary), else as its words: fewer clauses, same matches.
+        let term_words = (0..expander.term_count())
+            .map(|i| {
+                let t = expander.term(i);
+                let words = analyzer.words_normalized(t);
+                let words = if words.iter().any(|w| w == t) {
+                    vec![t.to_string()]
+                } else {
+                    words
+                };
+                TermWords(
+                    words
+                        .into_iter()
+                        .map(|w| {
+                            let ids = ids_of(&w);
+                            (w.into_boxed_str(), ids)
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let concept_ids = (0..expander.group_count())
+            .map(|g| {
+                expander
+                    .canonical(g)
+                    .map(|c| ids_of(&format!("~{c}")))
+                    .unwrap_or_default()
+            })
+            .collect();
+        tokens.shrink_to_fit();
         Ok(SearchEngine {
             analyzer,
             expander,
             term_words,
-            fields,
-            reader,
+            concept_ids,
+            tokens,
+            table,
             doc_candidate,
+            candidate_docs,
             entries: knowledge.faqs.len(),
             candidates,
             classifier,
@@ -433,8 +524,10 @@ impl SearchEngine {
     pub fn analyse(&self, query: &str, ctx: &SearchContext) -> Analysis {
         let norm = normalize_query(query);
         let mut texts = Vec::new();
-        if let Some(whole) = self.signals(&norm) {
+        let mut words = Vec::new();
+        if let Some((whole, whole_words)) = self.signals_and_words(&norm) {
             texts.push(whole);
+            words = whole_words;
             let questions = question_sentences(query);
             if norm.chars().count() > self.tuning.long_chars || questions.len() > 1 {
                 for sentence in questions {
@@ -448,12 +541,16 @@ impl SearchEngine {
                 }
             }
         }
-        let content: HashSet<char> = self
-            .analyzer
-            .words_normalized(&norm)
-            .iter()
-            .flat_map(|w| w.chars())
-            .collect();
+        // distinct content characters, as far as the threshold
+        let mut content: Vec<char> = Vec::new();
+        for c in words.iter().flat_map(|w| w.chars()) {
+            if content.len() >= self.tuning.min_content_chars {
+                break;
+            }
+            if !content.contains(&c) {
+                content.push(c);
+            }
+        }
         Analysis {
             too_short: content.len() < self.tuning.min_content_chars,
             cross_region: ctx.cross_region || self.has_cross_region_cue(&norm),
@@ -549,17 +646,7 @@ impl SearchEngine {
 
     /// The raw signals of one normalised text: `None` when it has no content word.
     pub fn signals(&self, norm: &str) -> Option<Signals> {
-        let words = self.analyzer.words_normalized(norm);
-        if words.is_empty() {
-            return None;
-        }
-        let concepts = self.expander.concepts(norm);
-        let grams = self.analyzer.bigrams_normalized(norm);
-        let prob = self
-            .classifier
-            .predict(&feature_list(&words, &concepts, &grams));
-        let bm25 = self.bm25(norm, words, concepts, grams)?;
-        Some(Signals { bm25, prob })
+        self.signals_and_words(norm).map(|(signals, _)| signals)
     }
 
     /// True when normalised text names a cross-region situation (a cue of the knowledge).
@@ -646,85 +733,247 @@ impl SearchEngine {
         }
     }
 
-    /// BM25 per candidate for a normalised text with its content words.
-    fn bm25(
-        &self,
-        norm: &str,
-        mut own_words: Vec<String>,
-        concepts: Vec<String>,
-        grams: Vec<String>,
-    ) -> Option<Vec<f32>> {
-        own_words.extend(concepts);
-        let own_words = dedup(own_words);
-        // Per synonym group the words its other terms add; a group counts as much as its
-        // best-matching word (a disjunction max), however many terms it lists.
-        let groups: Vec<Vec<String>> = self
-            .expander
-            .expand(norm)
-            .iter()
-            .map(|terms| {
-                let words = terms
-                    .iter()
-                    .flat_map(|t| self.term_words.get(t).into_iter().flatten().cloned());
-                dedup(words.filter(|w| !own_words.contains(w)).collect())
-            })
-            .filter(|ws| !ws.is_empty())
-            .collect();
+    /// The ids of a token (all [`NONE`] when neither indexed nor a feature).
+    fn ids(&self, token: &str) -> TokenIds {
+        self.tokens.get(token).copied().unwrap_or_default()
+    }
+
+    /// The signals of a normalised text and its content words.
+    fn signals_and_words(&self, norm: &str) -> Option<(Signals, Vec<String>)> {
+        let (words, grams) = self.analyzer.words_and_bigrams(norm);
+        if words.is_empty() {
+            return None;
+        }
+        let (groups, found) = self.expander.find(norm);
+        let word_ids: Vec<TokenIds> = words.iter().map(|w| self.ids(w)).collect();
         let grams = dedup(grams);
+        let gram_ids: Vec<TokenIds> = grams.iter().map(|g| self.ids(g)).collect();
 
-        let t = self.tuning;
-        let f = self.fields;
-        let entry_fields = [
-            (f.question, t.boost_question),
-            (f.variants, t.boost_variants),
-            (f.tags, t.boost_tags),
-            (f.answer, t.boost_answer),
-        ];
-        let phrasing_fields = [(f.phrase, 1.0)];
-        let phrasing_query = build_query(
-            &own_words,
-            &groups,
-            &grams,
-            &phrasing_fields,
-            (f.phrase_grams, t.boost_phrase_grams),
-            t.synonym_weight,
-        );
-        let entry_query = build_query(
-            &own_words,
-            &groups,
-            &grams,
-            &entry_fields,
-            (f.grams, t.boost_grams),
-            t.synonym_weight,
-        );
-
-        let searcher = self.reader.searcher();
-        let n = self.candidates.len();
-        let mut scores = vec![0.0f32; n];
-        for (query, depth, weight) in [
-            (&phrasing_query, n * 4, t.weight_phrasing),
-            (&entry_query, n, t.weight_entry),
-        ] {
-            let top = match searcher.search(query, &TopDocs::with_limit(depth).order_by_score()) {
-                Ok(top) => top,
-                Err(e) => {
-                    tracing::error!(error = %e, "search failed");
-                    return None;
-                }
-            };
-            // documents arrive best first: the first of a candidate is its best
-            let mut seen = vec![false; n];
-            for (score, addr) in top {
-                let c =
-                    self.doc_candidate[addr.segment_ord as usize][addr.doc_id as usize] as usize;
-                if !seen[c] {
-                    seen[c] = true;
-                    scores[c] += weight * score;
-                }
+        // the classifier's features: words, concepts, bigrams (as `features` lists them)
+        let mut known = Vec::with_capacity(words.len() + groups.len() + grams.len());
+        let mut unknown_words: Vec<&str> = Vec::new();
+        let mut unknown_concepts: Vec<&str> = Vec::new();
+        let mut unknown_grams = 0;
+        for (w, ids) in words.iter().zip(&word_ids) {
+            match ids.word {
+                NONE => unknown_words.push(w),
+                id => known.push(id),
             }
         }
-        Some(scores)
+        for &g in &groups {
+            match self.concept_ids[g].word {
+                NONE => unknown_concepts.extend(self.expander.canonical(g)),
+                id => known.push(id),
+            }
+        }
+        for ids in &gram_ids {
+            match ids.gram {
+                NONE => unknown_grams += 1,
+                id => known.push(id),
+            }
+        }
+        unknown_words.sort_unstable();
+        unknown_words.dedup();
+        unknown_concepts.sort_unstable();
+        unknown_concepts.dedup();
+        let prob = self.classifier.predict_ids(
+            &known,
+            unknown_words.len() + unknown_concepts.len() + unknown_grams,
+        );
+
+        // BM25: the user's own words and concepts; per synonym group, the words its other
+        // terms add (a group counts as much as its best-matching word: a disjunction max);
+        // character bigrams
+        let mut own: Vec<(&str, u32)> = Vec::with_capacity(words.len() + groups.len());
+        let mut own_set: FxHashSet<&str> = FxHashSet::default();
+        for (w, ids) in words.iter().zip(&word_ids) {
+            if own_set.insert(w) {
+                own.push((w, ids.term));
+            }
+        }
+        let concept_names: Vec<String> = groups
+            .iter()
+            .filter_map(|&g| self.expander.canonical(g).map(|c| format!("~{c}")))
+            .collect();
+        for (&g, name) in groups.iter().zip(&concept_names) {
+            if own_set.insert(name) {
+                own.push((name, self.concept_ids[g].term));
+            }
+        }
+        let mut alternatives: Vec<Vec<u32>> = Vec::with_capacity(groups.len());
+        for &g in &groups {
+            let mut seen: Vec<&str> = Vec::new();
+            let mut alts = Vec::new();
+            for i in self.expander.group_terms(g) {
+                let term = self.expander.term(i);
+                if found.iter().any(|&f| self.expander.term(f) == term) {
+                    continue;
+                }
+                for (w, ids) in &self.term_words[i].0 {
+                    if own_set.contains(&**w) || seen.contains(&&**w) {
+                        continue;
+                    }
+                    seen.push(w);
+                    if ids.term != NONE {
+                        alts.push(ids.term);
+                    }
+                }
+            }
+            if !alts.is_empty() {
+                alternatives.push(alts);
+            }
+        }
+        let own: Vec<u32> = own
+            .into_iter()
+            .map(|(_, t)| t)
+            .filter(|&t| t != NONE)
+            .collect();
+        let grams: Vec<u32> = gram_ids
+            .iter()
+            .map(|ids| ids.term)
+            .filter(|&t| t != NONE)
+            .collect();
+        let bm25 = self.bm25(&own, &alternatives, &grams);
+        Some((Signals { bm25, prob }, words))
     }
+
+    /// BM25 per candidate from the term ids of a text's own words, its synonym groups'
+    /// alternatives and its bigrams: as two tantivy queries (one over the phrasing
+    /// documents, one over the entry documents), each candidate scoring as its best
+    /// document among the query's top documents.
+    fn bm25(&self, own: &[u32], alternatives: &[Vec<u32>], grams: &[u32]) -> Vec<f32> {
+        let t = self.tuning;
+        let n = self.candidates.len();
+        let phrasing_fields = [(SLOT_PHRASE, 1.0)];
+        let entry_fields = [
+            (SLOT_QUESTION, t.boost_question),
+            (SLOT_VARIANTS, t.boost_variants),
+            (SLOT_TAGS, t.boost_tags),
+            (SLOT_ANSWER, t.boost_answer),
+        ];
+        let mut scores = vec![0.0f32; n];
+        let num_docs = self.table.num_docs();
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let Scratch {
+                acc,
+                group,
+                alt,
+                matches,
+                best,
+            } = &mut *scratch;
+            group.fit(num_docs);
+            alt.fit(num_docs);
+            for (fields, gram_field, depth, weight) in [
+                (
+                    &phrasing_fields[..],
+                    (SLOT_PHRASE_GRAMS, t.boost_phrase_grams),
+                    n * 4,
+                    t.weight_phrasing,
+                ),
+                (
+                    &entry_fields[..],
+                    (SLOT_GRAMS, t.boost_grams),
+                    n,
+                    t.weight_entry,
+                ),
+            ] {
+                acc.clear();
+                acc.resize(num_docs, 0.0);
+                let fields = fields.iter().filter(|&&(_, boost)| boost > 0.0);
+                for &id in own {
+                    for &(slot, boost) in fields.clone() {
+                        self.table.add_dense(acc, id, slot, boost);
+                    }
+                }
+                for alts in alternatives {
+                    for &id in alts {
+                        for &(slot, boost) in fields.clone() {
+                            self.table.add(alt, id, slot, boost * t.synonym_weight);
+                        }
+                        group.max_from(alt);
+                    }
+                    group.add_to(acc);
+                }
+                if gram_field.1 > 0.0 {
+                    for &id in grams {
+                        self.table.add_dense(acc, id, gram_field.0, gram_field.1);
+                    }
+                }
+                // the query's top `depth` documents (best first, then by document; every
+                // score is positive, so a matched document is one with a score), and of
+                // those each candidate's best
+                let matched = acc.iter().filter(|&&s| s > 0.0).count();
+                let cut = if matched > depth && depth > 0 {
+                    matches.clear();
+                    matches.extend(
+                        acc.iter()
+                            .enumerate()
+                            .filter(|(_, s)| **s > 0.0)
+                            .map(|(d, &s)| (d as u32, s)),
+                    );
+                    let order =
+                        |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+                    let (_, &mut last, _) = matches.select_nth_unstable_by(depth - 1, order);
+                    Some(last)
+                } else {
+                    None
+                };
+                let kept = |d: usize, s: f32| match cut {
+                    Some((cd, cs)) => s > cs || (s == cs && d as u32 <= cd),
+                    None => true,
+                };
+                if let Some(ranges) = &self.candidate_docs {
+                    for (c, range) in ranges.iter().enumerate() {
+                        let docs = &acc[range.clone()];
+                        let b = docs.iter().fold(0.0f32, |m, &s| if s > m { s } else { m });
+                        if b > 0.0
+                            && (cut.is_none_or(|(_, cs)| b > cs)
+                                || docs
+                                    .iter()
+                                    .enumerate()
+                                    .any(|(i, &s)| s == b && kept(range.start + i, s)))
+                        {
+                            scores[c] += weight * b;
+                        }
+                    }
+                } else {
+                    best.clear();
+                    best.resize(n, 0.0);
+                    for (d, (&s, &c)) in acc.iter().zip(&self.doc_candidate).enumerate() {
+                        if s > 0.0
+                            && kept(d, s)
+                            && let Some(b) = best.get_mut(c as usize)
+                            && s > *b
+                        {
+                            *b = s;
+                        }
+                    }
+                    for (s, &b) in scores.iter_mut().zip(best.iter()) {
+                        if b > 0.0 {
+                            *s += weight * b;
+                        }
+                    }
+                }
+            }
+        });
+        scores
+    }
+}
+
+/// Per-thread work space of [`SearchEngine::bm25`], kept between queries.
+#[derive(Default)]
+struct Scratch {
+    /// Dense scores of all documents.
+    acc: Vec<f32>,
+    group: Scores,
+    alt: Scores,
+    matches: Vec<(u32, f32)>,
+    best: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// What [`SearchEngine::analyse`] finds in a message.
@@ -758,9 +1007,8 @@ struct Reading {
 /// character bigrams (prefixed `#`, so that a bigram and a word of the same characters stay
 /// apart).
 fn features(analyzer: &Analyzer, expander: &Expander, norm: &str) -> Vec<String> {
-    let words = analyzer.words_normalized(norm);
+    let (words, grams) = analyzer.words_and_bigrams(norm);
     let concepts = expander.concepts(norm);
-    let grams = analyzer.bigrams_normalized(norm);
     feature_list(&words, &concepts, &grams)
 }
 
@@ -826,51 +1074,22 @@ const OOS_PREFIX: &str = "oos:";
 const SCORE_SCALE: f32 = 100.0;
 const CANDIDATE_FIELD: &str = "candidate";
 
-/// Σ own words over `fields` + one disjunction max per synonym group + Σ bigrams.
-fn build_query(
-    own_words: &[String],
-    groups: &[Vec<String>],
-    grams: &[String],
-    fields: &[(Field, f32)],
-    gram_field: (Field, f32),
-    synonym_weight: f32,
-) -> BooleanQuery {
-    let word_query = |word: &str, weight: f32| -> Box<dyn Query> {
-        let per_field = fields
-            .iter()
-            .filter(|&&(_, boost)| boost > 0.0)
-            .map(|&(field, boost)| (Occur::Should, term_query(field, word, boost * weight)))
-            .collect::<Vec<_>>();
-        Box::new(BooleanQuery::new(per_field))
-    };
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    for w in own_words {
-        clauses.push((Occur::Should, word_query(w, 1.0)));
-    }
-    for words in groups {
-        let alternatives = words
-            .iter()
-            .map(|w| word_query(w, synonym_weight))
-            .collect();
-        clauses.push((
-            Occur::Should,
-            Box::new(DisjunctionMaxQuery::new(alternatives)),
-        ));
-    }
-    if gram_field.1 > 0.0 {
-        for g in grams {
-            clauses.push((Occur::Should, term_query(gram_field.0, g, gram_field.1)));
+/// Per candidate, the range of its documents, when every candidate's documents are
+/// contiguous.
+fn contiguous_ranges(doc_candidate: &[u32], n: usize) -> Option<Vec<std::ops::Range<usize>>> {
+    let mut ranges: Vec<Option<std::ops::Range<usize>>> = vec![None; n];
+    for (d, &c) in doc_candidate.iter().enumerate() {
+        let r = ranges.get_mut(c as usize)?;
+        match r {
+            None => *r = Some(d..d + 1),
+            Some(r) if r.end == d => r.end = d + 1,
+            Some(_) => return None,
         }
     }
-    BooleanQuery::new(clauses)
-}
-
-fn term_query(field: Field, word: &str, boost: f32) -> Box<dyn Query> {
-    let q = TermQuery::new(
-        Term::from_field_text(field, word),
-        IndexRecordOption::WithFreqs,
-    );
-    Box::new(BoostQuery::new(Box::new(q), boost))
+    ranges
+        .into_iter()
+        .map(|r| Some(r.unwrap_or(0..0)))
+        .collect()
 }
 
 fn dedup(v: Vec<String>) -> Vec<String> {

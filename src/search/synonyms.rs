@@ -49,8 +49,9 @@ impl Expander {
         self.terms.iter().map(String::as_str)
     }
 
-    /// The groups found in `norm` (sorted) and the terms that were found.
-    fn find(&self, norm: &str) -> (Vec<usize>, Vec<usize>) {
+    /// The groups found in `norm` (sorted) and the terms that were found (indices of
+    /// [`term`](Self::term)).
+    pub(super) fn find(&self, norm: &str) -> (Vec<usize>, Vec<usize>) {
         let mut groups = Vec::new();
         let mut found = Vec::new();
         if let Some(ac) = &self.automaton {
@@ -94,6 +95,33 @@ impl Expander {
             .into_iter()
             .map(|g| format!("~{}", self.groups[g][0]))
             .collect()
+    }
+
+    /// Number of terms over all groups.
+    pub(super) fn term_count(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// Term `i` of the list (all groups' terms in order).
+    pub(super) fn term(&self, i: usize) -> &str {
+        &self.terms[i]
+    }
+
+    /// The indices of group `g`'s terms, in list order.
+    pub(super) fn group_terms(&self, g: usize) -> std::ops::Range<usize> {
+        let start = self.term_group.partition_point(|&x| x < g);
+        let end = self.term_group.partition_point(|&x| x <= g);
+        start..end
+    }
+
+    /// Number of groups.
+    pub(super) fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The canonical term of group `g` (its concept token is `~` + it).
+    pub(super) fn canonical(&self, g: usize) -> Option<&str> {
+        self.groups[g].first().map(String::as_str)
     }
 
     /// The group of `term`, if it is in the list.
