@@ -140,7 +140,19 @@ fn digit(c: char) -> Option<(u8, Script)> {
         0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0,
         0xFF10, 0x104A0, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1FBF0,
     ];
+    // the common cases first: ASCII, and Chinese characters other than the numerals
+    if c.is_ascii() {
+        return match c {
+            '0'..='9' => Some((c as u8 - b'0', Script::Arabic)),
+            '*' => Some((11, Script::Arabic)),
+            _ => None,
+        };
+    }
     let u = c as u32;
+    if (0x4E00..=0x9FFF).contains(&u) && !"零一壹幺二贰三叁四肆五伍六陆七柒八捌九玖".contains(c)
+    {
+        return None;
+    }
     if let Some(&z) = ZEROS.iter().find(|&&z| (z..z + 10).contains(&u)) {
         return Some(((u - z) as u8, Script::Arabic));
     }

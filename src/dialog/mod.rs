@@ -119,6 +119,7 @@ impl Dialogs {
                 def.values
                     .retain(|v| !values.iter().any(|n| n.value == v.value));
                 def.values.extend(values.iter().cloned());
+                def.values_changed();
                 filled.push(name.clone());
             }
         }

@@ -51,6 +51,49 @@ pub struct SlotDef {
     /// of the knowledge folder, filled in by [`super::Dialogs::fill_values`]).
     #[serde(default)]
     pub values_from: Option<String>,
+    /// The aliases normalised once (they are matched on every message).
+    #[serde(skip)]
+    compiled: std::sync::OnceLock<Compiled>,
+}
+
+/// A slot's aliases, normalised for matching.
+#[derive(Debug, Clone, Default)]
+struct Compiled {
+    /// Each choice alias (and label) as its `…`-separated parts, with its value.
+    choice: Vec<(String, Vec<String>)>,
+    /// The money aliases.
+    money: Vec<String>,
+}
+
+impl SlotDef {
+    fn compiled(&self) -> &Compiled {
+        self.compiled.get_or_init(|| Compiled {
+            choice: self
+                .values
+                .iter()
+                .flat_map(|v| {
+                    v.aliases
+                        .iter()
+                        .chain(std::iter::once(&v.label))
+                        .map(|alias| {
+                            let parts: Vec<String> = alias
+                                .split('…')
+                                .map(normalize)
+                                .filter(|p| !p.is_empty())
+                                .collect();
+                            (v.value.clone(), parts)
+                        })
+                })
+                .filter(|(_, parts)| !parts.is_empty())
+                .collect(),
+            money: self.aliases.iter().map(|a| normalize(a)).collect(),
+        })
+    }
+
+    /// Forgets the normalised aliases after the values changed.
+    pub(super) fn values_changed(&mut self) {
+        self.compiled = std::sync::OnceLock::new();
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -231,7 +274,7 @@ impl SlotDefs {
                 if def.kind != SlotKind::Money {
                     continue;
                 }
-                for alias in def.aliases.iter().map(|a| normalize(a)) {
+                for alias in &def.compiled().money {
                     hits.extend(
                         clause
                             .match_indices(alias.as_str())
@@ -273,28 +316,18 @@ impl SlotDefs {
 /// "户口已经迁到" but not "户口没迁".
 fn find_choice(def: &SlotDef, norm: &str) -> Option<String> {
     let mut spans: Vec<(usize, usize, &str)> = Vec::new();
-    for v in &def.values {
-        for alias in v.aliases.iter().chain(std::iter::once(&v.label)) {
-            let parts: Vec<String> = alias
-                .split('…')
-                .map(normalize)
-                .filter(|p| !p.is_empty())
-                .collect();
-            if parts.is_empty() {
+    for (value, parts) in &def.compiled().choice {
+        let mut from = 0;
+        while let Some(p) = norm[from..].find(&parts[0]) {
+            let start = from + p;
+            if negated_before(norm, start) {
+                from = start + parts[0].len();
                 continue;
             }
-            let mut from = 0;
-            while let Some(p) = norm[from..].find(&parts[0]) {
-                let start = from + p;
-                if negated_before(norm, start) {
-                    from = start + parts[0].len();
-                    continue;
-                }
-                if let Some(end) = match_rest(norm, start + parts[0].len(), &parts[1..]) {
-                    spans.push((start, end, v.value.as_str()));
-                }
-                from = start + parts[0].len();
+            if let Some(end) = match_rest(norm, start + parts[0].len(), &parts[1..]) {
+                spans.push((start, end, value.as_str()));
             }
+            from = start + parts[0].len();
         }
     }
     // drop spans contained in a longer span
