@@ -260,12 +260,26 @@ fn run(
             match query {
                 Some(q) => answer(&q, &mut out)?,
                 None => {
-                    for line in input_lines() {
+                    // answers leave as soon as no further query is waiting (a caller that
+                    // writes one line and waits gets its answer), in batches otherwise
+                    let mut input = io::BufReader::with_capacity(1 << 16, io::stdin());
+                    let mut bytes = Vec::new();
+                    loop {
+                        if input.buffer().is_empty() {
+                            out.flush()?;
+                        }
+                        bytes.clear();
+                        if input.read_until(b'\n', &mut bytes)? == 0 {
+                            break;
+                        }
+                        if bytes.last() == Some(&b'\n') {
+                            bytes.pop();
+                        }
                         // a line that is not UTF-8 is searched as far as it can be read
-                        let line = line?.unwrap_or_default();
+                        let line = line_text(std::mem::take(&mut bytes)).unwrap_or_default();
                         answer(&line, &mut out)?;
-                        out.flush()?;
                     }
+                    out.flush()?;
                 }
             }
         }
@@ -447,15 +461,20 @@ fn run(
 
 /// Standard input, line by line; a line that is not UTF-8 is reported, not fatal.
 fn input_lines() -> impl Iterator<Item = io::Result<Result<String, FieldError>>> {
-    io::stdin().lock().split(b'\n').map(|bytes| {
-        bytes.map(|mut b| {
-            if b.last() == Some(&b'\r') {
-                b.pop();
-            }
-            String::from_utf8(b)
-                .map_err(|_| FieldError::new("", "这一行不是有效的 UTF-8 文本，请检查输入的编码。"))
-        })
-    })
+    io::stdin()
+        .lock()
+        .split(b'\n')
+        .map(|bytes| bytes.map(line_text))
+}
+
+/// One input line (without its `\n`) as text: a trailing `\r` dropped, an error for bytes
+/// that are not UTF-8.
+fn line_text(mut b: Vec<u8>) -> Result<String, FieldError> {
+    if b.last() == Some(&b'\r') {
+        b.pop();
+    }
+    String::from_utf8(b)
+        .map_err(|_| FieldError::new("", "这一行不是有效的 UTF-8 文本，请检查输入的编码。"))
 }
 
 /// Answers each JSON line of standard input with `answer`: its JSON form (`--json`) or its

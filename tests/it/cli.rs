@@ -183,3 +183,42 @@ fn usage_errors_exit_2() {
     );
     assert_eq!(yidi(&["frobnicate"], "").status.code(), Some(2));
 }
+
+/// `yidi search` answers each query as soon as no further one is waiting: a caller that
+/// writes one line and waits for its answer (a coprocess) is never left hanging, while a batch
+/// on standard input is answered in large writes.
+#[test]
+fn search_answers_a_waiting_caller_line_by_line() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yidi"))
+        .args(["search", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    for (q, answered) in [
+        ("社保卡在外地医院刷不了怎么办", true),
+        ("养老金什么时候涨", false),
+    ] {
+        writeln!(stdin, "{q}").unwrap();
+        stdin.flush().unwrap();
+        // the pipe stays open: only a flush after each answer lets this arrive
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no answer to {q} while the input stays open"));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["query"], q);
+        assert_eq!(v["answered"], answered, "{line}");
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
