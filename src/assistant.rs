@@ -282,13 +282,12 @@ impl Assistant {
             .map(|d| d.title.as_str());
         // small talk asked as a question ("能转人工吗", "你是机器人吗") is small talk, not a
         // search; "好的"/"是的" stay answers to the dialog's question
-        if looks_like_question(message)
-            && let Some(intent) = self.talk.classify(message).filter(|i| i.id != "ack")
-        {
+        let is_question = looks_like_question(message);
+        if is_question && let Some(intent) = self.talk.classify(message).filter(|i| i.id != "ack") {
             let said = self.smalltalk(state, intent);
             return self.then_resume(state, said);
         }
-        let asked = looks_like_question(message).then(|| self.search_in_dialog(title, message));
+        let asked = is_question.then(|| self.search_in_dialog(title, message));
         if let Some(result) = asked.as_ref().filter(|r| r.answered) {
             return self.faq_then_resume(state, result);
         }
@@ -493,7 +492,7 @@ impl Assistant {
                 .first()
                 .is_some_and(|h| h.score >= SUGGESTION_MIN_SCORE);
         // a clear out-of-scope question in the middle of a conversation ("顺便问下，他养老金
-        //怎么少了两百多") stays out of scope: the topic does not bend it
+        // 怎么少了两百多") stays out of scope: the topic does not bend it
         let says_enough =
             direct.out_of_scope.is_some() && content_chars(message) >= OUT_OF_SCOPE_CHARS;
         if !says_enough && (continues || (unknown && !context.is_empty() && learned.is_empty())) {
