@@ -115,6 +115,7 @@ impl std::fmt::Display for Purged {
 }
 
 /// A turn as written: texts cleaned and masked, the idempotency key hashed.
+#[derive(Clone, Copy)]
 struct Turn<'a> {
     session_id: &'a str,
     state: &'a str,
@@ -127,6 +128,29 @@ struct Turn<'a> {
     /// The hash of the idempotency key and the response stored under it.
     request: Option<(&'a str, &'a str)>,
     now: i64,
+}
+
+impl<'a> Turn<'a> {
+    /// `sql` with the turn's parameters bound in the order both databases' turn statements
+    /// number them ($1 session … $11 stored response); PostgreSQL's adds `unanswered` as $12.
+    fn bind(
+        self,
+        sql: &'static str,
+        expected_revision: Option<i64>,
+    ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+        sqlx::query(sql)
+            .bind(self.session_id)
+            .bind(self.state)
+            .bind(self.now)
+            .bind(expected_revision)
+            .bind(self.user)
+            .bind(self.reply)
+            .bind(self.faq_id)
+            .bind(self.dialog)
+            .bind(self.kind)
+            .bind(self.request.map(|(k, _)| k))
+            .bind(self.request.map(|(_, r)| r))
+    }
 }
 
 /// The batch of a turn on SQLite (parameters as in [`postgres_turn`]): the session row
@@ -529,18 +553,8 @@ impl Store {
             None => SAVE_TURN_NEW,
             Some(_) => SAVE_TURN_NEXT,
         };
-        let row = sqlx::query(sql)
-            .bind(t.session_id)
-            .bind(t.state)
-            .bind(t.now)
-            .bind(expected_revision)
-            .bind(t.user)
-            .bind(t.reply)
-            .bind(t.faq_id)
-            .bind(t.dialog)
-            .bind(t.kind)
-            .bind(t.request.map(|(k, _)| k))
-            .bind(t.request.map(|(_, r)| r))
+        let row = t
+            .bind(sql, expected_revision)
             .bind(t.unanswered)
             .fetch_one(&self.pool)
             .await;
@@ -566,20 +580,7 @@ impl Store {
         let Some(conn) = guard.0.as_mut() else {
             return Err(StoreError::Db(sqlx::Error::PoolClosed));
         };
-        let rows = sqlx::query(sql)
-            .bind(t.session_id)
-            .bind(t.state)
-            .bind(t.now)
-            .bind(expected_revision)
-            .bind(t.user)
-            .bind(t.reply)
-            .bind(t.faq_id)
-            .bind(t.dialog)
-            .bind(t.kind)
-            .bind(t.request.map(|(k, _)| k))
-            .bind(t.request.map(|(_, r)| r))
-            .fetch_all(&mut **conn)
-            .await;
+        let rows = t.bind(sql, expected_revision).fetch_all(&mut **conn).await;
         match rows {
             Ok(rows) => {
                 guard.0 = None;
