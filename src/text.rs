@@ -19,7 +19,8 @@ pub fn normalize(input: &str) -> String {
     let mut last_space = true;
     for c in simplified.chars() {
         let c = half_width(c).to_ascii_lowercase();
-        let keep = c.is_alphanumeric() || is_cjk(c) || matches!(c, '.' | '-' | '%');
+        // is_cjk first: it answers for most characters without Unicode's tables
+        let keep = is_cjk(c) || c.is_alphanumeric() || matches!(c, '.' | '-' | '%');
         let c = if keep { c } else { ' ' };
         if c == ' ' {
             if !last_space {
@@ -39,8 +40,18 @@ pub fn normalize(input: &str) -> String {
 
 /// Normalises a query and cuts it to [`MAX_QUERY_CHARS`].
 pub fn normalize_query(input: &str) -> String {
-    let cut: String = input.chars().take(MAX_QUERY_CHARS * 2).collect();
-    normalize(&cut).chars().take(MAX_QUERY_CHARS).collect()
+    let mut norm = normalize(first_chars(input, MAX_QUERY_CHARS * 2));
+    let kept = first_chars(&norm, MAX_QUERY_CHARS).len();
+    norm.truncate(kept);
+    norm
+}
+
+/// The first `n` characters of `s` (all of it when shorter).
+fn first_chars(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
 }
 
 /// True for CJK unified ideographs (the characters jieba segments).

@@ -1,10 +1,10 @@
 //! Chinese text analysis: one jieba dictionary per process, shared by the index's tokenizers
 //! and by query construction, so index and queries always agree on tokens.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use jieba_rs::Jieba;
+use rustc_hash::FxHashSet;
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
 use crate::text::{is_cjk, normalize};
@@ -122,7 +122,7 @@ const STOPWORDS: &[&str] = &[
 #[derive(Clone)]
 pub struct Analyzer {
     jieba: Arc<Jieba>,
-    stopwords: Arc<HashSet<&'static str>>,
+    stopwords: Arc<FxHashSet<&'static str>>,
 }
 
 impl Default for Analyzer {
@@ -138,8 +138,16 @@ impl Analyzer {
     /// colloquial phrases (在外地看病, 回去报) become rare and weigh far too much. The synonym
     /// list reaches the index as concept tokens instead (`Expander::concepts`).
     pub fn new() -> Analyzer {
+        let jieba = Arc::new(Jieba::new());
+        // jieba reads its part-of-speech model (for the tags of words not in its dictionary,
+        // which `away_from_home` reads) on first use, tens of milliseconds: read it now,
+        // beside the rest of the start-up, rather than in the first question's time
+        let warm = Arc::clone(&jieba);
+        let _ = std::thread::Builder::new()
+            .name("jieba-posseg".into())
+            .spawn(move || drop(warm.tag(OUT_OF_DICTIONARY, true)));
         Analyzer {
-            jieba: Arc::new(Jieba::new()),
+            jieba,
             stopwords: Arc::new(STOPWORDS.iter().copied().collect()),
         }
     }
@@ -248,7 +256,9 @@ impl Analyzer {
                 out.push(run[0].to_string());
             }
             for pair in run.windows(2) {
-                out.push(pair.iter().collect());
+                let mut gram = String::with_capacity(pair.iter().map(|c| c.len_utf8()).sum());
+                gram.extend(pair);
+                out.push(gram);
             }
             run.clear();
         };
@@ -266,6 +276,9 @@ impl Analyzer {
         out
     }
 }
+
+/// Characters that are not in jieba's dictionary: tagging them reads the part-of-speech model.
+const OUT_OF_DICTIONARY: &str = "龘龘";
 
 /// Words jieba tags as places that name no particular place.
 const GENERIC_PLACES: &[&str] = &[
@@ -384,6 +397,19 @@ mod tests {
 
     fn analyzer() -> Analyzer {
         Analyzer::new()
+    }
+
+    #[test]
+    fn the_warm_up_text_reaches_the_part_of_speech_model() {
+        // jieba guesses a tag from its model only for words outside its dictionary: the
+        // warm-up at start-up must tag such a word, or the model loads in a question's time
+        let a = analyzer();
+        let tags = a.jieba.tag(OUT_OF_DICTIONARY, true);
+        assert!(!tags.is_empty());
+        for t in &tags {
+            assert!(!a.jieba.has_word(t.word), "{} is in the dictionary", t.word);
+            assert!(t.word.chars().all(is_cjk), "{} is not CJK", t.word);
+        }
     }
 
     #[test]

@@ -28,7 +28,6 @@ mod synonyms;
 mod table;
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
@@ -264,16 +263,14 @@ pub struct SearchEngine {
     expander: Expander,
     /// Words of each synonym term (by the expander's term index), analysed at build time.
     term_words: Vec<TermWords>,
-    /// Per synonym group: the ids of its concept token (`~` + canonical term).
-    concept_ids: Vec<TokenIds>,
+    /// Per synonym group: its concept token (`~` + canonical term; `None` for a group
+    /// without terms) and the token's ids.
+    concepts: Vec<(Option<Box<str>>, TokenIds)>,
     /// Every token of the index and every classifier feature.
     tokens: FxHashMap<Box<str>, TokenIds>,
     table: TermTable<SLOTS>,
     /// Per document (numbered across segments): the index of its candidate.
     doc_candidate: Vec<u32>,
-    /// Per candidate, the range of its documents when each candidate's documents are
-    /// contiguous (they are added so): its best document is then the maximum of a slice.
-    candidate_docs: Option<Vec<std::ops::Range<usize>>>,
     candidates: Vec<Candidate>,
     /// Number of FAQ entries (the first candidates).
     entries: usize,
@@ -417,7 +414,6 @@ impl SearchEngine {
             doc_candidate.extend((0..seg.max_doc()).map(|d| col.first(d).unwrap_or(0) as u32));
         }
         let mut table = TermTable::build(&searcher, &fields.slots())?;
-        let candidate_docs = contiguous_ranges(&doc_candidate, candidates.len());
         for (i, e) in knowledge.faqs.iter().enumerate() {
             candidates[i].local_topic = e.local_topic.as_ref().and_then(|t| {
                 let id = format!("{OOS_PREFIX}{t}");
@@ -471,12 +467,14 @@ impl SearchEngine {
                 )
             })
             .collect();
-        let concept_ids = (0..expander.group_count())
-            .map(|g| {
-                expander
-                    .canonical(g)
-                    .map(|c| ids_of(&format!("~{c}")))
-                    .unwrap_or_default()
+        let concepts = (0..expander.group_count())
+            .map(|g| match expander.canonical(g) {
+                Some(c) => {
+                    let name = format!("~{c}");
+                    let ids = ids_of(&name);
+                    (Some(name.into_boxed_str()), ids)
+                }
+                None => (None, TokenIds::default()),
             })
             .collect();
         tokens.shrink_to_fit();
@@ -484,11 +482,10 @@ impl SearchEngine {
             analyzer,
             expander,
             term_words,
-            concept_ids,
+            concepts,
             tokens,
             table,
             doc_candidate,
-            candidate_docs,
             entries: knowledge.faqs.len(),
             candidates,
             classifier,
@@ -581,7 +578,7 @@ impl SearchEngine {
         let mut readings: Vec<Reading> = analysis
             .texts
             .iter()
-            .map(|sig| self.read(sig, analysis.cross_region, t))
+            .map(|sig| self.read(sig, analysis.cross_region, limit, t))
             .collect();
         if analysis.long && t.long_needs_cue && !analysis.cross_region {
             for r in &mut readings {
@@ -679,22 +676,29 @@ impl SearchEngine {
         }
     }
 
-    /// Ranks the entries of one text and decides whether the best one answers it.
-    fn read(&self, sig: &Signals, cross: bool, t: &Tuning) -> Reading {
+    /// Ranks the entries of one text (its best `limit`, at least one) and decides whether
+    /// the best one answers it.
+    fn read(&self, sig: &Signals, cross: bool, limit: usize, t: &Tuning) -> Reading {
         let n = self.entries;
         let best_bm25 = sig.bm25[..n].iter().copied().fold(0.0f32, f32::max);
-        let mut ranked: Vec<(usize, f32)> = (0..n)
-            .filter(|&c| sig.bm25[c] > 0.0)
-            .map(|c| {
-                // relative to the best entry, but never full below the answer threshold
-                let rel = sig.bm25[c] / best_bm25.max(t.min_score).max(1e-6);
-                (
-                    c,
-                    SCORE_SCALE * (t.rank_prob * sig.prob[c] + t.rank_bm25 * rel),
-                )
-            })
-            .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut ranked: Vec<(usize, f32)> = Vec::with_capacity(n);
+        ranked.extend((0..n).filter(|&c| sig.bm25[c] > 0.0).map(|c| {
+            // relative to the best entry, but never full below the answer threshold
+            let rel = sig.bm25[c] / best_bm25.max(t.min_score).max(1e-6);
+            (
+                c,
+                SCORE_SCALE * (t.rank_prob * sig.prob[c] + t.rank_bm25 * rel),
+            )
+        }));
+        // best first, then by candidate: a total order, so the best `limit` are selected
+        // and only they sorted
+        let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        let keep = limit.max(1);
+        if ranked.len() > keep {
+            ranked.select_nth_unstable_by(keep - 1, order);
+            ranked.truncate(keep);
+        }
+        ranked.sort_unstable_by(order);
         let topic_prob: f32 = sig.prob[n..].iter().sum();
         let best_topic = (n..self.candidates.len())
             .max_by(|&a, &b| sig.prob[a].total_cmp(&sig.prob[b]).then(b.cmp(&a)))
@@ -746,11 +750,16 @@ impl SearchEngine {
         }
         let (groups, found) = self.expander.find(norm);
         let word_ids: Vec<TokenIds> = words.iter().map(|w| self.ids(w)).collect();
-        let grams = dedup(grams);
-        let gram_ids: Vec<TokenIds> = grams.iter().map(|g| self.ids(g)).collect();
+        // each bigram once
+        let mut seen: FxHashSet<&str> = FxHashSet::default();
+        let gram_ids: Vec<TokenIds> = grams
+            .iter()
+            .filter(|g| seen.insert(g.as_str()))
+            .map(|g| self.ids(g))
+            .collect();
 
         // the classifier's features: words, concepts, bigrams (as `features` lists them)
-        let mut known = Vec::with_capacity(words.len() + groups.len() + grams.len());
+        let mut known = Vec::with_capacity(words.len() + groups.len() + gram_ids.len());
         let mut unknown_words: Vec<&str> = Vec::new();
         let mut unknown_concepts: Vec<&str> = Vec::new();
         let mut unknown_grams = 0;
@@ -761,7 +770,7 @@ impl SearchEngine {
             }
         }
         for &g in &groups {
-            match self.concept_ids[g].word {
+            match self.concepts[g].1.word {
                 NONE => unknown_concepts.extend(self.expander.canonical(g)),
                 id => known.push(id),
             }
@@ -791,13 +800,11 @@ impl SearchEngine {
                 own.push((w, ids.term));
             }
         }
-        let concept_names: Vec<String> = groups
-            .iter()
-            .filter_map(|&g| self.expander.canonical(g).map(|c| format!("~{c}")))
-            .collect();
-        for (&g, name) in groups.iter().zip(&concept_names) {
-            if own_set.insert(name) {
-                own.push((name, self.concept_ids[g].term));
+        for &g in &groups {
+            if let (Some(name), ids) = &self.concepts[g]
+                && own_set.insert(name)
+            {
+                own.push((name, ids.term));
             }
         }
         let mut alternatives: Vec<Vec<u32>> = Vec::with_capacity(groups.len());
@@ -841,6 +848,11 @@ impl SearchEngine {
     /// alternatives and its bigrams: as two tantivy queries (one over the phrasing
     /// documents, one over the entry documents), each candidate scoring as its best
     /// document among the query's top documents.
+    ///
+    /// Only the documents a query matches are visited (a few hundred of the index's
+    /// thousands): scores accumulate sparsely, and the top documents and each candidate's
+    /// best are found among the matches.
+    #[inline(never)]
     fn bm25(&self, own: &[u32], alternatives: &[Vec<u32>], grams: &[u32]) -> Vec<f32> {
         let t = self.tuning;
         let n = self.candidates.len();
@@ -862,6 +874,7 @@ impl SearchEngine {
                 matches,
                 best,
             } = &mut *scratch;
+            acc.fit(num_docs);
             group.fit(num_docs);
             alt.fit(num_docs);
             for (fields, gram_field, depth, weight) in [
@@ -878,12 +891,10 @@ impl SearchEngine {
                     t.weight_entry,
                 ),
             ] {
-                acc.clear();
-                acc.resize(num_docs, 0.0);
                 let fields = fields.iter().filter(|&&(_, boost)| boost > 0.0);
                 for &id in own {
                     for &(slot, boost) in fields.clone() {
-                        self.table.add_dense(acc, id, slot, boost);
+                        self.table.add(acc, id, slot, boost);
                     }
                 }
                 for alts in alternatives {
@@ -893,66 +904,46 @@ impl SearchEngine {
                         }
                         group.max_from(alt);
                     }
-                    group.add_to(acc);
+                    group.add_into(acc);
                 }
                 if gram_field.1 > 0.0 {
                     for &id in grams {
-                        self.table.add_dense(acc, id, gram_field.0, gram_field.1);
+                        self.table.add(acc, id, gram_field.0, gram_field.1);
                     }
                 }
-                // the query's top `depth` documents (best first, then by document; every
-                // score is positive, so a matched document is one with a score), and of
-                // those each candidate's best
-                let matched = acc.iter().filter(|&&s| s > 0.0).count();
-                let cut = if matched > depth && depth > 0 {
-                    matches.clear();
-                    matches.extend(
-                        acc.iter()
-                            .enumerate()
-                            .filter(|(_, s)| **s > 0.0)
-                            .map(|(d, &s)| (d as u32, s)),
-                    );
-                    let order =
-                        |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-                    let (_, &mut last, _) = matches.select_nth_unstable_by(depth - 1, order);
-                    Some(last)
-                } else {
-                    None
-                };
-                let kept = |d: usize, s: f32| match cut {
-                    Some((cd, cs)) => s > cs || (s == cs && d as u32 <= cd),
-                    None => true,
-                };
-                if let Some(ranges) = &self.candidate_docs {
-                    for (c, range) in ranges.iter().enumerate() {
-                        let docs = &acc[range.clone()];
-                        let b = docs.iter().fold(0.0f32, |m, &s| if s > m { s } else { m });
-                        if b > 0.0
-                            && (cut.is_none_or(|(_, cs)| b > cs)
-                                || docs
-                                    .iter()
-                                    .enumerate()
-                                    .any(|(i, &s)| s == b && kept(range.start + i, s)))
+                // the query's top `depth` documents (best first, then by document; a matched
+                // document is one with a positive score), and of those each candidate's best:
+                // as keys that order documents so (score, then the lower document number)
+                matches.clear();
+                best.clear();
+                best.resize(n, 0);
+                {
+                    // plain slices: the compiler then knows a write to `best` moves no
+                    // vector's buffer
+                    let best = &mut best[..];
+                    let doc_candidate = &self.doc_candidate[..];
+                    acc.drain(|d, s| {
+                        let k = doc_key(d, s);
+                        matches.push(k);
+                        if let Some(b) = doc_candidate
+                            .get(d as usize)
+                            .and_then(|&c| best.get_mut(c as usize))
                         {
-                            scores[c] += weight * b;
+                            *b = (*b).max(k);
                         }
-                    }
+                    });
+                }
+                let cut = if matches.len() > depth && depth > 0 {
+                    let at = matches.len() - depth;
+                    let (_, &mut last, _) = matches.select_nth_unstable(at);
+                    last
                 } else {
-                    best.clear();
-                    best.resize(n, 0.0);
-                    for (d, (&s, &c)) in acc.iter().zip(&self.doc_candidate).enumerate() {
-                        if s > 0.0
-                            && kept(d, s)
-                            && let Some(b) = best.get_mut(c as usize)
-                            && s > *b
-                        {
-                            *b = s;
-                        }
-                    }
-                    for (s, &b) in scores.iter_mut().zip(best.iter()) {
-                        if b > 0.0 {
-                            *s += weight * b;
-                        }
+                    0
+                };
+                // a candidate counts when its best document is among the top
+                for (score, &k) in scores.iter_mut().zip(best.iter()) {
+                    if k > 0 && k >= cut {
+                        *score += weight * key_score(k);
                     }
                 }
             }
@@ -964,12 +955,24 @@ impl SearchEngine {
 /// Per-thread work space of [`SearchEngine::bm25`], kept between queries.
 #[derive(Default)]
 struct Scratch {
-    /// Dense scores of all documents.
-    acc: Vec<f32>,
+    /// Scores of the documents a query matches.
+    acc: Scores,
     group: Scores,
     alt: Scores,
-    matches: Vec<(u32, f32)>,
-    best: Vec<f32>,
+    /// The matched documents' keys ([`doc_key`]).
+    matches: Vec<u64>,
+    /// Per candidate: its best document's key (0: none).
+    best: Vec<u64>,
+}
+
+/// A matched document's key: the better document (higher score, then lower number) has the
+/// larger key. Scores are positive, and positive floats order as their bits.
+fn doc_key(doc: u32, score: f32) -> u64 {
+    (u64::from(score.to_bits()) << 32) | u64::from(u32::MAX - doc)
+}
+
+fn key_score(key: u64) -> f32 {
+    f32::from_bits((key >> 32) as u32)
 }
 
 thread_local! {
@@ -992,7 +995,8 @@ pub struct Analysis {
 
 /// One text's ranking and decision.
 struct Reading {
-    /// Entries with any match, best first, with their ranking scores.
+    /// The best entries with any match (as many as asked for, at least one), best first,
+    /// with their ranking scores.
     ranked: Vec<(usize, f32)>,
     answerable: bool,
     /// The classifier's probability of the best entry.
@@ -1073,29 +1077,6 @@ const OOS_PREFIX: &str = "oos:";
 /// sure answer scores about 100 (the scale of the BM25 scores that callers were written for).
 const SCORE_SCALE: f32 = 100.0;
 const CANDIDATE_FIELD: &str = "candidate";
-
-/// Per candidate, the range of its documents, when every candidate's documents are
-/// contiguous.
-fn contiguous_ranges(doc_candidate: &[u32], n: usize) -> Option<Vec<std::ops::Range<usize>>> {
-    let mut ranges: Vec<Option<std::ops::Range<usize>>> = vec![None; n];
-    for (d, &c) in doc_candidate.iter().enumerate() {
-        let r = ranges.get_mut(c as usize)?;
-        match r {
-            None => *r = Some(d..d + 1),
-            Some(r) if r.end == d => r.end = d + 1,
-            Some(_) => return None,
-        }
-    }
-    ranges
-        .into_iter()
-        .map(|r| Some(r.unwrap_or(0..0)))
-        .collect()
-}
-
-fn dedup(v: Vec<String>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    v.into_iter().filter(|w| seen.insert(w.clone())).collect()
-}
 
 #[cfg(test)]
 mod tests {

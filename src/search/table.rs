@@ -21,7 +21,7 @@ use tantivy::{DocSet, Searcher, TERMINATED};
 const K1: f32 = 1.2;
 const B: f32 = 0.75;
 
-/// One term's postings in one field: a range of `docs`/`tf` and the term's BM25 weight
+/// One term's postings in one field: a range of `postings` and the term's BM25 weight
 /// `idf × (1 + k1)` in that field.
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -34,9 +34,8 @@ struct Slot {
 pub(super) struct TermTable<const F: usize> {
     ids: FxHashMap<Box<str>, u32>,
     slots: Vec<[Slot; F]>,
-    docs: Vec<u32>,
-    /// Per posting: `tf / (tf + k1 × (1 - b + b × length / average length))`.
-    tf: Vec<f32>,
+    /// Per posting: the document and `tf / (tf + k1 × (1 - b + b × length / average length))`.
+    postings: Vec<(u32, f32)>,
     num_docs: usize,
 }
 
@@ -54,8 +53,7 @@ impl<const F: usize> TermTable<F> {
         let mut table = TermTable {
             ids: FxHashMap::default(),
             slots: Vec::new(),
-            docs: Vec::new(),
-            tf: Vec::new(),
+            postings: Vec::new(),
             num_docs: num_docs as usize,
         };
         for (slot, &field) in fields.iter().enumerate() {
@@ -99,15 +97,16 @@ impl<const F: usize> TermTable<F> {
                 if id == next {
                     table.slots.push([Slot::default(); F]);
                 }
-                let start = table.docs.len() as u32;
+                let start = table.postings.len() as u32;
                 for &(doc, tf, norm_id) in list {
                     let tf = tf as f32;
-                    table.docs.push(doc);
-                    table.tf.push(tf / (tf + norm_cache[norm_id as usize]));
+                    table
+                        .postings
+                        .push((doc, tf / (tf + norm_cache[norm_id as usize])));
                 }
                 table.slots[id as usize][slot] = Slot {
                     start,
-                    end: table.docs.len() as u32,
+                    end: table.postings.len() as u32,
                     weight: idf(list.len() as u64, num_docs) * (1.0 + K1),
                 };
             }
@@ -127,29 +126,14 @@ impl<const F: usize> TermTable<F> {
         self.num_docs
     }
 
-    /// Adds the score of term `id` in field `slot`, with `boost`, to each of its documents
-    /// in a dense array of all documents' scores.
-    #[inline]
-    pub fn add_dense(&self, acc: &mut [f32], id: u32, slot: usize, boost: f32) {
-        let s = self.slots[id as usize][slot];
-        let w = s.weight * boost;
-        let (start, end) = (s.start as usize, s.end as usize);
-        for (&doc, &tf) in self.docs[start..end].iter().zip(&self.tf[start..end]) {
-            if let Some(a) = acc.get_mut(doc as usize) {
-                *a += w * tf;
-            }
-        }
-    }
-
     /// Adds the score of term `id` in field `slot`, with `boost`, to each of its documents.
     #[inline]
     pub fn add(&self, acc: &mut Scores, id: u32, slot: usize, boost: f32) {
         let s = self.slots[id as usize][slot];
-        let w = s.weight * boost;
-        let (start, end) = (s.start as usize, s.end as usize);
-        for (&doc, &tf) in self.docs[start..end].iter().zip(&self.tf[start..end]) {
-            acc.add(doc, w * tf);
-        }
+        acc.add_postings(
+            &self.postings[s.start as usize..s.end as usize],
+            s.weight * boost,
+        );
     }
 }
 
@@ -161,66 +145,109 @@ fn idf(doc_freq: u64, doc_count: u64) -> f32 {
 
 /// Per-document scores of one query: a dense array and the documents touched, so that
 /// clearing and collecting cost the matches, not the index size.
+///
+/// Whether a posting's document is new to the query is a coin toss for the branch
+/// predictor, so adding is branch-free: the document is always written at the end of the
+/// touched list, and the end moves on only when it was new.
 #[derive(Default)]
 pub(super) struct Scores {
-    score: Vec<f32>,
-    hit: Vec<bool>,
+    cells: Vec<Cell>,
+    /// The documents touched are `touched[..len]` (its length is one more than the number
+    /// of documents: room for the write past the end).
     touched: Vec<u32>,
+    len: usize,
+}
+
+/// One document's score, and whether it is in the touched list.
+#[derive(Clone, Copy, Default)]
+struct Cell {
+    score: f32,
+    hit: bool,
 }
 
 impl Scores {
     /// Makes room for `num_docs` documents (all scores cleared).
     pub fn fit(&mut self, num_docs: usize) {
         self.clear();
-        if self.score.len() != num_docs {
-            self.score = vec![0.0; num_docs];
-            self.hit = vec![false; num_docs];
+        if self.cells.len() != num_docs {
+            self.cells = vec![Cell::default(); num_docs];
+            self.touched = vec![0; num_docs + 1];
         }
+    }
+
+    /// Marks `doc` touched and returns its cell.
+    #[inline]
+    fn touch(&mut self, doc: u32) -> &mut Cell {
+        let cell = &mut self.cells[doc as usize];
+        self.touched[self.len] = doc;
+        self.len += usize::from(!cell.hit);
+        cell.hit = true;
+        cell
     }
 
     #[inline]
     pub fn add(&mut self, doc: u32, s: f32) {
-        let d = doc as usize;
-        if !self.hit[d] {
-            self.hit[d] = true;
-            self.touched.push(doc);
+        self.touch(doc).score += s;
+    }
+
+    /// Adds `w × tf` of each posting `(doc, tf)`: [`add`](Self::add) with the list's end
+    /// kept in a register (a write through `self` could change it, as far as the compiler
+    /// knows).
+    #[inline]
+    fn add_postings(&mut self, postings: &[(u32, f32)], w: f32) {
+        let cells = &mut self.cells[..];
+        let touched = &mut self.touched[..];
+        let mut len = self.len;
+        for &(doc, tf) in postings {
+            let cell = &mut cells[doc as usize];
+            touched[len] = doc;
+            len += usize::from(!cell.hit);
+            cell.hit = true;
+            cell.score += w * tf;
         }
-        self.score[d] += s;
+        self.len = len;
+    }
+
+    /// The documents touched, in the order first touched.
+    fn touched(&self) -> &[u32] {
+        &self.touched[..self.len]
     }
 
     /// Raises each document's score to at least the other's (a disjunction max), then
     /// clears `other`.
     pub fn max_from(&mut self, other: &mut Scores) {
-        for &doc in &other.touched {
-            let d = doc as usize;
-            let s = other.score[d];
-            if !self.hit[d] {
-                self.hit[d] = true;
-                self.touched.push(doc);
-                self.score[d] = s;
-            } else if s > self.score[d] {
-                self.score[d] = s;
-            }
+        for &doc in other.touched() {
+            let s = other.cells[doc as usize].score;
+            let cell = self.touch(doc);
+            // a new cell's score is 0 and every score is positive
+            cell.score = cell.score.max(s);
         }
         other.clear();
     }
 
-    /// Adds each document's score of `other` to a dense array of scores, then clears
-    /// `other`.
-    pub fn add_to(&mut self, acc: &mut [f32]) {
-        for &doc in &self.touched {
-            if let Some(a) = acc.get_mut(doc as usize) {
-                *a += self.score[doc as usize];
-            }
+    /// Adds each document's score to `acc`, then clears these scores.
+    pub fn add_into(&mut self, acc: &mut Scores) {
+        for &doc in self.touched() {
+            acc.add(doc, self.cells[doc as usize].score);
         }
         self.clear();
     }
 
-    pub fn clear(&mut self) {
-        for &doc in &self.touched {
-            self.score[doc as usize] = 0.0;
-            self.hit[doc as usize] = false;
+    /// Hands each document with a positive score, and its score, to `f` (in the order
+    /// first touched), and clears all scores.
+    pub fn drain(&mut self, mut f: impl FnMut(u32, f32)) {
+        let cells = &mut self.cells[..];
+        for &doc in &self.touched[..self.len] {
+            let cell = &mut cells[doc as usize];
+            if cell.score > 0.0 {
+                f(doc, cell.score);
+            }
+            *cell = Cell::default();
         }
-        self.touched.clear();
+        self.len = 0;
+    }
+
+    pub fn clear(&mut self) {
+        self.drain(|_, _| {});
     }
 }
