@@ -231,12 +231,14 @@ impl Analyzer {
                 cursor = t.start;
             }
         }
-        let words = tokens
-            .iter()
-            .map(|t| t.word)
-            .filter(|w| is_content(w) && !self.is_stopword(w))
-            .map(str::to_string)
-            .collect();
+        let mut words = Vec::with_capacity(tokens.len());
+        words.extend(
+            tokens
+                .iter()
+                .map(|t| t.word)
+                .filter(|w| is_content(w) && !self.is_stopword(w))
+                .map(str::to_string),
+        );
         let grams = self.bigrams_of_cut(
             tokens
                 .iter()
@@ -249,8 +251,8 @@ impl Analyzer {
 
     /// Character bigrams of runs of content words, from a plain cut.
     fn bigrams_of_cut<'a>(&self, cut: impl Iterator<Item = &'a str>) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut run: Vec<char> = Vec::new();
+        let mut out = Vec::with_capacity(16);
+        let mut run: Vec<char> = Vec::with_capacity(32);
         let flush = |run: &mut Vec<char>, out: &mut Vec<String>| {
             if run.len() == 1 {
                 out.push(run[0].to_string());

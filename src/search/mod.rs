@@ -1052,21 +1052,22 @@ fn question_sentences(message: &str) -> Vec<String> {
         "是不是",
         "要不要",
     ];
+    let asking = |s: &str| ASKING.iter().any(|a| s.contains(a));
     let mut out = Vec::new();
-    let mut current = String::new();
-    for c in message.chars() {
-        current.push(c);
+    let mut start = 0;
+    for (i, c) in message.char_indices() {
         if matches!(c, '。' | '！' | '？' | '!' | '?' | '；' | ';' | '\n' | '…') {
-            let s = current.trim().to_string();
-            current.clear();
-            if ASKING.iter().any(|a| s.contains(a)) {
-                out.push(s);
+            let end = i + c.len_utf8();
+            let s = message[start..end].trim();
+            start = end;
+            if asking(s) {
+                out.push(s.to_string());
             }
         }
     }
-    let s = current.trim().to_string();
-    if !s.is_empty() && ASKING.iter().any(|a| s.contains(a)) {
-        out.push(s);
+    let s = message[start..].trim();
+    if !s.is_empty() && asking(s) {
+        out.push(s.to_string());
     }
     out
 }

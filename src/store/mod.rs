@@ -279,13 +279,23 @@ pub struct Store {
 }
 
 /// What this process remembers instead of asking the database on every turn: the tokens it
-/// has checked (for [`MEMO_TOKEN_TTL`]) and, on SQLite, the state it last wrote of each
-/// session (see [`Store::load_session_for_turn`]). Each map is cleared when it reaches
-/// [`MEMO_CAP`] entries, so memory stays bounded whatever the traffic.
+/// has checked (for [`MEMO_TOKEN_TTL`]) and the state it last wrote of each session (for
+/// [`MEMO_SESSION_TTL`], see [`Store::load_session_for_turn`]). Each map is cleared when it
+/// reaches [`MEMO_CAP`] entries, so memory stays bounded whatever the traffic.
 #[derive(Default)]
 struct Memo {
-    sessions: std::sync::Mutex<std::collections::HashMap<String, StoredSession>>,
+    sessions: std::sync::Mutex<std::collections::HashMap<String, MemoSession>>,
     tokens: std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
+}
+
+/// A session as this process last saw it.
+#[derive(Clone)]
+enum MemoSession {
+    /// The state it wrote, and when.
+    Wrote(StoredSession, std::time::Instant),
+    /// Another process wrote the session too (replicas without sticky routing): its turns
+    /// always read the database, rather than find out by a refused save each time.
+    Shared,
 }
 
 impl std::fmt::Debug for Memo {
@@ -296,6 +306,10 @@ impl std::fmt::Debug for Memo {
 
 /// Most sessions (and tokens) remembered at once.
 const MEMO_CAP: usize = 4096;
+/// How long the state a turn wrote stands in for reading the session again: well below the
+/// idle age at which sessions are purged, so that a session purged and begun again
+/// elsewhere (its revisions counting from 1 again) can never match a remembered revision.
+const MEMO_SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 /// How long a checked session token is trusted without asking the database again (a purge
 /// by another replica is noticed within this time).
 const MEMO_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -472,29 +486,33 @@ impl Store {
         }))
     }
 
-    /// The session as a turn starts from: on SQLite the state this process wrote last, when
-    /// it remembers it (turns of one session run one at a time in a process, see
-    /// [`crate::turns`]), else [`Store::load_session`]. Should another process have written
-    /// the session since, the turn's save is a [`StoreError::Conflict`], which forgets the
-    /// remembered state, and the retry reads the database. (On PostgreSQL, replicas behind
-    /// a load balancer share sessions all the time: it always reads.)
+    /// The session as a turn starts from: the state this process wrote last, when it wrote
+    /// it within [`MEMO_SESSION_TTL`] (turns of one session run one at a time in a
+    /// process, see [`crate::turns`]), else [`Store::load_session`]. Should another
+    /// process (a replica behind the same load balancer, `yidi chat` on the same SQLite
+    /// file) have written the session since, the turn's save is refused as a
+    /// [`StoreError::Conflict`] (it is checked against the revision read), the retry reads
+    /// the database, and this process reads that session from the database from then on.
     pub async fn load_session_for_turn(
         &self,
         id: &str,
     ) -> Result<Option<StoredSession>, StoreError> {
-        if self.backend == Backend::Sqlite {
-            let remembered = self
-                .memo
-                .sessions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(id)
-                .cloned();
-            if remembered.is_some() {
-                return Ok(remembered);
+        let remembered = match self
+            .memo
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            Some(MemoSession::Wrote(stored, at)) if at.elapsed() < MEMO_SESSION_TTL => {
+                Some(stored.clone())
             }
+            _ => None,
+        };
+        match remembered {
+            Some(stored) => Ok(Some(stored)),
+            None => self.load_session(id).await,
         }
-        self.load_session(id).await
     }
 
     /// Saves a turn atomically: the session state (checked against the revision it was read
@@ -528,16 +546,21 @@ impl Store {
             Backend::Sqlite => self.save_turn_sqlite(&turn, t.expected_revision).await?,
         };
         if !saved {
-            forget(&self.memo.sessions, Some(&session_id));
+            remember(&self.memo.sessions, &session_id, MemoSession::Shared);
             return Err(StoreError::Conflict(session_id));
         }
         let revision = t.expected_revision.map_or(1, |rev| rev + 1);
-        if self.backend == Backend::Sqlite {
+        let mut sessions = self.memo.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if !matches!(sessions.get(&*session_id), Some(MemoSession::Shared)) {
             let stored = StoredSession {
                 state: t.state.to_string(),
                 revision,
             };
-            remember(&self.memo.sessions, &session_id, stored);
+            if sessions.len() >= MEMO_CAP && !sessions.contains_key(&*session_id) {
+                sessions.clear();
+            }
+            let wrote = MemoSession::Wrote(stored, std::time::Instant::now());
+            sessions.insert(session_id.to_string(), wrote);
         }
         Ok(revision)
     }

@@ -282,12 +282,11 @@ async fn sqlite_readers_do_not_wait_for_a_writer_and_writers_wait_their_turn() {
     assert_eq!(store.transcript("s1").await.unwrap().len(), 4);
 }
 
-/// Two processes on one SQLite file: a turn that starts from the state this process
-/// remembers, after the other wrote the session, is a conflict that writes nothing, and the
-/// retry reads the database.
-#[tokio::test]
-async fn a_remembered_state_made_stale_by_another_process_conflicts_then_rereads() {
-    let db = TestDb::sqlite();
+/// Two processes on one database (replicas on PostgreSQL, `yidi chat` beside the server on
+/// SQLite): a turn that starts from the state this process remembers, after the other wrote
+/// the session, is a conflict that writes nothing; the retry reads the database, and so do
+/// that session's later turns in this process (no conflict each time).
+async fn a_remembered_state_made_stale_by_another_process_conflicts_then_rereads(db: TestDb) {
     let a = Store::connect(&db.url).await.unwrap();
     let b = Store::connect(&db.url).await.unwrap();
     assert_eq!(a.load_session_for_turn("s").await.unwrap(), None);
@@ -332,4 +331,47 @@ async fn a_remembered_state_made_stale_by_another_process_conflicts_then_rereads
         .map(|l| l.text)
         .collect();
     assert_eq!(users, ["一", "二", "三"]);
+
+    // b in turn starts from what it wrote, is refused, and re-reads
+    let stale = b.load_session_for_turn("s").await.unwrap().unwrap();
+    assert_eq!(stale.revision, 2);
+    let conflict = b
+        .save_turn(&turn("s", "{\"by\":\"b\"}", Some(2), "四"))
+        .await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict(_))),
+        "{conflict:?}"
+    );
+    let seen_by_b = b.load_session_for_turn("s").await.unwrap().unwrap();
+    assert_eq!(seen_by_b.revision, 3);
+    b.save_turn(&turn("s", "{\"by\":\"b\"}", Some(3), "四"))
+        .await
+        .unwrap();
+    // the session is now known to be shared: a reads what b wrote, without a conflict
+    let fresh = a.load_session_for_turn("s").await.unwrap().unwrap();
+    assert_eq!(
+        (fresh.state.as_str(), fresh.revision),
+        ("{\"by\":\"b\"}", 4)
+    );
+    // while another session, written by a alone, is remembered (b's write to the database
+    // behind a's back is not seen: its save would be refused, as above)
+    a.save_turn(&turn("t", "{\"by\":\"a\"}", None, "一"))
+        .await
+        .unwrap();
+    b.write_raw_state("t", "{\"by\":\"b\"}").await.unwrap();
+    let remembered = a.load_session_for_turn("t").await.unwrap().unwrap();
+    assert_eq!(remembered.state, "{\"by\":\"a\"}");
+}
+
+#[tokio::test]
+async fn a_remembered_state_made_stale_by_another_process_conflicts_then_rereads_on_sqlite() {
+    a_remembered_state_made_stale_by_another_process_conflicts_then_rereads(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn a_remembered_state_made_stale_by_another_replica_conflicts_then_rereads_on_postgres() {
+    a_remembered_state_made_stale_by_another_process_conflicts_then_rereads(
+        TestDb::postgres().await,
+    )
+    .await;
 }
