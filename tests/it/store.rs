@@ -289,39 +289,18 @@ async fn sqlite_readers_do_not_wait_for_a_writer_and_writers_wait_their_turn() {
 async fn a_remembered_state_made_stale_by_another_process_conflicts_then_rereads(db: TestDb) {
     let a = Store::connect(&db.url).await.unwrap();
     let b = Store::connect(&db.url).await.unwrap();
+    let (by_a, by_b) = ("{\"by\":\"a\"}", "{\"by\":\"b\"}");
     assert_eq!(a.load_session_for_turn("s").await.unwrap(), None);
-    a.save_turn(&turn("s", "{\"by\":\"a\"}", None, "一"))
-        .await
-        .unwrap();
-    let seen_by_b = b.load_session_for_turn("s").await.unwrap().unwrap();
-    assert_eq!(seen_by_b.revision, 1);
-    b.save_turn(&turn("s", "{\"by\":\"b\"}", Some(1), "二"))
-        .await
-        .unwrap();
+    a.save_turn(&turn("s", by_a, None, "一")).await.unwrap();
+    assert_eq!(start_of(&b, "s").await, (by_a.to_string(), 1));
+    b.save_turn(&turn("s", by_b, Some(1), "二")).await.unwrap();
 
-    // a remembers revision 1
-    let stale = a.load_session_for_turn("s").await.unwrap().unwrap();
-    assert_eq!(
-        (stale.state.as_str(), stale.revision),
-        ("{\"by\":\"a\"}", 1)
-    );
-    let conflict = a
-        .save_turn(&turn("s", "{\"by\":\"a\"}", Some(1), "三"))
-        .await;
-    assert!(
-        matches!(conflict, Err(StoreError::Conflict(_))),
-        "{conflict:?}"
-    );
+    // a remembers revision 1: refused, nothing written; the retry starts from what b wrote
+    assert_eq!(start_of(&a, "s").await, (by_a.to_string(), 1));
+    assert_refused(&a, &turn("s", by_a, Some(1), "三")).await;
     assert_eq!(a.count("transcripts").await.unwrap(), 4);
-    // forgotten: the retry starts from what b wrote
-    let fresh = a.load_session_for_turn("s").await.unwrap().unwrap();
-    assert_eq!(
-        (fresh.state.as_str(), fresh.revision),
-        ("{\"by\":\"b\"}", 2)
-    );
-    a.save_turn(&turn("s", "{\"by\":\"a\"}", Some(2), "三"))
-        .await
-        .unwrap();
+    assert_eq!(start_of(&a, "s").await, (by_b.to_string(), 2));
+    a.save_turn(&turn("s", by_a, Some(2), "三")).await.unwrap();
     let users: Vec<_> = a
         .transcript("s")
         .await
@@ -333,34 +312,29 @@ async fn a_remembered_state_made_stale_by_another_process_conflicts_then_rereads
     assert_eq!(users, ["一", "二", "三"]);
 
     // b in turn starts from what it wrote, is refused, and re-reads
-    let stale = b.load_session_for_turn("s").await.unwrap().unwrap();
-    assert_eq!(stale.revision, 2);
-    let conflict = b
-        .save_turn(&turn("s", "{\"by\":\"b\"}", Some(2), "四"))
-        .await;
-    assert!(
-        matches!(conflict, Err(StoreError::Conflict(_))),
-        "{conflict:?}"
-    );
-    let seen_by_b = b.load_session_for_turn("s").await.unwrap().unwrap();
-    assert_eq!(seen_by_b.revision, 3);
-    b.save_turn(&turn("s", "{\"by\":\"b\"}", Some(3), "四"))
-        .await
-        .unwrap();
+    assert_eq!(start_of(&b, "s").await, (by_b.to_string(), 2));
+    assert_refused(&b, &turn("s", by_b, Some(2), "四")).await;
+    assert_eq!(start_of(&b, "s").await, (by_a.to_string(), 3));
+    b.save_turn(&turn("s", by_b, Some(3), "四")).await.unwrap();
     // the session is now known to be shared: a reads what b wrote, without a conflict
-    let fresh = a.load_session_for_turn("s").await.unwrap().unwrap();
-    assert_eq!(
-        (fresh.state.as_str(), fresh.revision),
-        ("{\"by\":\"b\"}", 4)
-    );
+    assert_eq!(start_of(&a, "s").await, (by_b.to_string(), 4));
     // while another session, written by a alone, is remembered (b's write to the database
     // behind a's back is not seen: its save would be refused, as above)
-    a.save_turn(&turn("t", "{\"by\":\"a\"}", None, "一"))
-        .await
-        .unwrap();
-    b.write_raw_state("t", "{\"by\":\"b\"}").await.unwrap();
-    let remembered = a.load_session_for_turn("t").await.unwrap().unwrap();
-    assert_eq!(remembered.state, "{\"by\":\"a\"}");
+    a.save_turn(&turn("t", by_a, None, "一")).await.unwrap();
+    b.write_raw_state("t", by_b).await.unwrap();
+    assert_eq!(start_of(&a, "t").await, (by_a.to_string(), 1));
+}
+
+/// The session as `store`'s next turn starts from it: its state and revision.
+async fn start_of(store: &Store, id: &str) -> (String, i64) {
+    let s = store.load_session_for_turn(id).await.unwrap().unwrap();
+    (s.state, s.revision)
+}
+
+/// Saving `t` is refused as a conflict.
+async fn assert_refused(store: &Store, t: &TurnRecord<'_>) {
+    let saved = store.save_turn(t).await;
+    assert!(matches!(saved, Err(StoreError::Conflict(_))), "{saved:?}");
 }
 
 #[tokio::test]
