@@ -9,14 +9,16 @@
 #
 # Queries: the in-scope questions of ../shared/eval/dev.jsonl and real-dev.jsonl, then all
 # questions of those sets and of tests/data/holdout*.jsonl. yidi reads each list REPEAT_YIDI
-# times (default 200), the peer REPEAT_PEER times (default 20), so that the queries, not the
-# start-up's jitter, make up most of each run. Each timing is the best of RUNS runs (default 3).
+# times (default 200), the peer REPEAT_PEER times (default 60), so that the queries, not the
+# start-up's jitter, make up most of each run (the peer's start-up, jieba and the BM25 model,
+# is over a second; with 20 repeats its jitter moved the peer's figure by a third between
+# runs). Each timing is the best of RUNS runs (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows_only=false
 [ "${1:-}" = "--rows" ] && rows_only=true
 REPEAT_YIDI=${REPEAT_YIDI:-200}
-REPEAT_PEER=${REPEAT_PEER:-20}
+REPEAT_PEER=${REPEAT_PEER:-60}
 RUNS=${RUNS:-3}
 log() { echo "search-compare: $*" >&2; }
 

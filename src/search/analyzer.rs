@@ -316,6 +316,15 @@ const QUESTION_FORMS: &[&str] = &[
 ];
 
 fn strip_question_forms(norm: &str) -> String {
+    // most texts hold none: one automaton pass says so (a `contains` per form would build
+    // a substring searcher per form)
+    static ANY_FORM: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
+        std::sync::LazyLock::new(|| aho_corasick::AhoCorasick::new(QUESTION_FORMS).ok());
+    if let Some(ac) = &*ANY_FORM
+        && !ac.is_match(norm)
+    {
+        return norm.to_string();
+    }
     let mut s = norm.to_string();
     for f in QUESTION_FORMS {
         if s.contains(f) {

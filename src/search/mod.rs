@@ -897,8 +897,16 @@ impl SearchEngine {
                         self.table.add(acc, id, slot, boost);
                     }
                 }
+                let one_field = fields.clone().nth(1).is_none();
                 for alts in alternatives {
                     for &id in alts {
+                        if one_field {
+                            // a term's score in one field is its posting's, no sum to make
+                            for &(slot, boost) in fields.clone() {
+                                self.table.max_into(group, id, slot, boost * t.synonym_weight);
+                            }
+                            continue;
+                        }
                         for &(slot, boost) in fields.clone() {
                             self.table.add(alt, id, slot, boost * t.synonym_weight);
                         }
@@ -1052,7 +1060,13 @@ fn question_sentences(message: &str) -> Vec<String> {
         "是不是",
         "要不要",
     ];
-    let asking = |s: &str| ASKING.iter().any(|a| s.contains(a));
+    // one automaton pass rather than a substring searcher per form
+    static ASKS: std::sync::LazyLock<Option<AhoCorasick>> =
+        std::sync::LazyLock::new(|| AhoCorasick::new(ASKING).ok());
+    let asking = |s: &str| match &*ASKS {
+        Some(ac) => ac.is_match(s),
+        None => ASKING.iter().any(|a| s.contains(a)),
+    };
     let mut out = Vec::new();
     let mut start = 0;
     for (i, c) in message.char_indices() {

@@ -126,6 +126,14 @@ impl<const F: usize> TermTable<F> {
         self.num_docs
     }
 
+    /// Raises each of its documents' scores to at least the score of term `id` in field
+    /// `slot`, with `boost` (a disjunction max over terms of one field).
+    #[inline]
+    pub fn max_into(&self, acc: &mut Scores, id: u32, slot: usize, boost: f32) {
+        let s = self.slots[id as usize][slot];
+        acc.max_postings(&self.postings[s.start as usize..s.end as usize], s.weight * boost);
+    }
+
     /// Adds the score of term `id` in field `slot`, with `boost`, to each of its documents.
     #[inline]
     pub fn add(&self, acc: &mut Scores, id: u32, slot: usize, boost: f32) {
@@ -211,6 +219,24 @@ impl Scores {
     /// The documents touched, in the order first touched.
     fn touched(&self) -> &[u32] {
         &self.touched[..self.len]
+    }
+
+    /// Raises each posting's document's score to at least `w × tf` (see
+    /// [`add_postings`](Self::add_postings)).
+    #[inline]
+    fn max_postings(&mut self, postings: &[(u32, f32)], w: f32) {
+        let cells = &mut self.cells[..];
+        let touched = &mut self.touched[..];
+        let mut len = self.len;
+        for &(doc, tf) in postings {
+            let cell = &mut cells[doc as usize];
+            touched[len] = doc;
+            len += usize::from(!cell.hit);
+            cell.hit = true;
+            // a new cell's score is 0 and every score is positive
+            cell.score = cell.score.max(w * tf);
+        }
+        self.len = len;
     }
 
     /// Raises each document's score to at least the other's (a disjunction max), then
