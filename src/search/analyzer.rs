@@ -210,14 +210,19 @@ impl Analyzer {
 
     pub fn bigrams_normalized(&self, norm: &str) -> Vec<String> {
         let norm = strip_question_forms(norm);
-        self.bigrams_of_cut(self.jieba.cut(&norm, true).iter().map(|t| t.word))
+        let mut grams = Grams::default();
+        self.bigrams_of_cut(
+            self.jieba.cut(&norm, true).iter().map(|t| t.word),
+            &mut grams,
+        );
+        grams.to_strings()
     }
 
     /// [`words_normalized`](Self::words_normalized) and
     /// [`bigrams_normalized`](Self::bigrams_normalized) of the same text from one jieba
     /// pass: search mode is the plain cut plus each long word's dictionary sub-words, so the
     /// plain cut that the bigrams need is read back out of it.
-    pub fn words_and_bigrams(&self, norm: &str) -> (Vec<String>, Vec<String>) {
+    pub fn words_and_bigrams(&self, norm: &str) -> (Vec<String>, Grams) {
         let norm = strip_question_forms(norm);
         let tokens = self.jieba.cut_for_search(&norm, true);
         // The plain cut's tokens tile the text; each long token comes after its sub-words,
@@ -239,28 +244,27 @@ impl Analyzer {
                 .filter(|w| is_content(w) && !self.is_stopword(w))
                 .map(str::to_string),
         );
-        let grams = self.bigrams_of_cut(
+        let mut grams = Grams::default();
+        self.bigrams_of_cut(
             tokens
                 .iter()
                 .zip(&plain)
                 .filter(|(_, p)| **p)
                 .map(|(t, _)| t.word),
+            &mut grams,
         );
         (words, grams)
     }
 
-    /// Character bigrams of runs of content words, from a plain cut.
-    fn bigrams_of_cut<'a>(&self, cut: impl Iterator<Item = &'a str>) -> Vec<String> {
-        let mut out = Vec::with_capacity(16);
+    /// Character bigrams of runs of content words, from a plain cut, added to `out`.
+    fn bigrams_of_cut<'a>(&self, cut: impl Iterator<Item = &'a str>, out: &mut Grams) {
         let mut run: Vec<char> = Vec::with_capacity(32);
-        let flush = |run: &mut Vec<char>, out: &mut Vec<String>| {
+        let flush = |run: &mut Vec<char>, out: &mut Grams| {
             if run.len() == 1 {
-                out.push(run[0].to_string());
+                out.push(&run[..1]);
             }
             for pair in run.windows(2) {
-                let mut gram = String::with_capacity(pair.iter().map(|c| c.len_utf8()).sum());
-                gram.extend(pair);
-                out.push(gram);
+                out.push(pair);
             }
             run.clear();
         };
@@ -268,14 +272,53 @@ impl Analyzer {
             if w.chars().all(is_cjk) && !self.is_stopword(w) {
                 run.extend(w.chars());
             } else {
-                flush(&mut run, &mut out);
+                flush(&mut run, out);
                 if is_content(w) && !self.is_stopword(w) && !w.chars().any(is_cjk) {
-                    out.push(w.to_string());
+                    out.push_str(w);
                 }
             }
         }
-        flush(&mut run, &mut out);
-        out
+        flush(&mut run, out);
+    }
+}
+
+/// The bigrams of a text (and the single characters and non-CJK words among them), in order,
+/// in one buffer: a search makes one allocation for them, not one per bigram.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Grams {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Grams {
+    fn push(&mut self, chars: &[char]) {
+        self.text.extend(chars);
+        self.ends.push(self.text.len());
+    }
+
+    fn push_str(&mut self, s: &str) {
+        self.text.push_str(s);
+        self.ends.push(self.text.len());
+    }
+
+    /// Each gram, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.text[start..end])
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn to_strings(&self) -> Vec<String> {
+        self.iter().map(str::to_string).collect()
     }
 }
 
@@ -335,7 +378,14 @@ fn strip_question_forms(norm: &str) -> String {
 }
 
 fn is_content(w: &str) -> bool {
-    w.chars().any(|c| c.is_alphanumeric())
+    w.chars()
+        .any(|c| is_unified_ideograph(c) || c.is_alphanumeric())
+}
+
+/// CJK Unified Ideographs' main block, all letters (Unicode 14 filled it): decided without
+/// Unicode's tables, which `is_alphanumeric` searches for every Chinese character.
+fn is_unified_ideograph(c: char) -> bool {
+    matches!(c as u32, 0x4E00..=0x9FFF)
 }
 
 /// Which analysis a tantivy field uses.
@@ -408,6 +458,14 @@ mod tests {
 
     fn analyzer() -> Analyzer {
         Analyzer::new()
+    }
+
+    #[test]
+    fn the_main_ideograph_block_is_all_letters() {
+        // is_content's shortcut must agree with is_alphanumeric
+        for c in (0x4E00..=0x9FFF).filter_map(char::from_u32) {
+            assert!(is_unified_ideograph(c) && c.is_alphanumeric(), "{c}");
+        }
     }
 
     #[test]
@@ -500,7 +558,7 @@ mod tests {
             let norm = normalize(t);
             let (words, grams) = a.words_and_bigrams(&norm);
             assert_eq!(words, a.words_normalized(&norm), "{t}");
-            assert_eq!(grams, a.bigrams_normalized(&norm), "{t}");
+            assert_eq!(grams.to_strings(), a.bigrams_normalized(&norm), "{t}");
         }
     }
 

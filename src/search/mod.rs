@@ -35,7 +35,7 @@ use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing,
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, TantivyDocument, doc};
 
-pub use analyzer::Analyzer;
+pub use analyzer::{Analyzer, Grams};
 use analyzer::{AnalyzerTokenizer, Mode};
 pub use synonyms::Expander;
 
@@ -754,7 +754,7 @@ impl SearchEngine {
         let mut seen: FxHashSet<&str> = FxHashSet::default();
         let gram_ids: Vec<TokenIds> = grams
             .iter()
-            .filter(|g| seen.insert(g.as_str()))
+            .filter(|g| seen.insert(g))
             .map(|g| self.ids(g))
             .collect();
 
@@ -903,7 +903,8 @@ impl SearchEngine {
                         if one_field {
                             // a term's score in one field is its posting's, no sum to make
                             for &(slot, boost) in fields.clone() {
-                                self.table.max_into(group, id, slot, boost * t.synonym_weight);
+                                self.table
+                                    .max_into(group, id, slot, boost * t.synonym_weight);
                             }
                             continue;
                         }
@@ -1021,7 +1022,7 @@ struct Reading {
 fn features(analyzer: &Analyzer, expander: &Expander, norm: &str) -> Vec<String> {
     let (words, grams) = analyzer.words_and_bigrams(norm);
     let concepts = expander.concepts(norm);
-    feature_list(&words, &concepts, &grams)
+    feature_list(&words, &concepts, &grams.to_strings())
 }
 
 /// As [`features`], from an analysis already made.

@@ -131,7 +131,10 @@ impl<const F: usize> TermTable<F> {
     #[inline]
     pub fn max_into(&self, acc: &mut Scores, id: u32, slot: usize, boost: f32) {
         let s = self.slots[id as usize][slot];
-        acc.max_postings(&self.postings[s.start as usize..s.end as usize], s.weight * boost);
+        acc.max_postings(
+            &self.postings[s.start as usize..s.end as usize],
+            s.weight * boost,
+        );
     }
 
     /// Adds the score of term `id` in field `slot`, with `boost`, to each of its documents.
