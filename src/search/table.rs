@@ -131,20 +131,17 @@ impl<const F: usize> TermTable<F> {
     #[inline]
     pub fn max_into(&self, acc: &mut Scores, id: u32, slot: usize, boost: f32) {
         let s = self.slots[id as usize][slot];
-        acc.max_postings(
-            &self.postings[s.start as usize..s.end as usize],
-            s.weight * boost,
-        );
+        let postings = &self.postings[s.start as usize..s.end as usize];
+        // a new cell's score is 0 and every score is positive
+        acc.fold_postings(postings, s.weight * boost, f32::max);
     }
 
     /// Adds the score of term `id` in field `slot`, with `boost`, to each of its documents.
     #[inline]
     pub fn add(&self, acc: &mut Scores, id: u32, slot: usize, boost: f32) {
         let s = self.slots[id as usize][slot];
-        acc.add_postings(
-            &self.postings[s.start as usize..s.end as usize],
-            s.weight * boost,
-        );
+        let postings = &self.postings[s.start as usize..s.end as usize];
+        acc.fold_postings(postings, s.weight * boost, |score, x| score + x);
     }
 }
 
@@ -201,11 +198,16 @@ impl Scores {
         self.touch(doc).score += s;
     }
 
-    /// Adds `w × tf` of each posting `(doc, tf)`: [`add`](Self::add) with the list's end
-    /// kept in a register (a write through `self` could change it, as far as the compiler
-    /// knows).
+    /// Combines `w × tf` of each posting `(doc, tf)` into its document's score: as
+    /// [`touch`](Self::touch), with the list's end kept in a register (a write through
+    /// `self` could change it, as far as the compiler knows).
     #[inline]
-    fn add_postings(&mut self, postings: &[(u32, f32)], w: f32) {
+    fn fold_postings(
+        &mut self,
+        postings: &[(u32, f32)],
+        w: f32,
+        combine: impl Fn(f32, f32) -> f32,
+    ) {
         let cells = &mut self.cells[..];
         let touched = &mut self.touched[..];
         let mut len = self.len;
@@ -214,7 +216,7 @@ impl Scores {
             touched[len] = doc;
             len += usize::from(!cell.hit);
             cell.hit = true;
-            cell.score += w * tf;
+            cell.score = combine(cell.score, w * tf);
         }
         self.len = len;
     }
@@ -222,24 +224,6 @@ impl Scores {
     /// The documents touched, in the order first touched.
     fn touched(&self) -> &[u32] {
         &self.touched[..self.len]
-    }
-
-    /// Raises each posting's document's score to at least `w × tf` (see
-    /// [`add_postings`](Self::add_postings)).
-    #[inline]
-    fn max_postings(&mut self, postings: &[(u32, f32)], w: f32) {
-        let cells = &mut self.cells[..];
-        let touched = &mut self.touched[..];
-        let mut len = self.len;
-        for &(doc, tf) in postings {
-            let cell = &mut cells[doc as usize];
-            touched[len] = doc;
-            len += usize::from(!cell.hit);
-            cell.hit = true;
-            // a new cell's score is 0 and every score is positive
-            cell.score = cell.score.max(w * tf);
-        }
-        self.len = len;
     }
 
     /// Raises each document's score to at least the other's (a disjunction max), then
