@@ -852,7 +852,6 @@ impl SearchEngine {
     /// Only the documents a query matches are visited (a few hundred of the index's
     /// thousands): scores accumulate sparsely, and the top documents and each candidate's
     /// best are found among the matches.
-    #[inline(never)]
     fn bm25(&self, own: &[u32], alternatives: &[Vec<u32>], grams: &[u32]) -> Vec<f32> {
         let t = self.tuning;
         let n = self.candidates.len();
