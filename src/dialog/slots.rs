@@ -393,24 +393,16 @@ mod tests {
     fn a_denied_alias_does_not_count_but_a_question_form_does() {
         let d = crate::assistant::shipped();
         let slots = &d.dialogs.slots;
-        let get = |text: &str, slot: &str| slots.extract(text).get(slot).cloned();
-        assert_eq!(
-            get("我就是临时过去的，不是常住那边", "filing_type").as_deref(),
-            Some("temporary")
-        );
-        assert_eq!(
-            get("看的门诊，之前没备过案", "filed").as_deref(),
-            Some("false")
-        );
-        assert_eq!(
-            get("我爸长期居住在上海", "filing_type").as_deref(),
-            Some("long_term_resident")
-        );
-        assert_eq!(
-            get("是不是常住那边都一样", "filing_type").as_deref(),
-            Some("long_term_resident")
-        );
-        assert_eq!(get("我妈已经备过案了", "filed").as_deref(), Some("true"));
+        for (text, slot, value) in [
+            ("我就是临时过去的，不是常住那边", "filing_type", "temporary"),
+            ("看的门诊，之前没备过案", "filed", "false"),
+            ("我爸长期居住在上海", "filing_type", "long_term_resident"),
+            ("是不是常住那边都一样", "filing_type", "long_term_resident"),
+            ("我妈已经备过案了", "filed", "true"),
+        ] {
+            let got = slots.extract(text).get(slot).cloned();
+            assert_eq!(got.as_deref(), Some(value), "{text}");
+        }
     }
 
     #[test]
