@@ -1202,6 +1202,8 @@ fn apply_regions(
         })
         .collect();
     dialogs.fill_values(crate::dialog::VALUES_FROM_REGIONS, &values);
+    // the slots' matchers are built now, not inside the first message that needs them
+    dialogs.slots.prepare();
     let mut errors = Vec::new();
     for r in regions.iter() {
         let file = format!("regions/{}.toml", r.id);

@@ -134,6 +134,12 @@ pub struct Vague {
 #[derive(Debug, Clone)]
 pub struct Talk {
     intents: Vec<Intent>,
+    /// Every intent's phrases with the index of its intent, the longest first (intents in
+    /// file order among equals): the order `classify` removes them in.
+    by_length: Vec<(String, usize)>,
+    /// Finds whether any of `by_length`'s phrases occurs in a message at all (most
+    /// messages hold none: then nothing is removed and the list need not be walked).
+    any_phrase: Option<aho_corasick::AhoCorasick>,
     fillers: Vec<String>,
     vague: Vec<Vague>,
     vague_fillers: Vec<String>,
@@ -265,8 +271,18 @@ impl Talk {
                 }
             }
         }
+        let mut by_length: Vec<(String, usize)> = intents
+            .iter()
+            .enumerate()
+            .flat_map(|(k, i)| i.phrases.iter().map(move |p| (p.clone(), k)))
+            .collect();
+        by_length.sort_by_cached_key(|(p, _)| std::cmp::Reverse(p.chars().count()));
+        // literals well within the automaton's limits; without it every phrase is tried
+        let any_phrase = crate::text::literals(by_length.iter().map(|(p, _)| p.as_str()));
         let mut talk = Talk {
             intents,
+            by_length,
+            any_phrase,
             fillers,
             vague: Vec::new(),
             vague_fillers: Vec::new(),
@@ -355,16 +371,13 @@ impl Talk {
         // whole message: phrases of any intents plus fillers, nothing else
         let mut rest = s.clone();
         let mut matched = Vec::new();
-        let mut all: Vec<(&String, &Intent)> = self
-            .intents
-            .iter()
-            .flat_map(|i| i.phrases.iter().map(move |p| (p, i)))
-            .collect();
-        all.sort_by_key(|(p, _)| std::cmp::Reverse(p.chars().count()));
-        for (p, i) in all {
-            if rest.contains(p.as_str()) {
-                rest = rest.replace(p.as_str(), "");
-                matched.push(i);
+        // no phrase in the message: none can be found in what removing nothing leaves
+        if self.any_phrase.as_ref().is_none_or(|a| a.is_match(&s)) {
+            for (p, i) in &self.by_length {
+                if rest.contains(p.as_str()) {
+                    rest = rest.replace(p.as_str(), "");
+                    matched.push(&self.intents[*i]);
+                }
             }
         }
         remove_all(&mut rest, &self.fillers);

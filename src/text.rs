@@ -523,6 +523,18 @@ pub fn log_id(session_id: &str) -> String {
     format!("{:08x}", h.finish() as u32)
 }
 
+/// One automaton over `patterns` (pattern `i` is the `i`-th), built as a contiguous NFA:
+/// a fraction of a DFA's build time, for short messages searched once each. `None` only
+/// past the crate's size limits, which these lists are far from.
+pub fn literals<'a>(
+    patterns: impl IntoIterator<Item = &'a str>,
+) -> Option<aho_corasick::AhoCorasick> {
+    aho_corasick::AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+        .build(patterns)
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

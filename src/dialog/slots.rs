@@ -61,14 +61,17 @@ pub struct SlotDef {
 struct Compiled {
     /// Each choice alias (and label) as its `…`-separated parts, with its value.
     choice: Vec<(String, Vec<String>)>,
+    /// The first part of each of `choice`'s aliases, in the same order (pattern `i` is
+    /// `choice[i].1[0]`): one pass over a message finds every place any alias may start.
+    firsts: Option<aho_corasick::AhoCorasick>,
     /// The money aliases.
     money: Vec<String>,
 }
 
 impl SlotDef {
     fn compiled(&self) -> &Compiled {
-        self.compiled.get_or_init(|| Compiled {
-            choice: self
+        self.compiled.get_or_init(|| {
+            let choice: Vec<(String, Vec<String>)> = self
                 .values
                 .iter()
                 .flat_map(|v| {
@@ -85,8 +88,16 @@ impl SlotDef {
                         })
                 })
                 .filter(|(_, parts)| !parts.is_empty())
-                .collect(),
-            money: self.aliases.iter().map(|a| normalize(a)).collect(),
+                .collect();
+            // without the automaton (see `text::literals`) `find_choice` finds nothing; no panic path
+            let firsts = (!choice.is_empty())
+                .then(|| crate::text::literals(choice.iter().map(|(_, p)| p[0].as_str())))
+                .flatten();
+            Compiled {
+                choice,
+                firsts,
+                money: self.aliases.iter().map(|a| normalize(a)).collect(),
+            }
         })
     }
 
@@ -119,6 +130,13 @@ pub struct SlotDefs {
 }
 
 impl SlotDefs {
+    /// Builds every slot's alias matchers (otherwise built on first use).
+    pub fn prepare(&self) {
+        for def in self.defs.values() {
+            def.compiled();
+        }
+    }
+
     pub fn get(&self, slot: &str) -> Option<&SlotDef> {
         self.defs.get(slot)
     }
@@ -315,21 +333,31 @@ impl SlotDefs {
 /// [`MAX_GAP`] characters between them and no negation (没/未/不) in a gap: "户口…迁" finds
 /// "户口已经迁到" but not "户口没迁".
 fn find_choice(def: &SlotDef, norm: &str) -> Option<String> {
-    let mut spans: Vec<(usize, usize, &str)> = Vec::new();
-    for (value, parts) in &def.compiled().choice {
-        let mut from = 0;
-        while let Some(p) = norm[from..].find(&parts[0]) {
-            let start = from + p;
-            if negated_before(norm, start) {
-                from = start + parts[0].len();
-                continue;
-            }
-            if let Some(end) = match_rest(norm, start + parts[0].len(), &parts[1..]) {
-                spans.push((start, end, value.as_str()));
-            }
-            from = start + parts[0].len();
+    let compiled = def.compiled();
+    let firsts = compiled.firsts.as_ref()?;
+    // every occurrence of every first part, each alias's own occurrences taken left to right
+    // without overlapping one another (as repeated `find`s from the end of the last would)
+    let mut next_from = vec![0usize; compiled.choice.len()];
+    let mut spans: Vec<(usize, usize, usize, &str)> = Vec::new();
+    for m in firsts.find_overlapping_iter(norm) {
+        let i = m.pattern().as_usize();
+        let (start, first_end) = (m.start(), m.end());
+        if start < next_from[i] {
+            continue;
+        }
+        next_from[i] = first_end;
+        if negated_before(norm, start) {
+            continue;
+        }
+        let (value, parts) = &compiled.choice[i];
+        if let Some(end) = match_rest(norm, first_end, &parts[1..]) {
+            spans.push((i, start, end, value.as_str()));
         }
     }
+    // in the order of the aliases, then of the places (ties below go to the earlier alias)
+    spans.sort_unstable_by_key(|&(i, start, ..)| (i, start));
+    let spans: Vec<(usize, usize, &str)> =
+        spans.into_iter().map(|(_, s, e, v)| (s, e, v)).collect();
     // drop spans contained in a longer span
     let kept: Vec<&(usize, usize, &str)> = spans
         .iter()
