@@ -154,16 +154,18 @@ impl<'a> Turn<'a> {
 }
 
 /// The batch of a turn on SQLite (parameters as in [`postgres_turn`]): the session row
-/// first, each later insert only when the one before wrote (`changes()`), in one immediate
-/// transaction. Eight variants (new session or not, with an idempotency record or not,
-/// unanswered or not), built once each.
-fn sqlite_turn(new: bool, request: bool, unanswered: bool) -> &'static str {
+/// first, each later insert only when the one before wrote (`changes()`); `alone`, in an
+/// immediate transaction of its own, else to run inside a group's ([`sqlite_writer`]).
+/// Sixteen variants (new session or not, with an idempotency record or not, unanswered or
+/// not, alone or not), built once each.
+fn sqlite_turn(new: bool, request: bool, unanswered: bool, alone: bool) -> &'static str {
     static BATCHES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let batches = BATCHES.get_or_init(|| {
-        (0..8)
+        (0..16)
             .map(|i| {
                 let (new, request, unanswered) = (i & 1 != 0, i & 2 != 0, i & 4 != 0);
-                let mut sql = String::from("BEGIN IMMEDIATE; ");
+                let alone = i & 8 != 0;
+                let mut sql = String::from(if alone { "BEGIN IMMEDIATE; " } else { "" });
                 sql.push_str(if new {
                     "INSERT INTO sessions (id, state, revision, created_at, updated_at) \
                      VALUES ($1, $2, 1, $3, $3) ON CONFLICT (id) DO NOTHING RETURNING revision; "
@@ -193,12 +195,17 @@ fn sqlite_turn(new: bool, request: bool, unanswered: bool) -> &'static str {
                          WHERE changes() = {before}; "
                     ));
                 }
-                sql.push_str("COMMIT");
+                if alone {
+                    sql.push_str("COMMIT");
+                }
                 sql
             })
             .collect()
     });
-    let i = usize::from(new) | usize::from(request) << 1 | usize::from(unanswered) << 2;
+    let i = usize::from(new)
+        | usize::from(request) << 1
+        | usize::from(unanswered) << 2
+        | usize::from(alone) << 3;
     batches[i].as_str()
 }
 
@@ -221,6 +228,122 @@ impl Drop for RollbackOnDrop {
                 });
             }
             Err(_) => conn.close_on_drop(),
+        }
+    }
+}
+
+/// A turn waiting for the SQLite writer: its batch alone (in a transaction of its own) and
+/// inside a group's transaction, and where its outcome goes.
+struct PendingTurn {
+    alone: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
+    grouped: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
+    done: tokio::sync::oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// The most turns one transaction of [`sqlite_writer`] takes.
+const SQLITE_GROUP_MAX: usize = 64;
+
+/// The turns waiting for the writer at most (then a turn waits to be queued).
+const SQLITE_QUEUE: usize = 1024;
+
+/// The SQLite writer's task: takes the turns in the order they come, and writes the turns
+/// that arrived while the last transaction was written in one transaction (group commit).
+///
+/// A commit writes every page it changed to the WAL: the session row's, the transcripts'
+/// and their index's, about five pages of 4 KiB for one turn. The turns of one group share
+/// most of those pages, so the WAL (and the checkpoints that copy it into the database)
+/// grows by a fraction of that per turn, and the one writer connection is handed over once
+/// per group instead of once per turn. A turn whose caller has gone (a client gone, a
+/// request timed out) before its group starts is not written, as before. Each turn keeps
+/// its own outcome: a conflict writes nothing of that turn and does not touch the others;
+/// if a statement fails, the group is rolled back and its turns are written one by one, so
+/// that one turn's error is not the others'. Ends when the store is dropped.
+async fn sqlite_writer(pool: AnyPool, mut turns: tokio::sync::mpsc::Receiver<PendingTurn>) {
+    let mut group = Vec::with_capacity(SQLITE_GROUP_MAX);
+    while turns.recv_many(&mut group, SQLITE_GROUP_MAX).await > 0 {
+        group.retain(|t: &PendingTurn| !t.done.is_closed());
+        if group.len() > 1 {
+            let (grouped, rest): (Vec<_>, Vec<_>) = group
+                .drain(..)
+                .map(|t| (t.grouped, (t.alone, t.done)))
+                .unzip();
+            match write_group(&pool, grouped).await {
+                Ok(saved) => {
+                    for ((_, done), saved) in rest.into_iter().zip(saved) {
+                        let _ = done.send(Ok(saved));
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "a group of turns failed; writing them one by one");
+                    for (alone, done) in rest {
+                        let _ = done.send(write_alone(&pool, alone).await);
+                    }
+                }
+            }
+        } else if let Some(t) = group.pop() {
+            let _ = t.done.send(write_alone(&pool, t.alone).await);
+        }
+    }
+}
+
+/// One turn's batch in a transaction of its own (one hand-over to the connection's thread).
+async fn write_alone(
+    pool: &AnyPool,
+    batch: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
+) -> Result<bool, StoreError> {
+    let mut guard = RollbackOnDrop(Some(pool.acquire().await?));
+    let Some(conn) = guard.0.as_mut() else {
+        return Err(StoreError::Db(sqlx::Error::PoolClosed));
+    };
+    let rows = batch.fetch_all(&mut **conn).await;
+    match rows {
+        Ok(rows) => {
+            guard.0 = None;
+            Ok(!rows.is_empty())
+        }
+        Err(e) => {
+            // a statement failed inside the batch: end its transaction before the
+            // connection serves anyone else ("no transaction" is fine: none was begun)
+            if let Some(mut conn) = guard.0.take() {
+                use sqlx::Executor;
+                let _ = conn.execute("ROLLBACK").await;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Several turns' batches in one immediate transaction: whether each saved, or the first
+/// error (then nothing of the group is written).
+async fn write_group(
+    pool: &AnyPool,
+    batches: Vec<sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>>,
+) -> Result<Vec<bool>, StoreError> {
+    use sqlx::Executor;
+    let mut guard = RollbackOnDrop(Some(pool.acquire().await?));
+    let Some(conn) = guard.0.as_mut() else {
+        return Err(StoreError::Db(sqlx::Error::PoolClosed));
+    };
+    let written = async {
+        conn.execute("BEGIN IMMEDIATE").await?;
+        let mut saved = Vec::with_capacity(batches.len());
+        for batch in batches {
+            saved.push(!batch.fetch_all(&mut **conn).await?.is_empty());
+        }
+        conn.execute("COMMIT").await?;
+        Ok::<_, sqlx::Error>(saved)
+    }
+    .await;
+    match written {
+        Ok(saved) => {
+            guard.0 = None;
+            Ok(saved)
+        }
+        Err(e) => {
+            if let Some(mut conn) = guard.0.take() {
+                let _ = conn.execute("ROLLBACK").await;
+            }
+            Err(e.into())
         }
     }
 }
@@ -276,6 +399,8 @@ pub struct Store {
     /// How long a statement (and waiting for a connection) may take.
     timeout: std::time::Duration,
     memo: std::sync::Arc<Memo>,
+    /// On SQLite, the queue of [`sqlite_writer`], which writes every turn.
+    writer: Option<tokio::sync::mpsc::Sender<PendingTurn>>,
 }
 
 /// What this process remembers instead of asking the database on every turn: the tokens it
@@ -439,6 +564,11 @@ impl Store {
             pool.clone()
         };
         let session_id_key = SecretKey(secret(&pool, "session_id_key").await?.into());
+        let writer = (backend == Backend::Sqlite).then(|| {
+            let (queue, turns) = tokio::sync::mpsc::channel(SQLITE_QUEUE);
+            tokio::spawn(sqlite_writer(pool.clone(), turns));
+            queue
+        });
         Ok(Store {
             pool,
             reader,
@@ -446,6 +576,7 @@ impl Store {
             session_id_key,
             timeout,
             memo: std::sync::Arc::default(),
+            writer,
         })
     }
 
@@ -584,41 +715,41 @@ impl Store {
         Ok(row?.get::<i64, _>(0) == 1)
     }
 
-    /// The turn as one SQLite transaction on the writer, sent as one batch (one hand-over to
-    /// the connection's thread): the session row (`RETURNING` says whether it matched the
-    /// revision read), both transcript lines, then the idempotency record and the unanswered
-    /// question when there are; each insert runs only when the statement before it wrote
-    /// (`changes()`), so a conflict writes nothing. False on a conflict.
+    /// The turn on the SQLite writer, through [`sqlite_writer`]: one transaction, alone or
+    /// with the turns that arrived while the one before was written. Its batch: the session
+    /// row (`RETURNING` says whether it matched the revision read), both transcript lines,
+    /// then the idempotency record and the unanswered question when there are; each insert
+    /// runs only when the statement before it wrote (`changes()`), so a conflict writes
+    /// nothing. False on a conflict.
     async fn save_turn_sqlite(
         &self,
         t: &Turn<'_>,
         expected_revision: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let sql = sqlite_turn(
-            expected_revision.is_none(),
-            t.request.is_some(),
-            t.unanswered,
-        );
-        let mut guard = RollbackOnDrop(Some(self.pool.acquire().await?));
-        let Some(conn) = guard.0.as_mut() else {
+        let (new, request) = (expected_revision.is_none(), t.request.is_some());
+        let (done, saved) = tokio::sync::oneshot::channel();
+        let turn = PendingTurn {
+            alone: t.bind(
+                sqlite_turn(new, request, t.unanswered, true),
+                expected_revision,
+            ),
+            grouped: t.bind(
+                sqlite_turn(new, request, t.unanswered, false),
+                expected_revision,
+            ),
+            done,
+        };
+        let Some(writer) = &self.writer else {
             return Err(StoreError::Db(sqlx::Error::PoolClosed));
         };
-        let rows = t.bind(sql, expected_revision).fetch_all(&mut **conn).await;
-        match rows {
-            Ok(rows) => {
-                guard.0 = None;
-                Ok(!rows.is_empty())
-            }
-            Err(e) => {
-                // a statement failed inside the batch: end its transaction before the
-                // connection serves anyone else ("no transaction" is fine: none was begun)
-                if let Some(mut conn) = guard.0.take() {
-                    use sqlx::Executor;
-                    let _ = conn.execute("ROLLBACK").await;
-                }
-                Err(e.into())
-            }
-        }
+        writer
+            .send(turn)
+            .await
+            .map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?;
+        // the writer answers every turn it takes; a closed channel means it has stopped
+        saved
+            .await
+            .unwrap_or(Err(StoreError::Db(sqlx::Error::PoolClosed)))
     }
 
     /// The response stored for the idempotency key `key` of session `session_id`, if any.
