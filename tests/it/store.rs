@@ -349,3 +349,82 @@ async fn a_remembered_state_made_stale_by_another_replica_conflicts_then_rereads
     )
     .await;
 }
+
+/// Turns saved at once (on SQLite the writer puts the turns that queue together in one
+/// transaction) each keep their own outcome: of eight turns racing for one session at the
+/// same revision exactly one is saved and the others are refused, writing nothing; a turn
+/// whose statement fails (its idempotency record exists already) fails alone, writing
+/// nothing; the turns of other sessions are all saved.
+async fn turns_at_once_each_keep_their_outcome(db: TestDb) {
+    let store = Store::connect(&db.url).await.unwrap();
+    store
+        .save_turn(&turn("race", "{}", None, "零"))
+        .await
+        .unwrap();
+    let mut keyed = turn("keyed", "{}", None, "零");
+    keyed.request = Some(("key-1", "{\"reply\":1}"));
+    store.save_turn(&keyed).await.unwrap();
+
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let s = store.clone();
+        set.spawn(async move {
+            let user = format!("抢{i}");
+            (
+                "race",
+                s.save_turn(&turn("race", "{}", Some(1), &user)).await,
+            )
+        });
+    }
+    let s = store.clone();
+    set.spawn(async move {
+        let mut again = turn("keyed", "{}", Some(1), "一");
+        again.request = Some(("key-1", "{\"reply\":2}"));
+        ("keyed", s.save_turn(&again).await)
+    });
+    for i in 0..24 {
+        let s = store.clone();
+        set.spawn(async move {
+            let id = format!("other-{i}");
+            ("other", s.save_turn(&turn(&id, "{}", None, "一")).await)
+        });
+    }
+    let (mut won, mut refused, mut others) = (0, 0, 0);
+    while let Some(joined) = set.join_next().await {
+        match joined.unwrap() {
+            ("race", Ok(2)) => won += 1,
+            ("race", Err(StoreError::Conflict(_))) => refused += 1,
+            ("keyed", Err(StoreError::Db(_))) => {}
+            ("other", Ok(1)) => others += 1,
+            (what, outcome) => panic!("{what}: unexpected {outcome:?}"),
+        }
+    }
+    assert_eq!((won, refused, others), (1, 7, 24));
+    let users: Vec<_> = store
+        .transcript("race")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.role == "user")
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(users.len(), 2, "{users:?}");
+    assert_eq!(users[0], "零");
+    assert!(users[1].starts_with('抢'), "{users:?}");
+    let keyed = store.load_session("keyed").await.unwrap().unwrap();
+    assert_eq!(keyed.revision, 1);
+    assert_eq!(store.transcript("keyed").await.unwrap().len(), 2);
+    // 2 (race) + 4 (race's winner, keyed) + 2 × 24
+    assert_eq!(store.count("transcripts").await.unwrap(), 2 + 4 + 48);
+    assert_eq!(store.count("sessions").await.unwrap(), 2 + 24);
+}
+
+#[tokio::test]
+async fn turns_at_once_each_keep_their_outcome_on_sqlite() {
+    turns_at_once_each_keep_their_outcome(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn turns_at_once_each_keep_their_outcome_on_postgres() {
+    turns_at_once_each_keep_their_outcome(TestDb::postgres().await).await;
+}
