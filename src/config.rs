@@ -58,7 +58,8 @@ pub struct Config {
     pub database_timeout_secs: u64,
     /// When a SQLite database syncs a commit to disk: `normal` (default; a commit survives
     /// the process being killed, a power cut may lose the last ones) or `full` (every
-    /// commit synced, one fsync per turn). SQLite runs in WAL mode either way; PostgreSQL
+    /// commit synced: one fsync per commit, which the turns written together share). SQLite
+    /// runs in WAL mode either way; PostgreSQL
     /// ignores it.
     pub sqlite_synchronous: SqliteSynchronous,
     /// Who may read `/metrics`, and where.
@@ -299,7 +300,8 @@ pub fn redact_url(url: &str) -> String {
 /// acknowledged and syncs it to disk at checkpoints. A committed turn then survives the
 /// process being killed; a power cut or an OS crash may lose the last commits since the last
 /// checkpoint (the database itself stays consistent). `full` syncs the WAL on every commit:
-/// nothing acknowledged is lost even then, at the cost of one fsync per turn.
+/// nothing acknowledged is lost even then, at the cost of one fsync per commit (the turns
+/// that the writer writes together share one).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SqliteSynchronous {
