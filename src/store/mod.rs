@@ -233,11 +233,34 @@ impl Drop for RollbackOnDrop {
 }
 
 /// A turn waiting for the SQLite writer: its batch alone (in a transaction of its own) and
-/// inside a group's transaction, and where its outcome goes.
+/// inside a group's transaction, when its caller stops waiting, and where its outcome goes.
 struct PendingTurn {
     alone: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
     grouped: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
+    deadline: tokio::time::Instant,
     done: tokio::sync::oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// Whether a turn may still be written: not when its caller has gone, nor when its time is
+/// up (then it is answered with [`StoreError::Timeout`] here).
+fn still_wanted(
+    done: &mut Option<tokio::sync::oneshot::Sender<Result<bool, StoreError>>>,
+    deadline: tokio::time::Instant,
+    timeout: std::time::Duration,
+) -> bool {
+    let Some(sender) = done.as_ref() else {
+        return false;
+    };
+    if sender.is_closed() {
+        return false;
+    }
+    if tokio::time::Instant::now() >= deadline {
+        if let Some(sender) = done.take() {
+            let _ = sender.send(Err(StoreError::Timeout(timeout.as_secs())));
+        }
+        return false;
+    }
+    true
 }
 
 /// The most turns one transaction of [`sqlite_writer`] takes.
@@ -253,36 +276,87 @@ const SQLITE_QUEUE: usize = 1024;
 /// and their index's, about five pages of 4 KiB for one turn. The turns of one group share
 /// most of those pages, so the WAL (and the checkpoints that copy it into the database)
 /// grows by a fraction of that per turn, and the one writer connection is handed over once
-/// per group instead of once per turn. A turn whose caller has gone (a client gone, a
-/// request timed out) before its group starts is not written, as before. Each turn keeps
-/// its own outcome: a conflict writes nothing of that turn and does not touch the others;
-/// if a statement fails, the group is rolled back and its turns are written one by one, so
-/// that one turn's error is not the others'. Ends when the store is dropped.
-async fn sqlite_writer(pool: AnyPool, mut turns: tokio::sync::mpsc::Receiver<PendingTurn>) {
-    let mut group = Vec::with_capacity(SQLITE_GROUP_MAX);
-    while turns.recv_many(&mut group, SQLITE_GROUP_MAX).await > 0 {
-        group.retain(|t: &PendingTurn| !t.done.is_closed());
-        if group.len() > 1 {
-            let (grouped, rest): (Vec<_>, Vec<_>) = group
-                .drain(..)
-                .map(|t| (t.grouped, (t.alone, t.done)))
-                .unzip();
-            match write_group(&pool, grouped).await {
-                Ok(saved) => {
-                    for ((_, done), saved) in rest.into_iter().zip(saved) {
+/// per group instead of once per turn.
+///
+/// A turn is not written once its caller has gone (a client gone, a request timed out) or
+/// its `timeout` has passed in the queue (then it fails with [`StoreError::Timeout`]), as
+/// long as its transaction has not begun. Each turn keeps its own outcome: a conflict
+/// writes nothing of that turn and does not touch the others. If one turn's statement
+/// fails, the group is rolled back and its turns are written one by one, so that one turn's
+/// error is not the others'; if the group itself fails (no connection in time, the database
+/// locked by another process past the busy timeout, the commit), every turn of it gets
+/// that error at once, as each would have alone. Ends when the store is dropped.
+async fn sqlite_writer(
+    pool: AnyPool,
+    mut turns: tokio::sync::mpsc::Receiver<PendingTurn>,
+    timeout: std::time::Duration,
+) {
+    let mut queued = Vec::with_capacity(SQLITE_GROUP_MAX);
+    while turns.recv_many(&mut queued, SQLITE_GROUP_MAX).await > 0 {
+        let mut group: Vec<_> = queued
+            .drain(..)
+            .filter_map(|t: PendingTurn| {
+                let mut done = Some(t.done);
+                still_wanted(&mut done, t.deadline, timeout)
+                    .then_some((t.grouped, t.alone, t.deadline, done))
+            })
+            .collect();
+        if group.len() == 1
+            && let Some((_, alone, _, Some(done))) = group.pop()
+        {
+            let _ = done.send(write_alone(&pool, alone).await);
+            continue;
+        }
+        if group.is_empty() {
+            continue;
+        }
+        let (grouped, rest): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .map(|(grouped, alone, deadline, done)| (grouped, (alone, deadline, done)))
+            .unzip();
+        match write_group(&pool, grouped).await {
+            Ok(saved) => {
+                for ((_, _, done), saved) in rest.into_iter().zip(saved) {
+                    if let Some(done) = done {
                         let _ = done.send(Ok(saved));
                     }
                 }
-                Err(e) => {
-                    tracing::debug!(error = %e, "a group of turns failed; writing them one by one");
-                    for (alone, done) in rest {
+            }
+            Err(GroupFailed::Turn(e)) => {
+                tracing::debug!(error = %e, "a turn of a group failed; writing them one by one");
+                for (alone, deadline, mut done) in rest {
+                    if still_wanted(&mut done, deadline, timeout)
+                        && let Some(done) = done
+                    {
                         let _ = done.send(write_alone(&pool, alone).await);
                     }
                 }
             }
-        } else if let Some(t) = group.pop() {
-            let _ = t.done.send(write_alone(&pool, t.alone).await);
+            Err(GroupFailed::Group(e)) => {
+                for (_, _, done) in rest {
+                    if let Some(done) = done {
+                        let _ = done.send(Err(StoreError::Db(same_error(&e))));
+                    }
+                }
+            }
         }
+    }
+}
+
+/// How a group's transaction failed: one turn's own statement, or the group as a whole.
+enum GroupFailed {
+    Turn(sqlx::Error),
+    Group(sqlx::Error),
+}
+
+/// The same failure again, for each turn of a group (sqlx's errors cannot be cloned): the
+/// pool's own conditions as they are, anything else by its message.
+fn same_error(e: &sqlx::Error) -> sqlx::Error {
+    match e {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        sqlx::Error::WorkerCrashed => sqlx::Error::WorkerCrashed,
+        other => sqlx::Error::AnyDriverError(other.to_string().into()),
     }
 }
 
@@ -313,25 +387,29 @@ async fn write_alone(
     }
 }
 
-/// Several turns' batches in one immediate transaction: whether each saved, or the first
-/// error (then nothing of the group is written).
+/// Several turns' batches in one immediate transaction: whether each saved, or how it
+/// failed (then nothing of the group is written).
 async fn write_group(
     pool: &AnyPool,
     batches: Vec<sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>>,
-) -> Result<Vec<bool>, StoreError> {
+) -> Result<Vec<bool>, GroupFailed> {
     use sqlx::Executor;
-    let mut guard = RollbackOnDrop(Some(pool.acquire().await?));
+    let conn = pool.acquire().await.map_err(GroupFailed::Group)?;
+    let mut guard = RollbackOnDrop(Some(conn));
     let Some(conn) = guard.0.as_mut() else {
-        return Err(StoreError::Db(sqlx::Error::PoolClosed));
+        return Err(GroupFailed::Group(sqlx::Error::PoolClosed));
     };
     let written = async {
-        conn.execute("BEGIN IMMEDIATE").await?;
+        let begun = conn.execute("BEGIN IMMEDIATE").await;
+        begun.map_err(GroupFailed::Group)?;
         let mut saved = Vec::with_capacity(batches.len());
         for batch in batches {
-            saved.push(!batch.fetch_all(&mut **conn).await?.is_empty());
+            let rows = batch.fetch_all(&mut **conn).await;
+            saved.push(!rows.map_err(GroupFailed::Turn)?.is_empty());
         }
-        conn.execute("COMMIT").await?;
-        Ok::<_, sqlx::Error>(saved)
+        let committed = conn.execute("COMMIT").await;
+        committed.map_err(GroupFailed::Group)?;
+        Ok(saved)
     }
     .await;
     match written {
@@ -340,10 +418,11 @@ async fn write_group(
             Ok(saved)
         }
         Err(e) => {
+            // "no transaction is active" when BEGIN failed
             if let Some(mut conn) = guard.0.take() {
                 let _ = conn.execute("ROLLBACK").await;
             }
-            Err(e.into())
+            Err(e)
         }
     }
 }
@@ -566,7 +645,7 @@ impl Store {
         let session_id_key = SecretKey(secret(&pool, "session_id_key").await?.into());
         let writer = (backend == Backend::Sqlite).then(|| {
             let (queue, turns) = tokio::sync::mpsc::channel(SQLITE_QUEUE);
-            tokio::spawn(sqlite_writer(pool.clone(), turns));
+            tokio::spawn(sqlite_writer(pool.clone(), turns, timeout));
             queue
         });
         Ok(Store {
@@ -737,6 +816,7 @@ impl Store {
                 sqlite_turn(new, request, t.unanswered, false),
                 expected_revision,
             ),
+            deadline: tokio::time::Instant::now() + self.timeout,
             done,
         };
         let Some(writer) = &self.writer else {
@@ -747,9 +827,10 @@ impl Store {
             .await
             .map_err(|_| StoreError::Db(sqlx::Error::PoolClosed))?;
         // the writer answers every turn it takes; a closed channel means it has stopped
-        saved
-            .await
-            .unwrap_or(Err(StoreError::Db(sqlx::Error::PoolClosed)))
+        saved.await.unwrap_or_else(|_| {
+            tracing::error!("the SQLite writer has stopped: turns cannot be saved");
+            Err(StoreError::Db(sqlx::Error::WorkerCrashed))
+        })
     }
 
     /// The response stored for the idempotency key `key` of session `session_id`, if any.

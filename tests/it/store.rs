@@ -428,3 +428,53 @@ async fn turns_at_once_each_keep_their_outcome_on_sqlite() {
 async fn turns_at_once_each_keep_their_outcome_on_postgres() {
     turns_at_once_each_keep_their_outcome(TestDb::postgres().await).await;
 }
+
+/// A SQLite file locked by another process for longer than the timeout: turns queued for
+/// the writer meanwhile fail within about one timeout (not one after another, each waiting
+/// its own), and none of them is written once the lock is gone.
+#[tokio::test]
+async fn turns_queued_behind_a_locked_sqlite_file_fail_together_and_are_not_written_later() {
+    use sqlx::Connection;
+    let db = TestDb::sqlite();
+    let timeout = std::time::Duration::from_millis(500);
+    let store = Store::connect_with_timeout(&db.url, timeout).await.unwrap();
+    let mut other = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN EXCLUSIVE; UPDATE sessions SET updated_at = 0")
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let s = store.clone();
+        set.spawn(async move {
+            let id = format!("locked-{i}");
+            s.save_turn(&turn(&id, "{}", None, "一")).await
+        });
+    }
+    // with every turn waiting out its own busy timeout in turn, this would take 20 of them
+    let all = tokio::time::timeout(timeout * 8, async {
+        let mut outcomes = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            outcomes.push(joined.unwrap());
+        }
+        outcomes
+    })
+    .await
+    .expect("the queued turns fail together, not one timeout after another");
+    assert_eq!(all.len(), 20);
+    for outcome in &all {
+        assert!(
+            matches!(outcome, Err(StoreError::Db(_) | StoreError::Timeout(_))),
+            "{outcome:?}"
+        );
+    }
+
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    store
+        .save_turn(&turn("after", "{}", None, "一"))
+        .await
+        .unwrap();
+    assert_eq!(store.count("sessions").await.unwrap(), 1);
+    assert_eq!(store.count("transcripts").await.unwrap(), 2);
+}
