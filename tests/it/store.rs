@@ -301,15 +301,7 @@ async fn a_remembered_state_made_stale_by_another_process_conflicts_then_rereads
     assert_eq!(a.count("transcripts").await.unwrap(), 4);
     assert_eq!(start_of(&a, "s").await, (by_b.to_string(), 2));
     a.save_turn(&turn("s", by_a, Some(2), "三")).await.unwrap();
-    let users: Vec<_> = a
-        .transcript("s")
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|l| l.role == "user")
-        .map(|l| l.text)
-        .collect();
-    assert_eq!(users, ["一", "二", "三"]);
+    assert_eq!(user_lines(&a, "s").await, ["一", "二", "三"]);
 
     // b in turn starts from what it wrote, is refused, and re-reads
     assert_eq!(start_of(&b, "s").await, (by_b.to_string(), 2));
@@ -323,6 +315,12 @@ async fn a_remembered_state_made_stale_by_another_process_conflicts_then_rereads
     a.save_turn(&turn("t", by_a, None, "一")).await.unwrap();
     b.write_raw_state("t", by_b).await.unwrap();
     assert_eq!(start_of(&a, "t").await, (by_a.to_string(), 1));
+}
+
+/// What the user said in session `id`, in order.
+async fn user_lines(store: &Store, id: &str) -> Vec<String> {
+    let lines = store.transcript(id).await.unwrap().into_iter();
+    lines.filter(|l| l.role == "user").map(|l| l.text).collect()
 }
 
 /// The session as `store`'s next turn starts from it: its state and revision.
@@ -400,14 +398,7 @@ async fn turns_at_once_each_keep_their_outcome(db: TestDb) {
         }
     }
     assert_eq!((won, refused, others), (1, 7, 24));
-    let users: Vec<_> = store
-        .transcript("race")
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|l| l.role == "user")
-        .map(|l| l.text)
-        .collect();
+    let users = user_lines(&store, "race").await;
     assert_eq!(users.len(), 2, "{users:?}");
     assert_eq!(users[0], "零");
     assert!(users[1].starts_with('抢'), "{users:?}");
