@@ -133,11 +133,7 @@ struct Turn<'a> {
 impl<'a> Turn<'a> {
     /// `sql` with the turn's parameters bound in the order both databases' turn statements
     /// number them ($1 session … $11 stored response); PostgreSQL's adds `unanswered` as $12.
-    fn bind(
-        self,
-        sql: &'static str,
-        expected_revision: Option<i64>,
-    ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    fn bind(self, sql: &'static str, expected_revision: Option<i64>) -> TurnQuery {
         sqlx::query(sql)
             .bind(self.session_id)
             .bind(self.state)
@@ -232,35 +228,41 @@ impl Drop for RollbackOnDrop {
     }
 }
 
+/// A turn's statements, bound to its parameters.
+type TurnQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
 /// A turn waiting for the SQLite writer: its batch alone (in a transaction of its own) and
-/// inside a group's transaction, when its caller stops waiting, and where its outcome goes.
+/// inside a group's transaction (each taken when it runs), when its caller stops waiting,
+/// and where its outcome goes (taken when it is answered).
 struct PendingTurn {
-    alone: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
-    grouped: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
+    alone: Option<TurnQuery>,
+    grouped: Option<TurnQuery>,
     deadline: tokio::time::Instant,
-    done: tokio::sync::oneshot::Sender<Result<bool, StoreError>>,
+    done: Option<tokio::sync::oneshot::Sender<Result<bool, StoreError>>>,
 }
 
-/// Whether a turn may still be written: not when its caller has gone, nor when its time is
-/// up (then it is answered with [`StoreError::Timeout`] here).
-fn still_wanted(
-    done: &mut Option<tokio::sync::oneshot::Sender<Result<bool, StoreError>>>,
-    deadline: tokio::time::Instant,
-    timeout: std::time::Duration,
-) -> bool {
-    let Some(sender) = done.as_ref() else {
-        return false;
-    };
-    if sender.is_closed() {
-        return false;
-    }
-    if tokio::time::Instant::now() >= deadline {
-        if let Some(sender) = done.take() {
-            let _ = sender.send(Err(StoreError::Timeout(timeout.as_secs())));
+impl PendingTurn {
+    /// Whether the turn may still be written: not when its caller has gone or it has been
+    /// answered, nor when its time is up (then it is answered with [`StoreError::Timeout`]).
+    fn still_wanted(&mut self, timeout: std::time::Duration) -> bool {
+        match &self.done {
+            Some(done) if !done.is_closed() => {
+                if tokio::time::Instant::now() < self.deadline {
+                    return true;
+                }
+                self.answer(Err(StoreError::Timeout(timeout.as_secs())));
+                false
+            }
+            _ => false,
         }
-        return false;
     }
-    true
+
+    /// Gives the caller the turn's outcome (once; a caller gone has no use for it).
+    fn answer(&mut self, outcome: Result<bool, StoreError>) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(outcome);
+        }
+    }
 }
 
 /// The most turns one transaction of [`sqlite_writer`] takes.
@@ -291,55 +293,41 @@ async fn sqlite_writer(
     mut turns: tokio::sync::mpsc::Receiver<PendingTurn>,
     timeout: std::time::Duration,
 ) {
-    let mut queued = Vec::with_capacity(SQLITE_GROUP_MAX);
-    while turns.recv_many(&mut queued, SQLITE_GROUP_MAX).await > 0 {
-        let mut group: Vec<_> = queued
-            .drain(..)
-            .filter_map(|t: PendingTurn| {
-                let mut done = Some(t.done);
-                still_wanted(&mut done, t.deadline, timeout)
-                    .then_some((t.grouped, t.alone, t.deadline, done))
-            })
-            .collect();
-        if group.len() == 1
-            && let Some((_, alone, _, Some(done))) = group.pop()
-        {
-            let _ = done.send(write_alone(&pool, alone).await);
-            continue;
-        }
-        if group.is_empty() {
-            continue;
-        }
-        let (grouped, rest): (Vec<_>, Vec<_>) = group
-            .into_iter()
-            .map(|(grouped, alone, deadline, done)| (grouped, (alone, deadline, done)))
-            .unzip();
-        match write_group(&pool, grouped).await {
-            Ok(saved) => {
-                for ((_, _, done), saved) in rest.into_iter().zip(saved) {
-                    if let Some(done) = done {
-                        let _ = done.send(Ok(saved));
+    let mut group = Vec::with_capacity(SQLITE_GROUP_MAX);
+    while turns.recv_many(&mut group, SQLITE_GROUP_MAX).await > 0 {
+        group.retain_mut(|t| t.still_wanted(timeout));
+        if let [t] = group.as_mut_slice() {
+            if let Some(alone) = t.alone.take() {
+                let outcome = write_alone(&pool, alone).await;
+                t.answer(outcome);
+            }
+        } else if !group.is_empty() {
+            let batches = group.iter_mut().filter_map(|t| t.grouped.take()).collect();
+            match write_group(&pool, batches).await {
+                Ok(saved) => {
+                    for (t, saved) in group.iter_mut().zip(saved) {
+                        t.answer(Ok(saved));
                     }
                 }
-            }
-            Err(GroupFailed::Turn(e)) => {
-                tracing::debug!(error = %e, "a turn of a group failed; writing them one by one");
-                for (alone, deadline, mut done) in rest {
-                    if still_wanted(&mut done, deadline, timeout)
-                        && let Some(done) = done
-                    {
-                        let _ = done.send(write_alone(&pool, alone).await);
+                Err(GroupFailed::Turn(e)) => {
+                    tracing::debug!(error = %e, "a turn of a group failed; writing them one by one");
+                    for t in &mut group {
+                        if t.still_wanted(timeout)
+                            && let Some(alone) = t.alone.take()
+                        {
+                            let outcome = write_alone(&pool, alone).await;
+                            t.answer(outcome);
+                        }
                     }
                 }
-            }
-            Err(GroupFailed::Group(e)) => {
-                for (_, _, done) in rest {
-                    if let Some(done) = done {
-                        let _ = done.send(Err(StoreError::Db(same_error(&e))));
+                Err(GroupFailed::Group(e)) => {
+                    for t in &mut group {
+                        t.answer(Err(StoreError::Db(same_error(&e))));
                     }
                 }
             }
         }
+        group.clear();
     }
 }
 
@@ -361,10 +349,7 @@ fn same_error(e: &sqlx::Error) -> sqlx::Error {
 }
 
 /// One turn's batch in a transaction of its own (one hand-over to the connection's thread).
-async fn write_alone(
-    pool: &AnyPool,
-    batch: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
-) -> Result<bool, StoreError> {
+async fn write_alone(pool: &AnyPool, batch: TurnQuery) -> Result<bool, StoreError> {
     let mut guard = RollbackOnDrop(Some(pool.acquire().await?));
     let Some(conn) = guard.0.as_mut() else {
         return Err(StoreError::Db(sqlx::Error::PoolClosed));
@@ -389,10 +374,7 @@ async fn write_alone(
 
 /// Several turns' batches in one immediate transaction: whether each saved, or how it
 /// failed (then nothing of the group is written).
-async fn write_group(
-    pool: &AnyPool,
-    batches: Vec<sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>>,
-) -> Result<Vec<bool>, GroupFailed> {
+async fn write_group(pool: &AnyPool, batches: Vec<TurnQuery>) -> Result<Vec<bool>, GroupFailed> {
     use sqlx::Executor;
     let conn = pool.acquire().await.map_err(GroupFailed::Group)?;
     let mut guard = RollbackOnDrop(Some(conn));
@@ -808,16 +790,16 @@ impl Store {
         let (new, request) = (expected_revision.is_none(), t.request.is_some());
         let (done, saved) = tokio::sync::oneshot::channel();
         let turn = PendingTurn {
-            alone: t.bind(
+            alone: Some(t.bind(
                 sqlite_turn(new, request, t.unanswered, true),
                 expected_revision,
-            ),
-            grouped: t.bind(
+            )),
+            grouped: Some(t.bind(
                 sqlite_turn(new, request, t.unanswered, false),
                 expected_revision,
-            ),
+            )),
             deadline: tokio::time::Instant::now() + self.timeout,
-            done,
+            done: Some(done),
         };
         let Some(writer) = &self.writer else {
             return Err(StoreError::Db(sqlx::Error::PoolClosed));
