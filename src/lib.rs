@@ -22,6 +22,7 @@ pub mod talk;
 pub mod text;
 pub mod throttle;
 pub mod turns;
+pub mod understanding;
 
 pub use assistant::{Assistant, Reply};
 pub use knowledge::Knowledge;

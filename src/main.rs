@@ -65,11 +65,16 @@ enum Command {
         limit: usize,
         query: Option<String>,
     },
-    /// Evaluate retrieval over a JSON-lines file of {"q", "id"}.
+    /// Evaluate retrieval over a JSON-lines file of {"q", "id"}; with --acts, the dialog-act
+    /// classifier on the held-out part of knowledge/acts.toml.
     Eval {
         #[arg(long)]
         json: bool,
-        file: PathBuf,
+        /// Measure the act classifier instead (every fifth example held out).
+        #[arg(long, conflicts_with = "file")]
+        acts: bool,
+        #[arg(required_unless_present = "acts")]
+        file: Option<PathBuf>,
     },
     /// Run conversation test cases (JSON lines of {"name", "turns": [{"say", "expect"}]});
     /// prints what failed and the pass rate; exit 1 when the rate of passed turns is below --min.
@@ -81,6 +86,20 @@ enum Command {
         min: f64,
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Read callers' descriptions (one per line of standard input, or TEXT) as the console's
+    /// situation box does, and print the fields each states.
+    Situation {
+        #[arg(long)]
+        json: bool,
+        text: Vec<String>,
+    },
+    /// Show how each line of standard input (or TEXT) is read: dialog act, facts with their
+    /// roles, scope and the FAQ entries it may be about (for the knowledge team).
+    Read {
+        #[arg(long)]
+        json: bool,
+        text: Vec<String>,
     },
     /// Checklists for situation objects read from standard input, one per line.
     Checklist {
@@ -283,7 +302,53 @@ fn run(
                 }
             }
         }
-        Command::Eval { json, file } => {
+        Command::Eval {
+            json, acts: true, ..
+        } => {
+            let assistant = match Assistant::load(knowledge_dir, dialogs_dir) {
+                Ok(a) => a,
+                Err(e) => return invalid("data", knowledge_dir, e),
+            };
+            let examples = assistant.reader.training_examples(&assistant.dialogs.slots);
+            let held = yidi::understanding::acts::held_out(&examples);
+            let accuracy = if held.total == 0 {
+                1.0
+            } else {
+                held.correct as f64 / held.total as f64
+            };
+            if json {
+                let misses: Vec<serde_json::Value> = held
+                    .misses
+                    .iter()
+                    .map(|(want, text, got)| {
+                        serde_json::json!({"text": text, "act": want.id(), "got": got.id()})
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"examples": examples.len(), "held_out": held.total,
+                        "correct": held.correct, "accuracy": accuracy, "misses": misses})
+                )?;
+            } else {
+                for (want, text, got) in &held.misses {
+                    writeln!(out, "miss: {text} act={} got={}", want.id(), got.id())?;
+                }
+                writeln!(
+                    out,
+                    "dialog acts: {} of {} held-out examples right ({:.1}%), trained on {} examples",
+                    held.correct,
+                    held.total,
+                    accuracy * 100.0,
+                    examples.len() - held.total
+                )?;
+            }
+        }
+        Command::Eval { json, file, .. } => {
+            let Some(file) = file else {
+                eprintln!("yidi eval: give a FILE of {{\"q\", \"id\"}} lines, or --acts");
+                return Ok(ExitCode::from(2));
+            };
             let knowledge = match Knowledge::load(knowledge_dir) {
                 Ok(k) => k,
                 Err(e) => return invalid("knowledge", knowledge_dir, e),
@@ -324,6 +389,7 @@ fn run(
                 return Ok(ExitCode::from(2));
             }
             let mut cases = Vec::new();
+            let mut situations = Vec::new();
             for file in &files {
                 let text = match std::fs::read_to_string(file) {
                     Ok(t) => t,
@@ -332,6 +398,16 @@ fn run(
                         return Ok(ExitCode::from(2));
                     }
                 };
+                if scenario::is_situation_file(&text) {
+                    match scenario::parse_situations(&text) {
+                        Ok(c) => situations.extend(c),
+                        Err(e) => {
+                            eprintln!("{}: {e}", file.display());
+                            return Ok(ExitCode::from(2));
+                        }
+                    }
+                    continue;
+                }
                 match scenario::parse_cases(&text) {
                     Ok(c) => cases.extend(c),
                     Err(e) => {
@@ -345,8 +421,14 @@ fn run(
                 Err(e) => return invalid("data", knowledge_dir, e),
             };
             let report = scenario::run(&assistant, &cases);
+            let read = scenario::run_situations(&assistant, &situations);
             if json {
-                writeln!(out, "{}", serde_json::to_string(&report)?)?;
+                if !cases.is_empty() || situations.is_empty() {
+                    writeln!(out, "{}", serde_json::to_string(&report)?)?;
+                }
+                if !situations.is_empty() {
+                    writeln!(out, "{}", serde_json::to_string(&read)?)?;
+                }
             } else {
                 for f in &report.failures {
                     writeln!(out, "FAIL {} · turn {}: {}", f.case, f.turn, f.say)?;
@@ -356,18 +438,139 @@ fn run(
                     let first_line = f.reply_text.lines().next().unwrap_or_default();
                     writeln!(out, "  reply ({}): {first_line}", f.reply_kind)?;
                 }
-                writeln!(
-                    out,
-                    "{} passed, {} failed (turns; pass rate {:.1}%); cases: {} of {} passed",
-                    report.turns_passed,
-                    report.turns - report.turns_passed,
-                    report.pass_rate * 100.0,
-                    report.cases_passed,
-                    report.cases
-                )?;
+                for f in &read.failures {
+                    writeln!(out, "MISREAD {}", f.text)?;
+                    for p in &f.problems {
+                        writeln!(out, "  - {p}")?;
+                    }
+                }
+                if !cases.is_empty() || situations.is_empty() {
+                    writeln!(
+                        out,
+                        "{} passed, {} failed (turns; pass rate {:.1}%); cases: {} of {} passed",
+                        report.turns_passed,
+                        report.turns - report.turns_passed,
+                        report.pass_rate * 100.0,
+                        report.cases_passed,
+                        report.cases
+                    )?;
+                }
+                if !situations.is_empty() {
+                    writeln!(
+                        out,
+                        "situations: {} of {} descriptions read right ({:.1}%)",
+                        read.read_right,
+                        read.descriptions,
+                        read.read_right as f64 * 100.0 / read.descriptions as f64
+                    )?;
+                }
             }
-            if report.pass_rate < min {
+            let situations_rate = if read.descriptions == 0 {
+                1.0
+            } else {
+                read.read_right as f64 / read.descriptions as f64
+            };
+            if report.pass_rate < min || situations_rate < min {
                 return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Situation { json, text } => {
+            let assistant = match Assistant::load(knowledge_dir, dialogs_dir) {
+                Ok(a) => a,
+                Err(e) => return invalid("data", knowledge_dir, e),
+            };
+            let show = |line: &str, out: &mut dyn Write| -> anyhow::Result<()> {
+                let slots = assistant.understand(line);
+                if json {
+                    writeln!(out, "{}", serde_json::json!({"text": line, "slots": slots}))?;
+                } else {
+                    let fields: Vec<String> =
+                        slots.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    writeln!(out, "{line}\n  {}", fields.join(" "))?;
+                }
+                Ok(())
+            };
+            if text.is_empty() {
+                for line in io::stdin().lock().lines() {
+                    let line = line?;
+                    if !line.trim().is_empty() {
+                        show(&line, &mut out)?;
+                    }
+                }
+            } else {
+                show(&text.join(" "), &mut out)?;
+            }
+        }
+        Command::Read { json, text } => {
+            let assistant = match Assistant::load(knowledge_dir, dialogs_dir) {
+                Ok(a) => a,
+                Err(e) => return invalid("data", knowledge_dir, e),
+            };
+            // one conversation: each line is read in the state the earlier lines left
+            let mut state = yidi::dialog::engine::SessionState::new();
+            let mut show = |line: &str, out: &mut dyn Write| -> anyhow::Result<()> {
+                let r = assistant.read(&state, line);
+                let ctx: Vec<String> = r
+                    .topics
+                    .in_context
+                    .iter()
+                    .flat_map(|c| c.hits.iter().take(3))
+                    .map(|h| format!("{}:{:.0}", h.id, h.score))
+                    .collect();
+                let reply = assistant.handle(&mut state, line);
+                let hits: Vec<String> = r
+                    .topics
+                    .own
+                    .hits
+                    .iter()
+                    .take(3)
+                    .map(|h| format!("{}:{:.0}", h.id, h.score))
+                    .collect();
+                let places: Vec<String> = r
+                    .facts
+                    .places
+                    .iter()
+                    .map(|p| format!("{}={:?}", p.mention.name, p.role))
+                    .collect();
+                if json {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"text": line, "act": r.act.id(),
+                            "confidence": r.confidence, "asks": r.asks(),
+                            "facts": r.facts.slots, "notes": r.facts.notes, "places": places,
+                            "scope": format!("{:?}", r.scope), "answered": r.topics.own.answered,
+                            "hits": hits, "in_context": ctx, "trigger": r.trigger,
+                            "smalltalk": r.smalltalk, "reply": {"kind": reply.kind.as_str(),
+                            "faq": reply.faq.as_ref().map(|f| f.id.clone())}})
+                    )?;
+                } else {
+                    writeln!(
+                        out,
+                        "{line}\n  act={} ({:.2}) asks={} scope={:?} smalltalk={:?} trigger={:?}\n  facts={:?} places={places:?}\n  answered={} hits={hits:?} in_context={ctx:?}\n  → {} {:?}",
+                        r.act.id(),
+                        r.confidence,
+                        r.asks(),
+                        r.scope,
+                        r.smalltalk,
+                        r.trigger,
+                        r.facts.slots,
+                        r.topics.own.answered,
+                        reply.kind.as_str(),
+                        reply.faq.as_ref().map(|f| f.id.as_str())
+                    )?;
+                }
+                Ok(())
+            };
+            if text.is_empty() {
+                for line in io::stdin().lock().lines() {
+                    let line = line?;
+                    if !line.trim().is_empty() {
+                        show(&line, &mut out)?;
+                    }
+                }
+            } else {
+                show(&text.join(" "), &mut out)?;
             }
         }
         Command::Checklist { json } => {

@@ -137,6 +137,87 @@ pub fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
     Ok(cases)
 }
 
+/// A caller's description for the situation reader (`../shared/eval/situations-dev.jsonl`):
+/// `{"text", "want": {slot: value}, "not": {slot: [values it must not have]}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SituationCase {
+    pub text: String,
+    #[serde(default)]
+    pub want: BTreeMap<String, String>,
+    #[serde(default)]
+    pub not: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// Whether a JSON-lines file holds situation cases (lines with `text`) rather than
+/// conversations (lines with `turns`): by its first non-blank line.
+pub fn is_situation_file(text: &str) -> bool {
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| serde_json::from_str::<Value>(l).ok())
+        .is_some_and(|v| v.get("text").is_some() && v.get("turns").is_none())
+}
+
+/// Reads a JSON-lines file of situation cases; an error names the line.
+pub fn parse_situations(text: &str) -> Result<Vec<SituationCase>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}", n + 1)))
+        .collect()
+}
+
+/// A description read wrong.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SituationFailure {
+    pub text: String,
+    pub problems: Vec<String>,
+    pub slots: BTreeMap<String, String>,
+}
+
+/// The outcome of reading situation cases.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SituationReport {
+    pub descriptions: usize,
+    pub read_right: usize,
+    pub failures: Vec<SituationFailure>,
+}
+
+/// Reads every description with the console's situation reader and checks `want` and `not`.
+pub fn run_situations(assistant: &Assistant, cases: &[SituationCase]) -> SituationReport {
+    let mut report = SituationReport {
+        descriptions: cases.len(),
+        ..SituationReport::default()
+    };
+    for case in cases {
+        let slots = assistant.understand(&case.text);
+        let mut problems = Vec::new();
+        for (slot, value) in &case.want {
+            let got = slots.get(slot);
+            if got != Some(value) {
+                problems.push(format!("{slot}: expected {value}, got {got:?}"));
+            }
+        }
+        for (slot, values) in case.not.iter().flatten() {
+            if let Some(got) = slots.get(slot)
+                && values.contains(got)
+            {
+                problems.push(format!("{slot}: must not be {got}"));
+            }
+        }
+        if problems.is_empty() {
+            report.read_right += 1;
+        } else {
+            report.failures.push(SituationFailure {
+                text: case.text.clone(),
+                problems,
+                slots,
+            });
+        }
+    }
+    report
+}
+
 /// A turn whose reply did not meet its expectations.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Failure {

@@ -411,6 +411,18 @@ impl Talk {
         self.vague.iter().find(|v| v.words.contains(&s))
     }
 
+    /// The vague area with id `id`.
+    pub fn vague_by_id(&self, id: &str) -> Option<&Vague> {
+        self.vague.iter().find(|v| v.id == id)
+    }
+
+    /// Whether a message has a follow-up's words ("那…", "要是…", "这种…"), whatever its length.
+    pub fn has_followup_cue(&self, message: &str) -> bool {
+        let s = strip(&normalize(message));
+        self.starts.iter().any(|p| s.starts_with(p.as_str()))
+            || self.contains.iter().any(|p| s.contains(p.as_str()))
+    }
+
     /// Whether a message reads as a continuation of the current topic ("那要多久").
     pub fn is_followup(&self, message: &str) -> bool {
         let s = strip(&normalize(message));

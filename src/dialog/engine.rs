@@ -36,6 +36,27 @@ pub struct SessionState {
     /// Words of the area the last clarifying question was about ("报销").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context: Vec<String>,
+    /// Facts kept beside the slots for reading later messages (the home place "老家" stands
+    /// for, the city of care and the city filed for, by name): not situation slots.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub notes: BTreeMap<String, String>,
+    /// What the last reply was, so that the same reply never goes out twice in a row and a
+    /// follow-up can be answered for the changed situation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<LastReply>,
+}
+
+/// The last reply of a conversation, as far as the next turn needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastReply {
+    /// A digest of its text (the text itself is in the transcript).
+    pub digest: u64,
+    /// The FAQ entry it answered with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faq: Option<String>,
+    /// The slots the answer was given for (a follow-up says what changed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slots: BTreeMap<String, String>,
 }
 
 /// A dialog in progress.
@@ -101,17 +122,17 @@ pub struct Then {
     pub question: String,
 }
 
-/// Starts `dialog_id`, filling slots from `message` first; only missing slots are asked:
-/// what the conversation already knows of the user's situation is kept (a correction such
-/// as "不对，是张家港的" has replaced a slot before; 重新开始 forgets them all).
+/// Starts `dialog_id`, filling slots from the message's `facts` first; only missing slots are
+/// asked: what the conversation already knows of the user's situation is kept (a correction
+/// such as "不对，是张家港的" has replaced a slot before; 重新开始 forgets them all).
 pub fn start(
     dialogs: &Dialogs,
     state: &mut SessionState,
     dialog_id: &str,
-    message: &str,
+    facts: &BTreeMap<String, String>,
 ) -> Option<Turn> {
     let dialog = dialogs.get(dialog_id)?;
-    fill_from_text(dialogs, state, dialog, message);
+    fill_from_facts(dialogs, state, dialog, facts);
     state.active = Some(Active {
         dialog: dialog.id.clone(),
         step: dialog.start.clone(),
@@ -127,8 +148,14 @@ pub fn current(dialogs: &Dialogs, state: &mut SessionState) -> Option<Turn> {
     Some(advance(dialogs, state, None))
 }
 
-/// Reads `message` as the answer to the current question.
-pub fn answer(dialogs: &Dialogs, state: &mut SessionState, message: &str) -> Option<Turn> {
+/// Takes `parsed` (the message read as the answer to the current question, see
+/// [`crate::dialog::slots::SlotDefs::parse_answer`]) and the message's other `facts`.
+pub fn answer(
+    dialogs: &Dialogs,
+    state: &mut SessionState,
+    parsed: Parsed,
+    facts: &BTreeMap<String, String>,
+) -> Option<Turn> {
     let active = state.active.clone()?;
     let Some((dialog, step)) = dialogs
         .get(&active.dialog)
@@ -138,17 +165,14 @@ pub fn answer(dialogs: &Dialogs, state: &mut SessionState, message: &str) -> Opt
         return None;
     };
     let slot = step.slot.clone()?;
-    match dialogs
-        .slots
-        .parse_answer(&slot, message, step.accept.as_deref())
-    {
+    match parsed {
         Parsed::Value(v) => {
             let snapshot = Snapshot {
                 step: step.id.clone(),
                 slots: state.slots.clone(),
             };
             // other slots the answer also states ("退休了，在上海")
-            fill_from_text(dialogs, state, dialog, message);
+            fill_from_facts(dialogs, state, dialog, facts);
             state.slots.insert(slot, v);
             if let Some(a) = state.active.as_mut() {
                 a.history.push(snapshot);
@@ -157,14 +181,14 @@ pub fn answer(dialogs: &Dialogs, state: &mut SessionState, message: &str) -> Opt
             Some(advance(dialogs, state, None))
         }
         Parsed::Invalid(note) => Some(advance(dialogs, state, Some(note))),
-        Parsed::Nothing if fills_something(dialogs, state, dialog, message) => {
+        Parsed::Nothing if fills_something(dialogs, state, dialog, facts) => {
             // not this question's answer, but facts for later ones ("我帮他办，以后看门诊"):
             // keep them and go on; the question is asked again if still needed
             let snapshot = Snapshot {
                 step: step.id.clone(),
                 slots: state.slots.clone(),
             };
-            fill_from_text(dialogs, state, dialog, message);
+            fill_from_facts(dialogs, state, dialog, facts);
             if let Some(a) = state.active.as_mut() {
                 a.history.push(snapshot);
                 a.retries = 0;
@@ -221,7 +245,8 @@ pub fn back(dialogs: &Dialogs, state: &mut SessionState) -> Option<Turn> {
 pub fn restart(dialogs: &Dialogs, state: &mut SessionState) -> Option<Turn> {
     let dialog = state.active.as_ref()?.dialog.clone();
     state.slots.clear();
-    start(dialogs, state, &dialog, "")
+    state.notes.clear();
+    start(dialogs, state, &dialog, &BTreeMap::new())
 }
 
 /// Whether the stored state still fits the definitions; if not, it is reset.
@@ -239,34 +264,40 @@ pub fn repair(dialogs: &Dialogs, state: &mut SessionState) -> bool {
     fits
 }
 
-/// Whether `message` states a slot of `dialog` that is not known yet.
+/// Whether `facts` state a slot of `dialog` that is not known yet.
 fn fills_something(
     dialogs: &Dialogs,
     state: &SessionState,
     dialog: &Dialog,
-    message: &str,
+    facts: &BTreeMap<String, String>,
 ) -> bool {
     let mut probe = state.clone();
-    fill_from_text(dialogs, &mut probe, dialog, message);
+    fill_from_facts(dialogs, &mut probe, dialog, facts);
     probe.slots.len() > state.slots.len()
 }
 
-/// Records every slot `message` states outright and the session does not know yet: the
-/// dialog's own (so they are not asked) and others (a later dialog, or the estimate's
-/// cross-region rule, can use them). Amounts are only taken by dialogs that ask for them.
-fn fill_from_text(dialogs: &Dialogs, state: &mut SessionState, dialog: &Dialog, message: &str) {
+/// Records every slot of `facts` (what a message states) that the session does not know
+/// yet: the dialog's own (so they are not asked) and others (a later dialog, or the
+/// estimate's cross-region rule, can use them). Amounts are only taken by dialogs that ask
+/// for them.
+fn fill_from_facts(
+    dialogs: &Dialogs,
+    state: &mut SessionState,
+    dialog: &Dialog,
+    facts: &BTreeMap<String, String>,
+) {
     let asked: Vec<&str> = dialog
         .steps
         .iter()
         .filter_map(|s| s.slot.as_deref())
         .collect();
-    for (slot, value) in dialogs.slots.extract(message) {
+    for (slot, value) in facts {
         let is_money = dialogs
             .slots
-            .get(&slot)
+            .get(slot)
             .is_some_and(|d| d.kind != SlotKind::Choice);
-        if (!is_money || asked.contains(&slot.as_str())) && !state.slots.contains_key(&slot) {
-            state.slots.insert(slot, value);
+        if (!is_money || asked.contains(&slot.as_str())) && !state.slots.contains_key(slot) {
+            state.slots.insert(slot.clone(), value.clone());
         }
     }
 }
@@ -372,7 +403,7 @@ pub fn choices(dialogs: &Dialogs, dialog: &str, step: &str) -> Vec<(String, Stri
     };
     def.values
         .iter()
-        .filter(|v| step.accept.as_ref().is_none_or(|a| a.contains(&v.value)))
+        .filter(|v| !v.hidden && step.accept.as_ref().is_none_or(|a| a.contains(&v.value)))
         .map(|v| (v.value.clone(), v.label.clone()))
         .collect()
 }

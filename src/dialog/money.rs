@@ -81,6 +81,23 @@ pub fn check(value: Decimal) -> Result<Decimal, MoneyError> {
 /// digits or Chinese numerals followed by a money unit (元/块/万/千), or a bare number of at
 /// least three digits.
 pub fn find_amount(text: &str) -> Option<Result<Decimal, MoneyError>> {
+    find_amount_span(text).map(|(v, ..)| v)
+}
+
+/// [`find_amount`], with the words the amount was written in and a little around it (two
+/// characters before, three after: "大概三万多块" for "三万"), so a caller can tell an
+/// approximate figure ("三万多", "两千左右") from an exact one.
+pub fn find_amount_with_words(text: &str) -> Option<(Result<Decimal, MoneyError>, String)> {
+    let (value, start, end) = find_amount_span(text)?;
+    let chars: Vec<char> = text.chars().collect();
+    let words: String = chars[start.saturating_sub(2)..(end + 3).min(chars.len())]
+        .iter()
+        .collect();
+    Some((value, words))
+}
+
+/// The first amount and where its run of characters stands (character offsets).
+fn find_amount_span(text: &str) -> Option<(Result<Decimal, MoneyError>, usize, usize)> {
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
     while i < chars.len() {
@@ -107,16 +124,31 @@ pub fn find_amount(text: &str) -> Option<Result<Decimal, MoneyError>> {
             // and neither is the second half of 0512-12333
             let phone_tail =
                 start > 1 && chars[start - 1] == '-' && chars[start - 2].is_ascii_digit();
+            // "一块住", "一块儿": together, not one yuan
+            let together = run == "一块" && chars.get(j).is_none_or(|c| *c != '钱');
+            // "1e30": scientific notation is no amount anyone writes; not read at all
+            let exponent = chars.get(j).is_some_and(|c| matches!(c, 'e' | 'E'))
+                && chars
+                    .get(j + 1)
+                    .is_some_and(|c| c.is_ascii_digit() || matches!(c, '+' | '-'));
+            if exponent {
+                return Some((Err(MoneyError::Unreadable), start, j));
+            }
             if !followed_by_count
                 && !phone_tail
+                && !together
                 && ((has_unit && (digits > 0 || cn_digits)) || digits >= 3)
             {
                 let negative = start > 0 && matches!(chars[start - 1], '-' | '负');
                 let parsed = parse_amount(run.trim_end_matches(','));
-                return Some(match parsed {
-                    Ok(v) if negative && !v.is_zero() => Err(MoneyError::Negative),
-                    other => other,
-                });
+                return Some((
+                    match parsed {
+                        Ok(v) if negative && !v.is_zero() => Err(MoneyError::Negative),
+                        other => other,
+                    },
+                    start,
+                    j,
+                ));
             }
             i = j.max(i + 1);
         } else {

@@ -30,6 +30,13 @@ pub struct SlotValue {
     /// context of the user's situation ("跨省 省外" for other_province); the label when empty.
     #[serde(default)]
     pub search: Vec<String>,
+    /// Phrases that cancel this value in a message that states it ("出院了" is not
+    /// "discharged after paying oneself" when the message says it was settled directly).
+    #[serde(default)]
+    pub unless: Vec<String>,
+    /// Accepted as an answer but not offered as a choice (button).
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 /// A slot: what it is called for users, its kind and its values.
@@ -283,33 +290,95 @@ impl SlotDefs {
                 out.insert(name.clone(), v);
             }
         }
-        // amounts named in their own clause: "一共花了3万，全自费的大概2000，乙类4000左右";
-        // a name claims the first amount after it ("自费花了2000" is the self-paid part)
-        let mut named_clause = false;
-        for clause in norm.split(['，', ',', '。', '；', ';', '、', '！', '!', '？', '?']) {
+        for (slot, (amount, _)) in self.extract_amounts(text) {
+            if slot != "total" || amount > Decimal::ZERO {
+                out.insert(slot, amount.to_string());
+            }
+        }
+        out
+    }
+
+    /// Every place where an alias (or label) of choice slot `slot` occurs in `norm`, left to
+    /// right, with its value: `(start, end, value)`. Denied aliases and aliases inside a
+    /// longer one of another value are left out (see [`find_choice`]).
+    pub fn spans(&self, slot: &str, norm: &str) -> Vec<(usize, usize, String)> {
+        let Some(def) = self.get(slot) else {
+            return Vec::new();
+        };
+        let mut spans: Vec<(usize, usize, String)> = choice_spans(def, norm)
+            .into_iter()
+            .map(|(s, e, v)| (s, e, v.to_string()))
+            .collect();
+        spans.sort_by_key(|s| (s.0, usize::MAX - (s.1 - s.0)));
+        spans
+    }
+
+    /// Whether `norm` holds a phrase that cancels `value` of `slot` (its `unless`).
+    pub fn cancelled(&self, slot: &str, value: &str, norm: &str) -> bool {
+        self.get(slot)
+            .and_then(|d| d.values.iter().find(|v| v.value == value))
+            .is_some_and(|v| {
+                v.unless
+                    .iter()
+                    .any(|u| norm.contains(normalize(u).as_str()))
+            })
+    }
+
+    /// The amounts of `text`, each with the words it was written in ("三万多"): those named in
+    /// their own clause ("一共花了3万，全自费的大概2000，乙类4000左右"; a name claims the first
+    /// amount after it: "自费花了2000" is the self-paid part), else the first amount as the
+    /// total. Negative or unreadable amounts are left out.
+    pub fn extract_amounts(&self, text: &str) -> BTreeMap<String, (Decimal, String)> {
+        let norm = normalize(text);
+        let mut out: BTreeMap<String, (Decimal, String)> = BTreeMap::new();
+        // an amount in a clause that names none is the total ("在合肥住院五万二，乙类六千")
+        let mut unnamed: Option<(Decimal, String)> = None;
+        for clause in norm.split(['，', ',', '。', '；', ';', '、', '！', '!', '？', '?', ' '])
+        {
             let mut hits: Vec<(usize, &str)> = Vec::new();
+            let mut denied: Vec<&str> = Vec::new();
             for (name, def) in &self.defs {
                 if def.kind != SlotKind::Money {
                     continue;
                 }
                 for alias in &def.compiled().money {
-                    hits.extend(
-                        clause
-                            .match_indices(alias.as_str())
-                            .filter(|(i, _)| !negated_before(clause, *i))
-                            .map(|(i, _)| (i, name.as_str())),
-                    );
+                    for (i, _) in clause.match_indices(alias.as_str()) {
+                        if negated_before(clause, i) {
+                            denied.push(name.as_str());
+                        } else {
+                            hits.push((i, name.as_str()));
+                        }
+                    }
                 }
             }
             hits.sort();
+            if hits.is_empty() {
+                if let Some((Ok(amount), words)) = money::find_amount_with_words(clause) {
+                    if amount > Decimal::ZERO && unnamed.is_none() {
+                        unnamed = Some((amount, words));
+                    }
+                } else {
+                    // "没有自费的": a named part that is nothing
+                    for name in denied {
+                        if self
+                            .defs
+                            .get(name)
+                            .is_some_and(|d| !d.zero_answers.is_empty())
+                        {
+                            out.entry(name.to_string())
+                                .or_insert((Decimal::ZERO, String::new()));
+                        }
+                    }
+                }
+                continue;
+            }
             let mut claiming: Option<&str> = None;
             for (k, &(at, name)) in hits.iter().enumerate() {
                 let claimant = *claiming.get_or_insert(name);
                 let end = hits.get(k + 1).map_or(clause.len(), |h| h.0);
-                if let Some(Ok(amount)) = money::find_amount(&clause[at..end]) {
+                if let Some((Ok(amount), words)) = money::find_amount_with_words(&clause[at..end]) {
                     if amount >= Decimal::ZERO && !out.contains_key(claimant) {
-                        out.insert(claimant.to_string(), amount.to_string());
-                        named_clause = true;
+                        out.insert(claimant.to_string(), (amount, words));
                     }
                     claiming = None;
                 }
@@ -317,11 +386,9 @@ impl SlotDefs {
         }
         if self.defs.contains_key("total")
             && !out.contains_key("total")
-            && !named_clause
-            && let Some(Ok(amount)) = money::find_amount(text)
-            && amount > Decimal::ZERO
+            && let Some(found) = unnamed
         {
-            out.insert("total".into(), amount.to_string());
+            out.insert("total".into(), found);
         }
         out
     }
@@ -333,8 +400,19 @@ impl SlotDefs {
 /// [`MAX_GAP`] characters between them and no negation (没/未/不) in a gap: "户口…迁" finds
 /// "户口已经迁到" but not "户口没迁".
 fn find_choice(def: &SlotDef, norm: &str) -> Option<String> {
+    choice_spans(def, norm)
+        .into_iter()
+        .min_by_key(|s| (s.0, usize::MAX - (s.1 - s.0)))
+        .map(|s| s.2.to_string())
+}
+
+/// Every occurrence of an alias of `def` in `norm` as `(start, end, value)`, without those
+/// denied or contained in a longer alias's occurrence (see [`find_choice`]).
+fn choice_spans<'a>(def: &'a SlotDef, norm: &str) -> Vec<(usize, usize, &'a str)> {
     let compiled = def.compiled();
-    let firsts = compiled.firsts.as_ref()?;
+    let Some(firsts) = compiled.firsts.as_ref() else {
+        return Vec::new();
+    };
     // every occurrence of every first part, each alias's own occurrences taken left to right
     // without overlapping one another (as repeated `find`s from the end of the last would)
     let mut next_from = vec![0usize; compiled.choice.len()];
@@ -359,17 +437,15 @@ fn find_choice(def: &SlotDef, norm: &str) -> Option<String> {
     let spans: Vec<(usize, usize, &str)> =
         spans.into_iter().map(|(_, s, e, v)| (s, e, v)).collect();
     // drop spans contained in a longer span
-    let kept: Vec<&(usize, usize, &str)> = spans
+    spans
         .iter()
         .filter(|s| {
             !spans
                 .iter()
                 .any(|o| o != *s && o.0 <= s.0 && s.1 <= o.1 && (o.1 - o.0) > (s.1 - s.0))
         })
-        .collect();
-    kept.iter()
-        .min_by_key(|s| (s.0, usize::MAX - (s.1 - s.0)))
-        .map(|s| s.2.to_string())
+        .copied()
+        .collect()
 }
 
 /// A digit or a Chinese numeral (an amount may be written either way).

@@ -14,6 +14,62 @@ use std::path::{Path, PathBuf};
 /// Longest answer, in characters, that fits a chat bubble.
 pub const MAX_ANSWER_CHARS: usize = 600;
 
+/// Longest brief answer (an entry's `brief`, a case's `say`): one or two sentences.
+pub const MAX_BRIEF_CHARS: usize = 120;
+
+/// The situation words a case may name, and their values (../shared/spec/checklist.md, and
+/// yidi's `direction` and `patient`; `insured_region` takes any region id and `other`,
+/// checked against the regions when the assistant loads).
+pub const CASE_KEYS: [(&str, &[&str]); 11] = [
+    ("insured_region", &[]),
+    ("scheme", &["employee", "resident"]),
+    ("employment", &["working", "retired"]),
+    (
+        "care_location",
+        &["in_province", "shanghai", "yangtze_delta", "other_province"],
+    ),
+    (
+        "filing_type",
+        &[
+            "resettled_retiree",
+            "long_term_resident",
+            "posted_worker",
+            "referral",
+            "temporary",
+            "none",
+        ],
+    ),
+    ("filed", &["true", "false"]),
+    (
+        "stage",
+        &["before_care", "in_hospital", "discharged_self_paid"],
+    ),
+    (
+        "visit",
+        &["inpatient", "outpatient", "emergency", "maternity"],
+    ),
+    ("by_proxy", &["true", "false"]),
+    ("direction", &["outbound", "inbound", "within"]),
+    ("patient", &["self", "parent", "spouse", "child"]),
+];
+
+/// The brief answer for people in one situation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Case {
+    /// Every condition must hold: the situation's value of the key is one of the values.
+    pub when: BTreeMap<String, Vec<String>>,
+    pub say: String,
+}
+
+impl Case {
+    /// Whether the case applies to a situation (`get` gives a key's value, if known).
+    pub fn applies<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.when
+            .iter()
+            .all(|(k, vs)| get(k).is_some_and(|v| vs.iter().any(|x| x == v)))
+    }
+}
+
 /// The regions a rule can belong to.
 pub const REGIONS: [&str; 4] = ["national", "jiangsu", "suzhou", "zhangjiagang"];
 
@@ -24,6 +80,11 @@ pub struct FaqEntry {
     pub question: String,
     pub variants: Vec<String>,
     pub answer: String,
+    /// One or two sentences that answer the question for anyone: chat leads with it.
+    pub brief: String,
+    /// Brief answers for particular situations; the first that applies replaces `brief`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cases: Vec<Case>,
     pub sources: Vec<String>,
     pub tags: Vec<String>,
     pub region: String,
@@ -41,6 +102,10 @@ pub struct FaqEntry {
     /// that are not `general`.
     #[serde(skip)]
     pub local_topic: Option<String>,
+    /// Whom the entry is for: `outbound` (people insured with us who go away for care) or
+    /// `inbound` (people insured elsewhere who come to us); `None`: anyone.
+    #[serde(skip)]
+    pub direction: Option<String>,
     /// The file the entry came from, relative to the knowledge folder.
     #[serde(skip)]
     pub file: String,
@@ -656,6 +721,85 @@ fn validate_entry(
             format!("has {n} characters; at most {MAX_ANSWER_CHARS} fit a chat bubble"),
         );
     }
+    let brief = raw.brief.as_deref().unwrap_or_default().trim().to_string();
+    if brief.is_empty() {
+        bad(
+            "brief",
+            "is missing: one or two sentences that answer the question".into(),
+        );
+    }
+    let n = brief.chars().count();
+    if n > MAX_BRIEF_CHARS {
+        bad(
+            "brief",
+            format!("has {n} characters; at most {MAX_BRIEF_CHARS}"),
+        );
+    }
+    let mut cases = Vec::new();
+    for (k, c) in raw.case.into_iter().enumerate() {
+        let field = format!("case[{}]", k + 1);
+        let say = c.say.trim().to_string();
+        let n = say.chars().count();
+        if say.is_empty() || n > MAX_BRIEF_CHARS {
+            bad(
+                &format!("{field}.say"),
+                format!("has {n} characters; needs 1 to {MAX_BRIEF_CHARS}"),
+            );
+        }
+        if c.when.is_empty() {
+            bad(
+                &format!("{field}.when"),
+                "needs at least one condition".into(),
+            );
+        }
+        let mut when = BTreeMap::new();
+        for (key, v) in c.when {
+            let values = match v {
+                raw::OneOrMany::One(v) => vec![v],
+                raw::OneOrMany::Many(vs) => vs,
+            };
+            match CASE_KEYS.iter().find(|(k, _)| *k == key) {
+                None => bad(
+                    &format!("{field}.when"),
+                    format!(
+                        "`{key}` is not a situation word (one of {})",
+                        CASE_KEYS.map(|(k, _)| k).join(", ")
+                    ),
+                ),
+                Some((_, allowed)) => {
+                    for v in &values {
+                        let ok = if allowed.is_empty() {
+                            !v.is_empty()
+                                && v.bytes().all(|b| {
+                                    b.is_ascii_lowercase()
+                                        || b.is_ascii_digit()
+                                        || b == b'-'
+                                        || b == b'_'
+                                })
+                        } else {
+                            allowed.contains(&v.as_str())
+                        };
+                        if !ok {
+                            bad(
+                                &format!("{field}.when.{key}"),
+                                format!("`{v}` is not a value of `{key}`"),
+                            );
+                        }
+                    }
+                }
+            }
+            when.insert(key, values);
+        }
+        cases.push(Case { when, say });
+    }
+    if let Some(d) = &raw.direction
+        && !matches!(d.as_str(), "inbound" | "outbound")
+    {
+        bad(
+            "direction",
+            format!("{d:?} is not one of inbound, outbound"),
+        );
+    }
     if raw.sources.is_empty() {
         bad("sources", "must name at least one source".into());
     }
@@ -694,6 +838,8 @@ fn validate_entry(
             .map(|v| v.trim().to_string())
             .collect(),
         answer,
+        brief,
+        cases,
         sources: raw.sources,
         tags: raw.tags,
         region: raw.region,
@@ -701,6 +847,7 @@ fn validate_entry(
         hotline: raw.hotline,
         general: raw.general,
         local_topic: raw.local_topic,
+        direction: raw.direction,
         file: file.to_string(),
     })
 }
@@ -716,7 +863,7 @@ mod tests {
     fn entry(id: &str) -> String {
         format!(
             "[[faq]]\nid = \"{id}\"\nquestion = \"问题{id}\"\nvariants = [\"说法一\", \"说法二\"]\n\
-             answer = \"回答\"\nsources = [\"004 第八条\"]\ntags = [\"备案\"]\nregion = \"jiangsu\"\n"
+             answer = \"回答\"\nbrief = \"简答\"\nsources = [\"004 第八条\"]\ntags = [\"备案\"]\nregion = \"jiangsu\"\n"
         )
     }
 

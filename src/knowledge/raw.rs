@@ -54,17 +54,42 @@ pub struct FaqRaw {
     pub question: String,
     pub variants: Vec<String>,
     pub answer: String,
+    /// One or two sentences that answer the question for anyone (chat leads with it).
+    #[serde(default)]
+    pub brief: Option<String>,
     pub sources: Vec<String>,
     pub tags: Vec<String>,
     pub region: String,
     #[serde(default)]
     pub related: Vec<String>,
+    /// The brief answer for people in a given situation (the first that matches wins).
+    #[serde(default)]
+    pub case: Vec<CaseRaw>,
     #[serde(default)]
     pub hotline: Option<String>,
     #[serde(default)]
     pub general: bool,
     #[serde(default)]
     pub local_topic: Option<String>,
+    /// Whom the entry is for: `outbound` (people of ours going away) or `inbound` (people
+    /// from elsewhere coming to us); absent: anyone.
+    #[serde(default)]
+    pub direction: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseRaw {
+    pub when: std::collections::BTreeMap<String, OneOrMany>,
+    pub say: String,
+}
+
+/// A condition's value: one, or a list meaning any of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]

@@ -652,6 +652,12 @@ impl SearchEngine {
             || self.analyzer.away_from_home(norm)
     }
 
+    /// True when normalised text holds a cross-region word of the knowledge (异地, 备案…),
+    /// places aside.
+    pub fn has_cross_region_word(&self, norm: &str) -> bool {
+        self.cues.as_ref().is_some_and(|ac| ac.find(norm).is_some())
+    }
+
     /// Number of FAQ entries: the first candidates of [`Signals`].
     pub fn entry_count(&self) -> usize {
         self.entries

@@ -1,28 +1,40 @@
 //! The channel-agnostic core: `handle(state, message) -> Reply`. No IO happens here:
-//! channels (terminal, HTTP, Telegram) load and save the [`SessionState`] through the store
-//! and render the [`Reply`] in their own idiom.
+//! channels (terminal, HTTP, Telegram, WeChat) load and save the [`SessionState`] through the
+//! store and render the [`Reply`] in their own idiom.
 //!
-//! Routing of one message:
+//! A message is read once ([`crate::understanding`]) into a [`Reading`]; this module is the
+//! router that decides from the reading and the session state only:
 //! 1. control words (重新开始, 退出, 返回/上一步) act on the dialog in progress;
-//! 2. in a dialog, the message answers the current question; an answer that fits nothing is
-//!    tried as an FAQ question (answered, then the question is asked again), else re-asked
-//!    with the options, at most twice, then the hotline is offered;
-//! 3. outside a dialog, a message that names a dialog's trigger ("能报多少", "刷不了"…) starts
-//!    it, with every slot the message already states filled;
-//! 4. otherwise the FAQ answers, or the assistant says honestly that it does not know.
+//! 2. in a dialog, the message answers the current question (also in free words that imply
+//!    an option), or asks a question of its own (answered, then the dialog resumes), or
+//!    turns to something new (the dialog ends cleanly);
+//! 3. outside a dialog: an option picked from the last clarifying question; the facts the
+//!    message states are remembered (with roles: who is insured where, treated where); small
+//!    talk; a vague area (clarify); out of scope; a dialog's trigger; a statement of facts
+//!    (acknowledged, tailored to the situation); a "what do I do" question with the situation
+//!    known (a personal plan); a follow-up that changes one detail (answered for the changed
+//!    situation); otherwise the FAQ answers, or the assistant says honestly that it does not
+//!    know.
+//!
+//! Every FAQ answer leads with one or two sentences for this person (`answer`), then the
+//! details for their region, one phone screen long; the same reply never goes out twice in
+//! a row.
+
+mod answer;
+mod plan;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::dialog::engine::{self, SessionState, Turn};
-use crate::dialog::{Dialogs, Outcome, SlotKind};
+use crate::dialog::engine::{self, LastReply, SessionState, Turn};
+use crate::dialog::{Dialogs, Outcome, Parsed, SlotKind};
 use crate::guidance::checklist::{self, ChecklistTexts, Situation};
 use crate::guidance::estimate::{self, EstimateInput};
 use crate::guidance::policy::Policies;
 use crate::knowledge::Knowledge;
 use crate::search::{SearchEngine, SearchResult};
 use crate::talk::Talk;
-use crate::text::normalize;
+use crate::understanding::{Act, Control, Direction, Parts, Reader, Reading, Scope};
 
 pub use crate::reply::{Choice, FaqOption, FaqRef, Reply, ReplyKind};
 
@@ -32,8 +44,6 @@ const SUGGESTION_MIN_SCORE: f32 = 15.0;
 const SELF_CONTAINED_CHARS: usize = 12;
 /// …when its own best reading leads the next one by this factor.
 const CLEAR_LEAD: f32 = 2.0;
-/// A message with this many content characters that search finds out of scope stays so.
-const OUT_OF_SCOPE_CHARS: usize = 8;
 
 /// Longest message the assistant reads (characters); longer ones get a friendly reply.
 pub const MAX_MESSAGE_CHARS: usize = 2_000;
@@ -51,11 +61,13 @@ pub enum LoadError {
     Checklist(String),
     #[error("invalid conversation data:\n{0}")]
     Talk(String),
+    #[error("invalid reading data (places, acts):\n{0}")]
+    Reader(String),
     #[error("cannot build the search index: {0}")]
     Index(#[from] tantivy::TantivyError),
 }
 
-/// The assistant: knowledge, its search index, dialogs and guidance data.
+/// The assistant: knowledge, its search index, dialogs, guidance data and the reader.
 pub struct Assistant {
     pub knowledge: Knowledge,
     pub search: SearchEngine,
@@ -63,7 +75,75 @@ pub struct Assistant {
     pub policies: Policies,
     pub checklist_texts: ChecklistTexts,
     pub talk: Talk,
+    pub reader: Reader,
 }
+
+/// The situation slots, in the order a person would tell them (who, where, what happened):
+/// acknowledgements list what they understood in this order.
+const SLOT_ORDER: [&str; 15] = [
+    "patient",
+    "insured_region",
+    "scheme",
+    "employment",
+    "category",
+    "care_location",
+    "care_place",
+    "filing_type",
+    "filed",
+    "stage",
+    "visit",
+    "hospital_level",
+    "by_proxy",
+    "total",
+    "self_pay",
+];
+
+/// The slots a message's facts fill in any turn.
+const SITUATION_SLOTS: [&str; 21] = [
+    "patient",
+    "insured_region",
+    "insured_place",
+    "scheme",
+    "employment",
+    "category",
+    "care_location",
+    "care_place",
+    "filing_type",
+    "filed",
+    "stage",
+    "visit",
+    "hospital_level",
+    "by_proxy",
+    "emergency",
+    "total",
+    "self_pay",
+    "class_b",
+    "admissions_before",
+    "mentions_chronic",
+    "cumulative_eligible_before",
+];
+
+/// Slots that describe one person's case: a new patient starts them afresh.
+const CASE_SLOTS: [&str; 18] = [
+    "insured_region",
+    "insured_place",
+    "scheme",
+    "employment",
+    "category",
+    "care_location",
+    "care_place",
+    "filing_type",
+    "filed",
+    "stage",
+    "visit",
+    "hospital_level",
+    "by_proxy",
+    "total",
+    "self_pay",
+    "class_b",
+    "admissions_before",
+    "mentions_chronic",
+];
 
 impl Assistant {
     /// Loads everything from the knowledge and dialogs folders, validating all of it.
@@ -84,6 +164,19 @@ impl Assistant {
             Talk::load(knowledge_dir, &knowledge).map_err(|es| LoadError::Talk(es.join("\n")))?;
         let mut dialogs = dialogs;
         apply_regions(&checklist_texts, &mut dialogs, &mut talk, &policies)?;
+        let regions: Vec<String> = checklist_texts.regions.ids().map(String::from).collect();
+        check_cases(&knowledge, &regions)?;
+        let names: Vec<(String, Vec<String>)> = checklist_texts
+            .regions
+            .iter()
+            .map(|r| {
+                let mut n = vec![r.label.clone(), r.name.clone()];
+                n.extend(r.aliases.iter().cloned());
+                (r.id.clone(), n)
+            })
+            .collect();
+        let reader = Reader::load(knowledge_dir, &names, &dialogs.slots)
+            .map_err(|es| LoadError::Reader(es.join("\n")))?;
         let search = SearchEngine::build(&knowledge)?;
         Ok(Assistant {
             knowledge,
@@ -92,7 +185,22 @@ impl Assistant {
             policies,
             checklist_texts,
             talk,
+            reader,
         })
+    }
+
+    fn parts(&self) -> Parts<'_> {
+        Parts {
+            knowledge: &self.knowledge,
+            search: &self.search,
+            talk: &self.talk,
+            dialogs: &self.dialogs,
+        }
+    }
+
+    /// Reads one message in the conversation `state` is in (what `handle` routes on).
+    pub fn read(&self, state: &SessionState, message: &str) -> Reading {
+        self.reader.read(&self.parts(), state, message)
     }
 
     /// The first thing a new user sees.
@@ -122,7 +230,7 @@ impl Assistant {
         // a stored state that no longer fits the definitions is replaced anyway by the start
         engine::repair(&self.dialogs, state);
         state.pending.clear();
-        match engine::start(&self.dialogs, state, dialog_id, "") {
+        match engine::start(&self.dialogs, state, dialog_id, &BTreeMap::new()) {
             Some(turn) => self.render(state, turn, Some(intro)),
             None => Reply::text("抱歉，没有这项问答。请直接输入您的问题。"),
         }
@@ -163,17 +271,38 @@ impl Assistant {
         {
             return None;
         }
-        let turn = engine::answer(&self.dialogs, state, value)?;
+        let turn = engine::answer(
+            &self.dialogs,
+            state,
+            Parsed::Value(value.to_string()),
+            &BTreeMap::new(),
+        )?;
         let mut reply = self.render(state, turn, None);
         reply.slots = state.slots.clone();
+        remember(state, &reply);
         Some(reply)
     }
 
     /// The situation slots that `text` states, read as a conversation reads a message (the
     /// agent console fills its form from what the agent types about the caller).
     pub fn understand(&self, text: &str) -> BTreeMap<String, String> {
+        self.understand_after(&BTreeMap::new(), text)
+    }
+
+    /// The situation after `text` is read on top of what was known (`known`): only the
+    /// fields the text states change, a correction in the text replaces a field, and a new
+    /// person ("不是我妈，是我爸") starts the case afresh.
+    pub fn understand_after(
+        &self,
+        known: &BTreeMap<String, String>,
+        text: &str,
+    ) -> BTreeMap<String, String> {
         let mut state = SessionState::new();
-        self.learn(&mut state, text, false);
+        state.slots = known.clone();
+        let facts = self
+            .reader
+            .facts(&self.dialogs.slots, text, &state.slots, &state.notes);
+        self.apply_facts(&mut state, &facts, false);
         state.slots
     }
 
@@ -182,6 +311,8 @@ impl Assistant {
     pub fn handle(&self, state: &mut SessionState, message: &str) -> Reply {
         let mut reply = self.handle_message(state, message);
         reply.slots = state.slots.clone();
+        self.no_repeat(state, &mut reply);
+        remember(state, &reply);
         reply
     }
 
@@ -197,50 +328,136 @@ impl Assistant {
             reply.text = format!("（之前的对话进度已失效，我们重新开始。）\n{}", reply.text);
             return reply;
         }
-        let command = normalize(message);
-        if let Some(reply) = self.control(state, &command) {
-            return reply;
+        let reading = self.read(state, message);
+        self.route(state, &reading)
+    }
+
+    /// The router: decides from the reading and the state.
+    fn route(&self, state: &mut SessionState, r: &Reading) -> Reply {
+        if let Some(c) = r.control {
+            return self.control(state, c);
         }
-        if state.active.is_some() {
+        if state.active.is_some() && !(r.message.starts_with('/') && r.trigger.is_some()) {
             state.pending.clear();
-            return self.in_dialog(state, message);
+            return self.in_dialog(state, r);
         }
-        if let Some(reply) = self.basis(state, &command) {
+        if r.basis {
+            return self.basis(state);
+        }
+        if r.more
+            && let Some(reply) = self.more(state)
+        {
             return reply;
         }
         // a pick among the options of the last clarifying question
-        if let Some(id) = self.pick(state, message) {
-            return self.entry_reply(state, &id);
-        }
-        // facts about the user's situation, stated in any turn, are remembered
-        let topic_before = state.topic.clone();
-        let learned = self.learn(state, message, !self.talk.is_followup(message));
-        // a statement of facts ("她是苏州退休职工", "不对，是张家港的") is acknowledged with
-        // what was understood, not searched as if it were a question
-        let trigger = self
-            .trigger(&command)
-            .filter(|_| command.starts_with('/') || !self.about_local_care(state, &command));
-        if !learned.is_empty() && !self.asks(message) && trigger.is_none() {
-            return self.acknowledge(state, &learned, topic_before.as_deref(), message);
-        }
-        if let Some(dialog) = trigger {
-            let intro = self.dialogs.get(&dialog).map(|d| d.intro.clone());
+        if let Some(id) = &r.pick {
             state.pending.clear();
-            if let Some(turn) = engine::start(&self.dialogs, state, &dialog, message) {
+            return self.entry_reply(state, id, None);
+        }
+        // a channel's command ("/filing") starts its dialog whatever it looks like
+        if r.message.starts_with('/')
+            && let Some(dialog) = &r.trigger
+        {
+            let intro = self.dialogs.get(dialog).map(|d| d.intro.clone());
+            state.pending.clear();
+            if let Some(turn) = engine::start(&self.dialogs, state, dialog, &BTreeMap::new()) {
                 return self.render(state, turn, intro);
             }
         }
+        let topic_before = state.topic.clone();
+        let learned = self.learn(state, r);
+        let asks = r.asks();
         if learned.is_empty()
-            && let Some(intent) = self.talk.classify(message)
+            && let Some(reply) = self.social(state, r)
         {
-            return self.smalltalk(state, intent);
+            return reply;
         }
-        self.question(state, message, &learned)
+        if learned.is_empty()
+            && let Some(vague) = r.vague.as_ref().and_then(|v| self.talk.vague_by_id(v))
+        {
+            let options = vague.options.clone();
+            let ask = vague.ask.clone();
+            state.pending.clear();
+            state.context = vague.words.first().cloned().into_iter().collect();
+            return self.clarify(state, &ask, &options);
+        }
+        if asks || learned.is_empty() {
+            match &r.scope {
+                Scope::OutOfScope(topic) => return self.referral(topic),
+                Scope::Local => return self.referral("local-benefits"),
+                Scope::Elsewhere => return self.elsewhere(state),
+                Scope::InScope => {}
+            }
+        }
+        if let Some(dialog) = &r.trigger {
+            let intro = self.dialogs.get(dialog).map(|d| d.intro.clone());
+            state.pending.clear();
+            if let Some(turn) = engine::start(&self.dialogs, state, dialog, &r.facts.slots) {
+                return self.render(state, turn, intro);
+            }
+        }
+        if !asks && !learned.is_empty() {
+            return self.acknowledge(state, &learned, topic_before.as_deref(), r);
+        }
+        // "咋整" with the situation known: the plan, unless the words name an entry clearly
+        let own_clear =
+            r.topics.own.answered && r.topics.own.hits.first().is_some_and(|h| h.score >= 40.0);
+        if ((r.act == Act::HowTo && !own_clear) || self.asks_what_to_do(r))
+            && let Some(plan) = self.plan(&state.slots)
+        {
+            state.topic = plan.faq.as_ref().map(|f| f.id.clone());
+            state.pending.clear();
+            state.context.clear();
+            return plan;
+        }
+        if let Some(reply) = self.changed_detail(state, r, &learned, topic_before.as_deref()) {
+            return reply;
+        }
+        self.question(state, r, &learned)
     }
 
-    /// A message while a dialog is in progress: an answer to its question, or a question of
-    /// its own (answered, then the dialog's question is asked again).
-    fn in_dialog(&self, state: &mut SessionState, message: &str) -> Reply {
+    /// A "what do we do" question in general words, with no topic of its own: the personal
+    /// plan answers it when the situation is known.
+    fn asks_what_to_do(&self, r: &Reading) -> bool {
+        r.act == Act::Question
+            && !r.continues
+            && !r.topics.own.answered
+            && r.topics.in_context.as_ref().is_none_or(|c| !c.answered)
+            && r.content_chars <= 24
+    }
+
+    /// Small talk: a greeting, thanks, an acknowledgement in any words ("晓得啦 谢谢侬"),
+    /// a request for a human, abuse, or an answer with nothing to answer.
+    fn social(&self, state: &SessionState, r: &Reading) -> Option<Reply> {
+        // a message made of small-talk words ("谢谢，再见", "在吗", emoji, stray letters) is small
+        // talk, unless it is a question an entry answers
+        if let Some(intent) = r.smalltalk.as_deref().and_then(|i| self.talk.intent(i))
+            && (!r.topics.own.answered || r.act.is_social())
+        {
+            return Some(self.smalltalk(state, intent));
+        }
+        if r.asks() {
+            return None;
+        }
+        let intent = match r.act {
+            Act::Closing if r.norm.contains("再见") || r.norm.contains('拜') => "goodbye",
+            Act::Closing => "thanks",
+            Act::Ack | Act::Answer => "ack",
+            Act::Greeting => "greeting",
+            Act::Meta if r.norm.contains("人工") || r.norm.contains("真人") => "human",
+            Act::Meta => "identity",
+            Act::Abuse => "abuse",
+            _ => return None,
+        };
+        let intent = self.talk.intent(intent)?;
+        Some(self.smalltalk(state, intent))
+    }
+
+    /// A message while a dialog is in progress: an answer to its question, a question of its
+    /// own (answered, then the dialog's question is asked again), or something new that ends
+    /// the dialog.
+    fn in_dialog(&self, state: &mut SessionState, r: &Reading) -> Reply {
+        let message = r.message.as_str();
         // the optional question after an outcome: anything that does not answer it ends the
         // dialog and is read as a new message
         let refining = state.active.as_ref().is_some_and(|a| {
@@ -249,17 +466,13 @@ impl Assistant {
                 .is_some_and(|d| d.is_refinement(&a.step))
         });
         if refining {
-            let before = state.clone();
-            let answered = !message.is_empty()
-                && !looks_like_question(message)
-                && !matches!(
-                    engine::answer(&self.dialogs, state, message),
-                    None | Some(Turn::NotUnderstood { .. }) | Some(Turn::GaveUp { .. })
-                );
-            *state = before;
-            if !answered {
+            let answers = !message.is_empty()
+                && !r.asks()
+                && matches!(r.dialog_answer, Some(Parsed::Value(_)));
+            if !answers {
                 state.active = None;
-                return self.handle_message(state, message);
+                let reading = self.read(state, message);
+                return self.route(state, &reading);
             }
         }
         if message.is_empty() {
@@ -272,69 +485,109 @@ impl Assistant {
                     .map_or_else(|| Reply::text(""), |i| self.smalltalk(state, i)),
             };
         }
-        // a question in the middle of a dialog ("苏州医保去外地看病要备案吗") is answered
-        // first, even when it happens to name an option, then the question is asked again;
-        // searched at most once per message
-        let title = state
-            .active
-            .as_ref()
-            .and_then(|a| self.dialogs.get(&a.dialog))
-            .map(|d| d.title.as_str());
+        // free words that imply the answer: the city of care against the city filed for
+        self.derive_in_dialog(state, r);
+        // words that answer the question (or state facts the dialog asks for) are an answer
+        // unless they are asked as a question ("退休了也要备案吗")
+        let fills = state.active.as_ref().is_some_and(|a| {
+            self.dialogs.get(&a.dialog).is_some_and(|d| {
+                d.steps
+                    .iter()
+                    .filter_map(|s| s.slot.as_deref())
+                    .any(|slot| r.facts.slots.contains_key(slot) && !state.slots.contains_key(slot))
+            })
+        });
+        let answers = matches!(r.dialog_answer, Some(Parsed::Value(_))) || fills;
+        let is_question = if answers {
+            r.asks_form
+        } else {
+            r.asks() && !matches!(r.act, Act::Answer | Act::Statement)
+        };
         // small talk asked as a question ("能转人工吗", "你是机器人吗") is small talk, not a
         // search; "好的"/"是的" stay answers to the dialog's question
-        let is_question = looks_like_question(message);
-        if is_question && let Some(intent) = self.talk.classify(message).filter(|i| i.id != "ack") {
+        if is_question
+            && let Some(intent) = r
+                .smalltalk
+                .as_deref()
+                .filter(|i| *i != "ack")
+                .and_then(|i| self.talk.intent(i))
+        {
             let said = self.smalltalk(state, intent);
             return self.then_resume(state, said);
         }
-        let asked = is_question.then(|| self.search_in_dialog(title, message));
-        if let Some(result) = asked.as_ref().filter(|r| r.answered) {
+        // out of scope in the middle of a dialog: said, and the dialog goes on
+        if is_question && let Scope::OutOfScope(topic) = &r.scope {
+            let said = self.referral(topic);
+            return self.then_resume(state, said);
+        }
+        let asked = is_question.then(|| self.dialog_search(r));
+        if let Some(result) = asked.as_ref().filter(|res| res.answered) {
+            // a new question of its own after the last one was also a question: the user
+            // has moved on, the dialog ends cleanly
             return self.faq_then_resume(state, result);
         }
-        let search = || {
-            asked
-                .clone()
-                .unwrap_or_else(|| self.search_in_dialog(title, message))
-        };
         let before = state.clone();
-        let Some(turn) = engine::answer(&self.dialogs, state, message) else {
-            return self.faq_reply(state, &search());
+        let parsed = r.dialog_answer.clone().unwrap_or(Parsed::Nothing);
+        let Some(turn) = engine::answer(&self.dialogs, state, parsed, &r.facts.slots) else {
+            let result = self.dialog_search(r);
+            return self.faq_reply(state, &result);
         };
         if let Turn::NotUnderstood { .. } = turn {
             // small talk ("谢谢", "你是谁"): answered, then the question is asked again
-            if let Some(intent) = self.talk.classify(message) {
+            if let Some(intent) = r.smalltalk.as_deref().and_then(|i| self.talk.intent(i)) {
                 *state = before;
                 let said = self.smalltalk(state, intent);
                 return self.then_resume(state, said);
             }
             // maybe a question in the middle of the dialog: answer it, then ask again
-            let result = search();
+            let result = self.dialog_search(r);
             if result.answered {
                 *state = before;
                 return self.faq_then_resume(state, &result);
+            }
+            // a new topic ("算了，我问别的") ends the dialog
+            if r.norm.starts_with("算了") || r.norm.starts_with("不用了") {
+                *state = before;
+                state.active = None;
+                return Reply::text(
+                    "好的，先不做这个了。您可以接着问别的问题；需要时输入“备案材料清单”或“帮我算能报多少”。",
+                );
             }
         }
         self.render(state, turn, None)
     }
 
+    /// Slots a dialog's question asks that free words imply: whether the city of care is the
+    /// city filed for (card failure: "备案选的是南京" … "住的是南京鼓楼医院").
+    fn derive_in_dialog(&self, state: &mut SessionState, r: &Reading) {
+        let mut notes = state.notes.clone();
+        notes.extend(r.facts.notes.clone());
+        let asks_area = state.active.as_ref().is_some_and(|a| {
+            self.dialogs
+                .get(&a.dialog)
+                .and_then(|d| d.step(&a.step))
+                .and_then(|s| s.slot.as_deref())
+                == Some("area_match")
+        });
+        if asks_area
+            && let (Some(filed), Some(care)) = (notes.get("filed_city"), notes.get("care_city"))
+        {
+            let same = filed.contains(care.as_str()) || care.contains(filed.as_str());
+            state.slots.insert("area_match".into(), same.to_string());
+        }
+        state.notes = notes;
+    }
+
     /// A question asked in the middle of a dialog: on its own words, or, when that answers
     /// nothing, together with the dialog's subject ("要带什么材料" in the filing dialog).
-    fn search_in_dialog(&self, title: Option<&str>, message: &str) -> SearchResult {
-        // every dialog is about care away from home: the question needs no 异地 of its own
-        let ctx = crate::search::SearchContext { cross_region: true };
-        let direct = self.search.search_with(message, 3, &ctx);
+    fn dialog_search(&self, r: &Reading) -> SearchResult {
+        let direct = &r.topics.own;
         if direct.out_of_scope.is_some() {
-            return direct;
+            return direct.clone();
         }
-        let Some(title) = title else {
-            return direct;
+        let Some(within) = &r.topics.in_dialog else {
+            return direct.clone();
         };
-        // read with the dialog's subject too ("交了以后要等多久" in the filing dialog is the
-        // filing's processing time, not the reimbursement's): that reading wins when the
-        // user's own words also allow it
-        let within = self
-            .search
-            .search_with(&format!("{message} {title}"), 3, &ctx);
         // the user's words must point there themselves ("蓝色的" gets nothing from the title)
         let plausible = |id: &str| {
             direct
@@ -343,8 +596,8 @@ impl Assistant {
                 .any(|h| h.id == id && h.score >= 0.5 * SUGGESTION_MIN_SCORE)
         };
         match within.hits.first() {
-            Some(top) if within.answered && plausible(&top.id) => within,
-            _ => direct,
+            Some(top) if within.answered && plausible(&top.id) => within.clone(),
+            _ => direct.clone(),
         }
     }
 
@@ -364,6 +617,7 @@ impl Assistant {
                 ask.text = format!("{}\n\n——\n我们接着刚才的问题：{}", said.text, ask.text);
                 ask.faq = said.faq;
                 ask.kind = said.kind;
+                ask.unanswered = said.unanswered;
                 ask
             }
             None => said,
@@ -376,90 +630,85 @@ impl Assistant {
         Reply::text(intent.reply(region, self.knowledge.hotline()))
     }
 
-    /// Remembers every slot the message states outright, replacing what was known ("不对，
-    /// 是张家港的"). Amounts only when the message names a money unit. Returns the slots that
-    /// changed.
-    fn learn(
-        &self,
-        state: &mut SessionState,
-        message: &str,
-        corrects: bool,
-    ) -> Vec<(String, String)> {
-        let has_money_unit = message.contains(['元', '块', '万', '千']);
-        let mut changed = Vec::new();
-        for (slot, value) in self.dialogs.slots.extract(message) {
-            // the situation, not a dialog's own diagnostic slots (the card_failure questions)
-            if !SLOT_ORDER.contains(&slot.as_str()) && slot != "mentions_chronic" {
-                continue;
-            }
-            let choice = self
-                .dialogs
-                .slots
-                .get(&slot)
-                .is_some_and(|d| d.kind == SlotKind::Choice);
-            if !choice && !has_money_unit {
-                continue;
-            }
-            if state.slots.get(&slot) != Some(&value) {
-                // a correction ("不对，是张家港的") may make the last answer the wrong one:
-                // follow-ups are read against the new situation, not the old topic
-                if state.slots.insert(slot.clone(), value.clone()).is_some() && corrects {
-                    state.topic = None;
-                }
-                changed.push((slot, value));
-            }
-        }
-        changed
+    /// Remembers what the message states (see [`Assistant::apply_facts`]); the changed slots.
+    fn learn(&self, state: &mut SessionState, r: &Reading) -> Vec<(String, String)> {
+        let corrects = r.facts.corrects || r.act == Act::Correction;
+        self.apply_facts(state, &r.facts, corrects && !r.continues)
     }
 
-    /// The option of the last clarifying question that the message picks: its number
-    /// ("2", "第二个"), or clearly more of its words than any other option's. Options not
-    /// picked stay pending for [`Assistant::question`], which prefers them.
-    fn pick(&self, state: &mut SessionState, message: &str) -> Option<String> {
-        if state.pending.is_empty() {
-            return None;
-        }
-        let m = normalize(message);
-        let m = m.trim_matches(|c: char| !c.is_alphanumeric());
-        let ordinal = [
-            ["1", "一", "第一个", "第1个"],
-            ["2", "二", "第二个", "第2个"],
-            ["3", "三", "第三个", "第3个"],
-        ]
-        .iter()
-        .position(|words| words.contains(&m));
-        if let Some(n) = ordinal {
-            let id = state.pending.get(n).cloned();
-            state.pending.clear();
-            return id;
-        }
-        let m = QUESTION_LEADS
-            .iter()
-            .fold(m.to_string(), |m, lead| m.replacen(lead, "", 1));
-        let m = m.as_str();
-        let mut scored: Vec<(f32, &String)> = state
-            .pending
-            .iter()
-            .filter_map(|id| {
-                let e = self.knowledge.faq(id)?;
-                let best = std::iter::once(&e.question)
-                    .chain(&e.variants)
-                    .map(|p| overlap(m, &normalize(p)))
-                    .fold(0.0f32, f32::max);
-                Some((best, id))
-            })
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let clear = match scored.as_slice() {
-            [(best, _), (second, _), ..] => *best >= 0.5 && *best >= second + 0.2,
-            [(best, _)] => *best >= 0.5,
-            [] => false,
+    /// Applies a message's facts to the session: a new person ("那我自己是苏州医保", after the
+    /// story of a parent) starts the case afresh; every stated slot replaces what was known
+    /// ("不对，是张家港的"); a person insured elsewhere has no place of care of ours' away from
+    /// home and vice versa. When `forget_topic` and a slot changed, follow-ups are read
+    /// against the new situation, not the old topic. Returns the slots that changed.
+    fn apply_facts(
+        &self,
+        state: &mut SessionState,
+        facts: &crate::understanding::Facts,
+        forget_topic: bool,
+    ) -> Vec<(String, String)> {
+        let new = &facts.slots;
+        let new_person = match (new.get("patient"), state.slots.get("patient")) {
+            (Some(p), Some(q)) => p != q,
+            _ => false,
         };
-        let id = clear.then(|| scored[0].1.clone());
-        if id.is_some() {
-            state.pending.clear();
+        let tells_case = new
+            .keys()
+            .any(|k| CASE_SLOTS.contains(&k.as_str()) && k != "total");
+        if new_person && tells_case {
+            for s in CASE_SLOTS {
+                state.slots.remove(s);
+            }
+            state.notes.clear();
+            state.topic = None;
         }
-        id
+        let mut changed = Vec::new();
+        // the situation, not a dialog's own diagnostic slots (the card_failure questions):
+        // those are taken only by their dialog
+        for (slot, value) in new
+            .iter()
+            .filter(|(s, _)| SITUATION_SLOTS.contains(&s.as_str()))
+        {
+            if state.slots.get(slot) != Some(value) {
+                if state.slots.insert(slot.clone(), value.clone()).is_some() && forget_topic {
+                    state.topic = None;
+                }
+                changed.push((slot.clone(), value.clone()));
+            }
+        }
+        // who is insured where decides which place-of-care slot applies
+        match new.get("insured_region").map(String::as_str) {
+            Some("other")
+                if new.contains_key("care_place") || state.slots.contains_key("care_place") =>
+            {
+                state.slots.remove("care_location");
+            }
+            Some("other") | None => {}
+            Some(_) => {
+                state.slots.remove("insured_place");
+            }
+        }
+        if new.contains_key("care_location") && !new.contains_key("care_place") {
+            state.slots.remove("care_place");
+        }
+        for (k, v) in &facts.notes {
+            state.notes.insert(k.clone(), v.clone());
+        }
+        for (slot, words) in &facts.approximate {
+            state.notes.insert(
+                format!("approx.{slot}"),
+                crate::text::mask_personal_numbers(words),
+            );
+        }
+        // the order a person would tell it in: who, where, what happened
+        let rank = |slot: &str| {
+            SLOT_ORDER
+                .iter()
+                .position(|s| *s == slot)
+                .unwrap_or(SLOT_ORDER.len())
+        };
+        changed.sort_by_key(|(slot, _)| rank(slot));
+        changed
     }
 
     /// A question outside a dialog: an FAQ answer (read against the current topic when it
@@ -468,21 +717,17 @@ impl Assistant {
     fn question(
         &self,
         state: &mut SessionState,
-        message: &str,
+        r: &Reading,
         learned: &[(String, String)],
     ) -> Reply {
         let pending = std::mem::take(&mut state.pending);
-        if let Some(vague) = self.talk.vague(message) {
-            let options = vague.options.clone();
-            let ask = vague.ask.clone();
-            state.context = vague.words.first().cloned().into_iter().collect();
-            return self.clarify(state, &ask, &options);
-        }
-        let ctx = self.search_context(state);
-        let direct = self.search.search_with(message, 8, &ctx);
-        let context = self.context_words(state);
-        let continues =
-            !context.is_empty() && (self.talk.is_followup(message) || !pending.is_empty());
+        let direct = &r.topics.own;
+        let has_context = r.topics.in_context.is_some();
+        // a keyword query that answers itself is not read in context ("出院了 补备案")
+        let keywords_answer = r.act == Act::Keywords && direct.answered;
+        let continues = has_context
+            && !keywords_answer
+            && (r.continues || r.act == Act::FollowUp || !pending.is_empty());
         // an unanswered question with some domain words may still make sense in context;
         // one without any ("今天股票会涨吗") is never bent toward the topic
         let unknown = !direct.answered
@@ -493,15 +738,14 @@ impl Assistant {
                 .is_some_and(|h| h.score >= SUGGESTION_MIN_SCORE);
         // a clear out-of-scope question in the middle of a conversation ("顺便问下，他养老金
         // 怎么少了两百多") stays out of scope: the topic does not bend it
-        let says_enough =
-            direct.out_of_scope.is_some() && content_chars(message) >= OUT_OF_SCOPE_CHARS;
-        if !says_enough && (continues || (unknown && !context.is_empty() && learned.is_empty())) {
+        let says_enough = matches!(r.scope, Scope::OutOfScope(_));
+        if let Some(within) = r.topics.in_context.as_ref()
+            && !says_enough
+            && (continues || (unknown && learned.is_empty()))
+        {
             // read against the conversation: the user's own words win when their answer is
             // also plausible in context; otherwise the reading in context does, preferring
             // the options just offered, then the topic's family
-            let within = self
-                .search
-                .search_with(&format!("{message} {context}"), 8, &ctx);
             let near_top = within.hits.first().map_or(0.0, |h| 0.75 * h.score);
             if let Some(id) = within
                 .hits
@@ -511,7 +755,7 @@ impl Assistant {
                 .find(|id| pending.contains(id))
                 && (!direct.answered || continues)
             {
-                return self.entry_reply(state, &id.clone());
+                return self.entry_reply(state, &id.clone(), None);
             }
             // the message's own best reading, also when only the want of a cross-region word
             // kept it from answering (the conversation supplies that)
@@ -520,11 +764,9 @@ impl Assistant {
                     || (direct.out_of_scope.is_none() && h.score >= SUGGESTION_MIN_SCORE)
             });
             // a full question whose own reading is unmistakable and has nothing to do with
-            // what the context points at is a new question ("好吧。那出院结账是不是只用付他
-            // 自己承担的那部分" after a filing answer); short ones ("那现在还用备案吗") are
-            // read in context
+            // what the context points at is a new question; short ones are read in context
             if let Some(own) = own
-                && content_chars(message) >= SELF_CONTAINED_CHARS
+                && r.content_chars >= SELF_CONTAINED_CHARS
                 && direct
                     .hits
                     .get(1)
@@ -534,7 +776,7 @@ impl Assistant {
                     .first()
                     .is_some_and(|top| !direct.hits.iter().any(|h| h.id == top.id))
             {
-                return self.entry_reply(state, &own.id.clone());
+                return self.entry_reply(state, &own.id.clone(), None);
             }
             if let Some(own) = own
                 && within
@@ -542,7 +784,7 @@ impl Assistant {
                     .iter()
                     .any(|h| h.id == own.id && h.score >= 0.5 * within.hits[0].score)
             {
-                return self.entry_reply(state, &own.id.clone());
+                return self.entry_reply(state, &own.id.clone(), None);
             }
             if within.answered {
                 let family = self.family(state);
@@ -555,14 +797,14 @@ impl Assistant {
                     .unwrap_or(&within.hits[0])
                     .id
                     .clone();
-                return self.entry_reply(state, &id);
+                return self.entry_reply(state, &id, None);
             }
         }
         if direct.answered {
             let hits = &direct.hits;
             // too close to call on a short message: ask instead of guessing
             if hits.len() > 1
-                && message.chars().count() <= 10
+                && r.message.chars().count() <= 10
                 && hits[1].score >= 0.95 * hits[0].score
             {
                 let options: Vec<String> = hits
@@ -572,10 +814,10 @@ impl Assistant {
                     .map(|h| h.id.clone())
                     .collect();
                 // a follow-up ("那要多久") is read together with the unclear message
-                state.context = vec![crate::text::mask_personal_numbers(message)];
+                state.context = vec![crate::text::mask_personal_numbers(&r.message)];
                 return self.clarify(state, "您想问的是哪一个？", &options);
             }
-            let mut reply = self.entry_reply(state, &hits[0].id);
+            let mut reply = self.entry_reply(state, &hits[0].id, None);
             // a second question in the same message, answered by another entry: offered
             if let Some(also) = direct.also.as_ref().filter(|h| h.id != hits[0].id)
                 && let Some(entry) = self.knowledge.faq(&also.id)
@@ -592,83 +834,61 @@ impl Assistant {
             }
             return reply;
         }
-        if !learned.is_empty() && !continues && !self.asks(message) {
-            return self.acknowledge(state, learned, None, message);
+        // a "what now" question without a topic of its own, the situation known
+        if r.asks()
+            && let Some(plan) = self.plan(&state.slots)
+        {
+            state.topic = plan.faq.as_ref().map(|f| f.id.clone());
+            return plan;
         }
-        self.faq_reply(state, &direct)
-    }
-
-    /// What the conversation already says about cross-region care: a topic that is about it,
-    /// or a known place of care (a question without 异地/外地… words then still counts).
-    fn search_context(&self, state: &SessionState) -> crate::search::SearchContext {
-        let topic_cross = state
-            .topic
-            .as_deref()
-            .and_then(|t| self.knowledge.faq(t))
-            .is_some_and(|e| !e.general);
-        crate::search::SearchContext {
-            cross_region: topic_cross || state.slots.contains_key("care_location"),
+        if !learned.is_empty() && !continues && !r.asks() {
+            return self.acknowledge(state, learned, None, r);
         }
+        self.faq_reply(state, direct)
     }
 
-    /// Whether a message is plainly about care at the place of insurance ("在苏州本地社区医院看
-    /// 门诊报多少"): no cross-region sense in it or in the conversation. Estimates and
-    /// checklists are for care away from home, so such a message starts no dialog; it is a
-    /// question about local benefits.
-    fn about_local_care(&self, state: &SessionState, norm: &str) -> bool {
-        ["本地", "本市", "在参保地看"]
-            .iter()
-            .any(|w| norm.contains(w))
-            && !state.slots.contains_key("care_location")
-            && !self.search.has_cross_region_cue(norm)
-    }
-
-    /// Whether a message outside a dialog asks something (rather than only stating facts):
-    /// a question form, a trailing 呢, or a follow-up lead-in ("那门诊呢").
-    fn asks(&self, message: &str) -> bool {
-        let m = message.trim_end_matches(['。', '.', '!', '！', ' ']);
-        looks_like_question(m)
-            || m.ends_with(['呢', '不', '没'])
-            || m.ends_with("没有")
-            || ["那", "那么", "还有", "另外", "如果", "要是"]
-                .iter()
-                .any(|w| m.starts_with(w))
-            || [
-                "哪",
-                "啥",
-                "咋",
-                "几",
-                "有没有",
-                "行不行",
-                "是否",
-                "会不会",
-                "好不好",
-                "管不管",
-                "能否",
-                "可否",
-                "怎样",
-            ]
-            .iter()
-            .any(|w| m.contains(w))
-    }
-
-    /// The words that stand for the conversation so far: the current topic's tags, the
-    /// area of the last clarifying question, and the user's region and place of care.
-    fn context_words(&self, state: &SessionState) -> String {
-        let mut words: Vec<String> = Vec::new();
-        if let Some(entry) = state.topic.as_deref().and_then(|t| self.knowledge.faq(t)) {
-            words.extend(entry.tags.first().cloned());
+    /// A follow-up that changes one detail of the situation ("要是已经备了案呢", "那转诊的
+    /// 呢", "那北京呢"): the current topic, answered for the changed situation; when the
+    /// answer does not change, it says so.
+    fn changed_detail(
+        &self,
+        state: &mut SessionState,
+        r: &Reading,
+        learned: &[(String, String)],
+        topic: Option<&str>,
+    ) -> Option<Reply> {
+        let topic = topic?;
+        let follows = r.act == Act::FollowUp || r.followup_cue;
+        if !follows || learned.is_empty() {
+            return None;
         }
-        words.extend(state.context.iter().cloned());
-        for slot in ["insured_region", "care_location"] {
-            if let Some(v) = state.slots.get(slot) {
-                words.push(self.dialogs.slots.search_words(slot, v));
-            }
+        // the message's own reading names another entry: not this topic's follow-up
+        if r.topics.own.answered && r.topics.own.hits.first().is_some_and(|h| h.id != topic) {
+            return None;
         }
-        words.join(" ")
+        let entry = self.knowledge.faq(topic)?;
+        let before = state
+            .last
+            .as_ref()
+            .map(|l| l.slots.clone())
+            .unwrap_or_default();
+        let (old_lead, _) = answer::lead(entry, &before);
+        let (new_lead, _) = answer::lead(entry, &state.slots);
+        let changed = self.understood(learned).join("；");
+        if old_lead == new_lead {
+            let mut reply = self.entry_reply(state, &entry.id.clone(), None);
+            reply.text = format!(
+                "按您说的（{changed}），这一点和刚才一样：{new_lead}\n\n来源：{}",
+                self.cite_brief(&entry.sources)
+            );
+            return Some(reply);
+        }
+        let mut reply = self.entry_reply(state, &entry.id.clone(), None);
+        reply.text = format!("按您说的（{changed}）：{}", reply.text);
+        Some(reply)
     }
 
-    /// The current topic and its related entries, and the options last offered.
+    /// The current topic and its related entries.
     fn family(&self, state: &SessionState) -> Vec<String> {
         let mut ids: Vec<String> = Vec::new();
         if let Some(entry) = state.topic.as_deref().and_then(|t| self.knowledge.faq(t)) {
@@ -700,61 +920,106 @@ impl Assistant {
         reply
     }
 
-    /// What the assistant understood of a message that only gave facts, and the part of the
-    /// current topic's answer that applies to the user's region, if the topic has one.
+    /// "参保地：张家港", "就医地：上海"… for the slots understood.
+    fn understood(&self, learned: &[(String, String)]) -> Vec<String> {
+        learned
+            .iter()
+            .filter_map(|(slot, value)| {
+                let def = self.dialogs.slots.get(slot)?;
+                let label = match (slot.as_str(), value.as_str()) {
+                    ("insured_region", "other") => "外地（不在苏州、张家港）".to_string(),
+                    ("care_place", v) => self.dialogs.slots.label("insured_region", v),
+                    (s, v) if def.kind == SlotKind::Money => {
+                        format!("{}元", self.dialogs.slots.label(s, v))
+                    }
+                    (s, v) => self.dialogs.slots.label(s, v),
+                };
+                Some(format!("{}：{label}", def.title))
+            })
+            .collect()
+    }
+
+    /// What the assistant understood of a message that only gave facts, and what it means for
+    /// the person: the current topic's answer for the new situation (after a correction or a
+    /// change of region), or the next step the situation allows (a plan, an estimate).
     fn acknowledge(
         &self,
         state: &mut SessionState,
         learned: &[(String, String)],
         topic: Option<&str>,
-        message: &str,
+        r: &Reading,
     ) -> Reply {
-        // the order a person would tell it in: who, where, what happened
-        let rank = |slot: &str| {
-            SLOT_ORDER
-                .iter()
-                .position(|s| *s == slot)
-                .unwrap_or(SLOT_ORDER.len())
-        };
-        let mut learned = learned.to_vec();
-        learned.sort_by_key(|(slot, _)| rank(slot));
-        let understood: Vec<String> = learned
+        let mut understood = self.understood(learned);
+        if let Some(place) = learned
             .iter()
-            .filter_map(|(slot, value)| {
-                let def = self.dialogs.slots.get(slot)?;
-                Some(format!(
-                    "{}：{}",
-                    def.title,
-                    self.dialogs.slots.label(slot, value)
-                ))
-            })
-            .collect();
+            .any(|(s, v)| s == "insured_region" && v == "other")
+            .then(|| state.slots.get("insured_place"))
+            .flatten()
+        {
+            understood.push(format!("参保地点：{place}"));
+        }
+        for (slot, _) in learned {
+            if let Some(words) = state.notes.get(&format!("approx.{slot}")) {
+                understood.push(format!("（“{words}”按约数记）"));
+            }
+        }
         // a follow-up such as "那怎么办" is read together with what was just told (masked:
         // the session state is stored)
-        state.context = vec![crate::text::mask_personal_numbers(message)];
-        let mut text = format!("好的，记下了（{}）。", understood.join("；"));
-        let region_changed = learned.iter().any(|(s, _)| s == "insured_region");
-        let topic = topic.or(state.topic.as_deref());
-        if region_changed
-            && let Some(entry) = topic.and_then(|t| self.knowledge.faq(t))
-            && let Some(part) = region_part(&entry.answer, &self.region_name(state))
-        {
-            text.push_str(&format!("\n关于刚才的问题，按您的参保地：\n{part}"));
+        state.context = vec![crate::text::mask_personal_numbers(&r.message)];
+        let mut text = if understood.is_empty() {
+            "好的，记下了。".to_string()
         } else {
-            text.push_str(
+            format!("好的，记下了（{}）。", understood.join("；"))
+        };
+        let situation_changed = learned.iter().any(|(s, _)| {
+            matches!(
+                s.as_str(),
+                "insured_region"
+                    | "care_location"
+                    | "care_place"
+                    | "filing_type"
+                    | "filed"
+                    | "stage"
+            )
+        });
+        let topic = topic.or(state.topic.as_deref());
+        let direction = Direction::of(&state.slots);
+        if situation_changed && let Some(entry) = topic.and_then(|t| self.knowledge.faq(t)) {
+            let (lead, personal) = answer::lead(entry, &state.slots);
+            if personal {
+                text.push_str(&format!("\n按您的情况，关于刚才的问题：{lead}"));
+                return Reply::text(text);
+            }
+        }
+        match direction {
+            Direction::Inbound => text.push_str(
+                "\n您是外地参保、在苏州或张家港看病：备案要向您的参保地医保经办机构办理。您可以接着问具体问题，比如“在这边住院能直接刷卡吗”。",
+            ),
+            _ if self.plan_ready(&state.slots) => text.push_str(
+                "\n您可以接着问具体问题；想知道接下来要办什么，问我“怎么办”，我按您的情况一步步列出来。",
+            ),
+            _ => text.push_str(
                 "\n您可以接着问具体问题；需要的话，输入“备案材料清单”我按您的情况列材料，输入“帮我算能报多少”估算报销金额。",
-            );
+            ),
         }
         Reply::text(text)
     }
 
-    /// The label of the user's insured region (苏州, 张家港), or "" when unknown.
-    fn region_name(&self, state: &SessionState) -> String {
+    /// The label of the user's insured region (苏州, 张家港) when it is one of ours.
+    fn region_label(&self, state: &SessionState) -> Option<String> {
         state
             .slots
             .get("insured_region")
-            .map(|r| self.dialogs.slots.label("insured_region", r))
-            .unwrap_or_default()
+            .and_then(|r| self.checklist_texts.regions.get(r))
+            .map(|r| r.label.clone())
+    }
+
+    fn region_labels(&self) -> Vec<String> {
+        self.checklist_texts
+            .regions
+            .iter()
+            .map(|r| r.label.clone())
+            .collect()
     }
 
     /// Whom the user's region says to ask: its hotline and counters from its region file, or
@@ -779,10 +1044,20 @@ impl Assistant {
         }
     }
 
-    /// The answer of entry `id`, with the part for the user's region first, brief sources,
-    /// and the entry remembered as the current topic.
-    fn entry_reply(&self, state: &mut SessionState, id: &str) -> Reply {
-        let Some(entry) = self.knowledge.faq(id) else {
+    /// The answer of entry `id` for this person: the lead for their situation, the details
+    /// for their region cut to one screen, brief sources; the entry becomes the topic.
+    /// `prefix` goes before the lead.
+    fn entry_reply(&self, state: &mut SessionState, id: &str, prefix: Option<&str>) -> Reply {
+        let (id, redirected) = self.for_direction(state, id);
+        let note;
+        let prefix = match (&redirected, prefix) {
+            (Some(n), None) => {
+                note = n.clone();
+                Some(note.as_str())
+            }
+            (_, p) => p,
+        };
+        let Some(entry) = self.knowledge.faq(&id) else {
             // ids come from the index or the clarify data, both validated against the
             // knowledge; an unknown one gets the honest "I don't know"
             let nothing = self.search.search("", 1);
@@ -791,14 +1066,19 @@ impl Assistant {
         state.topic = Some(entry.id.clone());
         state.pending.clear();
         state.context.clear();
-        let answer = region_first(&entry.answer, &self.region_name(state));
+        let (lead, _) = answer::lead(entry, &state.slots);
+        let region = self.region_label(state);
+        let labels = self.region_labels();
+        let paragraphs = answer::paragraphs_for(&entry.answer, region.as_deref(), &labels);
+        let (body, cut) = answer::fit(lead, &paragraphs);
+        let mut text = format!("{}{body}", prefix.unwrap_or_default());
+        if cut {
+            text.push('\n');
+            text.push_str(answer::MORE_HINT);
+        }
         let mut reply = Reply::of(
             ReplyKind::Faq,
-            format!(
-                "{}\n\n来源：{}",
-                answer.trim_end(),
-                self.cite_brief(&entry.sources)
-            ),
+            format!("{text}\n\n来源：{}", self.cite_brief(&entry.sources)),
         );
         reply.faq = Some(FaqRef {
             id: entry.id.clone(),
@@ -806,19 +1086,82 @@ impl Assistant {
         reply
     }
 
-    /// "详细依据": every rule the last estimate used (chat shows a summary).
-    fn basis(&self, state: &SessionState, command: &str) -> Option<Reply> {
-        let c = command.trim_matches(|c: char| !c.is_alphanumeric());
-        if !matches!(
-            c,
-            "详细依据" | "依据" | "查看依据" | "全部依据" | "详细规则"
-        ) {
-            return None;
+    /// The entry for the person's direction: someone insured elsewhere who is treated with us
+    /// gets the entry for people coming to their place of care instead of one written for
+    /// people of ours going away (and the other way round), with a line that says why.
+    fn for_direction(&self, state: &SessionState, id: &str) -> (String, Option<String>) {
+        let Some(entry) = self.knowledge.faq(id) else {
+            return (id.to_string(), None);
+        };
+        let want = match Direction::of(&state.slots) {
+            Direction::Inbound => "inbound",
+            Direction::Outbound | Direction::Within => "outbound",
+            _ => return (id.to_string(), None),
+        };
+        match entry.direction.as_deref() {
+            Some(d) if d != want && want == "inbound" => {
+                let place = state.slots.get("care_place").map(String::as_str);
+                let inbound = self
+                    .knowledge
+                    .faqs
+                    .iter()
+                    .filter(|e| e.direction.as_deref() == Some("inbound"))
+                    .find(|e| Some(e.region.as_str()) == place)
+                    .or_else(|| {
+                        self.knowledge
+                            .faqs
+                            .iter()
+                            .find(|e| e.direction.as_deref() == Some("inbound"))
+                    });
+                match inbound {
+                    Some(e) => {
+                        let who = state
+                            .slots
+                            .get("insured_place")
+                            .map_or("外地".to_string(), |p| p.clone());
+                        (
+                            e.id.clone(),
+                            Some(format!(
+                                "您是{who}参保：备案、材料和报销都按参保地的规定办，要向参保地医保经办机构办理。在我们这边看病：\n"
+                            )),
+                        )
+                    }
+                    None => (id.to_string(), None),
+                }
+            }
+            _ => (id.to_string(), None),
         }
+    }
+
+    /// "详细": the whole answer of the current topic, the user's region first.
+    fn more(&self, state: &SessionState) -> Option<Reply> {
+        let entry = self.knowledge.faq(state.topic.as_deref()?)?;
+        let region = self.region_label(state);
+        let text = answer::full(&entry.answer, region.as_deref(), &self.region_labels());
+        let mut sources = Vec::new();
+        for s in &entry.sources {
+            sources.push(self.knowledge.cite(s));
+        }
+        let mut reply = Reply::of(
+            ReplyKind::Faq,
+            format!(
+                "{}（完整解答）\n{text}\n\n来源：{}",
+                entry.question,
+                sources.join("；")
+            ),
+        );
+        reply.faq = Some(FaqRef {
+            id: entry.id.clone(),
+        });
+        Some(reply)
+    }
+
+    /// "详细依据": every rule the last estimate used (chat shows a summary).
+    fn basis(&self, state: &SessionState) -> Reply {
         let input = estimate_input_json(state, &self.checklist_texts.regions);
         let result =
             EstimateInput::from_json(&input).and_then(|i| estimate::estimate(&self.policies, &i));
-        Some(match result {
+        match result {
             Ok(est) => {
                 let mut t = String::from("这次估算用到的全部依据：\n");
                 for (n, rule) in est.rules.iter().enumerate() {
@@ -833,54 +1176,66 @@ impl Assistant {
             Err(_) => {
                 Reply::text("现在还没有可以展示依据的估算。输入“帮我算能报多少”，我先帮您估算。")
             }
-        })
-    }
-
-    /// 重新开始 / 退出 / 返回.
-    fn control(&self, state: &mut SessionState, command: &str) -> Option<Reply> {
-        let command = command.trim_start_matches('/');
-        match command {
-            "重新开始" | "重来" | "从头开始" | "reset" | "restart" => {
-                Some(match engine::restart(&self.dialogs, state) {
-                    Some(turn) => self.render(state, turn, Some("好的，我们从头开始。".into())),
-                    None => {
-                        *state = SessionState::new();
-                        self.welcome()
-                    }
-                })
-            }
-            "退出" | "取消" | "结束" | "不问了" | "exit" | "quit" | "cancel" => {
-                let was = state.active.take();
-                Some(Reply::text(if was.is_some() {
-                    "好的，已退出当前问答。您可以继续提问，或输入“备案材料清单”“帮我算能报多少”重新开始。"
-                } else {
-                    "好的。还有其他异地就医的问题，随时问我。"
-                }))
-            }
-            "返回" | "上一步" | "上一个" | "back" => {
-                Some(match engine::back(&self.dialogs, state) {
-                    Some(turn) => self.render(state, turn, None),
-                    None => Reply::text(
-                        "现在没有进行中的问答，没有可以返回的上一步。请直接输入您的问题。",
-                    ),
-                })
-            }
-            _ => None,
         }
     }
 
-    /// The dialog whose trigger phrase occurs in the (normalised) message, if any.
-    fn trigger(&self, command: &str) -> Option<String> {
-        self.dialogs
-            .dialogs
-            .iter()
-            .flat_map(|d| d.triggers.iter().map(move |t| (d, t)))
-            .filter(|(_, t)| {
-                let t = normalize(t.trim_start_matches('/'));
-                !t.is_empty() && (command.contains(&t) || command.trim_start_matches('/') == t)
-            })
-            .max_by_key(|(_, t)| t.chars().count())
-            .map(|(d, _)| d.id.clone())
+    /// 重新开始 / 退出 / 返回.
+    fn control(&self, state: &mut SessionState, command: Control) -> Reply {
+        match command {
+            Control::Restart => match engine::restart(&self.dialogs, state) {
+                Some(turn) => self.render(state, turn, Some("好的，我们从头开始。".into())),
+                None => {
+                    *state = SessionState::new();
+                    self.welcome()
+                }
+            },
+            Control::Exit => {
+                let was = state.active.take();
+                Reply::text(if was.is_some() {
+                    "好的，已退出当前问答。您可以继续提问，或输入“备案材料清单”“帮我算能报多少”重新开始。"
+                } else {
+                    "好的。还有其他异地就医的问题，随时问我。"
+                })
+            }
+            Control::Back => match engine::back(&self.dialogs, state) {
+                Some(turn) => self.render(state, turn, None),
+                None => {
+                    Reply::text("现在没有进行中的问答，没有可以返回的上一步。请直接输入您的问题。")
+                }
+            },
+        }
+    }
+
+    /// An out-of-scope topic's referral.
+    fn referral(&self, topic: &str) -> Reply {
+        let referral = self
+            .knowledge
+            .out_of_scope_topic(topic)
+            .map_or("请咨询相关部门。", |t| t.referral.as_str());
+        let mut reply = Reply::of(
+            ReplyKind::OutOfScope,
+            format!(
+                "这个问题不属于异地就医（备案、直接结算、零星报销）的范围，我不想给您不准确的答复。\n{referral}"
+            ),
+        );
+        reply.unanswered = true;
+        reply
+    }
+
+    /// Someone insured elsewhere asking about care elsewhere: their own region's matter.
+    fn elsewhere(&self, state: &SessionState) -> Reply {
+        let place = state
+            .slots
+            .get("insured_place")
+            .map_or("外地", String::as_str);
+        let mut reply = Reply::of(
+            ReplyKind::OutOfScope,
+            format!(
+                "这是{place}参保的待遇问题：报销比例、备案和结算都按参保地的规定办，我这里只有苏州、张家港参保人员和来苏州、张家港看病的资料，不想给您不准确的答复。请咨询{place}的医保经办机构（可拨打当地的12345政务服务热线或医保咨询电话问到）。"
+            ),
+        );
+        reply.unanswered = true;
+        reply
     }
 
     /// Renders a search result: the answer with its sources, an out-of-scope referral, or an
@@ -889,25 +1244,17 @@ impl Assistant {
         if result.answered
             && let Some(hit) = result.hits.first()
         {
-            return self.entry_reply(state, &hit.id);
+            return self.entry_reply(state, &hit.id.clone(), None);
         }
-        if let Some(topic) = result
-            .out_of_scope
-            .as_deref()
-            .and_then(|t| self.knowledge.out_of_scope_topic(t))
-        {
-            let mut reply = Reply::of(
-                ReplyKind::OutOfScope,
-                format!(
-                    "这个问题不属于异地就医（备案、直接结算、零星报销）的范围，我不想给您不准确的答复。\n{}",
-                    topic.referral
-                ),
-            );
-            reply.unanswered = true;
-            return reply;
+        if let Some(topic) = result.out_of_scope.as_deref() {
+            return self.referral(topic);
         }
         // whom to ask: the user's own region when it is known, else both possibilities
-        let ask = if state.slots.contains_key("insured_region") {
+        let ask = if state
+            .slots
+            .get("insured_region")
+            .is_some_and(|r| self.checklist_texts.regions.get(r).is_some())
+        {
             format!("{}。", self.region_contact(state))
         } else {
             format!(
@@ -934,6 +1281,53 @@ impl Assistant {
         reply.text = text;
         reply.unanswered = true;
         reply
+    }
+
+    /// The same reply never goes out twice in a row: an FAQ answer that would repeat says so
+    /// in a line and offers the entries next to it; other replies say that they repeat.
+    fn no_repeat(&self, state: &mut SessionState, reply: &mut Reply) {
+        let Some(last) = &state.last else {
+            return;
+        };
+        if last.digest != digest(&reply.text) {
+            return;
+        }
+        match reply.faq.as_ref().and_then(|f| self.knowledge.faq(&f.id)) {
+            Some(entry) if reply.kind == ReplyKind::Faq => {
+                let (lead, _) = answer::lead(entry, &state.slots);
+                let related: Vec<&crate::knowledge::FaqEntry> = entry
+                    .related
+                    .iter()
+                    .filter_map(|id| self.knowledge.faq(id))
+                    .take(crate::talk::MAX_OPTIONS)
+                    .collect();
+                let mut text = format!("这一点和刚才说的一样：{lead}");
+                if !related.is_empty() {
+                    text.push_str("\n您是不是想问下面的问题？回复序号即可：");
+                    for (n, e) in related.iter().enumerate() {
+                        text.push_str(&format!("\n{}. {}", n + 1, e.question));
+                    }
+                    state.pending = related.iter().map(|e| e.id.clone()).collect();
+                    reply.options = related
+                        .iter()
+                        .map(|e| FaqOption {
+                            id: e.id.clone(),
+                            question: e.question.clone(),
+                        })
+                        .collect();
+                }
+                reply.text = text;
+            }
+            _ if reply.kind == ReplyKind::Smalltalk => {
+                reply.text = format!("嗯，{}", reply.text);
+            }
+            _ if reply.kind == ReplyKind::Dialog => {
+                reply.text = format!("还需要您回答这个问题。{}", reply.text);
+            }
+            _ => {
+                reply.text = format!("（和上一条回复相同）{}", reply.text);
+            }
+        }
     }
 
     /// Brief citations for chat ("苏州医保指南；江苏省规程第八条"); the full titles are in
@@ -978,12 +1372,18 @@ impl Assistant {
                 if let Some(reason) = self.cannot_estimate(&dialog, state) {
                     // no need to ask the remaining questions: say so now
                     state.active = None;
-                    let mut r = Reply::of(
-                        ReplyKind::Dialog,
-                        prefix(format!(
+                    let text = if state
+                        .slots
+                        .get("insured_region")
+                        .is_some_and(|r| r == "other")
+                    {
+                        reason
+                    } else {
+                        format!(
                             "抱歉，这种情况我暂时没法给出估算：{reason}\n具体报销金额请咨询您的参保地医保经办机构。"
-                        )),
-                    );
+                        )
+                    };
+                    let mut r = Reply::of(ReplyKind::Dialog, prefix(text));
                     r.dialog = Some(dialog);
                     r.unanswered = true;
                     return r;
@@ -1052,10 +1452,21 @@ impl Assistant {
     /// so that the user is not asked questions in vain.
     fn cannot_estimate(&self, dialog: &str, state: &SessionState) -> Option<String> {
         let d = self.dialogs.get(dialog)?;
-        if !d.steps.iter().any(|s| s.outcome == Some(Outcome::Estimate)) {
+        let ends_in = |o: Outcome| d.steps.iter().any(|s| s.outcome == Some(o.clone()));
+        let region = state.slots.get("insured_region")?;
+        // someone insured elsewhere: their region's rules, not ours
+        if region == "other" && (ends_in(Outcome::Estimate) || ends_in(Outcome::Checklist)) {
+            let place = state
+                .slots
+                .get("insured_place")
+                .map_or("外地", String::as_str);
+            return Some(format!(
+                "您是{place}参保，备案材料、报销比例和起付线都按参保地的规定，我这里只有苏州、张家港参保人员的规则。请咨询您的参保地医保经办机构；在苏州、张家港看病时，先在参保地备案（就医地选苏州或张家港），再持卡到联网医院直接结算。"
+            ));
+        }
+        if !ends_in(Outcome::Estimate) {
             return None;
         }
-        let region = state.slots.get("insured_region")?;
         let policy_id = self
             .checklist_texts
             .regions
@@ -1191,7 +1602,7 @@ fn apply_regions(
     policies: &Policies,
 ) -> Result<(), LoadError> {
     let regions = &texts.regions;
-    let values: Vec<crate::dialog::slots::SlotValue> = regions
+    let mut values: Vec<crate::dialog::slots::SlotValue> = regions
         .iter()
         .map(|r| crate::dialog::slots::SlotValue {
             value: r.id.clone(),
@@ -1199,8 +1610,22 @@ fn apply_regions(
             aliases: r.aliases.clone(),
             answers: vec![r.name.clone()],
             search: Vec::new(),
+            unless: Vec::new(),
+            hidden: false,
         })
         .collect();
+    // insured elsewhere: recorded as such (never as one of ours), and named in `insured_place`
+    values.push(crate::dialog::slots::SlotValue {
+        value: "other".into(),
+        label: "其他地区（外地参保）".into(),
+        aliases: Vec::new(),
+        answers: ["外地", "外地的", "其他地方", "别的地方", "都不是", "外省"]
+            .map(String::from)
+            .to_vec(),
+        search: Vec::new(),
+        unless: Vec::new(),
+        hidden: true,
+    });
     dialogs.fill_values(crate::dialog::VALUES_FROM_REGIONS, &values);
     // the slots' matchers are built now, not inside the first message that needs them
     dialogs.slots.prepare();
@@ -1222,90 +1647,6 @@ fn apply_regions(
     } else {
         Err(LoadError::Talk(errors.join("\n")))
     }
-}
-
-/// The order in which an acknowledgement lists what it understood.
-const SLOT_ORDER: [&str; 12] = [
-    "insured_region",
-    "scheme",
-    "employment",
-    "category",
-    "care_location",
-    "filing_type",
-    "filed",
-    "stage",
-    "visit",
-    "hospital_level",
-    "by_proxy",
-    "total",
-];
-
-/// Lead-ins that say nothing about which option is meant.
-const QUESTION_LEADS: [&str; 8] = [
-    "我想知道",
-    "想知道",
-    "我想了解",
-    "想了解",
-    "我想问",
-    "想问",
-    "请问",
-    "我问的是",
-];
-
-/// The share of `a`'s character bigrams that occur in `b` (0 when `a` has none).
-fn overlap(a: &str, b: &str) -> f32 {
-    let grams = |t: &str| -> Vec<(char, char)> {
-        let cs: Vec<char> = t.chars().filter(|c| c.is_alphanumeric()).collect();
-        cs.windows(2).map(|w| (w[0], w[1])).collect()
-    };
-    let ga = grams(a);
-    if ga.is_empty() {
-        return 0.0;
-    }
-    let gb = grams(b);
-    ga.iter().filter(|g| gb.contains(g)).count() as f32 / ga.len() as f32
-}
-
-/// A message phrased as a question rather than as an answer to one.
-/// Letters, digits and Chinese characters in a message (punctuation, spaces and emoji aside).
-fn content_chars(message: &str) -> usize {
-    message.chars().filter(|c| c.is_alphanumeric()).count()
-}
-
-fn looks_like_question(message: &str) -> bool {
-    let m = message.trim_end();
-    let asks_with_ba = m.trim_end_matches(['。', '.', '!', '！']).ends_with('吧')
-        && ["能", "可以", "会", "要", "是不是", "还"]
-            .iter()
-            .any(|w| m.contains(w));
-    asks_with_ba
-        || ["对了", "顺便问", "请问", "问一下", "问下"]
-            .iter()
-            .any(|w| m.starts_with(w))
-        || m.ends_with(['吗', '？', '?'])
-        || [
-            "怎么",
-            "什么",
-            "哪些",
-            "哪里",
-            "多少",
-            "多久",
-            "能不能",
-            "可不可以",
-            "是不是",
-            "要不要",
-            "如何",
-            "为什么",
-            "为啥",
-            "咋",
-            "行不行",
-            "好不好",
-            "有没有",
-            "能否",
-            "多长时间",
-        ]
-        .iter()
-        .any(|w| m.contains(w))
 }
 
 /// The estimate input (estimate.md) from the session's slots; the policy is the one the
@@ -1421,40 +1762,44 @@ fn earlier_care_note(state: &SessionState, est: &estimate::Estimate) -> Option<S
     Some(t)
 }
 
-/// Paragraphs of an answer (separated by blank lines) that are about one region: those
-/// that name it in their first few characters ("苏州其他地区的参保人员：…").
-fn region_paragraphs<'a>(answer: &'a str, region: &str) -> (Vec<&'a str>, Vec<&'a str>) {
-    answer
-        .split("\n\n")
-        .filter(|p| !p.trim().is_empty())
-        .partition(|p| {
-            !region.is_empty()
-                && p.trim()
-                    .chars()
-                    .take(8)
-                    .collect::<String>()
-                    .contains(region)
-        })
+/// Notes what the reply was, for the next turn (no repeats; follow-ups see what changed).
+fn remember(state: &mut SessionState, reply: &Reply) {
+    state.last = Some(LastReply {
+        digest: digest(&reply.text),
+        faq: reply.faq.as_ref().map(|f| f.id.clone()),
+        slots: state.slots.clone(),
+    });
 }
 
-/// The answer with the paragraphs about `region` first (unchanged when none is about it, or
-/// when they already come first).
-pub fn region_first(answer: &str, region: &str) -> String {
-    let (mine, rest) = region_paragraphs(answer, region);
-    if mine.is_empty() {
-        return answer.to_string();
+/// A stable digest of a reply's text (FNV-1a: the same on every replica and release).
+fn digest(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Every case's `insured_region` names a loaded region or `other`.
+fn check_cases(knowledge: &Knowledge, regions: &[String]) -> Result<(), LoadError> {
+    let mut errors = Vec::new();
+    for e in &knowledge.faqs {
+        for (k, case) in e.cases.iter().enumerate() {
+            for v in case.when.get("insured_region").into_iter().flatten() {
+                if v != "other" && !regions.contains(v) {
+                    errors.push(format!(
+                        "{}: entry `{}`: field `case[{}].when.insured_region`: no region `{v}` in regions/ (or `other`)",
+                        e.file,
+                        e.id,
+                        k + 1
+                    ));
+                }
+            }
+        }
     }
-    mine.into_iter()
-        .chain(rest)
-        .map(str::trim_end)
-        .collect::<Vec<_>>()
-        .join("\n\n")
-}
-
-/// The paragraphs of an answer about `region`, if there are any.
-fn region_part(answer: &str, region: &str) -> Option<String> {
-    let (mine, _) = region_paragraphs(answer, region);
-    (!mine.is_empty()).then(|| mine.join("\n\n").trim().to_string())
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError::Reader(errors.join("\n")))
+    }
 }
 
 /// The shipped assistant, loaded once for the unit tests of every module.

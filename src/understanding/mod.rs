@@ -1,0 +1,640 @@
+//! Reading a message once, in the conversation's context, into a typed [`Reading`]: what the
+//! message does (its dialog act, learnt from `knowledge/acts.toml`), the facts it states with
+//! their roles (`situation`), the FAQ entries it may be about, on its own and in context
+//! (search), and whether it is in scope. The router (`assistant.rs`) decides from the
+//! `Reading` and the session state only: nothing after this normalises or searches the raw
+//! message again.
+//!
+//! ```text
+//! message ─► normalize ─► facts (places with roles, slots, amounts, patient)
+//!                      ─► act (classifier: question │ howto │ problem │ keywords │ followup
+//!                              │ statement │ correction │ answer │ closing │ ack │ greeting
+//!                              │ meta │ abuse │ vague) with its probability
+//!                      ─► topics (search: own words; with the conversation's context; with
+//!                              the dialog's subject), scope, small-talk intent, control word,
+//!                              dialog trigger, the pending question's answer, an option picked
+//! ```
+
+pub mod acts;
+pub mod places;
+pub mod situation;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub use acts::{Act, ActModel};
+pub use places::Places;
+pub use situation::{Direction, Facts};
+
+use crate::dialog::Dialogs;
+use crate::dialog::engine::SessionState;
+use crate::dialog::slots::{Parsed, SlotDefs};
+use crate::knowledge::Knowledge;
+use crate::search::{SearchContext, SearchEngine, SearchResult};
+use crate::talk::Talk;
+use crate::text::normalize;
+
+/// A message with this many content characters that search finds out of scope stays so.
+const OUT_OF_SCOPE_CHARS: usize = 8;
+/// From this probability a social act (thanks, an acknowledgement…) stands even when the
+/// message has the form of a question ("好的，知道了吗" is not a question).
+const SURE_ACT: f32 = 0.8;
+/// Below this probability a `question` without any form of asking that states facts is read
+/// as a statement.
+const UNSURE_QUESTION: f32 = 0.75;
+
+/// What the assistant knows, as the reader needs it.
+pub struct Parts<'a> {
+    pub knowledge: &'a Knowledge,
+    pub search: &'a SearchEngine,
+    pub talk: &'a Talk,
+    pub dialogs: &'a Dialogs,
+}
+
+/// The words that act on a dialog in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Restart,
+    Exit,
+    Back,
+}
+
+/// Whether a message is about cross-region care at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// About cross-region care, or nothing says otherwise.
+    InScope,
+    /// A topic outside cross-region care (`knowledge/out_of_scope.toml`).
+    OutOfScope(String),
+    /// Care at home, at the place of insurance ("杭州本地人看门诊报多少").
+    Local,
+    /// Someone insured elsewhere, treated elsewhere: their own region's matter.
+    Elsewhere,
+}
+
+/// What the message may be about, by search.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    /// On the message's own words (with the conversation's cross-region sense).
+    pub own: SearchResult,
+    /// With the conversation's context words (topic, situation), when there is a context.
+    pub in_context: Option<SearchResult>,
+    /// With the subject of the dialog in progress ("交了以后要等多久" in the filing dialog).
+    pub in_dialog: Option<SearchResult>,
+}
+
+/// One message, read.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// The message as written, trimmed.
+    pub message: String,
+    /// Normalised (see `text::normalize`).
+    pub norm: String,
+    /// Letters, digits and ideographs in the message.
+    pub content_chars: usize,
+    pub control: Option<Control>,
+    /// "详细依据": every rule of the last estimate.
+    pub basis: bool,
+    /// "详细": the full text of the last answer.
+    pub more: bool,
+    pub act: Act,
+    pub confidence: f32,
+    pub facts: Facts,
+    /// The small-talk intent the message's words name, if any (`knowledge/smalltalk.toml`).
+    pub smalltalk: Option<String>,
+    /// The vague area it names ("报销的事"), if that is all it says.
+    pub vague: Option<String>,
+    /// The option of the last clarifying question it picks.
+    pub pick: Option<String>,
+    /// The dialog a trigger phrase starts ("能报多少", "刷不了").
+    pub trigger: Option<String>,
+    /// Read as a continuation of the current topic ("那要多久", "需要带什么", or short).
+    pub continues: bool,
+    /// Words that mark a follow-up ("那…", "要是…", "…呢"), whatever the length.
+    pub followup_cue: bool,
+    /// The message asks by its form (a question mark, an asking word, a trailing 呢/吗).
+    pub asks_form: bool,
+    /// Its answer to the question of the dialog in progress.
+    pub dialog_answer: Option<Parsed>,
+    pub topics: Topics,
+    pub scope: Scope,
+}
+
+impl Reading {
+    /// The message asks something, by the act or, when the act is unsure, by its form.
+    pub fn asks(&self) -> bool {
+        // a story read as a question without any form of asking, and the classifier unsure:
+        // facts told, not asked ("我在苏州参保，要去北京看病")
+        let answers_itself = self.topics.own.answered
+            && self
+                .topics
+                .own
+                .hits
+                .first()
+                .is_some_and(|h| h.score >= 60.0);
+        let told = self.act == Act::Question
+            && !self.asks_form
+            && self.confidence < UNSURE_QUESTION
+            && self.facts.slots.len() >= 2
+            && !answers_itself;
+        (self.act.asks() && !told)
+            || (self.asks_form && !(self.act.is_social() && self.confidence >= SURE_ACT))
+    }
+}
+
+/// The reader: the place gazetteer and the act classifier, built at load.
+#[derive(Debug)]
+pub struct Reader {
+    pub places: Places,
+    pub acts: ActModel,
+}
+
+impl Reader {
+    /// Loads `places.toml` and `acts.toml` and trains the act classifier (each example with
+    /// the signals the situation reader gives it). `regions` are the insured regions' ids.
+    pub fn load(
+        root: &Path,
+        regions: &[(String, Vec<String>)],
+        defs: &SlotDefs,
+    ) -> Result<Reader, Vec<String>> {
+        let places = Places::load(root, regions);
+        let examples = acts::load_examples(root);
+        let (places, examples) = match (places, examples) {
+            (Ok(p), Ok(e)) => (p, e),
+            (p, e) => {
+                return Err(p
+                    .err()
+                    .into_iter()
+                    .flatten()
+                    .chain(e.err().into_iter().flatten())
+                    .collect());
+            }
+        };
+        let examples = with_signals(&places, defs, examples);
+        Ok(Reader {
+            places,
+            acts: ActModel::train(examples),
+        })
+    }
+
+    /// The act examples with their signals, as the classifier is trained on them.
+    pub fn training_examples(&self, defs: &SlotDefs) -> Vec<(Act, String, acts::Signals)> {
+        with_signals(&self.places, defs, self.acts.examples().to_vec())
+    }
+
+    /// The facts `message` states, given what the conversation knows.
+    pub fn facts(
+        &self,
+        defs: &SlotDefs,
+        message: &str,
+        slots: &BTreeMap<String, String>,
+        notes: &BTreeMap<String, String>,
+    ) -> Facts {
+        let message = self.places.correct(message);
+        let norm = normalize(&message);
+        situation::read(
+            &self.places,
+            defs,
+            &message,
+            &norm,
+            &situation::Known { slots, notes },
+        )
+    }
+
+    /// Reads one message in the conversation `state` is in.
+    pub fn read(&self, parts: &Parts<'_>, state: &SessionState, message: &str) -> Reading {
+        let message = self.places.correct(message.trim());
+        let norm = normalize(&message);
+        let content_chars = message.chars().filter(|c| c.is_alphanumeric()).count();
+        let command = norm.trim_start_matches('/');
+        let control = control(command);
+        let bare = command.trim_matches(|c: char| !c.is_alphanumeric());
+        let basis = matches!(
+            bare,
+            "详细依据" | "依据" | "查看依据" | "全部依据" | "详细规则"
+        );
+        let more = matches!(
+            bare,
+            "详细"
+                | "详细点"
+                | "详细一点"
+                | "详细说说"
+                | "展开"
+                | "全文"
+                | "看全文"
+                | "完整"
+                | "更多"
+        );
+        let facts = situation::read(
+            &self.places,
+            &parts.dialogs.slots,
+            &message,
+            &norm,
+            &situation::Known {
+                slots: &state.slots,
+                notes: &state.notes,
+            },
+        );
+        let active = state.active.as_ref();
+        let signals = acts::Signals {
+            facts: facts.slots.len(),
+            places: facts.places.len(),
+            amount: ["total", "self_pay", "class_b"]
+                .iter()
+                .any(|s| facts.slots.contains_key(*s)),
+            pending: active.is_some(),
+        };
+        let (act, confidence, _) = self.acts.classify(&message, &signals);
+        let smalltalk = parts.talk.classify(&message).map(|i| i.id.clone());
+        let vague = parts.talk.vague(&message).map(|v| v.id.clone());
+        let continues = parts.talk.is_followup(&message);
+        let followup_cue = parts.talk.has_followup_cue(&message)
+            || message
+                .trim_end_matches(['?', '？', '。', '!', '！', ' '])
+                .ends_with('呢');
+        let asks_form = asks_form(&message);
+        // the question of the dialog in progress
+        let step = active.and_then(|a| {
+            let d = parts.dialogs.get(&a.dialog)?;
+            Some((d, d.step(&a.step)?))
+        });
+        let dialog_answer = step.and_then(|(_, step)| {
+            let slot = step.slot.as_deref()?;
+            Some(
+                parts
+                    .dialogs
+                    .slots
+                    .parse_answer(slot, &message, step.accept.as_deref()),
+            )
+        });
+        // search: on its own words; in the dialog's subject; in the conversation's context
+        let ctx = if active.is_some() {
+            SearchContext { cross_region: true }
+        } else {
+            search_context(parts, state)
+        };
+        // who is insured where decides which entries may answer: someone of ours going away
+        // does not get the entry for people coming to us, and the other way round
+        let mut merged = state.slots.clone();
+        merged.extend(facts.slots.clone());
+        let direction = Direction::of(&merged);
+        let fit = |r: SearchResult| for_direction(parts.knowledge, r, direction);
+        let own = fit(parts.search.search_with(&message, 8, &ctx));
+        let in_dialog = step.map(|(d, _)| {
+            fit(parts
+                .search
+                .search_with(&format!("{message} {}", d.title), 3, &ctx))
+        });
+        let context = context_words(parts, state);
+        let in_context = (!context.is_empty() && active.is_none()).then(|| {
+            fit(parts
+                .search
+                .search_with(&format!("{message} {context}"), 8, &ctx))
+        });
+        let trigger = trigger(parts.dialogs, &norm);
+        let pick = pick(parts.knowledge, &state.pending, &message);
+        let scope = scope(parts, state, &norm, content_chars, &facts, &own);
+        Reading {
+            message,
+            norm,
+            content_chars,
+            control,
+            basis,
+            more,
+            act,
+            confidence,
+            facts,
+            smalltalk,
+            vague,
+            pick,
+            trigger,
+            continues,
+            followup_cue,
+            asks_form,
+            dialog_answer,
+            topics: Topics {
+                own,
+                in_context,
+                in_dialog,
+            },
+            scope,
+        }
+    }
+}
+
+/// Each example with the signals the situation reader finds in it (the act classifier
+/// learns from them as from the words).
+fn with_signals(
+    places: &Places,
+    defs: &SlotDefs,
+    examples: Vec<(Act, String)>,
+) -> Vec<(Act, String, acts::Signals)> {
+    let empty = BTreeMap::new();
+    examples
+        .into_iter()
+        .map(|(act, text)| {
+            let text = places.correct(&text);
+            let norm = normalize(&text);
+            let facts = situation::read(
+                places,
+                defs,
+                &text,
+                &norm,
+                &situation::Known {
+                    slots: &empty,
+                    notes: &empty,
+                },
+            );
+            let signals = acts::Signals {
+                facts: facts.slots.len(),
+                places: facts.places.len(),
+                amount: ["total", "self_pay", "class_b"]
+                    .iter()
+                    .any(|s| facts.slots.contains_key(*s)),
+                // answers are what a pending question gets
+                pending: act == Act::Answer,
+            };
+            (act, text, signals)
+        })
+        .collect()
+}
+
+/// The hits without the entries written for the other direction (an `inbound` entry for
+/// someone of ours going away, an `outbound` one for someone from elsewhere), as long as
+/// another hit remains; the result stays answered when it was.
+fn for_direction(knowledge: &Knowledge, mut r: SearchResult, direction: Direction) -> SearchResult {
+    let unfit = match direction {
+        Direction::Outbound | Direction::Within => "inbound",
+        Direction::Inbound => "outbound",
+        _ => return r,
+    };
+    let fits = |id: &str| {
+        knowledge
+            .faq(id)
+            .is_none_or(|e| e.direction.as_deref() != Some(unfit))
+    };
+    if r.hits.iter().any(|h| fits(&h.id)) && r.hits.first().is_some_and(|h| !fits(&h.id)) {
+        r.hits.retain(|h| fits(&h.id));
+    }
+    r
+}
+
+/// 重新开始 / 退出 / 返回.
+fn control(command: &str) -> Option<Control> {
+    match command {
+        "重新开始" | "重来" | "从头开始" | "reset" | "restart" => Some(Control::Restart),
+        "退出" | "取消" | "结束" | "不问了" | "exit" | "quit" | "cancel" => {
+            Some(Control::Exit)
+        }
+        "返回" | "上一步" | "上一个" | "back" => Some(Control::Back),
+        _ => None,
+    }
+}
+
+/// The dialog whose trigger phrase occurs in the (normalised) message, if any.
+fn trigger(dialogs: &Dialogs, norm: &str) -> Option<String> {
+    let command = norm.trim_start_matches('/');
+    dialogs
+        .dialogs
+        .iter()
+        .flat_map(|d| d.triggers.iter().map(move |t| (d, t)))
+        .filter(|(_, t)| {
+            let t = normalize(t.trim_start_matches('/'));
+            !t.is_empty() && (norm.contains(&t) || command == t)
+        })
+        .max_by_key(|(_, t)| t.chars().count())
+        .map(|(d, _)| d.id.clone())
+}
+
+/// What the conversation already says about cross-region care: a topic that is about it,
+/// or a known place away from home.
+fn search_context(parts: &Parts<'_>, state: &SessionState) -> SearchContext {
+    let topic_cross = state
+        .topic
+        .as_deref()
+        .and_then(|t| parts.knowledge.faq(t))
+        .is_some_and(|e| !e.general);
+    SearchContext {
+        cross_region: topic_cross
+            || state.slots.contains_key("care_location")
+            || state.slots.contains_key("care_place")
+            || state
+                .slots
+                .get("insured_region")
+                .is_some_and(|r| r == "other"),
+    }
+}
+
+/// The words that stand for the conversation so far: the current topic's first tag, the
+/// area of the last clarifying question, and the user's region and place of care.
+pub fn context_words(parts: &Parts<'_>, state: &SessionState) -> String {
+    let mut words: Vec<String> = Vec::new();
+    if let Some(entry) = state.topic.as_deref().and_then(|t| parts.knowledge.faq(t)) {
+        words.extend(entry.tags.first().cloned());
+    }
+    words.extend(state.context.iter().cloned());
+    if state
+        .slots
+        .get("insured_region")
+        .is_some_and(|r| r == "other")
+    {
+        // someone insured elsewhere: the words of care coming to us
+        words.push("外地参保 异地".to_string());
+        if let Some(p) = state.slots.get("care_place") {
+            words.push(parts.dialogs.slots.label("insured_region", p));
+        }
+    } else {
+        if let Some(v) = state.slots.get("insured_region") {
+            words.push(parts.dialogs.slots.search_words("insured_region", v));
+        }
+        // the place of care only when no topic leads: "江苏省内" would pull every short
+        // follow-up of a topic toward the in-province entry
+        if state.topic.is_none()
+            && let Some(v) = state.slots.get("care_location")
+        {
+            words.push(parts.dialogs.slots.search_words("care_location", v));
+        }
+    }
+    words.join(" ")
+}
+
+/// Whether the message is plainly about care at the place of insurance ("在苏州本地社区医院
+/// 看门诊报多少", "杭州本地人看门诊报多少"): a word of local care and no word of cross-region care,
+/// and no place away from an insured region of ours in the conversation.
+fn local_care(parts: &Parts<'_>, state: &SessionState, norm: &str, facts: &Facts) -> bool {
+    let local = ["本地", "本市", "在参保地看", "当地人"]
+        .iter()
+        .any(|w| norm.contains(w));
+    let ours_away = !matches!(
+        facts
+            .slots
+            .get("insured_region")
+            .or(state.slots.get("insured_region"))
+            .map(String::as_str),
+        Some("other")
+    ) && (facts.slots.contains_key("care_location")
+        && facts.slots.contains_key("insured_region")
+        || state.slots.contains_key("care_location"));
+    local && !ours_away && !parts.search.has_cross_region_word(norm)
+}
+
+/// Whether the message is about cross-region care for us at all.
+fn scope(
+    parts: &Parts<'_>,
+    state: &SessionState,
+    norm: &str,
+    content_chars: usize,
+    facts: &Facts,
+    own: &SearchResult,
+) -> Scope {
+    // a story that places someone of ours away from home (or someone from elsewhere with
+    // us) is about cross-region care, whatever else it mentions
+    let cross = matches!(
+        Direction::of(&facts.slots),
+        Direction::Outbound | Direction::Inbound | Direction::Within
+    );
+    if let Some(topic) = &own.out_of_scope
+        && content_chars >= OUT_OF_SCOPE_CHARS
+        && !cross
+    {
+        return Scope::OutOfScope(topic.clone());
+    }
+    if local_care(parts, state, norm, facts) {
+        return Scope::Local;
+    }
+    // insured elsewhere, and nothing of ours in the case: their own region's matter
+    if facts
+        .slots
+        .get("insured_region")
+        .is_some_and(|r| r == "other")
+    {
+        let mut merged = state.slots.clone();
+        merged.extend(facts.slots.clone());
+        if !merged.contains_key("care_place") {
+            return Scope::Elsewhere;
+        }
+    }
+    Scope::InScope
+}
+
+/// Whether a message asks by its form: a question mark, an asking word, A-not-A, a trailing
+/// particle that asks (吗, 呢, 不, 没, 伐).
+pub fn asks_form(message: &str) -> bool {
+    let m = message.trim_end_matches(['。', '.', '!', '！', ' ', '~', '～']);
+    let asks_with_ba = m.ends_with('吧')
+        && [
+            "能",
+            "可以",
+            "会",
+            "要",
+            "是不是",
+            "还",
+            "是吧",
+            "对吧",
+            "得",
+        ]
+        .iter()
+        .any(|w| m.contains(w));
+    asks_with_ba
+        || m.contains(['？', '?'])
+        || m.ends_with(['吗', '呢', '不', '没', '伐', '么'])
+        || [
+            "怎么",
+            "什么",
+            "哪",
+            "几",
+            "多少",
+            "多久",
+            "能不能",
+            "可不可以",
+            "是不是",
+            "要不要",
+            "如何",
+            "为什么",
+            "为啥",
+            "咋",
+            "啥",
+            "行不行",
+            "好不好",
+            "有没有",
+            "能否",
+            "多长时间",
+            "几天",
+            "几个",
+            "中不中",
+            "成不成",
+            "会不会",
+            "管不管",
+            "可否",
+            "怎样",
+        ]
+        .iter()
+        .any(|w| m.contains(w))
+}
+
+/// Lead-ins that say nothing about which option is meant.
+const QUESTION_LEADS: [&str; 8] = [
+    "我想知道",
+    "想知道",
+    "我想了解",
+    "想了解",
+    "我想问",
+    "想问",
+    "请问",
+    "我问的是",
+];
+
+/// The option of the last clarifying question that the message picks: its number
+/// ("2", "第二个"), or clearly more of its words than any other option's.
+fn pick(knowledge: &Knowledge, pending: &[String], message: &str) -> Option<String> {
+    if pending.is_empty() {
+        return None;
+    }
+    let m = normalize(message);
+    let m = m.trim_matches(|c: char| !c.is_alphanumeric());
+    let ordinal = [
+        ["1", "一", "第一个", "第1个"],
+        ["2", "二", "第二个", "第2个"],
+        ["3", "三", "第三个", "第3个"],
+    ]
+    .iter()
+    .position(|words| words.contains(&m));
+    if let Some(n) = ordinal {
+        return pending.get(n).cloned();
+    }
+    let m = QUESTION_LEADS
+        .iter()
+        .fold(m.to_string(), |m, lead| m.replacen(lead, "", 1));
+    let mut scored: Vec<(f32, &String)> = pending
+        .iter()
+        .filter_map(|id| {
+            let e = knowledge.faq(id)?;
+            let best = std::iter::once(&e.question)
+                .chain(&e.variants)
+                .map(|p| overlap(&m, &normalize(p)))
+                .fold(0.0f32, f32::max);
+            Some((best, id))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let clear = match scored.as_slice() {
+        [(best, _), (second, _), ..] => *best >= 0.5 && *best >= second + 0.2,
+        [(best, _)] => *best >= 0.5,
+        [] => false,
+    };
+    clear.then(|| scored[0].1.clone())
+}
+
+/// The share of `a`'s character bigrams that occur in `b` (0 when `a` has none).
+fn overlap(a: &str, b: &str) -> f32 {
+    let grams = |t: &str| -> Vec<(char, char)> {
+        let cs: Vec<char> = t.chars().filter(|c| c.is_alphanumeric()).collect();
+        cs.windows(2).map(|w| (w[0], w[1])).collect()
+    };
+    let ga = grams(a);
+    if ga.is_empty() {
+        return 0.0;
+    }
+    let gb = grams(b);
+    ga.iter().filter(|g| gb.contains(g)).count() as f32 / ga.len() as f32
+}
