@@ -45,6 +45,13 @@ const SELF_CONTAINED_CHARS: usize = 12;
 /// …when its own best reading leads the next one by this factor.
 const CLEAR_LEAD: f32 = 2.0;
 
+/// From this score (100 × probability) an out-of-scope topic keeps a dialog's trigger
+/// phrase from starting it ("养老金能报多少").
+const STRONG_OUT_OF_SCOPE: f32 = 50.0;
+
+/// The out-of-scope topic of care at home (`knowledge/out_of_scope.toml`).
+const LOCAL_TOPIC: &str = "local-benefits";
+
 /// Longest message the assistant reads (characters); longer ones get a friendly reply.
 pub const MAX_MESSAGE_CHARS: usize = 2_000;
 
@@ -381,19 +388,33 @@ impl Assistant {
             state.context = vague.words.first().cloned().into_iter().collect();
             return self.clarify(state, &ask, &options);
         }
-        if asks || learned.is_empty() {
-            match &r.scope {
-                Scope::OutOfScope(topic) => return self.referral(topic),
-                Scope::Local => return self.referral("local-benefits"),
-                Scope::Elsewhere => return self.elsewhere(state),
-                Scope::InScope => {}
-            }
-        }
-        if let Some(dialog) = &r.trigger {
+        // a dialog's trigger ("帮我算能报多少", "刷不上") starts it, unless the message is about
+        // care at home, elsewhere, abroad, or clearly about another matter
+        let strong_elsewhere = r.topics.own.out_of_scope_score >= STRONG_OUT_OF_SCOPE;
+        let weak_out_of_scope =
+            matches!(&r.scope, Scope::OutOfScope(t) if t != LOCAL_TOPIC && !strong_elsewhere);
+        if let Some(dialog) = &r.trigger
+            && (matches!(r.scope, Scope::InScope) || weak_out_of_scope)
+        {
             let intro = self.dialogs.get(dialog).map(|d| d.intro.clone());
             state.pending.clear();
             if let Some(turn) = engine::start(&self.dialogs, state, dialog, &r.facts.slots) {
                 return self.render(state, turn, intro);
+            }
+        }
+        // a follow-up that the conversation answers is read in context first
+        let in_context_follow_up = state.topic.is_some()
+            && ((r.followup_cue && r.content_chars <= 10) || r.act == Act::FollowUp)
+            && !strong_elsewhere
+            && r.topics.in_context.as_ref().is_some_and(|c| c.answered);
+        if asks || learned.is_empty() {
+            match &r.scope {
+                Scope::OutOfScope(_) if in_context_follow_up => {}
+                Scope::OutOfScope(topic) => return self.referral(topic),
+                Scope::Local => return self.referral(LOCAL_TOPIC),
+                Scope::Elsewhere => return self.elsewhere(state),
+                Scope::Abroad => return self.abroad(state),
+                Scope::InScope => {}
             }
         }
         if !asks && !learned.is_empty() {
@@ -402,7 +423,7 @@ impl Assistant {
         // "咋整" with the situation known: the plan, unless the words name an entry clearly
         let own_clear =
             r.topics.own.answered && r.topics.own.hits.first().is_some_and(|h| h.score >= 40.0);
-        if ((r.act == Act::HowTo && !own_clear) || self.asks_what_to_do(r))
+        if ((r.act == Act::HowTo && r.confidence >= 0.6 && !own_clear) || self.asks_what_to_do(r))
             && let Some(plan) = self.plan(&state.slots)
         {
             state.topic = plan.faq.as_ref().map(|f| f.id.clone());
@@ -533,8 +554,21 @@ impl Assistant {
             return self.faq_reply(state, &result);
         };
         if let Turn::NotUnderstood { .. } = turn {
-            // small talk ("谢谢", "你是谁"): answered, then the question is asked again
-            if let Some(intent) = r.smalltalk.as_deref().and_then(|i| self.talk.intent(i)) {
+            // thanks or goodbye in the middle of a dialog: the user is done with it
+            // small talk ("你是谁", "好的知道了"): answered, then the question is asked again
+            let closing = if r.norm.contains("再见") || r.norm.contains('拜') {
+                "goodbye"
+            } else {
+                "thanks"
+            };
+            let social = r.smalltalk.as_deref().or(match r.act {
+                Act::Closing if r.confidence >= 0.6 => Some(closing),
+                Act::Ack if r.confidence >= 0.6 => Some("ack"),
+                Act::Greeting if r.confidence >= 0.6 => Some("greeting"),
+                Act::Abuse if r.confidence >= 0.6 => Some("abuse"),
+                _ => None,
+            });
+            if let Some(intent) = social.and_then(|i| self.talk.intent(i)) {
                 *state = before;
                 let said = self.smalltalk(state, intent);
                 return self.then_resume(state, said);
@@ -786,6 +820,17 @@ impl Assistant {
             {
                 return self.entry_reply(state, &own.id.clone(), None);
             }
+            // "锦丰镇的呢" after the contacts: the topic itself, when the context still
+            // points there
+            if let Some(topic) = state.topic.clone()
+                && (r.act == Act::FollowUp || r.followup_cue)
+                && within
+                    .hits
+                    .iter()
+                    .any(|h| h.id == topic && h.score >= 0.6 * within.hits[0].score)
+            {
+                return self.entry_reply(state, &topic, None);
+            }
             if within.answered {
                 let family = self.family(state);
                 let top = within.hits[0].score;
@@ -858,12 +903,18 @@ impl Assistant {
         topic: Option<&str>,
     ) -> Option<Reply> {
         let topic = topic?;
-        let follows = r.act == Act::FollowUp || r.followup_cue;
+        let follows = (r.act == Act::FollowUp && r.confidence >= 0.5)
+            || (r.followup_cue && r.content_chars <= 10);
         if !follows || learned.is_empty() {
             return None;
         }
         // the message's own reading names another entry: not this topic's follow-up
-        if r.topics.own.answered && r.topics.own.hits.first().is_some_and(|h| h.id != topic) {
+        if r.topics
+            .own
+            .hits
+            .first()
+            .is_some_and(|h| h.id != topic && (r.topics.own.answered || h.score >= 30.0))
+        {
             return None;
         }
         let entry = self.knowledge.faq(topic)?;
@@ -1216,6 +1267,30 @@ impl Assistant {
             ReplyKind::OutOfScope,
             format!(
                 "这个问题不属于异地就医（备案、直接结算、零星报销）的范围，我不想给您不准确的答复。\n{referral}"
+            ),
+        );
+        reply.unanswered = true;
+        reply
+    }
+
+    /// Care abroad (or in Hong Kong, Macao, Taiwan): not in what these rules cover.
+    fn abroad(&self, state: &SessionState) -> Reply {
+        let ask = if state
+            .slots
+            .get("insured_region")
+            .is_some_and(|r| self.checklist_texts.regions.get(r).is_some())
+        {
+            self.region_contact(state)
+        } else {
+            format!(
+                "张家港市医疗保障局咨询电话 {}；其他地区参保的，请咨询参保地医保经办机构",
+                self.knowledge.hotline()
+            )
+        };
+        let mut reply = Reply::of(
+            ReplyKind::Unanswered,
+            format!(
+                "在境外（包括港澳台）看病不属于国内的异地就医备案和直接结算；回来能不能报、怎么报，我的资料里没有写，不想给您不准确的答复。请咨询：{ask}。"
             ),
         );
         reply.unanswered = true;

@@ -70,6 +70,8 @@ pub enum Scope {
     Local,
     /// Someone insured elsewhere, treated elsewhere: their own region's matter.
     Elsewhere,
+    /// Care abroad or in Hong Kong, Macao, Taiwan: not what these rules cover.
+    Abroad,
 }
 
 /// What the message may be about, by search.
@@ -268,16 +270,23 @@ impl Reader {
             )
         });
         // search: on its own words; in the dialog's subject; in the conversation's context
-        let ctx = if active.is_some() {
-            SearchContext { cross_region: true }
-        } else {
-            search_context(parts, state)
-        };
         // who is insured where decides which entries may answer: someone of ours going away
         // does not get the entry for people coming to us, and the other way round
         let mut merged = state.slots.clone();
         merged.extend(facts.slots.clone());
         let direction = Direction::of(&merged);
+        let cross = matches!(
+            direction,
+            Direction::Outbound | Direction::Inbound | Direction::Within
+        );
+        let ctx = if active.is_some() {
+            SearchContext { cross_region: true }
+        } else {
+            let mut c = search_context(parts, state);
+            // the message's own story places someone away from home
+            c.cross_region |= cross;
+            c
+        };
         let fit = |r: SearchResult| for_direction(parts.knowledge, r, direction);
         let own = fit(parts.search.search_with(&message, 8, &ctx));
         let in_dialog = step.map(|(d, _)| {
@@ -293,8 +302,7 @@ impl Reader {
         });
         let trigger = trigger(parts.dialogs, &norm);
         let pick = pick(parts.knowledge, &state.pending, &message);
-        let scope = scope(parts, state, &norm, content_chars, &facts, &own);
-        Reading {
+        let mut reading = Reading {
             message,
             norm,
             content_chars,
@@ -317,8 +325,10 @@ impl Reader {
                 in_context,
                 in_dialog,
             },
-            scope,
-        }
+            scope: Scope::InScope,
+        };
+        reading.scope = scope(parts, state, &reading);
+        reading
     }
 }
 
@@ -479,27 +489,24 @@ fn local_care(parts: &Parts<'_>, state: &SessionState, norm: &str, facts: &Facts
 }
 
 /// Whether the message is about cross-region care for us at all.
-fn scope(
-    parts: &Parts<'_>,
-    state: &SessionState,
-    norm: &str,
-    content_chars: usize,
-    facts: &Facts,
-    own: &SearchResult,
-) -> Scope {
+fn scope(parts: &Parts<'_>, state: &SessionState, r: &Reading) -> Scope {
+    let facts = &r.facts;
+    if facts.notes.contains_key("abroad") {
+        return Scope::Abroad;
+    }
     // a story that places someone of ours away from home (or someone from elsewhere with
-    // us) is about cross-region care, whatever else it mentions
+    // us) and asks nothing is about cross-region care, whatever else it mentions
     let cross = matches!(
         Direction::of(&facts.slots),
         Direction::Outbound | Direction::Inbound | Direction::Within
     );
-    if let Some(topic) = &own.out_of_scope
-        && content_chars >= OUT_OF_SCOPE_CHARS
-        && !cross
+    if let Some(topic) = &r.topics.own.out_of_scope
+        && r.content_chars >= OUT_OF_SCOPE_CHARS
+        && (!cross || r.asks())
     {
         return Scope::OutOfScope(topic.clone());
     }
-    if local_care(parts, state, norm, facts) {
+    if local_care(parts, state, &r.norm, facts) {
         return Scope::Local;
     }
     // insured elsewhere, and nothing of ours in the case: their own region's matter
@@ -535,7 +542,10 @@ pub fn asks_form(message: &str) -> bool {
         ]
         .iter()
         .any(|w| m.contains(w));
+    // "那去上海呢 我是苏州的": a 呢 that ends a clause asks
+    let ne_clause = m.contains("呢 ") || m.contains("呢，") || m.contains("呢,");
     asks_with_ba
+        || ne_clause
         || m.contains(['？', '?'])
         || m.ends_with(['吗', '呢', '不', '没', '伐', '么'])
         || [
@@ -567,6 +577,12 @@ pub fn asks_form(message: &str) -> bool {
             "管不管",
             "可否",
             "怎样",
+            "想办",
+            "要办",
+            "想了解",
+            "想知道",
+            "想咨询",
+            "咨询一下",
         ]
         .iter()
         .any(|w| m.contains(w))

@@ -27,6 +27,10 @@ pub enum Area {
     Away,
     /// The place already being talked about ("当地", "那边").
     Here,
+    /// Abroad, or Hong Kong, Macao, Taiwan: outside the mainland's settlement network.
+    Abroad,
+    /// A name that contains a place but is none ("江苏医保云", "苏州大学").
+    NotPlace,
 }
 
 /// A place named in a message.
@@ -52,6 +56,10 @@ struct Raw {
     hospitals: BTreeMap<String, String>,
     generic: Generic,
     roles: RolesRaw,
+    #[serde(default)]
+    not_places: Option<Names>,
+    #[serde(default)]
+    abroad: Option<Names>,
     #[serde(default)]
     typos: BTreeMap<String, String>,
 }
@@ -236,10 +244,21 @@ impl Places {
                 )),
             }
         }
+        let none = Vec::new();
         for (list, area, field) in [
             (&raw.generic.home, Area::Home, "generic.home"),
             (&raw.generic.away, Area::Away, "generic.away"),
             (&raw.generic.here, Area::Here, "generic.here"),
+            (
+                raw.not_places.as_ref().map_or(&none, |n| &n.names),
+                Area::NotPlace,
+                "not_places.names",
+            ),
+            (
+                raw.abroad.as_ref().map_or(&none, |n| &n.names),
+                Area::Abroad,
+                "abroad.names",
+            ),
         ] {
             for n in list {
                 add(n, n.clone(), area.clone(), false, field, &mut errors);
@@ -325,10 +344,12 @@ impl Places {
         }
     }
 
-    /// Every place named in the normalised text, left to right (the longest name at a place).
+    /// Every place named in the normalised text, left to right (the longest name at a place;
+    /// names that are no place, such as "江苏医保云", are left out).
     pub fn find(&self, norm: &str) -> Vec<Mention> {
         self.matcher
             .find_iter(norm)
+            .filter(|m| self.entries[m.pattern().as_usize()].2 != Area::NotPlace)
             .map(|m| {
                 let (name, place, area, hospital) = &self.entries[m.pattern().as_usize()];
                 Mention {

@@ -468,7 +468,10 @@ fn read_places(places: &Places, norm: &str, known: &Known<'_>, facts: &mut Facts
             place: place.clone(),
         };
         match (&area, role) {
-            (Area::Here | Area::WholeCity, _) => {}
+            (Area::Here | Area::WholeCity | Area::NotPlace, _) => {}
+            (Area::Abroad, _) => {
+                facts.notes.insert("abroad".into(), place.clone());
+            }
             (Area::Inside(r), Some(Role::Insured { weak })) => insured.push(cand(*weak, r)),
             (Area::Inside(r), Some(Role::Origin)) => insured.push(cand(true, r)),
             (Area::Inside(r), Some(Role::Agency)) => insured.push(cand(true, r)),
