@@ -80,8 +80,22 @@ pub struct Http {
     pub header_timeout_secs: u64,
     /// Seconds a request may take in all (its body, the turn, the answer): then 503.
     pub request_timeout_secs: u64,
-    /// Most connections open at once; more wait in the listen backlog until one closes.
+    /// Seconds a request's body may take to arrive after its headers, plus one second for
+    /// every `body_min_bytes_per_sec` bytes received (a floor on the sending rate, as
+    /// Apache's mod_reqtimeout has): a body trickled slower is answered 408 and its
+    /// connection closed.
+    pub body_timeout_secs: u64,
+    /// The slowest sending rate a body may keep up beyond `body_timeout_secs` (bytes per
+    /// second).
+    pub body_min_bytes_per_sec: u64,
+    /// Most connections open at once. At the cap the slowest connection not being answered
+    /// (idle, or still sending its request) is closed to make room; when every one is being
+    /// answered, new connections wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections kept beyond `max_connections` for health checks: when the cap is full of
+    /// connections being answered, up to this many more are accepted, and they serve only
+    /// `/healthz` and `/readyz` (anything else gets 503 with `Retry-After`).
+    pub probe_connections: usize,
 }
 
 impl Default for Http {
@@ -89,12 +103,17 @@ impl Default for Http {
         Http {
             header_timeout_secs: 10,
             request_timeout_secs: 30,
+            body_timeout_secs: 5,
+            body_min_bytes_per_sec: 500,
             max_connections: 512,
+            probe_connections: 8,
         }
     }
 }
 
-/// Access to `/metrics` (`[metrics]`): by default on `addr` for anyone who can reach it.
+/// Access to `/metrics` (`[metrics]`). By default nobody reads it: it needs a token
+/// (`token_sha256`), its own address (`listen`, e.g. on a private network), or `open = true`
+/// to serve it on `addr` to anyone who can reach it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsAccess {
@@ -103,6 +122,8 @@ pub struct MetricsAccess {
     /// SHA-256 digest (64 hex digits) of a bearer token that `/metrics` then requires
     /// (`yidi agent-token` makes a token and its digest).
     pub token_sha256: Option<String>,
+    /// Serve `/metrics` without a token on `addr` (only where the address is private).
+    pub open: bool,
 }
 
 /// Per-user limits of the public API and the bot.
@@ -469,6 +490,8 @@ impl Config {
         for (key, value) in [
             ("http.header_timeout_secs", h.header_timeout_secs),
             ("http.request_timeout_secs", h.request_timeout_secs),
+            ("http.body_timeout_secs", h.body_timeout_secs),
+            ("http.body_min_bytes_per_sec", h.body_min_bytes_per_sec),
             ("http.max_connections", h.max_connections as u64),
             ("database_timeout_secs", self.database_timeout_secs),
         ] {

@@ -264,6 +264,7 @@ fn wechat_settings(config: &Config) -> Result<Option<WeChatSettings>, String> {
         api_url,
         path: w.path.clone(),
         reply_deadline: Duration::from_millis(w.reply_deadline_ms),
+        request_timeout: Duration::from_secs(config.http.request_timeout_secs),
     }))
 }
 
@@ -344,6 +345,11 @@ async fn serve(
         .with_agents(agents)
         .with_http(config.http.clone())
         .with_metrics_access(metrics_token, config.metrics.listen.is_some());
+    let state = if config.metrics.open {
+        state.with_open_metrics()
+    } else {
+        state
+    };
     if let Some(addr) = config.metrics.listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

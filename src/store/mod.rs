@@ -709,7 +709,8 @@ impl Store {
 
     /// Saves a turn atomically: the session state (checked against the revision it was read
     /// at), both transcript lines, the idempotency record and the question if it went
-    /// unanswered. Returns the new revision.
+    /// unanswered. Returns the new revision. A stale revision, or an idempotency key stored
+    /// meanwhile by another process, is a [`StoreError::Conflict`] and writes nothing.
     ///
     /// On PostgreSQL this is one statement (data-modifying CTEs: one round trip, one
     /// commit); on SQLite one transaction of two to four statements on the writer.
@@ -734,8 +735,16 @@ impl Store {
             now,
         };
         let saved = match self.backend {
-            Backend::Postgres => self.save_turn_postgres(&turn, t.expected_revision).await?,
-            Backend::Sqlite => self.save_turn_sqlite(&turn, t.expected_revision).await?,
+            Backend::Postgres => self.save_turn_postgres(&turn, t.expected_revision).await,
+            Backend::Sqlite => self.save_turn_sqlite(&turn, t.expected_revision).await,
+        };
+        let saved = match saved {
+            Ok(saved) => saved,
+            // another process stored a turn with this idempotency key first (the session's
+            // row let both through): a conflict like any other, nothing of this turn
+            // written; the caller finds the stored reply
+            Err(StoreError::Db(sqlx::Error::Database(e))) if e.is_unique_violation() => false,
+            Err(e) => return Err(e),
         };
         if !saved {
             remember(&self.memo.sessions, &session_id, MemoSession::Shared);

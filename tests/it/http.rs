@@ -1238,3 +1238,66 @@ async fn the_core_types_serialize_to_their_generated_schemas() {
         );
     }
 }
+
+/// The separator sweep of issue 23 over the real server and database: every sweep text sent
+/// as a message (stored in the transcript, and as an unanswered question when it is one) and
+/// as a feedback comment; then every stored text is read back from the tables themselves.
+async fn separator_sweep_stores_no_readable_number(db: TestDb) {
+    use crate::masking::{shows, sweep_texts};
+    let url = db.url.clone();
+    let s = TestServer::start(db).await;
+    let (id, token) = s.new_session().await;
+    // out of scope, so also recorded as an unanswered question
+    let texts = sweep_texts(|n| format!("养老金什么时候涨？我的号码{n}"));
+    for (_, _, text) in &texts {
+        let (status, body) = s.say(&id, &token, text).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = s
+            .post(
+                "/v1/feedback",
+                json!({ "helpful": false, "comment": format!("请回电{text}") }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let column = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let users = column("SELECT text FROM transcripts WHERE role = 'user'").await;
+    let unanswered = column("SELECT question FROM unanswered").await;
+    let comments = column("SELECT comment FROM feedback").await;
+    assert_eq!(users.len(), texts.len());
+    assert_eq!(comments.len(), texts.len());
+    assert!(
+        !unanswered.is_empty(),
+        "no unanswered question was recorded"
+    );
+    let mut leaks = 0;
+    for stored in users.iter().chain(&unanswered).chain(&comments) {
+        for (sep, secret, _) in &texts {
+            if shows(stored, secret) {
+                leaks += 1;
+                eprintln!("{secret} readable (separator {sep:?}): {stored:?}");
+            }
+        }
+    }
+    assert_eq!(leaks, 0, "{leaks} stored texts show a number");
+}
+
+#[tokio::test]
+async fn the_separator_sweep_stores_no_readable_number_on_sqlite() {
+    separator_sweep_stores_no_readable_number(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn the_separator_sweep_stores_no_readable_number_on_postgres() {
+    separator_sweep_stores_no_readable_number(TestDb::postgres().await).await;
+}

@@ -71,6 +71,7 @@ async fn start_full(
         api_url: fake.api_url.clone(),
         path: "/wechat".into(),
         reply_deadline: deadline,
+        request_timeout: Duration::from_secs(30),
     };
     let channel = WeChat::new(settings, conversations.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -262,6 +263,7 @@ async fn safe_mode_decrypts_the_message_and_encrypts_the_reply() {
     let envelope = format!("<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>");
     let query = |msg_signature: String| {
         vec![
+            ("signature", sha1_hex(&[TOKEN, &ts, &n])),
             ("timestamp", ts.clone()),
             ("nonce", n.clone()),
             ("encrypt_type", "aes".to_string()),
@@ -270,15 +272,21 @@ async fn safe_mode_decrypts_the_message_and_encrypts_the_reply() {
     };
     let bad = e
         .pusher
-        .raw(&query(sha1_hex(&[TOKEN, &ts, &n, "x"])), envelope)
+        .raw(&query(sha1_hex(&[TOKEN, &ts, &n, "x"])), envelope.clone())
         .await;
     assert_eq!(bad.status, 403);
+    // without the query's own signature (WeChat sends it in safe mode too), refused before
+    // the body is read
+    let mut unsigned = query(sha1_hex(&[TOKEN, &ts, &n, &encrypted]));
+    unsigned.remove(0);
+    assert_eq!(e.pusher.raw(&unsigned, envelope).await.status, 400);
     let (ts, n) = (now().to_string(), nonce());
     let foreign = encrypt(&text_xml("oUserC", "你好", 3004), "wx_someone_else");
     let answer = e
         .pusher
         .raw(
             &[
+                ("signature", sha1_hex(&[TOKEN, &ts, &n])),
                 ("timestamp", ts.clone()),
                 ("nonce", n.clone()),
                 ("encrypt_type", "aes".to_string()),
@@ -720,6 +728,8 @@ async fn serve_runs_the_wechat_endpoint_in_safe_mode() {
                 ("YIDI_WECHAT__ENCODING_AES_KEY", AES_KEY),
                 ("YIDI_WECHAT__API_URL", &api_url),
                 ("YIDI_WECHAT__PATH", "/wx/callback"),
+                // /metrics is closed by default (issue 23): opened here to read it
+                ("YIDI_METRICS__OPEN", "true"),
                 // everything logged at info is checked for secrets and content below
                 ("YIDI_LOG", "info"),
             ],
