@@ -218,15 +218,20 @@ async fn answer(
     }
     let (mut parts, body) = req.into_parts();
     parts.extensions.insert(ConnectInfo(peer));
-    let late = Arc::new(Notify::new());
+    let late = Arc::new(Late::default());
     let body = DeadlineBody::new(body, limits, late.clone(), conn.sending_body.clone());
     let req = Request::from_parts(parts, Body::new(body));
-    let mut response = tokio::select! {
+    let answered = tokio::select! {
         r = router.oneshot(req) => match r {
-            Ok(r) => r,
+            Ok(r) => Some(r),
             Err(never) => match never {},
         },
-        () = late.notified() => {
+        () = late.notify.notified() => None,
+    };
+    // a route that saw the body fail may have answered first (400): the answer is 408
+    let mut response = match answered {
+        Some(r) if !late.flag.load(Ordering::SeqCst) => r,
+        _ => {
             crate::throttle::refusal("a request body arrived too slowly; answered 408");
             refusal(
                 StatusCode::REQUEST_TIMEOUT,
@@ -396,6 +401,13 @@ struct BodyLimits {
     bytes_per_sec: u64,
 }
 
+/// Whether a request's body missed its deadline, and a wake-up when it does.
+#[derive(Default)]
+struct Late {
+    flag: std::sync::atomic::AtomicBool,
+    notify: Notify,
+}
+
 /// The error of a body that did not arrive in time.
 #[derive(Debug)]
 struct BodyTooSlow;
@@ -409,7 +421,7 @@ impl std::fmt::Display for BodyTooSlow {
 impl std::error::Error for BodyTooSlow {}
 
 /// A request body under its deadline: `base` after the headers plus one second per
-/// `bytes_per_sec` bytes received. When it passes, reading fails and `late` is notified (the
+/// `bytes_per_sec` bytes received. When it passes, reading fails and `late` is set (the
 /// request is then answered 408). While the body is incomplete, the connection counts it in
 /// `sending`.
 struct DeadlineBody {
@@ -418,7 +430,7 @@ struct DeadlineBody {
     received: u64,
     limits: BodyLimits,
     sleep: Pin<Box<tokio::time::Sleep>>,
-    late: Arc<Notify>,
+    late: Arc<Late>,
     /// Counted in the connection's `sending_body` while `Some`.
     sending: Option<Arc<AtomicUsize>>,
 }
@@ -427,7 +439,7 @@ impl DeadlineBody {
     fn new(
         inner: hyper::body::Incoming,
         limits: BodyLimits,
-        late: Arc<Notify>,
+        late: Arc<Late>,
         sending: Arc<AtomicUsize>,
     ) -> DeadlineBody {
         use http_body::Body as _;
@@ -475,7 +487,8 @@ impl http_body::Body for DeadlineBody {
         }
         if this.sleep.as_mut().poll(cx).is_ready() {
             this.done();
-            this.late.notify_one();
+            this.late.flag.store(true, Ordering::SeqCst);
+            this.late.notify.notify_one();
             return Poll::Ready(Some(Err(Box::new(BodyTooSlow))));
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
