@@ -21,6 +21,7 @@
 //! | `GET /v1/openapi.json` | this API as an OpenAPI 3.1 document |
 //! | `GET /metrics` | Prometheus metrics (see [`crate::metrics`]) |
 //! | `/console`, `/v1/agent/…` | the hotline agents' console and its JSON: see [`console`] |
+//! | `GET /`, `GET /docs` | what this server is, and this document in a browser: see [`super::docs`] |
 //!
 //! **The document is generated.** Every handler carries its `#[utoipa::path]` (method, path,
 //! parameters, body and responses), and the router is built only from those annotations
@@ -160,6 +161,8 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(feedback))
         .merge(console::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_ip));
+    // the pages for a browser (`/`, `/docs`): static, not limited
+    let public = public.merge(super::docs::routes());
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(readyz));

@@ -16,9 +16,11 @@
 //!   time to send anything is never the one closed. When every connection is being answered,
 //!   up to `probe_connections` more are accepted for health checks: they serve `/healthz` and
 //!   `/readyz` only (anything else gets 503 `server_busy` with `Retry-After`), one request
-//!   each. Beyond that, connections wait in the listen backlog.
-//! - **Shutdown**: the listener closes; idle connections, and those whose only requests are
-//!   still sending their bodies, close at once; requests being answered finish.
+//!   each, whose headers must come within two seconds. Beyond that, connections wait in the
+//!   listen backlog.
+//! - **Shutdown**: the listener closes; idle connections close at once; a request still
+//!   sending its body gets `body_timeout_secs` more to complete it (however fast it had been
+//!   sending), then its connection closes; requests being answered finish.
 //!
 //! Each request carries the peer address as [`ConnectInfo`] (for the per-IP limit).
 
@@ -39,8 +41,17 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::api::ErrorBody;
 
-/// Connections younger than this are never closed to make room.
-pub const EVICT_MIN_AGE: Duration = Duration::from_secs(1);
+/// Connections younger than this are never closed to make room: long enough for a client
+/// to send its request's first bytes, short enough that a flood of new silent connections
+/// cannot hold the cap (at the cap, connections can be turned over `max_connections` at a
+/// time every this long).
+pub const EVICT_MIN_AGE: Duration = Duration::from_millis(100);
+
+/// How often the accept loop, waiting at the cap, looks again for a connection to close.
+const EVICT_RETRY: Duration = Duration::from_millis(25);
+
+/// How long a connection kept for health checks waits for its request's headers.
+const PROBE_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The routes a connection kept for health checks serves.
 pub const PROBE_PATHS: [&str; 2] = ["/healthz", "/readyz"];
@@ -66,6 +77,16 @@ pub async fn serve_router(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(http.header_timeout_secs.max(1)));
     let builder = Arc::new(builder);
+    // a health checker sends its request at once: the connections kept for them wait briefly
+    let mut probe_builder = hyper::server::conn::http1::Builder::new();
+    probe_builder
+        .timer(TokioTimer::new())
+        .keep_alive(false)
+        .header_read_timeout(
+            PROBE_HEADER_TIMEOUT.min(Duration::from_secs(http.header_timeout_secs.max(1))),
+        );
+    let probe_builder = Arc::new(probe_builder);
+    let body_grace = Duration::from_secs(http.body_timeout_secs.max(1));
     let body_limits = BodyLimits {
         base: Duration::from_secs(http.body_timeout_secs.max(1)),
         bytes_per_sec: http.body_min_bytes_per_sec.max(1),
@@ -76,22 +97,23 @@ pub async fn serve_router(
     loop {
         // a place for the next connection: a free one, one made by closing the slowest
         // connection not being answered, or one kept for health checks
-        let slot = match permits.clone().try_acquire_owned() {
-            Ok(p) => Slot::Main(p),
-            Err(_) => {
-                let evicted = evict_slowest(&open);
-                tokio::select! {
-                    () = &mut shutdown => break,
-                    p = permits.clone().acquire_owned() => match p {
-                        Ok(p) => Slot::Main(p),
-                        Err(_) => break,
-                    },
-                    p = probe_permits.clone().acquire_owned(), if !evicted => match p {
-                        Ok(p) => Slot::Probe(p),
-                        Err(_) => break,
-                    },
-                }
+        let slot = loop {
+            if let Ok(p) = permits.clone().try_acquire_owned() {
+                break Some(Slot::Main(p));
             }
+            let evicted = evict_slowest(&open);
+            tokio::select! {
+                () = &mut shutdown => break None,
+                p = permits.clone().acquire_owned() => break p.ok().map(Slot::Main),
+                p = probe_permits.clone().acquire_owned(), if !evicted => {
+                    break p.ok().map(Slot::Probe)
+                }
+                // connections grow old enough to be closed, or slower than others: look again
+                () = tokio::time::sleep(EVICT_RETRY), if !evicted => {}
+            }
+        };
+        let Some(slot) = slot else {
+            break;
         };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
@@ -135,7 +157,11 @@ pub async fn serve_router(
                 }
             })
         };
-        let builder = builder.clone();
+        let builder = if probe_only {
+            probe_builder.clone()
+        } else {
+            builder.clone()
+        };
         let mut stop = stop_rx.clone();
         let registry = open.clone();
         let io = TokioIo::new(Counted {
@@ -160,12 +186,18 @@ pub async fn serve_router(
                 Some(None) => Ok(()),
                 None => {
                     served.as_mut().graceful_shutdown();
+                    let stopping_since = Instant::now();
                     loop {
                         tokio::select! {
                             r = served.as_mut() => break r,
                             () = tokio::time::sleep(Duration::from_millis(50)) => {
-                                // nothing left but requests still sending their bodies
-                                if !conn.answering() {
+                                // idle or half-sent headers: closed at once; a body still
+                                // arriving gets `body_timeout_secs` to complete (its rate
+                                // floor no longer extends that), then is closed
+                                let idle = conn.in_flight.load(Ordering::SeqCst) == 0;
+                                if !conn.answering()
+                                    && (idle || stopping_since.elapsed() >= body_grace)
+                                {
                                     break Ok(());
                                 }
                             }

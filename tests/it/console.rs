@@ -392,16 +392,34 @@ async fn forms_posted_from_another_site_are_refused() {
         request.send()
     };
     // a page elsewhere cannot log a browser in with a token of its choosing
+    // (issue 23: the scheme counts too: a plain-HTTP page on the same host cannot post to
+    // the console served over HTTPS, nor an HTTPS page to this plain-HTTP one)
+    let same_host_other_scheme = c.base.replacen("http://", "https://", 1);
     for origin in [
         "http://evil.example",
         "null",
         "https://127.0.0.1.evil.example",
+        same_host_other_scheme.as_str(),
     ] {
         let r = post("/console/login", origin, None).await.unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{origin}");
         assert!(r.text().await.unwrap().contains("来自其他网站"));
     }
     assert_eq!(c.store.count("agent_sessions").await.unwrap(), 0);
+    // behind an HTTPS proxy that says so, the HTTPS origin is this site and plain HTTP is not
+    let via_proxy = |origin: &str| {
+        c.client
+            .post(c.url("/console/login"))
+            .header("origin", origin)
+            .header("x-forwarded-proto", "https")
+            .form(&[("token", c.token.as_str())])
+            .send()
+    };
+    let r = via_proxy(&c.base).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = via_proxy(&same_host_other_scheme).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(c.store.count("agent_sessions").await.unwrap(), 1);
     // the console's own origin logs in
     let r = post("/console/login", &c.base, None).await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -490,6 +508,19 @@ async fn agents_read_unanswered_questions_and_transcripts() {
     assert_eq!(
         api_error(bad, StatusCode::UNPROCESSABLE_ENTITY).await,
         "invalid_field"
+    );
+    // an oversized body is a 413 as on every other route (issue 23; it was a 422)
+    let big = c
+        .client
+        .post(c.url("/v1/agent/situation"))
+        .bearer_auth(&c.token)
+        .json(&json!({ "text": "苏".repeat(yidi::channels::http::MAX_BODY_BYTES) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        api_error(big, StatusCode::PAYLOAD_TOO_LARGE).await,
+        "payload_too_large"
     );
 
     for path in [
@@ -1078,4 +1109,54 @@ async fn browse(
     browser.goto(&c.url("/console")).await?;
     wait_for(browser, "#login-page").await;
     Ok(())
+}
+
+/// Issue 23 (first contact): `/` tells a newcomer what this is and leads to the console and
+/// to the API document, which Redoc (served from the binary, no CDN) renders in a real
+/// browser under the page's Content-Security-Policy.
+#[tokio::test]
+async fn the_home_page_leads_to_the_console_and_a_readable_api_document() {
+    let c = Console::sqlite().await;
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.browser(profile.path()).await;
+    let result = async {
+        browser.goto(&c.url("/")).await?;
+        wait_for_text(&browser, "h1", "异地就医小助手").await;
+        browser
+            .find(Locator::Css("#console-link"))
+            .await?
+            .click()
+            .await?;
+        wait_for(&browser, "#login-page").await;
+        browser.goto(&c.url("/")).await?;
+        browser
+            .find(Locator::Css("#docs-link"))
+            .await?
+            .click()
+            .await?;
+        // Redoc has read /v1/openapi.json and rendered its operations
+        wait_for_text(&browser, "body", "search the FAQ").await;
+        wait_for_text(&browser, "body", "send a message, get the reply").await;
+        let scripts: Vec<String> = browser
+            .execute(
+                "return Array.from(document.scripts).map(s => s.src)",
+                vec![],
+            )
+            .await?
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        assert!(
+            scripts.iter().all(|s| s.starts_with(&c.base)),
+            "only this server's scripts: {scripts:?}"
+        );
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = browser.close().await;
+    result.unwrap();
 }

@@ -258,6 +258,37 @@ async fn agent_and_session_json_is_never_cached_nor_sniffed() {
     }
 }
 
+/// Issue 23: without a token, its own listener or `metrics.open`, `/metrics` refuses.
+#[tokio::test]
+async fn metrics_are_closed_unless_configured_open() {
+    let s = Server::start(TestDb::sqlite()).await;
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "metrics_closed");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("metrics.open"),
+        "{body}"
+    );
+    let s = Server::start_with(TestDb::sqlite(), AppState::with_open_metrics).await;
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("# EOF"));
+}
+
 #[tokio::test]
 async fn metrics_can_require_a_token_or_live_on_another_listener() {
     let (token, digest) = new_agent_token();

@@ -46,7 +46,10 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let conversations = Conversations::new(assistant(), store.clone()).with_limits(&limits);
-        let state = AppState::from_conversations(conversations).with_agents(agents);
+        // /metrics is closed by default (issue 23); these tests read it
+        let state = AppState::from_conversations(conversations)
+            .with_agents(agents)
+            .with_open_metrics();
         tokio::spawn(async move {
             http::serve(listener, state, async {
                 let _ = rx.await;
