@@ -331,6 +331,7 @@ impl From<StoreError> for ApiError {
 /// The body of every error response: `{"error": {"code", "message", "field"?}}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
+    /// What went wrong: a stable code, a Chinese message, the field when one is at fault.
     error: ErrorDetail,
 }
 

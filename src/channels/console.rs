@@ -491,6 +491,7 @@ struct UnansweredParams {
 /// The latest unanswered questions.
 #[derive(Serialize, ToSchema)]
 struct Unanswered {
+    /// The most recent unanswered questions, newest first.
     questions: Vec<UnansweredQuestion>,
 }
 
@@ -600,7 +601,9 @@ async fn situation(
 /// A stored conversation, for agents.
 #[derive(Serialize, ToSchema)]
 struct Transcript {
+    /// The conversation's id.
     session_id: String,
+    /// What was said, in order (personal numbers masked).
     transcript: Vec<TranscriptLine>,
 }
 

@@ -180,7 +180,7 @@ struct OpenApiDocument(Arc<str>);
 /// [`serve`] (or with connect info) so the per-IP limit sees the peer address.
 pub fn app(state: AppState) -> Router {
     let (router, doc) = api(&state).split_for_parts();
-    let doc = OpenApiDocument(doc.to_pretty_json().unwrap_or_default().into());
+    let doc = OpenApiDocument(super::document::finish(&doc, state.assistant()).into());
     let request_timeout = Duration::from_secs(state.http.request_timeout_secs);
     router
         .layer(Extension(doc))
@@ -489,13 +489,17 @@ async fn search(
 /// One FAQ entry, the `faq --json` form.
 #[derive(Serialize, ToSchema)]
 struct FaqEntry {
+    /// The entry's id (faq-coverage.md).
     id: String,
+    /// The entry's main question.
     question: String,
     /// other phrasings of the question
     variants: Vec<String>,
+    /// The answer, in the knowledge base's words.
     answer: String,
     /// ids of the cited documents (full titles in the console)
     sources: Vec<String>,
+    /// Topics of the entry (the first is its main topic).
     tags: Vec<String>,
 }
 
@@ -571,9 +575,11 @@ async fn estimate(
 /// A new conversation.
 #[derive(Serialize, ToSchema)]
 struct NewSession {
+    /// The conversation's id, for /v1/sessions/{id}/messages.
     session_id: String,
     /// shown once; only its SHA-256 is stored
     token: String,
+    /// The assistant's first message.
     welcome: Reply,
 }
 
@@ -725,6 +731,7 @@ async fn authorize(
 /// A conversation as stored.
 #[derive(Serialize, ToSchema)]
 struct Session {
+    /// The conversation's id.
     session_id: String,
     /// the active dialog, if any
     dialog: Option<String>,
@@ -732,6 +739,7 @@ struct Session {
     step: Option<String>,
     /// what the conversation knows of the user's situation
     slots: BTreeMap<String, String>,
+    /// What was said, in order (personal numbers masked).
     transcript: Vec<TranscriptLine>,
 }
 
@@ -771,6 +779,7 @@ async fn read_session(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Feedback {
+    /// Whether the answer helped.
     #[schema(required = true, value_type = bool)]
     helpful: Option<bool>,
     /// the FAQ entry concerned
@@ -803,6 +812,7 @@ impl Feedback {
 /// The id of stored feedback.
 #[derive(Serialize, ToSchema)]
 struct FeedbackCreated {
+    /// The stored feedback's id.
     id: String,
 }
 

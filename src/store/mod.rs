@@ -94,9 +94,12 @@ pub struct TurnRecord<'a> {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 #[schema(description = "one line of a stored conversation (personal numbers masked)")]
 pub struct TranscriptLine {
+    /// The line's number in its conversation (1, 2, …).
     pub seq: i64,
+    /// Who said it: user or assistant.
     #[schema(pattern = "^(user|assistant)$", example = "user")]
     pub role: String,
+    /// What was said (personal numbers masked).
     pub text: String,
     /// The FAQ entry that answered (assistant lines).
     #[schema(required = true)]
@@ -112,7 +115,9 @@ pub struct TranscriptLine {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 #[schema(description = "a question the assistant could not answer")]
 pub struct UnansweredQuestion {
+    /// The question's id.
     pub id: String,
+    /// The conversation it was asked in.
     #[schema(required = true)]
     pub session_id: Option<String>,
     /// Personal numbers masked.

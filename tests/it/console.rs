@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -30,9 +31,13 @@ struct Console {
     client: reqwest::Client,
     store: Store,
     db_url: String,
+    /// The bodies posted to /v1/checklist and /v1/estimate: (path, body).
+    posted: Posted,
     shutdown: Option<oneshot::Sender<()>>,
     _db: TestDb,
 }
+
+type Posted = Arc<std::sync::Mutex<Vec<(String, Value)>>>;
 
 impl Console {
     async fn start(db: TestDb, with_agent: bool) -> Console {
@@ -45,8 +50,31 @@ impl Console {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
+        // the bodies the console posts to the checklist and the estimate, kept to check
+        // them against the API document
+        let posted: Posted = Arc::default();
+        let record = posted.clone();
+        let app = http::app(state).layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let record = record.clone();
+                async move {
+                    let path = req.uri().path().to_string();
+                    if !matches!(path.as_str(), "/v1/checklist" | "/v1/estimate") {
+                        return next.run(req).await;
+                    }
+                    let (parts, body) = req.into_parts();
+                    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+                    if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+                        record.lock().unwrap().push((path, v));
+                    }
+                    let req =
+                        axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+                    next.run(req).await
+                }
+            },
+        ));
         tokio::spawn(async move {
-            http::serve(listener, state, async {
+            http::serve_router(listener, app, Default::default(), async {
                 let _ = rx.await;
             })
             .await
@@ -62,6 +90,7 @@ impl Console {
                 .unwrap(),
             store,
             db_url: db.url.clone(),
+            posted,
             shutdown: Some(tx),
             _db: db,
         }
@@ -873,6 +902,35 @@ async fn the_console_works_in_a_real_browser() {
     let result = browse(&c, &browser, &unanswered).await;
     let _ = browser.close().await;
     result.unwrap();
+
+    // what the console posted is what the API document says (issue 23: integers and
+    // booleans as such, not strings); required fields aside, since the form posts as it is
+    // filled in
+    let mut doc: Value = reqwest::get(c.url("/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for name in ["Situation", "EstimateInput"] {
+        doc["components"]["schemas"][name]
+            .as_object_mut()
+            .unwrap()
+            .remove("required");
+    }
+    let posted = c.posted.lock().unwrap().clone();
+    let estimates = posted.iter().filter(|(p, _)| p == "/v1/estimate").count();
+    assert!(estimates > 0 && posted.len() > estimates, "{posted:?}");
+    for (path, body) in &posted {
+        let name = if path == "/v1/estimate" {
+            "EstimateInput"
+        } else {
+            "Situation"
+        };
+        let validator = crate::http::schema_validator(&doc, name);
+        let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{path}: {errors:?}\n{body}");
+    }
 }
 
 async fn browse(

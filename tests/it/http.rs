@@ -1083,7 +1083,7 @@ fn route_paths(debug: &str) -> Vec<String> {
 /// The served document's schema `name`, as a JSON Schema validator (OpenAPI 3.1 schemas are
 /// JSON Schema 2020-12) that also refuses properties the schema does not name, so that a
 /// serde form and its generated schema cannot drift apart either way.
-fn schema_validator(doc: &Value, name: &str) -> jsonschema::Validator {
+pub(crate) fn schema_validator(doc: &Value, name: &str) -> jsonschema::Validator {
     fn close(v: &mut Value) {
         match v {
             Value::Object(map) => {
@@ -1303,4 +1303,67 @@ async fn the_separator_sweep_stores_no_readable_number_on_sqlite() {
 #[tokio::test]
 async fn the_separator_sweep_stores_no_readable_number_on_postgres() {
     separator_sweep_stores_no_readable_number(TestDb::postgres().await).await;
+}
+
+/// Issue 23 (first contact, item 6): every field of every schema is described; the main
+/// schemas carry examples, made by the running assistant, that fit their own schemas; the
+/// slots are typed by the loaded vocabulary; `scheme` is required as the server requires it.
+#[tokio::test]
+async fn the_document_describes_every_field_and_its_examples_fit() {
+    let server = TestServer::sqlite().await;
+    let (status, doc) = server.get("/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut undescribed = Vec::new();
+    for (name, schema) in schemas {
+        for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+            if property.get("description").is_none() {
+                undescribed.push(format!("{name}.{field}"));
+            }
+        }
+    }
+    assert!(undescribed.is_empty(), "no description: {undescribed:?}");
+    for name in [
+        "Reply",
+        "SearchResult",
+        "Situation",
+        "Checklist",
+        "EstimateInput",
+        "Estimate",
+        "ErrorBody",
+        "Message",
+        "Feedback",
+        "NewSession",
+        "Slots",
+    ] {
+        let examples = schemas[name]["examples"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} has no examples"));
+        assert!(!examples.is_empty(), "{name}");
+        for example in examples {
+            let validator = schema_validator(&doc, name);
+            let errors: Vec<String> = validator
+                .iter_errors(example)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{name}: {errors:?}\n{example}");
+        }
+    }
+    // the slots are the vocabulary's, with their values
+    assert_eq!(
+        schemas["Reply"]["properties"]["slots"]["$ref"],
+        "#/components/schemas/Slots"
+    );
+    let slots = &schemas["Slots"]["properties"];
+    assert_eq!(slots["scheme"]["enum"], json!(["employee", "resident"]));
+    assert!(slots["total"]["pattern"].is_string(), "{}", slots["total"]);
+    // both shipped policies set their parameters by scheme, and the server refuses an
+    // estimate without it: so the document says it is required
+    let required = schemas["EstimateInput"]["required"].as_array().unwrap();
+    assert!(required.contains(&json!("scheme")), "{required:?}");
+    let mut without: Value = schemas["EstimateInput"]["examples"][0].clone();
+    without.as_object_mut().unwrap().remove("scheme");
+    let (status, body) = server.post("/v1/estimate", without).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "scheme", "{body}");
 }
