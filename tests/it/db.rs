@@ -183,6 +183,8 @@ impl Throwaway {
         );
         {
             use std::os::unix::process::CommandExt;
+            // it outlives this process by design: nothing here waits for it
+            #[allow(clippy::zombie_processes)]
             Command::new("sh")
                 .args(["-c", &script])
                 .process_group(0)
