@@ -538,19 +538,51 @@ async fn agents_read_unanswered_questions_and_transcripts() {
         api_error(bad, StatusCode::UNPROCESSABLE_ENTITY).await,
         "invalid_field"
     );
-    // an oversized body is a 413 as on every other route (issue 23; it was a 422)
-    let big = c
-        .client
-        .post(c.url("/v1/agent/situation"))
-        .bearer_auth(&c.token)
-        .json(&json!({ "text": "苏".repeat(yidi::channels::http::MAX_BODY_BYTES) }))
-        .send()
+    // an oversized body is a 413 as on every other route (issue 23; it was a 422). Sent in
+    // chunks, without a Content-Length, so that it is the route's own reading that finds it
+    // too large (a declared length is refused before any route runs)
+    let big = json!({ "text": "苏".repeat(yidi::channels::http::MAX_BODY_BYTES) }).to_string();
+    let (mut read, mut stream) = tokio::net::TcpStream::connect(c.addr)
         .await
-        .unwrap();
-    assert_eq!(
-        api_error(big, StatusCode::PAYLOAD_TOO_LARGE).await,
-        "payload_too_large"
+        .unwrap()
+        .into_split();
+    // read as the answer comes: a reset after it must not lose it
+    let reader = tokio::spawn(async move {
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = read.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+        answer
+    });
+    let head = format!(
+        "POST /v1/agent/situation HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n",
+        c.addr, c.token
     );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in big.as_bytes().chunks(8192) {
+        let sent = async {
+            stream
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            stream.write_all(chunk).await?;
+            stream.write_all(b"\r\n").await
+        };
+        // the server may answer and close before the whole body is sent
+        if sent.await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let answer = reader.await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
 
     for path in [
         "/v1/agent/sessions/no-such-session/transcript".to_string(),

@@ -578,3 +578,44 @@ fn a_malformed_bot_url_stops_the_server_naming_the_key() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("telegram.api_url"), "{stderr}");
 }
+
+/// Issue 23, finding 7: refusals are logged once a minute per kind with a count, like store
+/// errors in an outage, not once each: thirty wrong tokens and thirty rate-limited requests
+/// make one line each.
+#[test]
+fn refusals_are_logged_once_a_minute_per_kind() {
+    let db = TestDb::sqlite();
+    let mut server = ServeProcess::spawn(
+        &["--addr", "127.0.0.1:0", "--database-url", &db.url],
+        &[
+            ("YIDI_LOG", "info"),
+            ("YIDI_LIMITS__PER_IP_BURST", "40"),
+            ("YIDI_LIMITS__PER_IP_PER_MINUTE", "1"),
+        ],
+        &repo(),
+    );
+    let (status, created) = call("POST", &format!("{}/v1/sessions", server.base), None, None);
+    assert_eq!(status, 201);
+    let id = created["session_id"].as_str().unwrap().to_string();
+    let url = format!("{}/v1/sessions/{id}", server.base);
+    let mut statuses = Vec::new();
+    for _ in 0..60 {
+        statuses.push(call("GET", &url, Some("wrong-token"), None).0);
+    }
+    assert!(
+        statuses.iter().filter(|s| **s == 401).count() >= 30,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().filter(|s| **s == 429).count() >= 10,
+        "{statuses:?}"
+    );
+    server.terminate();
+    assert!(server.wait().success());
+    let log = server.log();
+    for kind in ["rejected session token", "rate limited"] {
+        let lines = log.lines().filter(|l| l.contains(kind)).count();
+        assert_eq!(lines, 1, "{kind}: {lines} lines\n{log}");
+    }
+    assert!(log.contains("held_back=0"), "{log}");
+}
