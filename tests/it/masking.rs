@@ -564,3 +564,52 @@ fn masking_a_long_message_full_of_digits_takes_little_time() {
         eprintln!("{took:?}");
     }
 }
+
+/// Issue 23: estimate replies (their bands: "19000.00 × 85% = 16150.00", amounts up to ten
+/// million) are stored as written: the masker joins digit groups across any non-letter, but
+/// a calculation's mixed joins are not one number.
+#[test]
+fn estimate_replies_pass_through_masking_unchanged() {
+    let a = assistant();
+    let mut checked = 0;
+    for total in [
+        "800",
+        "12345.67",
+        "99999.99",
+        "350000",
+        "1234567.89",
+        "9999999.99",
+    ] {
+        for (policy, scheme, level) in [
+            ("suzhou", "employee", 3),
+            ("suzhou", "resident", 2),
+            ("zhangjiagang", "employee", 1),
+        ] {
+            let mut input = serde_json::json!({
+                "policy": policy, "visit": "inpatient", "hospital_level": level,
+                "filing_type": "long_term_resident", "filed": true, "total": total,
+                "scheme": scheme, "admissions_before": 1,
+            });
+            if scheme == "employee" {
+                input["employment"] = "retired".into();
+            } else {
+                input["category"] = "adult".into();
+            }
+            if total.parse::<f64>().unwrap() > 5_000.0 {
+                input["self_pay"] = "100.50".into();
+                input["class_b"] = "0".into();
+            }
+            let estimate = yidi::guidance::estimate::EstimateInput::from_json(&input)
+                .and_then(|i| yidi::guidance::estimate::estimate(&a.policies, &i))
+                .unwrap_or_else(|e| panic!("{input}: {e:?}"));
+            for text in [
+                yidi::render::estimate_text(&estimate),
+                yidi::render::estimate_brief_text(&estimate),
+            ] {
+                assert_eq!(mask_personal_numbers(&text), text);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "{checked} estimate texts");
+}
