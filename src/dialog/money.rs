@@ -133,8 +133,8 @@ pub fn find_amount(text: &str) -> Option<Result<Decimal, MoneyError>> {
 }
 
 /// Whether the number run `chars[start..end]` continues a number written in a notation the
-/// parser does not read: scientific notation (`1e30`, `1.5E+3`, `3e-2`) or a power (`10^6`),
-/// on either side of the run.
+/// parser does not read: scientific notation (`1e30`, `1.5E+3`, `3e-2`), a power (`10^6`), or
+/// chat shorthand for thousands (`300w`, `20k`), on either side of the run.
 fn part_of_unreadable_number(chars: &[char], start: usize, end: usize) -> bool {
     let at = |i: usize| chars.get(i).copied();
     let digit_like = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit() || c == '.');
@@ -145,12 +145,13 @@ fn part_of_unreadable_number(chars: &[char], start: usize, end: usize) -> bool {
     let left = (exponent(before(1)) && digit_like(before(2)))
         || (sign(before(1)) && exponent(before(2)) && digit_like(before(3)))
         || matches!(before(1), Some('^'));
-    // after the run (when it ends in a digit): run + "e3", run + "e+3", run + "^6"
+    // after the run (when it ends in a digit): run + "e3", run + "e+3", run + "^6", and chat
+    // shorthand for thousands and ten-thousands: run + "w", run + "k" ("300w", "20k")
     let ends_in_digit = end > start && digit_like(at(end - 1));
     let right = ends_in_digit
         && ((exponent(at(end))
             && (digit_like(at(end + 1)) || (sign(at(end + 1)) && digit_like(at(end + 2)))))
-            || matches!(at(end), Some('^')));
+            || matches!(at(end), Some('^' | 'k' | 'K' | 'w' | 'W')));
     left || right
 }
 
@@ -423,6 +424,8 @@ mod tests {
             "100e3",
             "花了10^6元",
             "花了2^20元",
+            "住院花了300w",
+            "一共200K",
         ] {
             assert_eq!(found(text), Some(Err(MoneyError::Unreadable)), "{text}");
             assert_eq!(parse_amount(text), Err(MoneyError::Unreadable), "{text}");
