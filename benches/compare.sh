@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command for the speed table of the README (issue 12): builds the release binary, starts
+# One command for the speed table of docs/performance.md (issue 12): builds the release binary, starts
 # `yidi serve`, and measures side by side in one run
 #   - FAQ search in batch against a Python jieba + rank_bm25 peer (benches/search-compare.sh),
 #   - GET /v1/faq/search against GET /healthz on the same server (wrk, 8 connections),

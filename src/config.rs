@@ -34,7 +34,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://yidi.db";
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Where the HTTP API and the agent console listen.
+    /// Where the HTTP API and the agent console listen: an IP address and a port, or a host
+    /// name and a port (`localhost:8080`, resolved at start).
+    #[serde(deserialize_with = "socket_addr")]
     pub addr: SocketAddr,
     /// `sqlite://FILE` (created if missing) or `postgres://…` (for several replicas).
     pub database_url: String,
@@ -80,8 +82,22 @@ pub struct Http {
     pub header_timeout_secs: u64,
     /// Seconds a request may take in all (its body, the turn, the answer): then 503.
     pub request_timeout_secs: u64,
-    /// Most connections open at once; more wait in the listen backlog until one closes.
+    /// Seconds a request's body may take to arrive after its headers, plus one second for
+    /// every `body_min_bytes_per_sec` bytes received (a floor on the sending rate, as
+    /// Apache's mod_reqtimeout has): a body trickled slower is answered 408 and its
+    /// connection closed.
+    pub body_timeout_secs: u64,
+    /// The slowest sending rate a body may keep up beyond `body_timeout_secs` (bytes per
+    /// second).
+    pub body_min_bytes_per_sec: u64,
+    /// Most connections open at once. At the cap the slowest connection not being answered
+    /// (idle, or still sending its request) is closed to make room; when every one is being
+    /// answered, new connections wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections kept beyond `max_connections` for health checks: when the cap is full of
+    /// connections being answered, up to this many more are accepted, and they serve only
+    /// `/healthz` and `/readyz` (anything else gets 503 with `Retry-After`).
+    pub probe_connections: usize,
 }
 
 impl Default for Http {
@@ -89,20 +105,28 @@ impl Default for Http {
         Http {
             header_timeout_secs: 10,
             request_timeout_secs: 30,
+            body_timeout_secs: 5,
+            body_min_bytes_per_sec: 500,
             max_connections: 512,
+            probe_connections: 8,
         }
     }
 }
 
-/// Access to `/metrics` (`[metrics]`): by default on `addr` for anyone who can reach it.
+/// Access to `/metrics` (`[metrics]`). By default nobody reads it: it needs a token
+/// (`token_sha256`), its own address (`listen`, e.g. on a private network), or `open = true`
+/// to serve it on `addr` to anyone who can reach it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsAccess {
     /// Serve `/metrics` on this address only, not on `addr`.
+    #[serde(deserialize_with = "optional_socket_addr")]
     pub listen: Option<SocketAddr>,
     /// SHA-256 digest (64 hex digits) of a bearer token that `/metrics` then requires
     /// (`yidi agent-token` makes a token and its digest).
     pub token_sha256: Option<String>,
+    /// Serve `/metrics` without a token on `addr` (only where the address is private).
+    pub open: bool,
 }
 
 /// Per-user limits of the public API and the bot.
@@ -135,6 +159,7 @@ pub struct Telegram {
     /// accepts only HTTPS, a test server may use HTTP).
     pub webhook_url: Option<String>,
     /// Where the webhook listener binds (required with `webhook`).
+    #[serde(deserialize_with = "optional_socket_addr")]
     pub webhook_listen: Option<SocketAddr>,
 }
 
@@ -284,6 +309,52 @@ impl std::fmt::Debug for Telegram {
     }
 }
 
+/// An address to listen on: `IP:PORT` (`127.0.0.1:8080`, `[::1]:8080`), or `HOST:PORT`
+/// with a host name that resolves (`localhost:8080`: its first IPv4 address, else its first).
+pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let text = text.trim();
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let hint = "use an address and a port, e.g. 127.0.0.1:8080 (or 0.0.0.0:8080 for every \
+                interface)";
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("`{text}` has no port: {hint}"));
+    };
+    let Ok(port) = port.parse::<u16>() else {
+        return Err(format!("`{port}` is not a port number (0–65535): {hint}"));
+    };
+    match (host, port).to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied()
+                .ok_or_else(|| format!("the host name `{host}` has no address: {hint}"))
+        }
+        Err(_) => Err(format!("cannot resolve the host name `{host}`: {hint}")),
+    }
+}
+
+fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_listen_addr(&text).map_err(serde::de::Error::custom)
+}
+
+fn optional_socket_addr<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(text) => parse_listen_addr(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
 /// The database URL without its password (`postgres://user:***@host/db`).
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
@@ -392,12 +463,77 @@ impl Default for Limits {
 /// A configuration that cannot be used, naming where it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{0}")]
+    #[error("{}", describe_figment(.0))]
     Figment(Box<figment::Error>),
     #[error("the config file {} does not exist", .0.display())]
     MissingFile(PathBuf),
     #[error("invalid configuration: {key}: {message}")]
     Invalid { key: &'static str, message: String },
+}
+
+/// Every error of a figment error, one a line, each naming the key (without figment's profile
+/// prefix), where it came from and, for an unknown key, the known key it most resembles.
+fn describe_figment(e: &figment::Error) -> String {
+    e.clone()
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let origin = match (&e.metadata, &e.profile) {
+                (Some(md), _) if md.source.is_some() => {
+                    format!(
+                        " in {}",
+                        md.source
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
+                    )
+                }
+                // a command-line flag, merged as a (key, value) pair
+                (Some(md), _) if md.name.starts_with('(') => " (command line)".to_string(),
+                (Some(md), Some(profile)) if !e.path.is_empty() => {
+                    format!(" ({} {})", md.name, md.interpolate(profile, &e.path))
+                }
+                (Some(md), _) => format!(" ({})", md.name),
+                _ => String::new(),
+            };
+            match &e.kind {
+                figment::error::Kind::UnknownField(field, known) => {
+                    let hint = match closest(field, known) {
+                        Some(c) => format!(": did you mean `{c}`?"),
+                        None => format!(": the keys here are {}", known.join(", ")),
+                    };
+                    format!("unknown key `{key}`{origin}{hint}")
+                }
+                kind => format!("key `{key}`{origin}: {kind}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The known key closest to `word` (by edit distance, at most a third of its length).
+fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    let word = word.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (distance(&word, k), *k))
+        .filter(|(d, _)| *d <= (word.chars().count() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
 }
 
 impl From<figment::Error> for ConfigError {
@@ -438,6 +574,26 @@ impl Config {
             ))
     }
 
+    /// The configuration as TOML (what a config file would say), secrets redacted: the
+    /// database password, the bot's token, WeChat's token, secret and key
+    /// (`yidi serve --print-config`).
+    pub fn redacted_toml(&self) -> String {
+        let mut c = self.clone();
+        c.database_url = redact_url(&c.database_url);
+        for secret in [
+            &mut c.telegram.token,
+            &mut c.wechat.token,
+            &mut c.wechat.app_secret,
+            &mut c.wechat.encoding_aes_key,
+        ] {
+            if secret.is_some() {
+                *secret = Some("<redacted>".into());
+            }
+        }
+        toml::to_string_pretty(&c)
+            .unwrap_or_else(|e| format!("# the configuration cannot be shown as TOML: {e}\n"))
+    }
+
     /// Extracts and validates a configuration.
     pub fn from_figment(figment: &Figment) -> Result<Config, ConfigError> {
         let config: Config = figment.extract()?;
@@ -469,6 +625,8 @@ impl Config {
         for (key, value) in [
             ("http.header_timeout_secs", h.header_timeout_secs),
             ("http.request_timeout_secs", h.request_timeout_secs),
+            ("http.body_timeout_secs", h.body_timeout_secs),
+            ("http.body_min_bytes_per_sec", h.body_min_bytes_per_sec),
             ("http.max_connections", h.max_connections as u64),
             ("database_timeout_secs", self.database_timeout_secs),
         ] {
@@ -654,6 +812,51 @@ mod tests {
             jail.set_env("YIDI_SQLITE_SYNCHRONOUS", "off");
             let e = load(None).unwrap_err().to_string();
             assert!(e.to_lowercase().contains("sqlite_synchronous"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_the_key_it_resembles() {
+        Jail::expect_with(|jail| {
+            jail.create_file("yidi.toml", "adr = \"127.0.0.1:1\"\n")?;
+            let e = load(None).unwrap_err().to_string();
+            assert!(
+                e.starts_with("unknown key `adr` in ") && e.ends_with("did you mean `addr`?"),
+                "{e}"
+            );
+            assert!(!e.contains("default."), "{e}");
+            jail.create_file("yidi.toml", "[limits]\nper_ip_per_minit = 3\n")?;
+            let e = load(None).unwrap_err().to_string();
+            assert!(
+                e.contains("unknown key `limits.per_ip_per_minit`")
+                    && e.contains("did you mean `per_ip_per_minute`?"),
+                "{e}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn addresses_may_name_a_host() {
+        assert_eq!(parse_listen_addr("localhost:8080").unwrap().port(), 8080);
+        assert!(
+            parse_listen_addr("localhost:8080")
+                .unwrap()
+                .ip()
+                .is_loopback()
+        );
+        assert_eq!(
+            parse_listen_addr("127.0.0.1:9").unwrap().to_string(),
+            "127.0.0.1:9"
+        );
+        let e = parse_listen_addr("localhost").unwrap_err();
+        assert!(e.contains("127.0.0.1:8080"), "{e}");
+        let e = parse_listen_addr("localhost:http").unwrap_err();
+        assert!(e.contains("port"), "{e}");
+        Jail::expect_with(|jail| {
+            jail.set_env("YIDI_ADDR", "localhost:8181");
+            assert_eq!(load(None).unwrap().addr.port(), 8181);
             Ok(())
         });
     }

@@ -64,7 +64,8 @@ impl Conversations {
     /// Records a refusal by a rate limit.
     pub fn refused(&self, limited: Limited, key: &str) {
         self.metrics.rate_limited(limited.scope.as_str());
-        tracing::info!(key = %log_id(key), scope = limited.scope.as_str(), "rate limited");
+        tracing::debug!(key = %log_id(key), scope = limited.scope.as_str(), "rate limited");
+        crate::throttle::refusal_with("rate limited", &limited.scope.as_str());
     }
 
     /// Handles one message of session `session_id` and persists the turn.
@@ -244,6 +245,14 @@ impl Conversations {
                     tracing::debug!(session = %log_id(session_id), attempt, "concurrent turn, retrying");
                     // another replica wrote this session: wait a jittered moment, re-read
                     tokio::time::sleep(crate::turns::backoff(attempt as u32)).await;
+                    // it may have been this very request, sent to both: its stored reply
+                    if let Some(k) = keyed.as_deref_mut()
+                        && let Some(response) = self.store.request_reply(session_id, k.key).await?
+                    {
+                        k.response = Some(response);
+                        k.repeat = true;
+                        return Ok(None);
+                    }
                 }
                 Err(e) => return Err(e),
             }

@@ -28,20 +28,39 @@ use serve::ServeFlags;
 #[derive(Parser)]
 #[command(name = "yidi", version, about = "异地就医 guidance assistant")]
 struct Cli {
-    /// The knowledge folder (FAQ, synonyms, policies, checklist texts).
-    #[arg(long, global = true, env = "YIDI_KNOWLEDGE")]
-    knowledge: Option<PathBuf>,
-    /// The dialogs folder.
-    #[arg(long, global = true, env = "YIDI_DIALOGS")]
-    dialogs: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataDirs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The data folders, for the commands that read them (given before or after the command).
+#[derive(clap::Args, Clone, Default)]
+struct DataDirs {
+    /// The knowledge folder (FAQ, synonyms, policies, checklist texts, regions).
+    #[arg(long, env = "YIDI_KNOWLEDGE")]
+    knowledge: Option<PathBuf>,
+    /// The dialogs folder.
+    #[arg(long, env = "YIDI_DIALOGS")]
+    dialogs: Option<PathBuf>,
+}
+
+impl DataDirs {
+    /// These, else `outer` (the ones given before the command).
+    fn or(self, outer: DataDirs) -> DataDirs {
+        DataDirs {
+            knowledge: self.knowledge.or(outer.knowledge),
+            dialogs: self.dialogs.or(outer.dialogs),
+        }
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Conversation on standard input (one message per line).
     Chat {
+        #[command(flatten)]
+        data: DataDirs,
         /// One JSON reply per line instead of text.
         #[arg(long)]
         json: bool,
@@ -54,20 +73,27 @@ enum Command {
     },
     /// Print every FAQ entry.
     Faq {
+        #[command(flatten)]
+        data: DataDirs,
         #[arg(long)]
         json: bool,
     },
     /// Search the FAQ for QUERY, or for each line of standard input.
     Search {
+        #[command(flatten)]
+        data: DataDirs,
         #[arg(long)]
         json: bool,
         #[arg(long, default_value_t = 3)]
         limit: usize,
-        query: Option<String>,
+        /// The question; several words are one question (`yidi search 备案 撤销`).
+        query: Vec<String>,
     },
     /// Evaluate retrieval over a JSON-lines file of {"q", "id"}; with --acts, the dialog-act
     /// classifier on the held-out part of knowledge/acts.toml.
     Eval {
+        #[command(flatten)]
+        data: DataDirs,
         #[arg(long)]
         json: bool,
         /// Measure the act classifier instead (every fifth example held out).
@@ -79,6 +105,8 @@ enum Command {
     /// Run conversation test cases (JSON lines of {"name", "turns": [{"say", "expect"}]});
     /// prints what failed and the pass rate; exit 1 when the rate of passed turns is below --min.
     Test {
+        #[command(flatten)]
+        data: DataDirs,
         #[arg(long)]
         json: bool,
         /// The lowest acceptable share of passed turns (0 to 1).
@@ -90,6 +118,8 @@ enum Command {
     /// Read callers' descriptions (one per line of standard input, or TEXT) as the console's
     /// situation box does, and print the fields each states.
     Situation {
+        #[command(flatten)]
+        data: DataDirs,
         #[arg(long)]
         json: bool,
         text: Vec<String>,
@@ -97,17 +127,23 @@ enum Command {
     /// Show how each line of standard input (or TEXT) is read: dialog act, facts with their
     /// roles, scope and the FAQ entries it may be about (for the knowledge team).
     Read {
+        #[command(flatten)]
+        data: DataDirs,
         #[arg(long)]
         json: bool,
         text: Vec<String>,
     },
     /// Checklists for situation objects read from standard input, one per line.
     Checklist {
+        #[command(flatten)]
+        data: DataDirs,
         #[arg(long)]
         json: bool,
     },
     /// Estimates for inputs read from standard input, one per line.
     Estimate {
+        #[command(flatten)]
+        data: DataDirs,
         #[arg(long)]
         json: bool,
         /// One more policy file, beside knowledge/policies/.
@@ -115,18 +151,24 @@ enum Command {
         policy: Option<PathBuf>,
     },
     /// Validate the knowledge and dialogs folders.
-    Check,
+    Check {
+        #[command(flatten)]
+        data: DataDirs,
+    },
     /// Serve the HTTP API, the agent console, (with TELOXIDE_TOKEN) the Telegram bot and
     /// (with wechat.token) the WeChat Official Account endpoint
     /// until SIGINT or SIGTERM. Settings: defaults < yidi.toml or --config < YIDI_… env <
     /// these flags (see yidi.example.toml).
     Serve {
+        #[command(flatten)]
+        data: DataDirs,
         /// The config file (default: ./yidi.toml when it exists).
         #[arg(long, env = "YIDI_CONFIG")]
         config: Option<PathBuf>,
-        /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:8080].
+        /// Address to listen on: IP:PORT or HOST:PORT (port 0 picks a free port)
+        /// [default: 127.0.0.1:8080].
         #[arg(long)]
-        addr: Option<std::net::SocketAddr>,
+        addr: Option<String>,
         /// Database for the conversations (SQLite file or PostgreSQL) [default: sqlite://yidi.db].
         #[arg(long)]
         database_url: Option<String>,
@@ -139,7 +181,8 @@ enum Command {
         print_config: bool,
     },
     /// Make a new agent token for the console: prints the token (give it to the agent) and
-    /// the SHA-256 digest to put in the configuration's agent_token_sha256.
+    /// the SHA-256 digest to put in the configuration's agent_token_sha256; then restart
+    /// `yidi serve`.
     AgentToken,
     /// Delete now what residents typed that is older than the retention (retention_days of
     /// the configuration, or --days): conversations, unanswered questions, feedback.
@@ -183,7 +226,7 @@ fn main() -> ExitCode {
         // colour only on a terminal: files and journald get plain text
         .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
         .init();
-    match run(cli.command, cli.knowledge, cli.dialogs) {
+    match run(cli.command, cli.data) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -203,22 +246,122 @@ fn invalid(what: &str, dir: &Path, errors: impl std::fmt::Display) -> anyhow::Re
     Ok(ExitCode::from(1))
 }
 
+/// A data error as a person reads it. The region files complete the checklist texts and
+/// the assistant reports their errors together; here they get their own heading.
+pub fn describe_load_error(e: &yidi::assistant::LoadError) -> String {
+    let yidi::assistant::LoadError::Checklist(text) = e else {
+        return e.to_string();
+    };
+    // an error starts at a line naming its file; the lines after it (a TOML excerpt) go with it
+    let (mut regions, mut texts) = (Vec::new(), Vec::new());
+    let mut in_regions = false;
+    for line in text.lines() {
+        if line.starts_with("regions/") {
+            in_regions = true;
+        } else if line.starts_with("checklist.toml") {
+            in_regions = false;
+        }
+        if in_regions {
+            regions.push(line);
+        } else {
+            texts.push(line);
+        }
+    }
+    let mut out = Vec::new();
+    if !texts.is_empty() {
+        out.push(format!("invalid checklist texts:\n{}", texts.join("\n")));
+    }
+    if !regions.is_empty() {
+        out.push(format!("invalid region files:\n{}", regions.join("\n")));
+    }
+    out.join("\n")
+}
+
+/// The data folders a command was given (after it, or before it), if any.
+fn data_of(command: &Command) -> DataDirs {
+    match command {
+        Command::Chat { data, .. }
+        | Command::Faq { data, .. }
+        | Command::Search { data, .. }
+        | Command::Eval { data, .. }
+        | Command::Test { data, .. }
+        | Command::Checklist { data, .. }
+        | Command::Situation { data, .. }
+        | Command::Read { data, .. }
+        | Command::Estimate { data, .. }
+        | Command::Check { data }
+        | Command::Serve { data, .. } => data.clone(),
+        Command::AgentToken | Command::Purge { .. } | Command::WechatMenu { .. } => {
+            DataDirs::default()
+        }
+    }
+}
+
+/// The name of a command, for its error messages (`yidi serve: …`).
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Chat { .. } => "chat",
+        Command::Faq { .. } => "faq",
+        Command::Search { .. } => "search",
+        Command::Eval { .. } => "eval",
+        Command::Test { .. } => "test",
+        Command::Checklist { .. } => "checklist",
+        Command::Situation { .. } => "situation",
+        Command::Read { .. } => "read",
+        Command::Estimate { .. } => "estimate",
+        Command::Check { .. } => "check",
+        Command::Serve { .. } => "serve",
+        Command::AgentToken => "agent-token",
+        Command::Purge { .. } => "purge",
+        Command::WechatMenu { .. } => "wechat-menu",
+    }
+}
+
+/// A folder given to a command that does not exist: the message naming it and how to give
+/// another.
+fn missing_folder(what: &str, flag: &str, dir: &Path) -> Option<String> {
+    (!dir.is_dir()).then(|| {
+        format!(
+            "the {what} folder {} does not exist (give another with {flag} DIR, or run yidi \
+             in the folder that holds knowledge/ and dialogs/)",
+            dir.display()
+        )
+    })
+}
+
 /// Runs a command; the folders are the ones given by flag or environment, if any.
-fn run(
-    command: Command,
-    explicit_knowledge: Option<PathBuf>,
-    explicit_dialogs: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
+fn run(command: Command, outer: DataDirs) -> anyhow::Result<ExitCode> {
+    let data = data_of(&command).or(outer);
+    let (explicit_knowledge, explicit_dialogs) = (data.knowledge.clone(), data.dialogs.clone());
     let knowledge_dir = &explicit_knowledge
         .clone()
         .unwrap_or_else(yidi::default_knowledge_dir);
     let dialogs_dir = &explicit_dialogs
         .clone()
         .unwrap_or_else(yidi::default_dialogs_dir);
+    let name = command_name(&command);
+    let reads_dialogs = matches!(
+        command,
+        Command::Chat { .. } | Command::Test { .. } | Command::Check { .. } | Command::Serve { .. }
+    );
+    if !matches!(
+        command,
+        Command::AgentToken | Command::Purge { .. } | Command::WechatMenu { .. }
+    ) {
+        let missing = missing_folder("knowledge", "--knowledge", knowledge_dir).or_else(|| {
+            reads_dialogs
+                .then(|| missing_folder("dialogs", "--dialogs", dialogs_dir))
+                .flatten()
+        });
+        if let Some(message) = missing {
+            eprintln!("yidi {name}: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     match command {
-        Command::Check => match Assistant::load(knowledge_dir, dialogs_dir) {
+        Command::Check { .. } => match Assistant::load(knowledge_dir, dialogs_dir) {
             Ok(a) => {
                 writeln!(
                     out,
@@ -230,9 +373,9 @@ fn run(
                     a.policies.ids().count(),
                 )?;
             }
-            Err(e) => return invalid("data", knowledge_dir, e),
+            Err(e) => return invalid("data", knowledge_dir, describe_load_error(&e)),
         },
-        Command::Faq { json } => {
+        Command::Faq { json, .. } => {
             let knowledge = match Knowledge::load(knowledge_dir) {
                 Ok(k) => k,
                 Err(e) => return invalid("knowledge", knowledge_dir, e),
@@ -249,7 +392,10 @@ fn run(
                 }
             }
         }
-        Command::Search { json, limit, query } => {
+        Command::Search {
+            json, limit, query, ..
+        } => {
+            let query = (!query.is_empty()).then(|| query.join(" "));
             let knowledge = match Knowledge::load(knowledge_dir) {
                 Ok(k) => k,
                 Err(e) => return invalid("knowledge", knowledge_dir, e),
@@ -383,7 +529,9 @@ fn run(
                 }
             }
         }
-        Command::Test { json, min, files } => {
+        Command::Test {
+            json, min, files, ..
+        } => {
             if !(0.0..=1.0).contains(&min) {
                 eprintln!("--min must be between 0 and 1, got {min}");
                 return Ok(ExitCode::from(2));
@@ -418,7 +566,7 @@ fn run(
             }
             let assistant = match Assistant::load(knowledge_dir, dialogs_dir) {
                 Ok(a) => a,
-                Err(e) => return invalid("data", knowledge_dir, e),
+                Err(e) => return invalid("data", knowledge_dir, describe_load_error(&e)),
             };
             let report = scenario::run(&assistant, &cases);
             let read = scenario::run_situations(&assistant, &situations);
@@ -474,7 +622,7 @@ fn run(
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Situation { json, text } => {
+        Command::Situation { json, text, .. } => {
             let assistant = match Assistant::load(knowledge_dir, dialogs_dir) {
                 Ok(a) => a,
                 Err(e) => return invalid("data", knowledge_dir, e),
@@ -501,7 +649,7 @@ fn run(
                 show(&text.join(" "), &mut out)?;
             }
         }
-        Command::Read { json, text } => {
+        Command::Read { json, text, .. } => {
             let assistant = match Assistant::load(knowledge_dir, dialogs_dir) {
                 Ok(a) => a,
                 Err(e) => return invalid("data", knowledge_dir, e),
@@ -573,7 +721,7 @@ fn run(
                 show(&text.join(" "), &mut out)?;
             }
         }
-        Command::Checklist { json } => {
+        Command::Checklist { json, .. } => {
             let texts = match checklist::load(knowledge_dir) {
                 Ok(t) => t,
                 Err(es) => return invalid("checklist texts", knowledge_dir, es.join("\n")),
@@ -587,7 +735,7 @@ fn run(
                 ))
             })?;
         }
-        Command::Estimate { json, policy } => {
+        Command::Estimate { json, policy, .. } => {
             let dir = knowledge_dir.join("policies");
             let mut policies = match Policies::load_dir(&dir) {
                 Ok(p) => p,
@@ -611,10 +759,11 @@ fn run(
             json,
             session,
             database_url,
+            ..
         } => {
             let assistant = match Assistant::load(knowledge_dir, dialogs_dir) {
                 Ok(a) => a,
-                Err(e) => return invalid("data", knowledge_dir, e),
+                Err(e) => return invalid("data", knowledge_dir, describe_load_error(&e)),
             };
             drop(out);
             return chat(assistant, json, session, &database_url);
@@ -625,7 +774,8 @@ fn run(
             writeln!(out, "config: agent_token_sha256 = [\"{digest}\"]")?;
             writeln!(
                 out,
-                "Give the token to the agent; keep only the digest in the configuration."
+                "Give the token to the agent; keep only the digest in the configuration \
+                 (agent_token_sha256 in yidi.toml), then restart yidi serve."
             )?;
         }
         Command::Purge {
@@ -646,6 +796,7 @@ fn run(
             database_url,
             telegram_webhook,
             print_config,
+            ..
         } => {
             drop(out);
             return serve::run(ServeFlags {

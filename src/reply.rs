@@ -10,20 +10,25 @@ use utoipa::ToSchema;
 /// A button a messaging app would show.
 #[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct Choice {
+    /// The value sent back when this choice is picked (Telegram's button data).
     pub value: String,
+    /// What the choice shows (a button's or a numbered line's text).
     pub label: String,
 }
 
 /// Reference to the FAQ entry that answered.
 #[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct FaqRef {
+    /// The entry's id (`GET /v1/faq/{id}` has it whole).
     pub id: String,
 }
 
 /// One entry a clarifying question offers.
 #[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct FaqOption {
+    /// The FAQ entry's id.
     pub id: String,
+    /// The entry's question, as offered.
     pub question: String,
 }
 
@@ -80,11 +85,14 @@ pub struct Reply {
     /// outcome, a clarifying question, small talk, outside cross-region care, or an honest
     /// 'I don't know'.
     pub kind: ReplyKind,
+    /// The reply as the user reads it (plain text, line breaks as \n).
     pub text: String,
     /// The slot being asked for.
     #[schema(required = true)]
     pub asking: Option<String>,
+    /// The answers a dialog's question offers (buttons, or numbered lines).
     pub choices: Vec<Choice>,
+    /// The FAQ entry that answers, with its sources (kind faq).
     #[schema(required = true)]
     pub faq: Option<FaqRef>,
     /// A clarifying question's options, best first, at most 3; the user answers with the
@@ -94,10 +102,13 @@ pub struct Reply {
     /// Everything the conversation knows of the user's situation (checklist.md / estimate.md
     /// slot names and values), from any turn.
     pub slots: BTreeMap<String, String>,
+    /// The filing checklist, when a dialog produced one.
     #[schema(value_type = Option<crate::guidance::checklist::Checklist>, required = true)]
     pub checklist: Option<serde_json::Value>,
+    /// The reimbursement estimate, when a dialog produced one.
     #[schema(value_type = Option<crate::guidance::estimate::Estimate>, required = true)]
     pub estimate: Option<serde_json::Value>,
+    /// The dialog in progress or just finished (filing, estimate, card_failure).
     #[schema(required = true)]
     pub dialog: Option<String>,
     /// The user's question could not be answered (recorded for the knowledge team).

@@ -7,7 +7,6 @@
 //! (HTTP requests in flight, Telegram updates being handled), then the store closes. If that
 //! takes longer than `shutdown_grace_secs`, the process gives up and exits 1.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -28,7 +27,7 @@ use yidi::store::{Store, StoreError, StoreOptions};
 /// The command-line flags of `yidi serve`, the last layer of the configuration.
 pub struct ServeFlags {
     pub config: Option<PathBuf>,
-    pub addr: Option<SocketAddr>,
+    pub addr: Option<String>,
     pub database_url: Option<String>,
     pub telegram_webhook: bool,
     pub print_config: bool,
@@ -39,7 +38,7 @@ pub struct ServeFlags {
 /// The configuration: the layers of [`Config::figment`] with the flags on top.
 fn config(flags: &ServeFlags) -> Result<Config, yidi::config::ConfigError> {
     let mut figment: Figment = Config::figment(flags.config.as_deref())?;
-    if let Some(addr) = flags.addr {
+    if let Some(addr) = &flags.addr {
         figment = figment.merge(("addr", addr));
     }
     if let Some(url) = &flags.database_url {
@@ -66,8 +65,17 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         }
     };
     if flags.print_config {
-        println!("{config:#?}");
-        return Ok(ExitCode::SUCCESS);
+        // TOML, as a config file is written; a closed pipe (`| head`) is not an error
+        use std::io::Write;
+        let text = config.redacted_toml();
+        return Ok(match std::io::stdout().lock().write_all(text.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("yidi serve: cannot print the configuration: {e}");
+                ExitCode::from(1)
+            }
+        });
     }
     let knowledge_dir = config
         .knowledge
@@ -77,10 +85,26 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         .dialogs
         .clone()
         .unwrap_or_else(yidi::default_dialogs_dir);
+    for (what, key, dir) in [
+        ("knowledge", "--knowledge", &knowledge_dir),
+        ("dialogs", "--dialogs", &dialogs_dir),
+    ] {
+        if !dir.is_dir() {
+            eprintln!(
+                "yidi serve: the {what} folder {} does not exist (give another with {key} DIR \
+                 or the configuration's `{what}` key)",
+                dir.display()
+            );
+            return Ok(ExitCode::from(2));
+        }
+    }
     let assistant = match Assistant::load(&knowledge_dir, &dialogs_dir) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("invalid data:\n{e}");
+            eprintln!(
+                "yidi serve: invalid data:\n{}",
+                crate::describe_load_error(&e)
+            );
             return Ok(ExitCode::from(1));
         }
     };
@@ -264,6 +288,7 @@ fn wechat_settings(config: &Config) -> Result<Option<WeChatSettings>, String> {
         api_url,
         path: w.path.clone(),
         reply_deadline: Duration::from_millis(w.reply_deadline_ms),
+        request_timeout: Duration::from_secs(config.http.request_timeout_secs),
     }))
 }
 
@@ -276,14 +301,15 @@ async fn serve(
 ) -> anyhow::Result<ExitCode> {
     let store = match Store::connect_with(&config.database_url, store_options(&config)).await {
         Ok(store) => store,
-        Err(e @ StoreError::Url(_)) => {
+        Err(e @ (StoreError::Url(_) | StoreError::MissingFolder(_))) => {
             eprintln!("yidi serve: {e}");
             return Ok(ExitCode::from(2));
         }
         Err(e) => {
             // the URL may carry a password: masked
             let url = yidi::config::redact_url(&config.database_url);
-            return Err(e).with_context(|| format!("opening the database {url}"));
+            eprintln!("yidi serve: cannot open the database {url}: {e}");
+            return Ok(ExitCode::from(1));
         }
     };
     if !agents.is_configured() {
@@ -327,12 +353,21 @@ async fn serve(
         });
     }
 
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .with_context(|| format!("listening on {}", config.addr))?;
+    let listener = match tokio::net::TcpListener::bind(config.addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "yidi serve: cannot listen on {}: {e} (another program may use the port: \
+                 choose another with --addr)",
+                config.addr
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "serving the HTTP API and the agent console");
     eprintln!("yidi: listening on http://{local}");
+    eprintln!("yidi: agent console on http://{local}/console, API document on http://{local}/docs");
     let metrics_token = match &config.metrics.token_sha256 {
         // Config::validate has checked the digest
         Some(d) => {
@@ -344,6 +379,11 @@ async fn serve(
         .with_agents(agents)
         .with_http(config.http.clone())
         .with_metrics_access(metrics_token, config.metrics.listen.is_some());
+    let state = if config.metrics.open {
+        state.with_open_metrics()
+    } else {
+        state
+    };
     if let Some(addr) = config.metrics.listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -77,10 +77,17 @@ fn half_width(c: char) -> char {
 /// - **Digits** are ASCII, full-width and other Unicode decimal digits, circled and
 ///   superscript digits, and Chinese numerals written digit by digit (〇零一幺二…九; 十, 百, 万
 ///   and the like are words, so amounts such as 五万三千 are never digits).
-/// - **Chains**: digit groups joined by up to three [separator](is_separator) characters
-///   (spaces of every width, zero-width characters, NBSP, hyphens and dashes, `.`, `/`,
-///   commas, brackets, `+`), or touching in different scripts (`139一二三四5678`), form one
-///   chain. A line break, a letter or any other character ends a chain.
+/// - **Chains**: digit groups joined by up to four [separator](is_separator) characters
+///   (anything but a letter or a digit: punctuation, symbols, spaces of every width, line
+///   breaks, zero-width and other invisible characters), or touching in different scripts
+///   (`139一二三四5678`), form one chain. A letter (a Chinese character too) ends a chain.
+/// - **How groups are joined** decides what they may form. The characters people write
+///   *inside* a number (spaces, hyphens and dashes, `.`, `/`, commas, brackets, `+`,
+///   invisible characters: [`is_number_separator`]) join groups freely, as always. Any other
+///   join (`、` `：` `。` `→` a line break, `#`…) joins groups into one number only when every
+///   join of that number is the same (`139、1234、5678`, `320582：19800101：123X`), so that
+///   amounts in a calculation (`50000.00 × 90% = 45000.00`) or a list (`5000、3000、2000`)
+///   are not read as one long number.
 /// - **Within a chain**, from left to right, whole groups are matched as: an ID-card number
 ///   (18 characters, the last may be X, or 15; with a province code and a birth date), a
 ///   date (`2024-10-29`, `2024.1.5`, `2024/10/29`: left readable), a mobile number (11
@@ -88,9 +95,10 @@ fn half_width(c: char) -> char {
 ///   knowledge base ([`PUBLIC_NUMBERS`]: left readable), a card number in groups of four,
 ///   or a single group of 11 digits or more. A personal match is masked on its own, so an
 ///   amount beside it (`花了50000 13912345678`) stays readable.
-/// - **Whatever is left** between those matches is masked as one number when it holds 11
-///   digits or more (two numbers run together, a bank card split oddly, a landline with its
-///   area code), since no amount or date in a question is that long.
+/// - **Whatever is left** between those matches, joined by number separators, is masked as
+///   one number when it holds 11 digits or more (two numbers run together, a bank card split
+///   oddly, a landline with its area code), since no amount or date in a question is that
+///   long.
 pub fn mask_personal_numbers(input: &str) -> String {
     let chars: Vec<char> = input.chars().collect();
     let mut out = chars.clone();
@@ -124,11 +132,25 @@ pub const PUBLIC_NUMBERS: &[&str] = &[
     "58305027",
 ];
 
-/// Most separator characters allowed between two digit groups of one number.
-const MAX_SEPARATOR_RUN: usize = 3;
+/// Most separator characters allowed between two digit groups of one number (four spaces
+/// are still one number).
+const MAX_SEPARATOR_RUN: usize = 4;
 
-/// Characters that may stand between the digit groups of one written number.
+/// Characters that may join the digit groups of one number: anything that is neither a
+/// letter (of any script, Chinese characters included) nor a digit (see
+/// [`mask_personal_numbers`]). The check character `X` of an ID card is a letter, found on
+/// its own.
 pub fn is_separator(c: char) -> bool {
+    // circled and squared Latin letters are symbols (So) that Unicode also calls alphabetic
+    let symbol = matches!(c as u32,
+        0x24B6..=0x24E9 | 0x1F130..=0x1F149 | 0x1F150..=0x1F169 | 0x1F170..=0x1F189);
+    (symbol || !c.is_alphabetic()) && digit(c).is_none()
+}
+
+/// The separators written inside numbers (`139 1234 5678`, `139-1234-5678`, `6222.0212`,
+/// `(0512)`, zero-width characters): groups joined by these alone form one number whatever
+/// the mix.
+pub fn is_number_separator(c: char) -> bool {
     matches!(c,
         ' ' | '\t' | '-' | '.' | '/' | ',' | '_' | '+' | '(' | ')' | '[' | ']' | '·' | '•'
         | '\u{00A0}' | '\u{00AD}' | '\u{2000}'..='\u{200F}' | '\u{2010}'..='\u{2015}'
@@ -317,6 +339,20 @@ enum Match {
     Readable { groups: usize },
 }
 
+/// Whether `sep` (what stands between two groups; empty for a change of script) is made
+/// only of separators written inside numbers.
+fn number_join(sep: &str) -> bool {
+    sep.chars().all(is_number_separator)
+}
+
+/// Whether consecutive `groups` may be one number: joined only by number separators, or
+/// every join the same (`139、1234、5678`).
+fn one_way_of_joining(groups: &[Group]) -> bool {
+    let joins = groups.get(1..).unwrap_or_default();
+    joins.iter().all(|g| number_join(&g.sep_before))
+        || joins.iter().all(|g| g.sep_before == joins[0].sep_before)
+}
+
 fn joined(groups: &[Group]) -> (String, Vec<usize>) {
     let mut value = String::new();
     let mut positions = Vec::new();
@@ -330,9 +366,13 @@ fn joined(groups: &[Group]) -> (String, Vec<usize>) {
 /// The longest match starting at group `i`, if any (in order of preference).
 fn match_at(chars: &[char], groups: &[Group], i: usize) -> Option<Match> {
     let rest = &groups[i..];
-    // windows of whole groups, by growing length, up to 19 digits
+    // windows of whole groups, by growing length, up to 19 digits, while their joins are
+    // number separators or all the same
     let mut windows: Vec<(usize, String, Vec<usize>)> = Vec::new();
     for n in 1..=rest.len() {
+        if !one_way_of_joining(&rest[..n]) {
+            break;
+        }
         let (value, positions) = joined(&rest[..n]);
         if value.len() > 19 && n > 1 {
             break;
@@ -472,9 +512,10 @@ fn mask_chain(chars: &[char], groups: &[Group], out: &mut [char]) {
     // a group left over that is tied to a personal number (by a hyphen, a dot, an invisible
     // character, nothing) belongs to it: an extension, the rest of an oddly split number
     let loose = |g: &Group| {
-        g.sep_before
-            .chars()
-            .any(|c| c.is_whitespace() || matches!(c, ',' | '，'))
+        !number_join(&g.sep_before)
+            || g.sep_before
+                .chars()
+                .any(|c| c.is_whitespace() || matches!(c, ',' | '，'))
     };
     for k in 0..groups.len() {
         if kinds[k] != Kind::Personal {
@@ -501,6 +542,13 @@ fn mask_chain(chars: &[char], groups: &[Group], out: &mut [char]) {
     let mut run: Vec<usize> = Vec::new();
     for (g, kind) in groups.iter().zip(&kinds) {
         if *kind == Kind::Left {
+            // another kind of join (a list, a calculation) starts another run
+            if !number_join(&g.sep_before) {
+                if run.len() >= 11 {
+                    mask_positions(out, &run, 0);
+                }
+                run.clear();
+            }
             run.extend_from_slice(&g.positions);
         } else {
             if run.len() >= 11 {

@@ -57,6 +57,42 @@ pub fn store_error(error: &dyn std::fmt::Display, what: &str) {
     }
 }
 
+/// Refusals and timeouts, by kind (a slow body, a request over its time, a WeChat request
+/// refused, a rate limit, a wrong token): a flood of them (an attack, a misconfigured client)
+/// would otherwise write one line each.
+static REFUSALS: Mutex<Option<std::collections::HashMap<&'static str, (Instant, u64)>>> =
+    Mutex::new(None);
+
+/// Logs a refusal or timeout of kind `what` at WARN at most once a minute per kind, with the
+/// count of those held back since (which go to DEBUG).
+pub fn refusal(what: &'static str) {
+    refusal_with(what, &"");
+}
+
+/// [`refusal`] with a detail that is safe to log (a reason, never a request's content).
+pub fn refusal_with(what: &'static str, detail: &dyn std::fmt::Display) {
+    let now = Instant::now();
+    let held_back = {
+        let mut map = REFUSALS.lock().unwrap_or_else(|e| e.into_inner());
+        let map = map.get_or_insert_with(Default::default);
+        match map.get_mut(what) {
+            Some((last, count)) if now.duration_since(*last) < Duration::from_secs(60) => {
+                *count += 1;
+                None
+            }
+            _ => Some(map.insert(what, (now, 0)).map_or(0, |(_, n)| n)),
+        }
+    };
+    match held_back {
+        Some(held_back) => tracing::warn!(
+            %detail,
+            held_back,
+            "{what} (more of these within a minute are counted, not logged)"
+        ),
+        None => tracing::debug!(%detail, "{what}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,6 +55,9 @@ pub struct AppState {
     pub(crate) metrics_token: Option<Arc<AgentAuth>>,
     /// `/metrics` is served on a separate address (`http::metrics_app`), not by `http::app`.
     pub(crate) metrics_elsewhere: bool,
+    /// `/metrics` answers without a token when none is configured (`metrics.open`, and the
+    /// separate listener); otherwise it refuses everyone.
+    pub(crate) metrics_open: bool,
 }
 
 impl AppState {
@@ -72,6 +75,7 @@ impl AppState {
             http: crate::config::Http::default(),
             metrics_token: None,
             metrics_elsewhere: false,
+            metrics_open: false,
         }
     }
 
@@ -86,6 +90,15 @@ impl AppState {
         AppState {
             metrics_token: token.map(Arc::new),
             metrics_elsewhere: elsewhere,
+            ..self
+        }
+    }
+
+    /// `/metrics` for anyone who reaches the address (`metrics.open = true`) when no token
+    /// is configured; by default it needs a token or its own listener.
+    pub fn with_open_metrics(self) -> AppState {
+        AppState {
+            metrics_open: true,
             ..self
         }
     }
@@ -318,6 +331,7 @@ impl From<StoreError> for ApiError {
 /// The body of every error response: `{"error": {"code", "message", "field"?}}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
+    /// What went wrong: a stable code, a Chinese message, the field when one is at fault.
     error: ErrorDetail,
 }
 

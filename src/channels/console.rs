@@ -142,13 +142,29 @@ fn cross_site(headers: &HeaderMap) -> bool {
         return false;
     };
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin
+    let origin = origin
         .to_str()
         .ok()
         .and_then(|o| o.split_once("://"))
-        .map(|(_, rest)| rest.trim_end_matches('/'));
-    match (origin_host, host) {
-        (Some(o), Some(h)) => !o.eq_ignore_ascii_case(h),
+        .map(|(scheme, rest)| (scheme, rest.trim_end_matches('/')));
+    // the scheme this request reached us by: the proxy's X-Forwarded-Proto (a browser cannot
+    // set it on a cross-site form post), else plain HTTP, all this server speaks; so a page
+    // on http://host cannot log agents in to https://host
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map_or("http", str::trim);
+    match (origin, host) {
+        (Some((o_scheme, o_host)), Some(h)) => {
+            let other = !o_host.eq_ignore_ascii_case(h) || !o_scheme.eq_ignore_ascii_case(scheme);
+            if other && o_host.eq_ignore_ascii_case(h) {
+                crate::throttle::refusal(
+                    "console login from another scheme (behind an HTTPS proxy, set X-Forwarded-Proto)",
+                );
+            }
+            other
+        }
         // "null" (a sandboxed or file page) or no Host: not this site
         _ => true,
     }
@@ -321,7 +337,7 @@ async fn login(
         return login_page(StatusCode::UNAUTHORIZED, Some("请输入坐席令牌。"));
     }
     let Some(agent) = state.agents().verify(token) else {
-        tracing::info!("rejected console login");
+        crate::throttle::refusal("rejected console login");
         return login_page(
             StatusCode::UNAUTHORIZED,
             Some("坐席令牌不正确，请检查后重新输入。"),
@@ -475,6 +491,7 @@ struct UnansweredParams {
 /// The latest unanswered questions.
 #[derive(Serialize, ToSchema)]
 struct Unanswered {
+    /// The most recent unanswered questions, newest first.
     questions: Vec<UnansweredQuestion>,
 }
 
@@ -555,11 +572,18 @@ async fn situation(
     authenticate(&state, &headers)
         .await
         .map_err(Denied::api_error)?;
-    let Ok(Json(body)) = body else {
-        return Err(ApiError::from(crate::guidance::FieldError::new(
-            "text",
-            "请求须为 JSON 对象 {\"text\": \"来电者情况描述\"}。",
-        )));
+    let body = match body {
+        Ok(Json(body)) => body,
+        // too large is 413, as on every other route
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::of_status(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        Err(_) => {
+            return Err(ApiError::from(crate::guidance::FieldError::new(
+                "text",
+                "请求须为 JSON 对象 {\"text\": \"来电者情况描述\"}。",
+            )));
+        }
     };
     if body.text.chars().count() > crate::assistant::MAX_MESSAGE_CHARS {
         return Err(ApiError::from(crate::guidance::FieldError::new(
@@ -577,7 +601,9 @@ async fn situation(
 /// A stored conversation, for agents.
 #[derive(Serialize, ToSchema)]
 struct Transcript {
+    /// The conversation's id.
     session_id: String,
+    /// What was said, in order (personal numbers masked).
     transcript: Vec<TranscriptLine>,
 }
 

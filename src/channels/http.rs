@@ -21,6 +21,7 @@
 //! | `GET /v1/openapi.json` | this API as an OpenAPI 3.1 document |
 //! | `GET /metrics` | Prometheus metrics (see [`crate::metrics`]) |
 //! | `/console`, `/v1/agent/…` | the hotline agents' console and its JSON: see [`console`] |
+//! | `GET /`, `GET /docs` | what this server is, and this document in a browser: see [`super::docs`] |
 //!
 //! **The document is generated.** Every handler carries its `#[utoipa::path]` (method, path,
 //! parameters, body and responses), and the router is built only from those annotations
@@ -160,6 +161,8 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(feedback))
         .merge(console::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_ip));
+    // the pages for a browser (`/`, `/docs`): static, not limited
+    let public = public.merge(super::docs::routes());
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(readyz));
@@ -177,7 +180,7 @@ struct OpenApiDocument(Arc<str>);
 /// [`serve`] (or with connect info) so the per-IP limit sees the peer address.
 pub fn app(state: AppState) -> Router {
     let (router, doc) = api(&state).split_for_parts();
-    let doc = OpenApiDocument(doc.to_pretty_json().unwrap_or_default().into());
+    let doc = OpenApiDocument(super::document::finish(&doc, state.assistant()).into());
     let request_timeout = Duration::from_secs(state.http.request_timeout_secs);
     router
         .layer(Extension(doc))
@@ -211,16 +214,22 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `/metrics` alone, for its own listener (`metrics.listen`).
+/// `/metrics` alone, for its own listener (`metrics.listen`): open there unless a token is
+/// configured (the address itself is the access control).
 pub fn metrics_app(state: AppState) -> Router {
+    let request_timeout = Duration::from_secs(state.http.request_timeout_secs);
     let (router, _) = OpenApiRouter::new()
         .routes(routes!(metrics))
         .split_for_parts();
     router
         .fallback(not_found)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::map_response(response_headers))
-        .with_state(state)
+        .with_state(state.with_open_metrics())
 }
 
 /// Headers every response carries unless it set its own: no caching (conversations and
@@ -257,185 +266,7 @@ pub async fn serve(
     serve_router(listener, app(state), http, shutdown).await
 }
 
-/// Serves `router` over HTTP/1.1 with the limits of `http`:
-///
-/// - at most `max_connections` connections at once, so idle sockets cannot use up the
-///   process's file descriptors; at the cap the oldest connection with no request being
-///   handled is closed to make room (else the new one waits in the listen backlog until one
-///   closes), so they cannot starve the health checks either;
-/// - a connection must send a request's complete headers within `header_timeout_secs` of
-///   opening or of the previous response (hyper's header-read timer runs while a keep-alive
-///   connection waits for its next request, so it is also the idle keep-alive timeout); a
-///   slow or silent one is closed;
-/// - on `shutdown`, the listener closes, idle and half-sent connections close at once, and
-///   requests in flight finish.
-///
-/// Each request carries the peer address as [`ConnectInfo`] (for the per-IP limit).
-pub async fn serve_router(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    http: crate::config::Http,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use hyper_util::service::TowerToHyperService;
-    use tower::ServiceExt;
-
-    let max = http
-        .max_connections
-        .clamp(1, tokio::sync::Semaphore::MAX_PERMITS) as u32;
-    let permits = Arc::new(tokio::sync::Semaphore::new(max as usize));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(http.header_timeout_secs.max(1)));
-    let builder = Arc::new(builder);
-    tokio::pin!(shutdown);
-    // open connections, oldest first: at the cap, the oldest one without a request being
-    // handled (idle, or still sending its headers) is closed to make room, so that idle
-    // sockets cannot lock out a health check or a real client
-    let open: Arc<std::sync::Mutex<std::collections::VecDeque<OpenConn>>> = Arc::default();
-    let mut next_id = 0u64;
-    loop {
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                evict_idle(&open);
-                tokio::select! {
-                    () = &mut shutdown => break,
-                    permit = permits.clone().acquire_owned() => match permit {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    },
-                }
-            }
-        };
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // out of file descriptors, a connection reset before accept: wait a little
-                    crate::throttle::store_error(&e, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        // requests of this connection being handled: at shutdown, a connection with none
-        // (idle, or half-way through sending its headers) is closed at once
-        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = in_flight.clone();
-        let evicted = Arc::new(tokio::sync::Notify::new());
-        next_id += 1;
-        let id = next_id;
-        if let Ok(mut open) = open.lock() {
-            open.push_back(OpenConn {
-                id,
-                in_flight: in_flight.clone(),
-                evict: evicted.clone(),
-            });
-        }
-        let registry = open.clone();
-        let router = router.clone();
-        let service =
-            tower::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                let guard = InFlight::enter(&counter);
-                let router = router.clone();
-                async move {
-                    let _guard = guard;
-                    router.oneshot(req).await
-                }
-            });
-        let builder = builder.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let conn =
-                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-            tokio::pin!(conn);
-            let stopping = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            let finished = tokio::select! {
-                r = conn.as_mut() => Some(Some(r)),
-                () = stopping => None,
-                // closed to make room for a new connection
-                () = evicted.notified() => Some(None),
-            };
-            let result = match finished {
-                Some(Some(r)) => r,
-                Some(None) => Ok(()),
-                None => {
-                    conn.as_mut().graceful_shutdown();
-                    loop {
-                        tokio::select! {
-                            r = conn.as_mut() => break r,
-                            () = tokio::time::sleep(Duration::from_millis(50)) => {
-                                if in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-                                    break Ok(());
-                                }
-                            }
-                        }
-                    }
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection closed with an error");
-            }
-            if let Ok(mut open) = registry.lock() {
-                open.retain(|c| c.id != id);
-            }
-        });
-    }
-    drop(listener);
-    let _ = stop_tx.send(true);
-    // every connection gives its permit back when it closes
-    let _all = permits.acquire_many(max).await;
-    Ok(())
-}
-
-/// An open connection of [`serve_router`], as its accept loop sees it.
-struct OpenConn {
-    id: u64,
-    in_flight: Arc<std::sync::atomic::AtomicUsize>,
-    evict: Arc<tokio::sync::Notify>,
-}
-
-/// Closes the oldest open connection that has no request being handled, if any.
-fn evict_idle(open: &std::sync::Mutex<std::collections::VecDeque<OpenConn>>) {
-    let Ok(mut open) = open.lock() else {
-        return;
-    };
-    let idle = open
-        .iter()
-        .position(|c| c.in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0);
-    if let Some(i) = idle
-        && let Some(c) = open.remove(i)
-    {
-        tracing::debug!("connection cap reached: closing the oldest idle connection");
-        c.evict.notify_one();
-    }
-}
-
-/// Counts a request as in flight until dropped.
-struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
-
-impl InFlight {
-    fn enter(counter: &Arc<std::sync::atomic::AtomicUsize>) -> InFlight {
-        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        InFlight(counter.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
+pub use super::server::serve_router;
 
 /// Rewrites error responses that are not JSON (axum's 405, tower-http's 413, a caught panic)
 /// into the API's error shape, keeping status and headers (e.g. `Allow`).
@@ -453,7 +284,8 @@ async fn json_errors(req: Request, next: Next) -> Response {
         return response;
     }
     if status.is_server_error() {
-        tracing::error!(%status, "internal error response");
+        // a timeout (503) or a caught panic (500): logged once a minute with the count
+        crate::throttle::refusal_with("error response (a timeout or an internal error)", &status);
     }
     let (code, message) = default_error(status);
     let (mut parts, _) = response.into_parts();
@@ -539,18 +371,29 @@ async fn healthz() -> Json<Status> {
         (status = 401, description = "a token is configured and this is not it", body = ErrorBody),
     ))]
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(auth) = &state.metrics_token {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(super::api::bearer);
-        if token.and_then(|t| auth.verify(t)).is_none() {
+    match &state.metrics_token {
+        Some(auth) => {
+            let token = headers
+                .get(header::AUTHORIZATION)
+                .and_then(super::api::bearer);
+            if token.and_then(|t| auth.verify(t)).is_none() {
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "missing_token",
+                    "读取监控指标需要有效的令牌（Bearer 令牌）。",
+                )
+                .into_response();
+            }
+        }
+        None if !state.metrics_open => {
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "missing_token",
-                "读取监控指标需要有效的令牌（Bearer 令牌）。",
+                "metrics_closed",
+                "监控指标默认不公开：请配置 metrics.token_sha256（令牌）、metrics.listen（单独地址）或 metrics.open = true。",
             )
             .into_response();
         }
+        None => {}
     }
     (
         [(
@@ -646,13 +489,17 @@ async fn search(
 /// One FAQ entry, the `faq --json` form.
 #[derive(Serialize, ToSchema)]
 struct FaqEntry {
+    /// The entry's id (faq-coverage.md).
     id: String,
+    /// The entry's main question.
     question: String,
     /// other phrasings of the question
     variants: Vec<String>,
+    /// The answer, in the knowledge base's words.
     answer: String,
     /// ids of the cited documents (full titles in the console)
     sources: Vec<String>,
+    /// Topics of the entry (the first is its main topic).
     tags: Vec<String>,
 }
 
@@ -728,9 +575,11 @@ async fn estimate(
 /// A new conversation.
 #[derive(Serialize, ToSchema)]
 struct NewSession {
+    /// The conversation's id, for /v1/sessions/{id}/messages.
     session_id: String,
     /// shown once; only its SHA-256 is stored
     token: String,
+    /// The assistant's first message.
     welcome: Reply,
 }
 
@@ -798,13 +647,21 @@ async fn post_message(
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, &id).await?;
     let Body(message) = body?;
+    let key = idempotency_key(&headers)?;
+    // a retry of a message already answered gets its reply, and is not charged to the
+    // session's rate limit (it adds nothing)
+    if let Some(key) = key
+        && let Some(stored) = state.store().request_reply(&id, key).await?
+    {
+        return Ok(json_text(stored, true));
+    }
     state.conversations.admit(&format!("session:{id}"))?;
     let Some(text) = message.text else {
         return Err(FieldError::new("text", "请用字段 text 提供要发送的消息。").into());
     };
     // the one rendering of a reply, also stored for a retry with the same Idempotency-Key
     let render = |reply: &Reply| serde_json::to_string(reply).unwrap_or_default();
-    let Some(key) = idempotency_key(&headers)? else {
+    let Some(key) = key else {
         let reply = state.conversations.turn(&id, &text).await?;
         return Ok(json_text(render(&reply), false));
     };
@@ -866,7 +723,7 @@ async fn authorize(
     if state.store().check_session_token(session_id, token).await? {
         Ok(())
     } else {
-        tracing::info!(session = %log_id(session_id), "rejected session token");
+        crate::throttle::refusal("rejected session token");
         Err(ApiError::invalid_token())
     }
 }
@@ -874,6 +731,7 @@ async fn authorize(
 /// A conversation as stored.
 #[derive(Serialize, ToSchema)]
 struct Session {
+    /// The conversation's id.
     session_id: String,
     /// the active dialog, if any
     dialog: Option<String>,
@@ -881,6 +739,7 @@ struct Session {
     step: Option<String>,
     /// what the conversation knows of the user's situation
     slots: BTreeMap<String, String>,
+    /// What was said, in order (personal numbers masked).
     transcript: Vec<TranscriptLine>,
 }
 
@@ -920,6 +779,7 @@ async fn read_session(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Feedback {
+    /// Whether the answer helped.
     #[schema(required = true, value_type = bool)]
     helpful: Option<bool>,
     /// the FAQ entry concerned
@@ -952,6 +812,7 @@ impl Feedback {
 /// The id of stored feedback.
 #[derive(Serialize, ToSchema)]
 struct FeedbackCreated {
+    /// The stored feedback's id.
     id: String,
 }
 

@@ -126,19 +126,17 @@ fn find_amount_span(text: &str) -> Option<(Result<Decimal, MoneyError>, usize, u
                 start > 1 && chars[start - 1] == '-' && chars[start - 2].is_ascii_digit();
             // "一块住", "一块儿": together, not one yuan
             let together = run == "一块" && chars.get(j).is_none_or(|c| *c != '钱');
-            // "1e30": scientific notation is no amount anyone writes; not read at all
-            let exponent = chars.get(j).is_some_and(|c| matches!(c, 'e' | 'E'))
-                && chars
-                    .get(j + 1)
-                    .is_some_and(|c| c.is_ascii_digit() || matches!(c, '+' | '-'));
-            if exponent {
-                return Some((Err(MoneyError::Unreadable), start, j));
-            }
             if !followed_by_count
                 && !phone_tail
                 && !together
                 && ((has_unit && (digits > 0 || cn_digits)) || digits >= 3)
             {
+                // "1e30元", "2^10元": the run is only the tail (or the head) of a number
+                // written in a way this parser cannot read whole, so reading the run alone
+                // would misread it (30 元): refused instead
+                if part_of_unreadable_number(&chars, start, j) {
+                    return Some((Err(MoneyError::Unreadable), start, j));
+                }
                 let negative = start > 0 && matches!(chars[start - 1], '-' | '负');
                 let parsed = parse_amount(run.trim_end_matches(','));
                 return Some((
@@ -156,6 +154,29 @@ fn find_amount_span(text: &str) -> Option<(Result<Decimal, MoneyError>, usize, u
         }
     }
     None
+}
+
+/// Whether the number run `chars[start..end]` continues a number written in a notation the
+/// parser does not read: scientific notation (`1e30`, `1.5E+3`, `3e-2`), a power (`10^6`), or
+/// chat shorthand for thousands (`300w`, `20k`), on either side of the run.
+fn part_of_unreadable_number(chars: &[char], start: usize, end: usize) -> bool {
+    let at = |i: usize| chars.get(i).copied();
+    let digit_like = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit() || c == '.');
+    let exponent = |c: Option<char>| matches!(c, Some('e' | 'E'));
+    let sign = |c: Option<char>| matches!(c, Some('+' | '-' | '－' | '＋'));
+    // before the run: "1e" + run, "1e+" + run, "10^" + run
+    let before = |k: usize| start.checked_sub(k).and_then(at);
+    let left = (exponent(before(1)) && digit_like(before(2)))
+        || (sign(before(1)) && exponent(before(2)) && digit_like(before(3)))
+        || matches!(before(1), Some('^'));
+    // after the run (when it ends in a digit): run + "e3", run + "e+3", run + "^6", and chat
+    // shorthand for thousands and ten-thousands: run + "w", run + "k" ("300w", "20k")
+    let ends_in_digit = end > start && digit_like(at(end - 1));
+    let right = ends_in_digit
+        && ((exponent(at(end))
+            && (digit_like(at(end + 1)) || (sign(at(end + 1)) && digit_like(at(end + 2)))))
+            || matches!(at(end), Some('^' | 'k' | 'K' | 'w' | 'W')));
+    left || right
 }
 
 fn is_number_char(c: char) -> bool {
@@ -412,6 +433,31 @@ mod tests {
         assert_eq!(parse_amount("五万abc"), Err(MoneyError::Unreadable));
         assert_eq!(parse_amount(""), Err(MoneyError::Missing));
         assert!(MoneyError::Unreadable.to_string().contains("例如"));
+    }
+
+    #[test]
+    fn numbers_in_other_notations_are_refused_not_misread() {
+        let found = |t: &str| find_amount(t).map(|r| r.map(|d| d.to_string()));
+        for text in [
+            "1e30元",
+            "住院花了1e30元",
+            "花了1E30块",
+            "花了1e+30元",
+            "花了1.5e3元",
+            "花了3e-2元",
+            "100e3",
+            "花了10^6元",
+            "花了2^20元",
+            "住院花了300w",
+            "一共200K",
+        ] {
+            assert_eq!(found(text), Some(Err(MoneyError::Unreadable)), "{text}");
+            assert_eq!(parse_amount(text), Err(MoneyError::Unreadable), "{text}");
+        }
+        // ordinary amounts around letters and signs still read
+        assert_eq!(found("花了5万元RMB"), Some(Ok("50000".into())));
+        assert_eq!(found("住院3000元，e保通"), Some(Ok("3000".into())));
+        assert_eq!(found("一共3000元"), Some(Ok("3000".into())));
     }
 
     #[test]

@@ -660,8 +660,11 @@ fn need<T: Clone>(value: &Option<T>, slot: &str) -> Result<T, FieldError> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[schema(as = ChecklistItem)]
 pub struct Item {
+    /// The item's id (checklist.md).
     pub id: String,
+    /// What users read.
     pub text: String,
+    /// The id of the document it comes from (knowledge/sources.toml).
     pub source: String,
 }
 
@@ -669,10 +672,17 @@ pub struct Item {
 /// order). Serializes to exactly the object of cli.md.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Checklist {
+    /// The ids of the filing items (checklist.md), in order; empty when no filing is needed.
     pub filing: Vec<String>,
+    /// The ids of the manual-reimbursement (零星报销) items, when care is paid first and
+    /// claimed afterwards.
     pub manual: Vec<String>,
+    /// The ids of the warnings that apply to this situation (checklist.md).
     pub warnings: Vec<String>,
+    /// The ids of the channels to file through, for this insured region.
     pub channels: Vec<String>,
+    /// The filing and manual items with the texts users read and their sources, in that
+    /// order.
     pub items: Vec<Item>,
 }
 

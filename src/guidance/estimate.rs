@@ -108,7 +108,9 @@ pub struct EstimateInput {
     pub hospital_level: u8,
     /// 备案类型.
     pub filing_type: FilingType,
+    /// Whether the filing (备案) is done; may be left out when filing_type is none.
     pub filed: bool,
+    /// Emergency care (急诊) without a filing.
     #[schema(default = false, required = false)]
     pub emergency: bool,
     #[schema(schema_with = amount_schema)]
@@ -117,6 +119,7 @@ pub struct EstimateInput {
     pub self_pay: Decimal,
     #[schema(schema_with = amount_schema, required = false)]
     pub class_b: Decimal,
+    /// Earlier inpatient stays this year (0 when none): the deductible applies per stay.
     #[schema(minimum = 0, required = false)]
     pub admissions_before: u32,
     #[schema(schema_with = amount_schema, required = false)]
@@ -312,6 +315,7 @@ pub struct BandAmount {
     #[serde(serialize_with = "ser_plain")]
     #[schema(value_type = String, example = "0.80")]
     pub rate: Decimal,
+    /// The cross-region factor applied to this band's rate, if any.
     #[serde(serialize_with = "ser_plain")]
     #[schema(value_type = String, example = "0.80")]
     pub factor: Decimal,
@@ -338,7 +342,9 @@ pub struct Estimate {
     #[serde(serialize_with = "ser_money")]
     #[schema(schema_with = money_schema)]
     pub deductible_applied: Decimal,
+    /// The fund's share per cost band: the amount in the band, the rate, the product.
     pub bands: Vec<BandAmount>,
+    /// Whether the yearly cap (最高支付限额) limited the fund's share.
     pub cap_applied: bool,
     #[serde(serialize_with = "ser_money")]
     #[schema(schema_with = money_schema)]
@@ -346,9 +352,11 @@ pub struct Estimate {
     #[serde(serialize_with = "ser_money")]
     #[schema(schema_with = money_schema)]
     pub patient_pays: Decimal,
+    /// How the bill is settled: directly at the hospital, or reimbursed afterwards.
     pub route: Route,
     /// The sources and rules used, in Chinese.
     pub rules: Vec<String>,
+    /// The sentence every estimate carries: an estimate, not a decision.
     pub disclaimer: String,
 }
 

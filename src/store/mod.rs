@@ -34,8 +34,34 @@ pub enum StoreError {
     #[error("the database did not answer within {0} s")]
     Timeout(u64),
     /// The URL's scheme only: the rest may hold a password.
-    #[error("unsupported database URL scheme `{0}` (use sqlite://FILE or postgres://…)")]
+    #[error(
+        "unsupported database URL scheme `{0}` (use sqlite://FILE, a file path, or postgres://…)"
+    )]
     Url(String),
+    /// The folder a SQLite file would be created in does not exist.
+    #[error("the folder {} of the SQLite file does not exist: create it, or choose another path", .0.display())]
+    MissingFolder(std::path::PathBuf),
+    /// The database server cannot be reached (its address, without any password, and why).
+    #[error("cannot connect to the database at {0}")]
+    Unreachable(String),
+}
+
+/// The URL a `database_url` stands for: a plain file path (`/var/lib/yidi/yidi.db`,
+/// `data/yidi.db`) is a SQLite file; anything with a scheme is kept as it is.
+pub fn database_url(configured: &str) -> String {
+    let t = configured.trim();
+    // a scheme: letters, digits, + and - before the first `:` (a path has `/` or `.`)
+    let has_scheme = t.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-".contains(c))
+    });
+    if has_scheme {
+        t.to_string()
+    } else {
+        format!("sqlite://{t}")
+    }
 }
 
 /// A stored session: its state JSON and the revision it was read at.
@@ -68,9 +94,12 @@ pub struct TurnRecord<'a> {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 #[schema(description = "one line of a stored conversation (personal numbers masked)")]
 pub struct TranscriptLine {
+    /// The line's number in its conversation (1, 2, …).
     pub seq: i64,
+    /// Who said it: user or assistant.
     #[schema(pattern = "^(user|assistant)$", example = "user")]
     pub role: String,
+    /// What was said (personal numbers masked).
     pub text: String,
     /// The FAQ entry that answered (assistant lines).
     #[schema(required = true)]
@@ -86,7 +115,9 @@ pub struct TranscriptLine {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 #[schema(description = "a question the assistant could not answer")]
 pub struct UnansweredQuestion {
+    /// The question's id.
     pub id: String,
+    /// The conversation it was asked in.
     #[schema(required = true)]
     pub session_id: Option<String>,
     /// Personal numbers masked.
@@ -591,6 +622,14 @@ impl Store {
     /// connection.
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
         install_default_drivers();
+        let url = &database_url(url);
+        if let Some(file) = sqlite_file(url)
+            && let Some(folder) = file.parent()
+            && !folder.as_os_str().is_empty()
+            && !folder.is_dir()
+        {
+            return Err(StoreError::MissingFolder(folder.to_path_buf()));
+        }
         let url = if let Some(rest) = url.strip_prefix("sqlite:") {
             if rest.contains("mode=") || rest.contains(":memory:") {
                 url.to_string()
@@ -602,7 +641,9 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             url.to_string()
         } else {
-            let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+            let scheme = url
+                .split_once(':')
+                .map_or(url.as_str(), |(scheme, _)| scheme);
             return Err(StoreError::Url(scheme.chars().take(20).collect()));
         };
         let backend = if url.starts_with("sqlite:") {
@@ -709,7 +750,8 @@ impl Store {
 
     /// Saves a turn atomically: the session state (checked against the revision it was read
     /// at), both transcript lines, the idempotency record and the question if it went
-    /// unanswered. Returns the new revision.
+    /// unanswered. Returns the new revision. A stale revision, or an idempotency key stored
+    /// meanwhile by another process, is a [`StoreError::Conflict`] and writes nothing.
     ///
     /// On PostgreSQL this is one statement (data-modifying CTEs: one round trip, one
     /// commit); on SQLite one transaction of two to four statements on the writer.
@@ -734,8 +776,16 @@ impl Store {
             now,
         };
         let saved = match self.backend {
-            Backend::Postgres => self.save_turn_postgres(&turn, t.expected_revision).await?,
-            Backend::Sqlite => self.save_turn_sqlite(&turn, t.expected_revision).await?,
+            Backend::Postgres => self.save_turn_postgres(&turn, t.expected_revision).await,
+            Backend::Sqlite => self.save_turn_sqlite(&turn, t.expected_revision).await,
+        };
+        let saved = match saved {
+            Ok(saved) => saved,
+            // another process stored a turn with this idempotency key first (the session's
+            // row let both through): a conflict like any other, nothing of this turn
+            // written; the caller finds the stored reply
+            Err(StoreError::Db(sqlx::Error::Database(e))) if e.is_unique_violation() => false,
+            Err(e) => return Err(e),
         };
         if !saved {
             remember(&self.memo.sessions, &session_id, MemoSession::Shared);
@@ -1118,7 +1168,44 @@ async fn sqlite_pool(
 }
 
 /// A pool of PostgreSQL connections whose statements time out after `timeout`.
+/// The file of a SQLite URL (`sqlite://FILE?…`), if it names one.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:") && !url.contains("mode=memory"))
+        .then(|| std::path::PathBuf::from(path))
+}
+
+/// Where a PostgreSQL URL points (host and port, never the password), for messages.
+fn postgres_target(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}:{}",
+            u.host_str().unwrap_or("localhost"),
+            u.port().unwrap_or(5432)
+        ),
+        Err(_) => "the configured address".to_string(),
+    }
+}
+
 async fn postgres_pool(url: &str, timeout: std::time::Duration) -> Result<AnyPool, StoreError> {
+    // one connection first, for its own error: the pool would retry until its timeout and
+    // report only that ("pool timed out"), not why (connection refused, no such database…)
+    use sqlx::Connection;
+    let target = postgres_target(url);
+    match tokio::time::timeout(timeout, sqlx::AnyConnection::connect(url)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+        }
+        Ok(Err(e)) => return Err(StoreError::Unreachable(format!("{target}: {e}"))),
+        Err(_) => {
+            return Err(StoreError::Unreachable(format!(
+                "{target}: no answer within {} s",
+                timeout.as_secs_f32()
+            )));
+        }
+    }
     let statement_timeout = format!("SET statement_timeout = {}", timeout.as_millis());
     Ok(AnyPoolOptions::new()
         .max_connections(POSTGRES_CONNECTIONS)

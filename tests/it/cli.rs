@@ -222,3 +222,34 @@ fn search_answers_a_waiting_caller_line_by_line() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+/// Issue 23 (first contact, item 4): several words are one question; the data folders may be
+/// given before or after the command; a command that reads no data lists only its own
+/// options.
+#[test]
+fn search_joins_its_words_and_help_lists_only_a_commands_own_options() {
+    let out = yidi(&["search", "--json", "备案", "撤销"], "");
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "one question");
+    assert_eq!(lines[0]["query"], "备案 撤销", "{}", lines[0]);
+
+    let knowledge = repo().join("knowledge");
+    let k = knowledge.to_str().unwrap();
+    for args in [
+        vec!["--knowledge", k, "search", "--json", "起付线"],
+        vec!["search", "--knowledge", k, "--json", "起付线"],
+    ] {
+        assert_eq!(json_lines(&yidi(&args, "")).len(), 1, "{args:?}");
+    }
+
+    let out = yidi(&["agent-token", "--help"], "");
+    assert!(out.status.success());
+    let help = stdout(&out);
+    assert!(
+        !help.contains("--knowledge") && !help.contains("--dialogs"),
+        "{help}"
+    );
+    assert!(help.contains("restart"), "{help}");
+    let out = yidi(&["search", "--help"], "");
+    assert!(stdout(&out).contains("--knowledge"));
+}

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -30,9 +31,13 @@ struct Console {
     client: reqwest::Client,
     store: Store,
     db_url: String,
+    /// The bodies posted to /v1/checklist and /v1/estimate: (path, body).
+    posted: Posted,
     shutdown: Option<oneshot::Sender<()>>,
     _db: TestDb,
 }
+
+type Posted = Arc<std::sync::Mutex<Vec<(String, Value)>>>;
 
 impl Console {
     async fn start(db: TestDb, with_agent: bool) -> Console {
@@ -45,8 +50,31 @@ impl Console {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
+        // the bodies the console posts to the checklist and the estimate, kept to check
+        // them against the API document
+        let posted: Posted = Arc::default();
+        let record = posted.clone();
+        let app = http::app(state).layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let record = record.clone();
+                async move {
+                    let path = req.uri().path().to_string();
+                    if !matches!(path.as_str(), "/v1/checklist" | "/v1/estimate") {
+                        return next.run(req).await;
+                    }
+                    let (parts, body) = req.into_parts();
+                    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+                    if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+                        record.lock().unwrap().push((path, v));
+                    }
+                    let req =
+                        axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+                    next.run(req).await
+                }
+            },
+        ));
         tokio::spawn(async move {
-            http::serve(listener, state, async {
+            http::serve_router(listener, app, Default::default(), async {
                 let _ = rx.await;
             })
             .await
@@ -62,6 +90,7 @@ impl Console {
                 .unwrap(),
             store,
             db_url: db.url.clone(),
+            posted,
             shutdown: Some(tx),
             _db: db,
         }
@@ -392,16 +421,34 @@ async fn forms_posted_from_another_site_are_refused() {
         request.send()
     };
     // a page elsewhere cannot log a browser in with a token of its choosing
+    // (issue 23: the scheme counts too: a plain-HTTP page on the same host cannot post to
+    // the console served over HTTPS, nor an HTTPS page to this plain-HTTP one)
+    let same_host_other_scheme = c.base.replacen("http://", "https://", 1);
     for origin in [
         "http://evil.example",
         "null",
         "https://127.0.0.1.evil.example",
+        same_host_other_scheme.as_str(),
     ] {
         let r = post("/console/login", origin, None).await.unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{origin}");
         assert!(r.text().await.unwrap().contains("来自其他网站"));
     }
     assert_eq!(c.store.count("agent_sessions").await.unwrap(), 0);
+    // behind an HTTPS proxy that says so, the HTTPS origin is this site and plain HTTP is not
+    let via_proxy = |origin: &str| {
+        c.client
+            .post(c.url("/console/login"))
+            .header("origin", origin)
+            .header("x-forwarded-proto", "https")
+            .form(&[("token", c.token.as_str())])
+            .send()
+    };
+    let r = via_proxy(&c.base).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = via_proxy(&same_host_other_scheme).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(c.store.count("agent_sessions").await.unwrap(), 1);
     // the console's own origin logs in
     let r = post("/console/login", &c.base, None).await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -491,6 +538,51 @@ async fn agents_read_unanswered_questions_and_transcripts() {
         api_error(bad, StatusCode::UNPROCESSABLE_ENTITY).await,
         "invalid_field"
     );
+    // an oversized body is a 413 as on every other route (issue 23; it was a 422). Sent in
+    // chunks, without a Content-Length, so that it is the route's own reading that finds it
+    // too large (a declared length is refused before any route runs)
+    let big = json!({ "text": "苏".repeat(yidi::channels::http::MAX_BODY_BYTES) }).to_string();
+    let (mut read, mut stream) = tokio::net::TcpStream::connect(c.addr)
+        .await
+        .unwrap()
+        .into_split();
+    // read as the answer comes: a reset after it must not lose it
+    let reader = tokio::spawn(async move {
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = read.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+        answer
+    });
+    let head = format!(
+        "POST /v1/agent/situation HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n",
+        c.addr, c.token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in big.as_bytes().chunks(8192) {
+        let sent = async {
+            stream
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            stream.write_all(chunk).await?;
+            stream.write_all(b"\r\n").await
+        };
+        // the server may answer and close before the whole body is sent
+        if sent.await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let answer = reader.await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
 
     for path in [
         "/v1/agent/sessions/no-such-session/transcript".to_string(),
@@ -842,6 +934,35 @@ async fn the_console_works_in_a_real_browser() {
     let result = browse(&c, &browser, &unanswered).await;
     let _ = browser.close().await;
     result.unwrap();
+
+    // what the console posted is what the API document says (issue 23: integers and
+    // booleans as such, not strings); required fields aside, since the form posts as it is
+    // filled in
+    let mut doc: Value = reqwest::get(c.url("/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for name in ["Situation", "EstimateInput"] {
+        doc["components"]["schemas"][name]
+            .as_object_mut()
+            .unwrap()
+            .remove("required");
+    }
+    let posted = c.posted.lock().unwrap().clone();
+    let estimates = posted.iter().filter(|(p, _)| p == "/v1/estimate").count();
+    assert!(estimates > 0 && posted.len() > estimates, "{posted:?}");
+    for (path, body) in &posted {
+        let name = if path == "/v1/estimate" {
+            "EstimateInput"
+        } else {
+            "Situation"
+        };
+        let validator = crate::http::schema_validator(&doc, name);
+        let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{path}: {errors:?}\n{body}");
+    }
 }
 
 async fn browse(
@@ -1078,4 +1199,54 @@ async fn browse(
     browser.goto(&c.url("/console")).await?;
     wait_for(browser, "#login-page").await;
     Ok(())
+}
+
+/// Issue 23 (first contact): `/` tells a newcomer what this is and leads to the console and
+/// to the API document, which Redoc (served from the binary, no CDN) renders in a real
+/// browser under the page's Content-Security-Policy.
+#[tokio::test]
+async fn the_home_page_leads_to_the_console_and_a_readable_api_document() {
+    let c = Console::sqlite().await;
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.browser(profile.path()).await;
+    let result = async {
+        browser.goto(&c.url("/")).await?;
+        wait_for_text(&browser, "h1", "异地就医小助手").await;
+        browser
+            .find(Locator::Css("#console-link"))
+            .await?
+            .click()
+            .await?;
+        wait_for(&browser, "#login-page").await;
+        browser.goto(&c.url("/")).await?;
+        browser
+            .find(Locator::Css("#docs-link"))
+            .await?
+            .click()
+            .await?;
+        // Redoc has read /v1/openapi.json and rendered its operations
+        wait_for_text(&browser, "body", "search the FAQ").await;
+        wait_for_text(&browser, "body", "send a message, get the reply").await;
+        let scripts: Vec<String> = browser
+            .execute(
+                "return Array.from(document.scripts).map(s => s.src)",
+                vec![],
+            )
+            .await?
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        assert!(
+            scripts.iter().all(|s| s.starts_with(&c.base)),
+            "only this server's scripts: {scripts:?}"
+        );
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = browser.close().await;
+    result.unwrap();
 }

@@ -271,10 +271,23 @@ fn bad_amounts_are_explained_and_asked_again() {
         ("是", "asking=total"),
         ("-500", "asking=total has=负数"),
         ("abc元", "asking=total has=金额"),
+        // scientific notation was read as its exponent (30 元): now refused, asked again
+        ("1e30元", "asking=total has=没看懂这个金额"),
+        ("1E+30块", "asking=total has=没看懂这个金额"),
+        ("10^6元", "asking=total has=没看懂这个金额"),
         ("12.345", "asking=total has=两位小数"),
         ("20000000", "asking=total has=一千万"),
         ("五万三千块二毛五", "asking=self_pay"),
     ]);
+}
+
+#[test]
+fn an_amount_in_scientific_notation_in_a_first_message_is_not_taken_as_its_exponent() {
+    let state = converse(&[(
+        "我是苏州的退休职工，搬去上海跟儿子住，住院花了1e30元，能报多少？",
+        "dialog=estimate",
+    )]);
+    assert_eq!(state.slots.get("total"), None, "{:?}", state.slots);
 }
 
 #[test]

@@ -258,6 +258,37 @@ async fn agent_and_session_json_is_never_cached_nor_sniffed() {
     }
 }
 
+/// Issue 23: without a token, its own listener or `metrics.open`, `/metrics` refuses.
+#[tokio::test]
+async fn metrics_are_closed_unless_configured_open() {
+    let s = Server::start(TestDb::sqlite()).await;
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "metrics_closed");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("metrics.open"),
+        "{body}"
+    );
+    let s = Server::start_with(TestDb::sqlite(), AppState::with_open_metrics).await;
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("# EOF"));
+}
+
 #[tokio::test]
 async fn metrics_can_require_a_token_or_live_on_another_listener() {
     let (token, digest) = new_agent_token();
@@ -714,6 +745,130 @@ async fn a_retried_message_with_the_same_idempotency_key_is_stored_once_on_sqlit
 #[tokio::test]
 async fn a_retried_message_with_the_same_idempotency_key_is_stored_once_on_postgres() {
     retried_messages_are_stored_once(TestDb::postgres().await).await;
+}
+
+/// A replica: its own store and server on the database at `url` (the database outlives it).
+async fn replica(url: &str, limits: Limits) -> (String, Store, oneshot::Sender<()>) {
+    let store = Store::connect(url).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::from_conversations(
+        Conversations::new(assistant(), store.clone()).with_limits(&limits),
+    );
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(http::serve(listener, state, async {
+        let _ = rx.await;
+    }));
+    (base, store, tx)
+}
+
+fn roomy() -> Limits {
+    Limits {
+        per_ip_per_minute: 100_000,
+        per_ip_burst: 10_000,
+        per_session_per_minute: 100_000,
+        per_session_burst: 10_000,
+        trust_forwarded_for: false,
+    }
+}
+
+/// Issue 23, finding 4: the same Idempotency-Key sent to two replicas at the same moment.
+/// The loser of the race waits for the winner's turn and answers with its stored reply:
+/// both 200 with the same body, one turn stored, no database error.
+async fn one_key_on_two_replicas_at_once(db: TestDb) {
+    let (a, store, _stop_a) = replica(&db.url, roomy()).await;
+    let (b, _, _stop_b) = replica(&db.url, roomy()).await;
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{a}/v1/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["session_id"].as_str().unwrap();
+    let token = created["token"].as_str().unwrap();
+    let send = |base: &str, key: String| {
+        client
+            .post(format!("{base}/v1/sessions/{id}/messages"))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&json!({ "text": "备案要带什么材料" }))
+            .send()
+    };
+    let mut outcomes = Vec::new();
+    for pair in 0..10 {
+        let key = format!("pair-{pair}");
+        let (ra, rb) = tokio::join!(send(&a, key.clone()), send(&b, key));
+        let mut replayed = 0;
+        let mut bodies = Vec::new();
+        for r in [ra.unwrap(), rb.unwrap()] {
+            let status = r.status();
+            replayed += usize::from(r.headers().contains_key("idempotent-replayed"));
+            bodies.push((status, r.text().await.unwrap()));
+        }
+        outcomes.push((bodies[0].0, bodies[1].0, replayed));
+        assert_eq!(bodies[0].0, StatusCode::OK, "pair {pair}: {}", bodies[0].1);
+        assert_eq!(bodies[1].0, StatusCode::OK, "pair {pair}: {}", bodies[1].1);
+        assert_eq!(bodies[0].1, bodies[1].1, "pair {pair}: the same reply");
+        assert_eq!(replayed, 1, "pair {pair}: one of them is the replay");
+    }
+    eprintln!("10 pairs: {outcomes:?}");
+    // one turn per key
+    assert_eq!(store.transcript(id).await.unwrap().len(), 20);
+}
+
+#[tokio::test]
+async fn one_idempotency_key_on_two_replicas_at_once_is_one_turn_on_postgres() {
+    one_key_on_two_replicas_at_once(TestDb::postgres().await).await;
+}
+
+#[tokio::test]
+async fn one_idempotency_key_on_two_replicas_at_once_is_one_turn_on_shared_sqlite() {
+    one_key_on_two_replicas_at_once(TestDb::sqlite()).await;
+}
+
+/// A retry with a stored key is answered from the store and not charged to the session's
+/// rate limit; a new message still is.
+#[tokio::test]
+async fn a_retry_with_a_stored_key_is_not_charged_to_the_rate_limit() {
+    let db = TestDb::sqlite();
+    let limits = Limits {
+        per_session_per_minute: 1,
+        per_session_burst: 1,
+        ..roomy()
+    };
+    let (base, store, _stop) = replica(&db.url, limits).await;
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{base}/v1/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["session_id"].as_str().unwrap();
+    let token = created["token"].as_str().unwrap();
+    let send = |key: &'static str| {
+        client
+            .post(format!("{base}/v1/sessions/{id}/messages"))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&json!({ "text": "备案要带什么材料" }))
+            .send()
+    };
+    let first = send("k-1").await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    for _ in 0..3 {
+        let retry = send("k-1").await.unwrap();
+        assert_eq!(retry.status(), StatusCode::OK);
+        assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    }
+    let next = send("k-2").await.unwrap();
+    assert_eq!(next.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(store.transcript(id).await.unwrap().len(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -46,7 +46,10 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let conversations = Conversations::new(assistant(), store.clone()).with_limits(&limits);
-        let state = AppState::from_conversations(conversations).with_agents(agents);
+        // /metrics is closed by default (issue 23); these tests read it
+        let state = AppState::from_conversations(conversations)
+            .with_agents(agents)
+            .with_open_metrics();
         tokio::spawn(async move {
             http::serve(listener, state, async {
                 let _ = rx.await;
@@ -1080,7 +1083,7 @@ fn route_paths(debug: &str) -> Vec<String> {
 /// The served document's schema `name`, as a JSON Schema validator (OpenAPI 3.1 schemas are
 /// JSON Schema 2020-12) that also refuses properties the schema does not name, so that a
 /// serde form and its generated schema cannot drift apart either way.
-fn schema_validator(doc: &Value, name: &str) -> jsonschema::Validator {
+pub(crate) fn schema_validator(doc: &Value, name: &str) -> jsonschema::Validator {
     fn close(v: &mut Value) {
         match v {
             Value::Object(map) => {
@@ -1237,4 +1240,130 @@ async fn the_core_types_serialize_to_their_generated_schemas() {
             &serde_json::to_value(question).unwrap(),
         );
     }
+}
+
+/// The separator sweep of issue 23 over the real server and database: every sweep text sent
+/// as a message (stored in the transcript, and as an unanswered question when it is one) and
+/// as a feedback comment; then every stored text is read back from the tables themselves.
+async fn separator_sweep_stores_no_readable_number(db: TestDb) {
+    use crate::masking::{shows, sweep_texts};
+    let url = db.url.clone();
+    let s = TestServer::start(db).await;
+    let (id, token) = s.new_session().await;
+    // out of scope, so also recorded as an unanswered question
+    let texts = sweep_texts(|n| format!("养老金什么时候涨？我的号码{n}"));
+    for (_, _, text) in &texts {
+        let (status, body) = s.say(&id, &token, text).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = s
+            .post(
+                "/v1/feedback",
+                json!({ "helpful": false, "comment": format!("请回电{text}") }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let column = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let users = column("SELECT text FROM transcripts WHERE role = 'user'").await;
+    let unanswered = column("SELECT question FROM unanswered").await;
+    let comments = column("SELECT comment FROM feedback").await;
+    assert_eq!(users.len(), texts.len());
+    assert_eq!(comments.len(), texts.len());
+    assert!(
+        !unanswered.is_empty(),
+        "no unanswered question was recorded"
+    );
+    let mut leaks = 0;
+    for stored in users.iter().chain(&unanswered).chain(&comments) {
+        for (sep, secret, _) in &texts {
+            if shows(stored, secret) {
+                leaks += 1;
+                eprintln!("{secret} readable (separator {sep:?}): {stored:?}");
+            }
+        }
+    }
+    assert_eq!(leaks, 0, "{leaks} stored texts show a number");
+}
+
+#[tokio::test]
+async fn the_separator_sweep_stores_no_readable_number_on_sqlite() {
+    separator_sweep_stores_no_readable_number(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn the_separator_sweep_stores_no_readable_number_on_postgres() {
+    separator_sweep_stores_no_readable_number(TestDb::postgres().await).await;
+}
+
+/// Issue 23 (first contact, item 6): every field of every schema is described; the main
+/// schemas carry examples, made by the running assistant, that fit their own schemas; the
+/// slots are typed by the loaded vocabulary; `scheme` is required as the server requires it.
+#[tokio::test]
+async fn the_document_describes_every_field_and_its_examples_fit() {
+    let server = TestServer::sqlite().await;
+    let (status, doc) = server.get("/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut undescribed = Vec::new();
+    for (name, schema) in schemas {
+        for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+            if property.get("description").is_none() {
+                undescribed.push(format!("{name}.{field}"));
+            }
+        }
+    }
+    assert!(undescribed.is_empty(), "no description: {undescribed:?}");
+    for name in [
+        "Reply",
+        "SearchResult",
+        "Situation",
+        "Checklist",
+        "EstimateInput",
+        "Estimate",
+        "ErrorBody",
+        "Message",
+        "Feedback",
+        "NewSession",
+        "Slots",
+    ] {
+        let examples = schemas[name]["examples"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} has no examples"));
+        assert!(!examples.is_empty(), "{name}");
+        for example in examples {
+            let validator = schema_validator(&doc, name);
+            let errors: Vec<String> = validator
+                .iter_errors(example)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{name}: {errors:?}\n{example}");
+        }
+    }
+    // the slots are the vocabulary's, with their values
+    assert_eq!(
+        schemas["Reply"]["properties"]["slots"]["$ref"],
+        "#/components/schemas/Slots"
+    );
+    let slots = &schemas["Slots"]["properties"];
+    assert_eq!(slots["scheme"]["enum"], json!(["employee", "resident"]));
+    assert!(slots["total"]["pattern"].is_string(), "{}", slots["total"]);
+    // both shipped policies set their parameters by scheme, and the server refuses an
+    // estimate without it: so the document says it is required
+    let required = schemas["EstimateInput"]["required"].as_array().unwrap();
+    assert!(required.contains(&json!("scheme")), "{required:?}");
+    let mut without: Value = schemas["EstimateInput"]["examples"][0].clone();
+    without.as_object_mut().unwrap().remove("scheme");
+    let (status, body) = server.post("/v1/estimate", without).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "scheme", "{body}");
 }

@@ -4,15 +4,16 @@
 
 use proptest::prelude::*;
 use serde_json::Value;
-use yidi::text::{is_separator, mask_personal_numbers};
+use yidi::text::{is_number_separator, mask_personal_numbers};
 
 use crate::helpers::{assistant, repo};
 
-/// The digits a reader could still see: digit-like characters as ASCII digits, separators
-/// dropped, anything else (a `*`, a letter) a break.
+/// The digits a reader could still see: digit-like characters as ASCII digits, anything
+/// that is not a letter dropped (a reader skips punctuation, symbols and spaces), a letter
+/// or a `*` a break.
 fn skeleton(s: &str) -> String {
     s.chars()
-        .filter(|&c| !is_separator(c))
+        .filter(|&c| c.is_alphabetic() || c == '*' || c.is_numeric())
         .map(|c| match c {
             '0'..='9' => c,
             '０'..='９' => char::from_u32(c as u32 - 0xFF10 + 0x30).unwrap(),
@@ -45,6 +46,211 @@ fn assert_hidden(text: &str, masked: &str, secret: &str) {
         stars + 7 >= secret.chars().count(),
         "only {stars} characters of {secret} masked in {masked:?} (from {text:?})"
     );
+}
+
+/// The separator sweep of issue 23: what a person might put between the groups of a number
+/// (the review's leaking examples first, then spaces, invisibles, dashes, dots, brackets,
+/// punctuation, symbols, emoji and mixes, 1 to 4 characters).
+pub const SWEEP_SEPARATORS: &[&str] = &[
+    "、",
+    "：",
+    ":",
+    "。",
+    ";",
+    "；",
+    "~",
+    "#",
+    "=",
+    "\u{2026}",
+    "\"",
+    "\u{201d}",
+    "\\",
+    "→",
+    "\u{2028}",
+    "\n",
+    "    ",
+    " ",
+    "  ",
+    "   ",
+    "\t",
+    "\u{a0}",
+    "\u{3000}",
+    "\u{2002}",
+    "\u{2003}",
+    "\u{2009}",
+    "\u{202f}",
+    "\u{200b}",
+    "\u{200c}",
+    "\u{200d}",
+    "\u{2060}",
+    "\u{feff}",
+    "\u{ad}",
+    "\r\n",
+    "\r",
+    "\u{2029}",
+    "\u{85}",
+    "\u{b}",
+    "-",
+    "--",
+    " - ",
+    "－",
+    "\u{2013}",
+    "\u{2014}",
+    "\u{2015}",
+    "\u{2010}",
+    "\u{2011}",
+    "−",
+    "_",
+    ".",
+    "．",
+    "·",
+    "\u{2022}",
+    "・",
+    "\u{2027}",
+    "∙",
+    "/",
+    "／",
+    "|",
+    "｜",
+    "\\\\",
+    "(",
+    ")",
+    "（",
+    "）",
+    "[",
+    "]",
+    "【",
+    "】",
+    "「",
+    "」",
+    "『",
+    "』",
+    "<",
+    ">",
+    "《",
+    "》",
+    "«",
+    "»",
+    ",",
+    "，",
+    "!",
+    "！",
+    "?",
+    "？",
+    "'",
+    "\u{2018}",
+    "\u{2019}",
+    "\u{201c}",
+    "`",
+    "¨",
+    "&",
+    "＆",
+    "@",
+    "＠",
+    "%",
+    "％",
+    "^",
+    "+",
+    "＋",
+    "＝",
+    "～",
+    "〜",
+    "$",
+    "¥",
+    "￥",
+    "°",
+    "§",
+    "¶",
+    "\u{203b}",
+    "★",
+    "☆",
+    "●",
+    "○",
+    "■",
+    "□",
+    "▲",
+    "◆",
+    "←",
+    "↑",
+    "⇒",
+    "✓",
+    "♥",
+    "\u{1f600}",
+    "\u{1f449}",
+    "©",
+    "®",
+    "™",
+    "×",
+    "÷",
+    "±",
+    "：\n",
+    " → ",
+    "、 ",
+    "#\u{200b}",
+    "=>",
+];
+
+/// The numbers the sweep splits, in their usual groups: a mobile number (3-4-4), an ID card
+/// (6-8-4) and a bank card (4-4-4-4-3).
+pub const SWEEP_NUMBERS: [(&str, &[usize]); 3] = [
+    ("13912345678", &[3, 4, 4]),
+    ("32058219800101123X", &[6, 8, 4]),
+    ("6222021234567890123", &[4, 4, 4, 4, 3]),
+];
+
+/// `number` cut into `groups` joined by `sep`.
+pub fn split_number(number: &str, groups: &[usize], sep: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    let mut parts = Vec::new();
+    let mut at = 0;
+    for &n in groups {
+        parts.push(chars[at..at + n].iter().collect::<String>());
+        at += n;
+    }
+    parts.join(sep)
+}
+
+/// Every text of the sweep, with the number it hides: `wrap` puts the written number in a
+/// sentence.
+pub fn sweep_texts(wrap: impl Fn(&str) -> String) -> Vec<(&'static str, &'static str, String)> {
+    let mut out = Vec::new();
+    for sep in SWEEP_SEPARATORS {
+        for (number, groups) in SWEEP_NUMBERS {
+            out.push((*sep, number, wrap(&split_number(number, groups, sep))));
+        }
+    }
+    out
+}
+
+/// Whether 8 consecutive digits of `secret` can be read in `stored`.
+pub fn shows(stored: &str, secret: &str) -> bool {
+    let digits: Vec<char> = secret.chars().filter(char::is_ascii_digit).collect();
+    let seen = skeleton(stored);
+    digits
+        .windows(8)
+        .any(|w| seen.contains(&w.iter().collect::<String>()))
+}
+
+/// The separators of the sweep with which some number stays readable after `mask`.
+pub fn sweep_leaks(mask: impl Fn(&str) -> String) -> Vec<&'static str> {
+    let mut leaks: Vec<&str> = Vec::new();
+    for (sep, secret, text) in sweep_texts(|n| format!("我的号码{n}谢谢")) {
+        if shows(&mask(&text), secret) && !leaks.contains(&sep) {
+            leaks.push(sep);
+        }
+    }
+    leaks
+}
+
+#[test]
+fn the_separator_sweep_leaves_no_number_readable() {
+    let leaks = sweep_leaks(mask_personal_numbers);
+    eprintln!(
+        "separator sweep: {} of {} separators leak",
+        leaks.len(),
+        SWEEP_SEPARATORS.len()
+    );
+    assert!(leaks.is_empty(), "readable with {leaks:?}");
 }
 
 #[test]
@@ -198,6 +404,22 @@ fn readable() -> impl Strategy<Value = String> {
     ]
 }
 
+/// A line of an estimate as the replies write it (and the transcript stores it).
+fn estimate_line() -> impl Strategy<Value = String> {
+    (1..10_000_000u32, 1..=100u32, 0..100u32).prop_map(|(a, p, c)| {
+        let paid = u64::from(a) * u64::from(p) / 100;
+        format!("{a}.{c:02} × {p}% = {paid}.{c:02}")
+    })
+}
+
+/// 1 to 4 characters of punctuation, symbols and spaces between two items, not only those
+/// written inside numbers (two dates joined by `-` are one longer number).
+fn item_join() -> impl Strategy<Value = String> {
+    "[\\p{P}\\p{S}\\p{Z}&&[^*]]{1,4}".prop_filter("a join between items", |s: &String| {
+        s.chars().any(|c| !is_number_separator(c))
+    })
+}
+
 /// What may stand between two items.
 fn joiner() -> impl Strategy<Value = &'static str> {
     prop_oneof![
@@ -256,6 +478,51 @@ proptest! {
         prop_assert_eq!(mask_personal_numbers(&masked), masked.clone());
     }
 
+    /// A phone, ID-card or bank-card number in its usual groups, joined by any 1 to 4
+    /// characters of Unicode's punctuation, symbol and space categories, is masked.
+    #[test]
+    fn personal_numbers_are_masked_whatever_separates_their_groups(
+        (secret, groups) in prop_oneof![
+            phone().prop_map(|s| (s, vec![3, 4, 4])),
+            id_card().prop_map(|s| (s, vec![6, 8, 4])),
+            bank_card().prop_map(|s| {
+                let n = s.len();
+                let mut g = vec![4; n / 4];
+                if n % 4 > 0 {
+                    g.push(n % 4);
+                }
+                (s, g)
+            }),
+        ],
+        // `*` is a masked digit to the masker, not a separator
+        sep in "[\\p{P}\\p{S}\\p{Z}&&[^*]]{1,4}",
+        before in proptest::collection::vec((readable(), joiner()), 0..3),
+    ) {
+        let mut text: String = before.iter().map(|(i, j)| format!("{i}{j}")).collect();
+        text.push_str("号码");
+        text.push_str(&split_number(&secret, &groups, &sep));
+        text.push_str("谢谢");
+        let masked = mask_personal_numbers(&text);
+        prop_assert!(!shows(&masked, &secret), "{secret} readable in {masked:?}");
+        for (item, _) in &before {
+            prop_assert!(masked.contains(item.as_str()), "{item:?} lost in {masked:?}");
+        }
+        prop_assert_eq!(mask_personal_numbers(&masked), masked.clone());
+    }
+
+    /// Amounts, dates, hotlines and estimate lines stay readable whatever 1 to 4 characters
+    /// of punctuation, symbols or spaces join them.
+    #[test]
+    fn readable_items_stay_readable_whatever_joins_them(
+        items in proptest::collection::vec(
+            (prop_oneof![readable(), estimate_line()], item_join()),
+            1..5,
+        ),
+    ) {
+        let text: String = items.iter().map(|(i, j)| format!("{i}{j}")).collect();
+        prop_assert_eq!(mask_personal_numbers(&text), text);
+    }
+
     /// Readable items alone are never masked, however they are joined.
     #[test]
     fn amounts_dates_and_hotlines_stay_readable(
@@ -296,4 +563,53 @@ fn masking_a_long_message_full_of_digits_takes_little_time() {
         );
         eprintln!("{took:?}");
     }
+}
+
+/// Issue 23: estimate replies (their bands: "19000.00 × 85% = 16150.00", amounts up to ten
+/// million) are stored as written: the masker joins digit groups across any non-letter, but
+/// a calculation's mixed joins are not one number.
+#[test]
+fn estimate_replies_pass_through_masking_unchanged() {
+    let a = assistant();
+    let mut checked = 0;
+    for total in [
+        "800",
+        "12345.67",
+        "99999.99",
+        "350000",
+        "1234567.89",
+        "9999999.99",
+    ] {
+        for (policy, scheme, level) in [
+            ("suzhou", "employee", 3),
+            ("suzhou", "resident", 2),
+            ("zhangjiagang", "employee", 1),
+        ] {
+            let mut input = serde_json::json!({
+                "policy": policy, "visit": "inpatient", "hospital_level": level,
+                "filing_type": "long_term_resident", "filed": true, "total": total,
+                "scheme": scheme, "admissions_before": 1,
+            });
+            if scheme == "employee" {
+                input["employment"] = "retired".into();
+            } else {
+                input["category"] = "adult".into();
+            }
+            if total.parse::<f64>().unwrap() > 5_000.0 {
+                input["self_pay"] = "100.50".into();
+                input["class_b"] = "0".into();
+            }
+            let estimate = yidi::guidance::estimate::EstimateInput::from_json(&input)
+                .and_then(|i| yidi::guidance::estimate::estimate(&a.policies, &i))
+                .unwrap_or_else(|e| panic!("{input}: {e:?}"));
+            for text in [
+                yidi::render::estimate_text(&estimate),
+                yidi::render::estimate_brief_text(&estimate),
+            ] {
+                assert_eq!(mask_personal_numbers(&text), text);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "{checked} estimate texts");
 }

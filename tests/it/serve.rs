@@ -305,11 +305,39 @@ fn configuration_comes_from_a_file_and_the_environment() {
         .unwrap();
     assert!(out.status.success());
     let printed = String::from_utf8(out.stdout).unwrap();
-    assert!(printed.contains("127.0.0.1:9999"), "{printed}");
-    assert!(printed.contains("per_ip_burst: 2"), "{printed}");
-    assert!(printed.contains("per_session_burst: 5"), "{printed}");
-    assert!(printed.contains("<redacted>"), "{printed}");
+    // TOML, as a config file is written (issue 23)
+    let parsed: toml::Table = toml::from_str(&printed).unwrap_or_else(|e| panic!("{e}: {printed}"));
+    assert_eq!(parsed["addr"].as_str(), Some("127.0.0.1:9999"), "{printed}");
+    assert_eq!(
+        parsed["limits"]["per_ip_burst"].as_integer(),
+        Some(2),
+        "{printed}"
+    );
+    assert_eq!(
+        parsed["limits"]["per_session_burst"].as_integer(),
+        Some(5),
+        "{printed}"
+    );
+    assert_eq!(
+        parsed["telegram"]["token"].as_str(),
+        Some("<redacted>"),
+        "{printed}"
+    );
     assert!(!printed.contains("SECRET"), "{printed}");
+
+    // a closed pipe (`yidi serve --print-config | head -0`) is not a panic
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = yidi_command()
+        .args(["serve", "--print-config"])
+        .current_dir(dir.path())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]
@@ -345,6 +373,122 @@ fn a_bad_configuration_stops_the_server_naming_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+/// Issue 23 (first contact, item 3): what a newcomer tried, and what `yidi serve` says now:
+/// one line, one prefix (`yidi serve:`), naming the fix.
+#[test]
+fn configuration_mistakes_are_explained_with_their_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = crate::helpers::knowledge_copy();
+    let region = broken.path().join("regions/suzhou.toml");
+    let text = std::fs::read_to_string(&region).unwrap();
+    std::fs::write(&region, text.replacen("id = \"suzhou\"", "id = 5", 1)).unwrap();
+    let missing_folder = dir.path().join("no-such-folder/yidi.db");
+    let missing_db = format!("sqlite://{}", missing_folder.display());
+    let broken_knowledge = broken.path().display().to_string();
+    std::fs::write(dir.path().join("typo.toml"), "adr = \"127.0.0.1:0\"\n").unwrap();
+    type Case<'a> = (Vec<&'a str>, i32, &'a [&'a str]);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["--addr", "nowhere"],
+            2,
+            &[
+                "yidi serve: key `addr` (command line)",
+                "e.g. 127.0.0.1:8080",
+            ],
+        ),
+        (
+            vec!["--database-url", &missing_db],
+            2,
+            &[
+                "yidi serve: the folder ",
+                "no-such-folder of the SQLite file does not exist",
+            ],
+        ),
+        (
+            vec!["--database-url", "postgres://postgres@127.0.0.1:1/test"],
+            1,
+            &[
+                "yidi serve: cannot open the database",
+                "127.0.0.1:1",
+                "Connection refused",
+            ],
+        ),
+        (
+            vec!["--dialogs", "no-such-dialogs"],
+            2,
+            &[
+                "yidi serve: the dialogs folder no-such-dialogs does not exist",
+                "--dialogs",
+            ],
+        ),
+        (
+            vec!["--config", "typo.toml"],
+            2,
+            &["yidi serve: unknown key `adr` in ", "did you mean `addr`?"],
+        ),
+        (
+            vec!["--knowledge", &broken_knowledge],
+            1,
+            &[
+                "yidi serve: invalid data:",
+                "invalid region files:",
+                "regions/suzhou.toml",
+            ],
+        ),
+    ];
+    for (args, code, says) in cases {
+        let out = yidi_command()
+            .arg("serve")
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("yidi serve: "), "{args:?}: {stderr}");
+        for said in says {
+            assert!(stderr.contains(said), "{args:?}: {said:?} not in {stderr}");
+        }
+        assert!(
+            !stderr.contains("invalid checklist texts"),
+            "{args:?}: {stderr}"
+        );
+        // said once, not repeated by a wrapper
+        assert_eq!(
+            stderr.matches("yidi serve:").count(),
+            1,
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// Issue 23: a host name and a plain file path work as a newcomer would write them.
+#[test]
+fn serve_takes_a_host_name_and_a_plain_database_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain.db");
+    let mut server = ServeProcess::spawn(
+        &[
+            "--addr",
+            "localhost:0",
+            "--database-url",
+            file.to_str().unwrap(),
+        ],
+        &[],
+        &repo(),
+    );
+    assert!(
+        server.base.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.base
+    );
+    let (status, _) = call("POST", &format!("{}/v1/sessions", server.base), None, None);
+    assert_eq!(status, 201);
+    assert!(file.exists(), "the plain path is the SQLite file");
+    server.terminate();
+    assert!(server.wait().success(), "{}", server.log());
 }
 
 #[test]
@@ -433,4 +577,45 @@ fn a_malformed_bot_url_stops_the_server_naming_the_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("telegram.api_url"), "{stderr}");
+}
+
+/// Issue 23, finding 7: refusals are logged once a minute per kind with a count, like store
+/// errors in an outage, not once each: thirty wrong tokens and thirty rate-limited requests
+/// make one line each.
+#[test]
+fn refusals_are_logged_once_a_minute_per_kind() {
+    let db = TestDb::sqlite();
+    let mut server = ServeProcess::spawn(
+        &["--addr", "127.0.0.1:0", "--database-url", &db.url],
+        &[
+            ("YIDI_LOG", "info"),
+            ("YIDI_LIMITS__PER_IP_BURST", "40"),
+            ("YIDI_LIMITS__PER_IP_PER_MINUTE", "1"),
+        ],
+        &repo(),
+    );
+    let (status, created) = call("POST", &format!("{}/v1/sessions", server.base), None, None);
+    assert_eq!(status, 201);
+    let id = created["session_id"].as_str().unwrap().to_string();
+    let url = format!("{}/v1/sessions/{id}", server.base);
+    let mut statuses = Vec::new();
+    for _ in 0..60 {
+        statuses.push(call("GET", &url, Some("wrong-token"), None).0);
+    }
+    assert!(
+        statuses.iter().filter(|s| **s == 401).count() >= 30,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().filter(|s| **s == 429).count() >= 10,
+        "{statuses:?}"
+    );
+    server.terminate();
+    assert!(server.wait().success());
+    let log = server.log();
+    for kind in ["rejected session token", "rate limited"] {
+        let lines = log.lines().filter(|l| l.contains(kind)).count();
+        assert_eq!(lines, 1, "{kind}: {lines} lines\n{log}");
+    }
+    assert!(log.contains("held_back=0"), "{log}");
 }

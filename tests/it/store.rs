@@ -351,8 +351,8 @@ async fn a_remembered_state_made_stale_by_another_replica_conflicts_then_rereads
 /// Turns saved at once (on SQLite the writer puts the turns that queue together in one
 /// transaction) each keep their own outcome: of eight turns racing for one session at the
 /// same revision exactly one is saved and the others are refused, writing nothing; a turn
-/// whose statement fails (its idempotency record exists already) fails alone, writing
-/// nothing; the turns of other sessions are all saved.
+/// whose statement fails (its idempotency record exists already) is refused alone as a
+/// conflict, writing nothing; the turns of other sessions are all saved.
 async fn turns_at_once_each_keep_their_outcome(db: TestDb) {
     let store = Store::connect(&db.url).await.unwrap();
     store
@@ -392,7 +392,8 @@ async fn turns_at_once_each_keep_their_outcome(db: TestDb) {
         match joined.unwrap() {
             ("race", Ok(2)) => won += 1,
             ("race", Err(StoreError::Conflict(_))) => refused += 1,
-            ("keyed", Err(StoreError::Db(_))) => {}
+            // its key is stored already (another process answered it): a conflict
+            ("keyed", Err(StoreError::Conflict(_))) => {}
             ("other", Ok(1)) => others += 1,
             (what, outcome) => panic!("{what}: unexpected {outcome:?}"),
         }

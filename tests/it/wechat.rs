@@ -71,6 +71,7 @@ async fn start_full(
         api_url: fake.api_url.clone(),
         path: "/wechat".into(),
         reply_deadline: deadline,
+        request_timeout: Duration::from_secs(30),
     };
     let channel = WeChat::new(settings, conversations.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -262,6 +263,7 @@ async fn safe_mode_decrypts_the_message_and_encrypts_the_reply() {
     let envelope = format!("<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>");
     let query = |msg_signature: String| {
         vec![
+            ("signature", sha1_hex(&[TOKEN, &ts, &n])),
             ("timestamp", ts.clone()),
             ("nonce", n.clone()),
             ("encrypt_type", "aes".to_string()),
@@ -270,15 +272,21 @@ async fn safe_mode_decrypts_the_message_and_encrypts_the_reply() {
     };
     let bad = e
         .pusher
-        .raw(&query(sha1_hex(&[TOKEN, &ts, &n, "x"])), envelope)
+        .raw(&query(sha1_hex(&[TOKEN, &ts, &n, "x"])), envelope.clone())
         .await;
     assert_eq!(bad.status, 403);
+    // without the query's own signature (WeChat sends it in safe mode too), refused before
+    // the body is read
+    let mut unsigned = query(sha1_hex(&[TOKEN, &ts, &n, &encrypted]));
+    unsigned.remove(0);
+    assert_eq!(e.pusher.raw(&unsigned, envelope).await.status, 400);
     let (ts, n) = (now().to_string(), nonce());
     let foreign = encrypt(&text_xml("oUserC", "你好", 3004), "wx_someone_else");
     let answer = e
         .pusher
         .raw(
             &[
+                ("signature", sha1_hex(&[TOKEN, &ts, &n])),
                 ("timestamp", ts.clone()),
                 ("nonce", n.clone()),
                 ("encrypt_type", "aes".to_string()),
@@ -720,6 +728,8 @@ async fn serve_runs_the_wechat_endpoint_in_safe_mode() {
                 ("YIDI_WECHAT__ENCODING_AES_KEY", AES_KEY),
                 ("YIDI_WECHAT__API_URL", &api_url),
                 ("YIDI_WECHAT__PATH", "/wx/callback"),
+                // /metrics is closed by default (issue 23): opened here to read it
+                ("YIDI_METRICS__OPEN", "true"),
                 // everything logged at info is checked for secrets and content below
                 ("YIDI_LOG", "info"),
             ],
@@ -860,4 +870,287 @@ fn print_config_redacts_the_wechat_secrets_and_a_bad_key_stops_serve() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("wechat.app_id"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 23: an outside review's findings on the endpoint
+
+/// Finding 6: a timestamp at the ends of i64 is refused as stale; computing how far it is
+/// from now used to overflow (a panic in a debug build, a wrapped value in release).
+#[tokio::test]
+async fn extreme_timestamps_are_refused_not_overflowed() {
+    let fake = FakeWeChat::start().await;
+    let db = TestDb::sqlite();
+    let e = start(&fake, &db, false, PASSIVE).await;
+    for ts in [i64::MIN, i64::MIN + 1, i64::MAX, -1, 0] {
+        let answer = e
+            .pusher
+            .post_with(&text_xml("oUserT", "你好", 9100), ts, &nonce(), TOKEN)
+            .await;
+        assert_eq!(answer.status, 403, "timestamp {ts}: {}", answer.body);
+    }
+    assert!(e.lines("oUserT").await.is_empty());
+}
+
+/// Finding 6: messages are deduplicated by (FromUserName, MsgId): a MsgId that another user's
+/// message had is a new message, answered for this user.
+#[tokio::test]
+async fn a_msg_id_reused_by_another_user_gets_that_users_own_reply() {
+    let fake = FakeWeChat::start().await;
+    let db = TestDb::sqlite();
+    let e = start(&fake, &db, false, PASSIVE).await;
+    let first = say(&e, &fake, "oUserA", "起付线是什么", 9200).await;
+    let second = say(&e, &fake, "oUserB", "异地就医备案要带什么材料", 9200).await;
+    assert_ne!(first, second, "user B got user A's reply");
+    assert_eq!(e.lines("oUserA").await.len(), 2);
+    let b = e.lines("oUserB").await;
+    assert_eq!(b.len(), 2, "{b:?}");
+    assert_eq!(b[0].1, "异地就医备案要带什么材料");
+    // the same user's retry is still one turn
+    let again = e
+        .pusher
+        .post(&text_xml("oUserB", "异地就医备案要带什么材料", 9200))
+        .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(e.lines("oUserB").await.len(), 2);
+}
+
+/// Finding 6: the endpoint's answers say `nosniff` and `no-store`, refusals included.
+#[tokio::test]
+async fn the_endpoints_answers_are_not_sniffed_or_cached() {
+    let fake = FakeWeChat::start().await;
+    let db = TestDb::sqlite();
+    let e = start(&fake, &db, false, PASSIVE).await;
+    let client = reqwest::Client::new();
+    let (ts, n) = (now().to_string(), nonce());
+    let good = client
+        .post(&e.pusher.url)
+        .query(&[
+            ("signature", sha1_hex(&[TOKEN, &ts, &n])),
+            ("timestamp", ts.clone()),
+            ("nonce", n.clone()),
+        ])
+        .body(text_xml("oUserN", "起付线是什么", 9300))
+        .send()
+        .await
+        .unwrap();
+    let bad = client
+        .post(&e.pusher.url)
+        .query(&[
+            ("signature", "0".repeat(40)),
+            ("timestamp", ts),
+            ("nonce", nonce()),
+        ])
+        .body(text_xml("oUserN", "你好", 9301))
+        .send()
+        .await
+        .unwrap();
+    for (what, r) in [("reply", good), ("refusal", bad)] {
+        let h = r.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+        assert_eq!(h["cache-control"], "no-store", "{what}");
+    }
+}
+
+/// The endpoint served as `yidi serve` serves it: on `http::serve_router`, with `limits`.
+async fn start_served(
+    fake: &FakeWeChat,
+    db: &TestDb,
+    limits: yidi::config::Http,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let store = Store::connect(&db.url).await.unwrap();
+    let conversations = Conversations::new(assistant(), store);
+    let settings = WeChatSettings {
+        token: TOKEN.into(),
+        app_id: APP_ID.into(),
+        app_secret: APP_SECRET.into(),
+        encoding_aes_key: None,
+        api_url: fake.api_url.clone(),
+        path: "/wechat".into(),
+        reply_deadline: PASSIVE,
+        request_timeout: Duration::from_secs(limits.request_timeout_secs),
+    };
+    let router = WeChat::new(settings, conversations).unwrap().router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(yidi::channels::http::serve_router(
+        listener,
+        router,
+        limits,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    (addr, tx)
+}
+
+/// Sends a POST to /wechat with `query` whose body (`length` bytes declared) is never sent,
+/// or trickled one byte every `every`; returns what came back within `wait`.
+async fn post_slowly(
+    addr: std::net::SocketAddr,
+    query: &str,
+    length: usize,
+    every: Option<Duration>,
+    wait: Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "POST /wechat?{query} HTTP/1.1\r\nHost: yidi\r\nContent-Type: text/xml\r\n\
+         Content-Length: {length}\r\n\r\n"
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        if let Some(every) = every {
+            for _ in 0..length {
+                tokio::time::sleep(every).await;
+                if write.write_all(b" ").await.is_err() {
+                    break;
+                }
+            }
+        }
+        // keep the connection open, sending nothing more
+        std::future::pending::<()>().await;
+        drop(write);
+    });
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(wait, async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = read.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    writer.abort();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Finding 2: the signature in the query string is checked before the body is read, so a
+/// request that is not WeChat's is refused at once even if its body never comes (before: the
+/// server waited for the body, with no timeout at all on this route).
+#[tokio::test]
+async fn a_bad_signature_is_refused_before_the_body_is_read() {
+    let fake = FakeWeChat::start().await;
+    let db = TestDb::sqlite();
+    let (addr, _stop) = start_served(&fake, &db, yidi::config::Http::default()).await;
+    let query = format!(
+        "signature={}&timestamp={}&nonce={}",
+        "0".repeat(40),
+        now(),
+        nonce()
+    );
+    let answer = post_slowly(addr, &query, 1_000, None, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer:?}");
+}
+
+/// Finding 2: a signed request whose body trickles gets the server's body deadline (408);
+/// one whose body keeps above the floor but takes longer than the request timeout gets the
+/// route's timeout (503), like every other route.
+#[tokio::test]
+async fn a_signed_request_with_a_slow_body_gets_the_body_deadline_and_the_request_timeout() {
+    let fake = FakeWeChat::start().await;
+    let db = TestDb::sqlite();
+    let signed = || {
+        let (ts, n) = (now().to_string(), nonce());
+        format!(
+            "signature={}&timestamp={ts}&nonce={n}",
+            sha1_hex(&[TOKEN, &ts, &n])
+        )
+    };
+    let limits = yidi::config::Http {
+        body_timeout_secs: 1,
+        body_min_bytes_per_sec: 1_000,
+        ..yidi::config::Http::default()
+    };
+    let (addr, _stop) = start_served(&fake, &db, limits).await;
+    let answer = post_slowly(
+        addr,
+        &signed(),
+        100,
+        Some(Duration::from_millis(300)),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+
+    let limits = yidi::config::Http {
+        body_timeout_secs: 60,
+        body_min_bytes_per_sec: 1,
+        request_timeout_secs: 1,
+        ..yidi::config::Http::default()
+    };
+    let (addr, _stop) = start_served(&fake, &db, limits).await;
+    let answer = post_slowly(
+        addr,
+        &signed(),
+        100,
+        Some(Duration::from_millis(200)),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+}
+
+/// Finding 2 as the review ran it: `yidi serve` with the WeChat endpoint, many signed
+/// requests trickling their bodies, then SIGTERM. Before, the shutdown waited for them until
+/// its 20-second grace ran out and exited 1; now they get `body_timeout_secs` to finish, are
+/// closed, and it exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stops_cleanly_with_wechat_bodies_still_trickling() {
+    use crate::serve::ServeProcess;
+    let fake = FakeWeChat::start().await;
+    let db = TestDb::sqlite();
+    let api_url = fake.api_url.to_string();
+    let mut server = tokio::task::block_in_place(|| {
+        ServeProcess::spawn(
+            &["--addr", "127.0.0.1:0", "--database-url", &db.url],
+            &[
+                ("YIDI_WECHAT__TOKEN", TOKEN),
+                ("YIDI_WECHAT__APP_ID", APP_ID),
+                ("YIDI_WECHAT__APP_SECRET", APP_SECRET),
+                ("YIDI_WECHAT__API_URL", &api_url),
+                // the bodies keep above this floor (two bytes a second): their own deadline
+                // never ends them, the shutdown's grace for bodies (3 s) does
+                ("YIDI_HTTP__BODY_TIMEOUT_SECS", "3"),
+                ("YIDI_HTTP__BODY_MIN_BYTES_PER_SEC", "1"),
+            ],
+            &repo(),
+        )
+    });
+    let addr: std::net::SocketAddr = server.addr().parse().unwrap();
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let (ts, n) = (now().to_string(), nonce());
+        let query = format!(
+            "signature={}&timestamp={ts}&nonce={n}",
+            sha1_hex(&[TOKEN, &ts, &n])
+        );
+        slow.push(tokio::spawn(async move {
+            post_slowly(
+                addr,
+                &query,
+                1_000,
+                Some(Duration::from_millis(500)),
+                Duration::from_secs(60),
+            )
+            .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = tokio::task::block_in_place(|| {
+        server.terminate();
+        server.wait()
+    });
+    assert!(status.success(), "{status}; log:\n{}", server.log());
+    for t in slow {
+        t.abort();
+    }
 }

@@ -199,12 +199,24 @@
     return Array.prototype.slice.call(form.querySelectorAll('select, input'));
   }
 
+  // the API document's types: whole numbers and booleans as JSON numbers and booleans
+  const INTEGER_FIELDS = ['hospital_level', 'admissions_before'];
+  const BOOLEAN_FIELDS = ['filed', 'emergency', 'by_proxy', 'mentions_chronic'];
+
+  function typed(name, value) {
+    if (INTEGER_FIELDS.indexOf(name) >= 0 && /^[0-9]+$/.test(value)) return Number(value);
+    if (BOOLEAN_FIELDS.indexOf(name) >= 0 && (value === 'true' || value === 'false')) {
+      return value === 'true';
+    }
+    return value;
+  }
+
   function inputsFor(kind) {
     const body = {};
     fields().forEach(function (f) {
       const name = f.dataset[kind];
       const value = f.value.trim();
-      if (name && value !== '') body[name] = value;
+      if (name && value !== '') body[name] = typed(name, value);
     });
     return body;
   }

@@ -61,6 +61,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
 
 pub use url::Url;
 
@@ -147,6 +148,8 @@ pub struct WeChatSettings {
     pub path: String,
     /// How long a POST waits for its turn before answering `success` (zero: never waits).
     pub reply_deadline: Duration,
+    /// How long a request may take in all (`http.request_timeout_secs`): then 503.
+    pub request_timeout: Duration,
 }
 
 impl std::fmt::Debug for WeChatSettings {
@@ -162,6 +165,7 @@ impl std::fmt::Debug for WeChatSettings {
             .field("api_url", &self.api_url.as_str())
             .field("path", &self.path)
             .field("reply_deadline", &self.reply_deadline)
+            .field("request_timeout", &self.request_timeout)
             .finish()
     }
 }
@@ -185,6 +189,7 @@ struct Inner {
     token: String,
     path: String,
     reply_deadline: Duration,
+    request_timeout: Duration,
     crypto: Option<MessageCrypto>,
     api: Api,
     conversations: Conversations,
@@ -233,6 +238,7 @@ impl WeChat {
                 token: settings.token,
                 path: settings.path,
                 reply_deadline: settings.reply_deadline,
+                request_timeout: settings.request_timeout,
                 crypto,
                 api,
                 conversations,
@@ -255,6 +261,12 @@ impl WeChat {
             .route(&self.inner.path, get(verify).post(receive))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(CatchPanicLayer::new())
+            // as every route of the server: a request that takes too long is a 503
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                self.inner.request_timeout,
+            ))
+            .layer(middleware::map_response(response_headers))
             .layer(middleware::from_fn_with_state(self.clone(), observe))
             .with_state(self.clone())
     }
@@ -539,7 +551,7 @@ struct Refused {
 
 impl Refused {
     fn new(status: StatusCode, reason: &'static str) -> Refused {
-        tracing::warn!(status = status.as_u16(), reason, "wechat: request refused");
+        crate::throttle::refusal_with("wechat: request refused", &format!("{status} {reason}"));
         Refused { status, reason }
     }
 }
@@ -567,8 +579,11 @@ fn fresh(p: &Params) -> Result<(&str, &str), Refused> {
     if nonce.is_empty() || nonce.len() > 64 {
         return Err(Refused::new(StatusCode::BAD_REQUEST, "malformed nonce"));
     }
+    // abs_diff cannot overflow, whatever i64 the request names
     match timestamp.parse::<i64>() {
-        Ok(t) if (now_secs() - t).abs() <= MAX_CLOCK_SKEW_SECS => Ok((timestamp, nonce)),
+        Ok(t) if t.abs_diff(now_secs()) <= MAX_CLOCK_SKEW_SECS.unsigned_abs() => {
+            Ok((timestamp, nonce))
+        }
         _ => Err(Refused::new(StatusCode::FORBIDDEN, "stale timestamp")),
     }
 }
@@ -623,13 +638,37 @@ async fn verify(State(w): State<WeChat>, Query(p): Query<Params>) -> Response {
         .into_response()
 }
 
-/// A message or event.
-async fn receive(State(w): State<WeChat>, Query(p): Query<Params>, body: String) -> Response {
+/// A message or event. Everything the query string proves (a fresh timestamp, the
+/// `signature` over token, timestamp and nonce, which WeChat sends in both modes) is checked
+/// before the body is read, so an unsigned request cannot hold the connection by trickling a
+/// body; safe mode's `msg_signature` covers the body and is checked once it is read.
+async fn receive(
+    State(w): State<WeChat>,
+    Query(p): Query<Params>,
+    body: axum::body::Body,
+) -> Response {
     let (timestamp, nonce) = match fresh(&p) {
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
     let token = w.inner.token.as_str();
+    let Some(signature) = p.signature.as_deref() else {
+        return refuse(StatusCode::BAD_REQUEST, "missing signature");
+    };
+    if !crypto::verify(signature, &[token, timestamp, nonce]) {
+        return refuse(StatusCode::FORBIDDEN, "bad signature");
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => text,
+            Err(_) => return refuse(StatusCode::BAD_REQUEST, "body is not UTF-8"),
+        },
+        Err(e) if is_too_large(&e) => {
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
+        }
+        // the connection's body deadline ran out, or the client went away
+        Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "body not received in time"),
+    };
     let encrypted = p.encrypt_type.as_deref() == Some("aes");
     let plain_xml;
     let xml = match (&w.inner.crypto, encrypted) {
@@ -659,15 +698,8 @@ async fn receive(State(w): State<WeChat>, Query(p): Query<Params>, body: String)
             );
         }
         (Some(_), false) => return refuse(StatusCode::FORBIDDEN, "plaintext message in safe mode"),
-        (None, false) => {
-            let Some(signature) = p.signature.as_deref() else {
-                return refuse(StatusCode::BAD_REQUEST, "missing signature");
-            };
-            if !crypto::verify(signature, &[token, timestamp, nonce]) {
-                return refuse(StatusCode::FORBIDDEN, "bad signature");
-            }
-            body.as_str()
-        }
+        // the query string's signature, checked above, is plaintext mode's whole proof
+        (None, false) => body.as_str(),
     };
     let msg = match xml::parse(xml) {
         Ok(m) => m,
@@ -703,6 +735,18 @@ async fn receive(State(w): State<WeChat>, Query(p): Query<Params>, body: String)
         .into_response()
 }
 
+/// Whether reading a body failed because it was over the limit.
+fn is_too_large(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
 /// The answer that tells WeChat "received, nothing to add" (and not to retry).
 fn success() -> Response {
     (
@@ -719,6 +763,17 @@ fn valid_openid(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// What every answer of the endpoint carries: no caching, no content sniffing (a reply
+/// echoes what users typed).
+async fn response_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(header::HeaderValue::from_static("no-store"));
+    h.entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(header::HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// Counts every request in the metrics under the endpoint's route.

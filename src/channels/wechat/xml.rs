@@ -56,7 +56,9 @@ impl Incoming {
     /// sender, time and event of an event (WeChat's own advice for de-duplication).
     pub fn dedup_key(&self) -> String {
         match self.msg_id.as_deref().filter(|id| !id.trim().is_empty()) {
-            Some(id) => format!("msg:{}", id.trim()),
+            // MsgIds are unique per account in practice, but a reused one from another user
+            // must not get this user's reply: the sender is part of the key
+            Some(id) => format!("msg:{}:{}", self.from_user, id.trim()),
             None => format!(
                 "evt:{}:{}:{}:{}",
                 self.from_user,
@@ -130,7 +132,7 @@ mod tests {
         assert_eq!(m.create_time, 1348831860);
         assert_eq!(m.msg_type, "text");
         assert_eq!(m.content.as_deref(), Some("备案要带什么<&>"));
-        assert_eq!(m.dedup_key(), "msg:1234567890123456");
+        assert_eq!(m.dedup_key(), "msg:oUser:1234567890123456");
     }
 
     #[test]
