@@ -87,9 +87,10 @@ pub struct Assistant {
 
 /// The situation slots, in the order a person would tell them (who, where, what happened):
 /// acknowledgements list what they understood in this order.
-const SLOT_ORDER: [&str; 15] = [
+const SLOT_ORDER: [&str; 16] = [
     "patient",
     "insured_region",
+    "insured_place",
     "scheme",
     "employment",
     "category",
@@ -971,15 +972,23 @@ impl Assistant {
         reply
     }
 
-    /// "参保地：张家港", "就医地：上海"… for the slots understood.
+    /// "参保地：张家港", "就医地：上海"… for the slots understood; someone insured elsewhere
+    /// as "参保地：外地（河南周口）".
     fn understood(&self, learned: &[(String, String)]) -> Vec<String> {
+        let place = learned
+            .iter()
+            .find(|(s, _)| s == "insured_place")
+            .map(|(_, v)| v.as_str());
         learned
             .iter()
+            .filter(|(slot, _)| slot != "insured_place")
             .filter_map(|(slot, value)| {
                 let def = self.dialogs.slots.get(slot)?;
                 let label = match (slot.as_str(), value.as_str()) {
-                    ("insured_region", "other") => "外地（不在苏州、张家港）".to_string(),
-                    ("care_place", v) => self.dialogs.slots.label("insured_region", v),
+                    ("insured_region", "other") => match place {
+                        Some(p) => format!("外地（{p}）"),
+                        None => "外地（不在苏州、张家港）".to_string(),
+                    },
                     (s, v) if def.kind == SlotKind::Money => {
                         format!("{}元", self.dialogs.slots.label(s, v))
                     }
@@ -1001,14 +1010,6 @@ impl Assistant {
         r: &Reading,
     ) -> Reply {
         let mut understood = self.understood(learned);
-        if let Some(place) = learned
-            .iter()
-            .any(|(s, v)| s == "insured_region" && v == "other")
-            .then(|| state.slots.get("insured_place"))
-            .flatten()
-        {
-            understood.push(format!("参保地点：{place}"));
-        }
         for (slot, _) in learned {
             if let Some(words) = state.notes.get(&format!("approx.{slot}")) {
                 understood.push(format!("（“{words}”按约数记）"));

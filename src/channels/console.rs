@@ -834,6 +834,11 @@ fn form_fields(state: &AppState, fields: &[FormField]) -> String {
                  inputmode=\"numeric\" autocomplete=\"off\"{data}>",
                 escape_html(f.slot)
             )),
+            SlotKind::Text => out.push_str(&format!(
+                "<input id=\"{id}\" name=\"{}\" type=\"text\" maxlength=\"40\" \
+                 autocomplete=\"off\"{data}>",
+                escape_html(f.slot)
+            )),
         }
         out.push_str("</div>\n");
     }

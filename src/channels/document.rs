@@ -131,6 +131,11 @@ fn typed_slots(schemas: &mut Map<String, Value>, assistant: &Assistant) {
                 "pattern": "^[0-9]+$",
                 "description": format!("{}: a whole number", def.title),
             }),
+            SlotKind::Text => json!({
+                "type": "string",
+                "maxLength": 40,
+                "description": format!("{}: words, as the user named it", def.title),
+            }),
         };
         properties.insert(name.clone(), schema);
     }

@@ -14,6 +14,8 @@ pub enum SlotKind {
     Choice,
     Money,
     Integer,
+    /// Free text, such as a place's name (`insured_place`); set by the situation reader.
+    Text,
 }
 
 /// One allowed value of a choice slot.
@@ -265,6 +267,10 @@ impl SlotDefs {
                     Err(e) => Parsed::Invalid(e.to_string()),
                 }
             }
+            SlotKind::Text => match text.trim() {
+                "" => Parsed::Nothing,
+                t => Parsed::Value(t.chars().take(40).collect()),
+            },
             SlotKind::Integer => {
                 let digits: String = norm.chars().filter(char::is_ascii_digit).collect();
                 match digits.parse::<u32>() {

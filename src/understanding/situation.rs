@@ -240,7 +240,13 @@ pub struct Known<'a> {
 }
 
 /// The slots the reader sets itself (from places) rather than from slot aliases.
-const PLACE_SLOTS: [&str; 2] = ["insured_region", "care_location"];
+const PLACE_SLOTS: [&str; 5] = [
+    "insured_region",
+    "care_location",
+    "care_place",
+    "insured_place",
+    "patient",
+];
 
 /// Reads the facts of one message. `norm` is the normalised message (punctuation are spaces),
 /// `raw` the message as written (amounts keep their separators there).
