@@ -695,11 +695,12 @@ fn run(command: Command, outer: DataDirs) -> anyhow::Result<ExitCode> {
                 } else {
                     writeln!(
                         out,
-                        "{line}\n  act={} ({:.2}) asks={} scope={:?} smalltalk={:?} trigger={:?}\n  facts={:?} places={places:?}\n  answered={} hits={hits:?} in_context={ctx:?}\n  → {} {:?}",
+                        "{line}\n  act={} ({:.2}) asks={} scope={:?} ({:.0}) smalltalk={:?} trigger={:?}\n  facts={:?} places={places:?}\n  answered={} hits={hits:?} in_context={ctx:?}\n  → {} {:?}",
                         r.act.id(),
                         r.confidence,
                         r.asks(),
                         r.scope,
+                        r.topics.own.out_of_scope_score,
                         r.smalltalk,
                         r.trigger,
                         r.facts.slots,

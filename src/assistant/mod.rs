@@ -48,6 +48,8 @@ const CLEAR_LEAD: f32 = 2.0;
 /// From this score (100 × probability) an out-of-scope topic keeps a dialog's trigger
 /// phrase from starting it ("养老金能报多少").
 const STRONG_OUT_OF_SCOPE: f32 = 50.0;
+/// Below this score an out-of-scope topic does not keep a follow-up from the current topic.
+const WEAK_OUT_OF_SCOPE: f32 = 30.0;
 
 /// The out-of-scope topic of care at home (`knowledge/out_of_scope.toml`).
 const LOCAL_TOPIC: &str = "local-benefits";
@@ -408,6 +410,13 @@ impl Assistant {
             && ((r.followup_cue && r.content_chars <= 10) || r.act == Act::FollowUp)
             && !strong_elsewhere
             && r.topics.in_context.as_ref().is_some_and(|c| c.answered);
+        if learned.iter().all(|(s, _)| s == "patient")
+            && matches!(r.scope, Scope::OutOfScope(_) | Scope::InScope)
+            && r.topics.own.out_of_scope_score < WEAK_OUT_OF_SCOPE
+            && let Some(reply) = self.changed_detail(state, r, &learned, topic_before.as_deref())
+        {
+            return reply;
+        }
         if asks || learned.is_empty() {
             match &r.scope {
                 Scope::OutOfScope(_) if in_context_follow_up => {}
@@ -458,7 +467,7 @@ impl Assistant {
         {
             return Some(self.smalltalk(state, intent));
         }
-        if r.asks() {
+        if r.asks() || r.confidence < 0.5 {
             return None;
         }
         let intent = match r.act {
@@ -523,7 +532,7 @@ impl Assistant {
         let is_question = if answers {
             r.asks_form
         } else {
-            r.asks() && !matches!(r.act, Act::Answer | Act::Statement)
+            r.asks() && !(matches!(r.act, Act::Answer | Act::Statement) && r.confidence >= 0.6)
         };
         // small talk asked as a question ("能转人工吗", "你是机器人吗") is small talk, not a
         // search; "好的"/"是的" stay answers to the dialog's question
@@ -729,6 +738,10 @@ impl Assistant {
         for (k, v) in &facts.notes {
             state.notes.insert(k.clone(), v.clone());
         }
+        state.cross_region |= matches!(
+            Direction::of(&state.slots),
+            Direction::Outbound | Direction::Inbound | Direction::Within
+        );
         for (slot, words) in &facts.approximate {
             state.notes.insert(
                 format!("approx.{slot}"),
@@ -904,9 +917,15 @@ impl Assistant {
         topic: Option<&str>,
     ) -> Option<Reply> {
         let topic = topic?;
-        let follows = (r.act == Act::FollowUp && r.confidence >= 0.5)
-            || (r.followup_cue && r.content_chars <= 10);
-        if !follows || learned.is_empty() {
+        let sure_follow_up = r.act == Act::FollowUp && r.confidence >= 0.5;
+        let follows = sure_follow_up || (r.followup_cue && r.content_chars <= 10);
+        // a follow-up with nothing new ("那给我婆婆用呢" after "能拿我老公的卡配药吗") whose
+        // own words answer nothing: the topic's answer holds for it too
+        let bare = learned.is_empty()
+            && sure_follow_up
+            && !r.topics.own.answered
+            && r.topics.own.out_of_scope_score < WEAK_OUT_OF_SCOPE;
+        if !follows || (learned.is_empty() && !bare) {
             return None;
         }
         // the message's own reading names another entry: not this topic's follow-up
@@ -918,6 +937,31 @@ impl Assistant {
         {
             return None;
         }
+        // the changed detail makes another entry the one for the situation ("那要是来不及备，
+        // 先住进去了呢" after the filing materials: the backfill before discharge)
+        let fitting = r
+            .topics
+            .own
+            .hits
+            .iter()
+            .chain(r.topics.in_context.iter().flat_map(|c| c.hits.iter()))
+            .filter(|h| h.id != topic && h.score >= SUGGESTION_MIN_SCORE)
+            .find(|h| {
+                self.knowledge.faq(&h.id).is_some_and(|e| {
+                    !e.fits.is_empty()
+                        && e.fits
+                            .iter()
+                            .all(|(k, vs)| state.slots.get(k).is_some_and(|v| vs.contains(v)))
+                        && learned.iter().any(|(s, _)| e.fits.contains_key(s))
+                })
+            })
+            .map(|h| h.id.clone());
+        let changed = self.understood(learned).join("；");
+        if let Some(id) = fitting {
+            let mut reply = self.entry_reply(state, &id, None);
+            reply.text = format!("按您说的（{changed}）：{}", reply.text);
+            return Some(reply);
+        }
         let entry = self.knowledge.faq(topic)?;
         let before = state
             .last
@@ -926,17 +970,21 @@ impl Assistant {
             .unwrap_or_default();
         let (old_lead, _) = answer::lead(entry, &before);
         let (new_lead, _) = answer::lead(entry, &state.slots);
-        let changed = self.understood(learned).join("；");
+        let said = if changed.is_empty() {
+            String::new()
+        } else {
+            format!("按您说的（{changed}），")
+        };
         if old_lead == new_lead {
             let mut reply = self.entry_reply(state, &entry.id.clone(), None);
             reply.text = format!(
-                "按您说的（{changed}），这一点和刚才一样：{new_lead}\n\n来源：{}",
+                "{said}这一点和刚才一样：{new_lead}\n\n来源：{}",
                 self.cite_brief(&entry.sources)
             );
             return Some(reply);
         }
         let mut reply = self.entry_reply(state, &entry.id.clone(), None);
-        reply.text = format!("按您说的（{changed}）：{}", reply.text);
+        reply.text = format!("{said}{}", reply.text);
         Some(reply)
     }
 
@@ -1039,9 +1087,22 @@ impl Assistant {
         if situation_changed && let Some(entry) = topic.and_then(|t| self.knowledge.faq(t)) {
             let (lead, personal) = answer::lead(entry, &state.slots);
             if personal {
-                text.push_str(&format!("\n按您的情况，关于刚才的问题：{lead}"));
-                return Reply::text(text);
+                text.push_str(&format!(
+                    "\n按您的情况，关于刚才的问题：{lead}\n\n来源：{}",
+                    self.cite_brief(&entry.sources)
+                ));
+                let mut reply = Reply::of(ReplyKind::Faq, text);
+                reply.faq = Some(FaqRef {
+                    id: entry.id.clone(),
+                });
+                state.topic = Some(entry.id.clone());
+                return reply;
             }
+        }
+        if let Some(next) = self.next_step(&state.slots) {
+            text.push('\n');
+            text.push_str(&next);
+            return Reply::text(text);
         }
         match direction {
             Direction::Inbound => text.push_str(
@@ -1118,6 +1179,7 @@ impl Assistant {
         state.topic = Some(entry.id.clone());
         state.pending.clear();
         state.context.clear();
+        state.cross_region |= !entry.general;
         let (lead, _) = answer::lead(entry, &state.slots);
         let region = self.region_label(state);
         let labels = self.region_labels();

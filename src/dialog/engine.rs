@@ -44,6 +44,10 @@ pub struct SessionState {
     /// follow-up can be answered for the changed situation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<LastReply>,
+    /// The conversation has been about care away from home (an answer that only applies to
+    /// it, or a situation away from home): later questions need no 异地 of their own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cross_region: bool,
 }
 
 /// The last reply of a conversation, as far as the next turn needs it.

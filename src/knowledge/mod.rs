@@ -106,6 +106,11 @@ pub struct FaqEntry {
     /// `inbound` (people insured elsewhere who come to us); `None`: anyone.
     #[serde(skip)]
     pub direction: Option<String>,
+    /// The situation the entry is written for (e.g. `stage = "in_hospital"` for the backfill
+    /// before discharge): when the person's situation contradicts it and a close hit fits,
+    /// that hit answers instead. Empty: any situation.
+    #[serde(skip)]
+    pub fits: BTreeMap<String, Vec<String>>,
     /// The file the entry came from, relative to the knowledge folder.
     #[serde(skip)]
     pub file: String,
@@ -752,46 +757,10 @@ fn validate_entry(
                 "needs at least one condition".into(),
             );
         }
-        let mut when = BTreeMap::new();
-        for (key, v) in c.when {
-            let values = match v {
-                raw::OneOrMany::One(v) => vec![v],
-                raw::OneOrMany::Many(vs) => vs,
-            };
-            match CASE_KEYS.iter().find(|(k, _)| *k == key) {
-                None => bad(
-                    &format!("{field}.when"),
-                    format!(
-                        "`{key}` is not a situation word (one of {})",
-                        CASE_KEYS.map(|(k, _)| k).join(", ")
-                    ),
-                ),
-                Some((_, allowed)) => {
-                    for v in &values {
-                        let ok = if allowed.is_empty() {
-                            !v.is_empty()
-                                && v.bytes().all(|b| {
-                                    b.is_ascii_lowercase()
-                                        || b.is_ascii_digit()
-                                        || b == b'-'
-                                        || b == b'_'
-                                })
-                        } else {
-                            allowed.contains(&v.as_str())
-                        };
-                        if !ok {
-                            bad(
-                                &format!("{field}.when.{key}"),
-                                format!("`{v}` is not a value of `{key}`"),
-                            );
-                        }
-                    }
-                }
-            }
-            when.insert(key, values);
-        }
+        let when = conditions(c.when, &format!("{field}.when"), &mut bad);
         cases.push(Case { when, say });
     }
+    let fits = conditions(raw.fits, "fits", &mut bad);
     if let Some(d) = &raw.direction
         && !matches!(d.as_str(), "inbound" | "outbound")
     {
@@ -848,8 +817,57 @@ fn validate_entry(
         general: raw.general,
         local_topic: raw.local_topic,
         direction: raw.direction,
+        fits,
         file: file.to_string(),
     })
+}
+
+/// Situation conditions (a case's `when`, an entry's `fits`), validated against
+/// [`CASE_KEYS`]; problems go to `bad(field, message)`.
+fn conditions(
+    raw: BTreeMap<String, raw::OneOrMany>,
+    field: &str,
+    bad: &mut impl FnMut(&str, String),
+) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for (key, v) in raw {
+        let values = match v {
+            raw::OneOrMany::One(v) => vec![v],
+            raw::OneOrMany::Many(vs) => vs,
+        };
+        match CASE_KEYS.iter().find(|(k, _)| *k == key) {
+            None => bad(
+                field,
+                format!(
+                    "`{key}` is not a situation word (one of {})",
+                    CASE_KEYS.map(|(k, _)| k).join(", ")
+                ),
+            ),
+            Some((_, allowed)) => {
+                for v in &values {
+                    let ok = if allowed.is_empty() {
+                        !v.is_empty()
+                            && v.bytes().all(|b| {
+                                b.is_ascii_lowercase()
+                                    || b.is_ascii_digit()
+                                    || b == b'-'
+                                    || b == b'_'
+                            })
+                    } else {
+                        allowed.contains(&v.as_str())
+                    };
+                    if !ok {
+                        bad(
+                            &format!("{field}.{key}"),
+                            format!("`{v}` is not a value of `{key}`"),
+                        );
+                    }
+                }
+            }
+        }
+        out.insert(key, values);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -75,6 +75,9 @@ pub struct FaqRaw {
     /// from elsewhere coming to us); absent: anyone.
     #[serde(default)]
     pub direction: Option<String>,
+    /// The situation the entry is written for (`stage = "in_hospital"`).
+    #[serde(default)]
+    pub fits: std::collections::BTreeMap<String, OneOrMany>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -34,6 +34,8 @@ use crate::search::{SearchContext, SearchEngine, SearchResult};
 use crate::talk::Talk;
 use crate::text::normalize;
 
+/// A short message whose out-of-scope topic scores this much (100 × probability) is that topic.
+const PLAIN_TOPIC: f32 = 60.0;
 /// A message with this many content characters that search finds out of scope stays so.
 const OUT_OF_SCOPE_CHARS: usize = 8;
 /// From this probability a social act (thanks, an acknowledgement…) stands even when the
@@ -287,7 +289,13 @@ impl Reader {
             c.cross_region |= cross;
             c
         };
-        let fit = |r: SearchResult| for_direction(parts.knowledge, r, direction);
+        let fit = |r: SearchResult| {
+            for_situation(
+                parts.knowledge,
+                for_direction(parts.knowledge, r, direction),
+                &merged,
+            )
+        };
         let own = fit(parts.search.search_with(&message, 8, &ctx));
         let in_dialog = step.map(|(d, _)| {
             fit(parts
@@ -389,6 +397,58 @@ fn for_direction(knowledge: &Knowledge, mut r: SearchResult, direction: Directio
     r
 }
 
+/// Share of the best score a hit needs to take the lead when it fits the situation and the
+/// best does not.
+const FITS_SHARE: f32 = 0.3;
+/// …and when the best says nothing of the situation and the hit is written for it.
+const CLOSE_FIT_SHARE: f32 = 0.7;
+
+/// The hits with the best moved aside when the person's situation contradicts what it is
+/// written for (an entry whose `fits` says `stage = "before_care"` for someone already in
+/// hospital) and a close hit fits: "没备案，现在住着院" gets the backfill before discharge.
+fn for_situation(
+    knowledge: &Knowledge,
+    mut r: SearchResult,
+    slots: &BTreeMap<String, String>,
+) -> SearchResult {
+    // -1: contradicted; 0: nothing said; n > 0: n conditions met
+    let fit = |id: &str| -> i32 {
+        let Some(e) = knowledge.faq(id) else {
+            return 0;
+        };
+        let mut met = 0;
+        for (k, vs) in &e.fits {
+            match slots.get(k) {
+                Some(v) if vs.contains(v) => met += 1,
+                Some(_) => return -1,
+                None => {}
+            }
+        }
+        met
+    };
+    let Some(top) = r.hits.first() else {
+        return r;
+    };
+    // a close hit written for this very situation also leads one written for any
+    let floor = match fit(&top.id) {
+        f if f < 0 => FITS_SHARE * top.score,
+        0 => CLOSE_FIT_SHARE * top.score,
+        _ => return r,
+    };
+    if let Some(i) = r
+        .hits
+        .iter()
+        .position(|h| h.score >= floor && fit(&h.id) > 0)
+    {
+        // the two change places, scores included, so that the ranking stays in order
+        let top_score = r.hits[0].score;
+        r.hits[0].score = r.hits[i].score;
+        r.hits[i].score = top_score;
+        r.hits.swap(0, i);
+    }
+    r
+}
+
 /// 重新开始 / 退出 / 返回.
 fn control(command: &str) -> Option<Control> {
     match command {
@@ -426,6 +486,7 @@ fn search_context(parts: &Parts<'_>, state: &SessionState) -> SearchContext {
         .is_some_and(|e| !e.general);
     SearchContext {
         cross_region: topic_cross
+            || state.cross_region
             || state.slots.contains_key("care_location")
             || state.slots.contains_key("care_place")
             || state
@@ -500,8 +561,11 @@ fn scope(parts: &Parts<'_>, state: &SessionState, r: &Reading) -> Scope {
         Direction::of(&facts.slots),
         Direction::Outbound | Direction::Inbound | Direction::Within
     );
+    // a short message whose words are plainly another topic ("商业保险") is out of scope too
+    let says_enough =
+        r.content_chars >= OUT_OF_SCOPE_CHARS || r.topics.own.out_of_scope_score >= PLAIN_TOPIC;
     if let Some(topic) = &r.topics.own.out_of_scope
-        && r.content_chars >= OUT_OF_SCOPE_CHARS
+        && says_enough
         && (!cross || r.asks())
     {
         return Scope::OutOfScope(topic.clone());
@@ -544,8 +608,19 @@ pub fn asks_form(message: &str) -> bool {
         .any(|w| m.contains(w));
     // "那去上海呢 我是苏州的": a 呢 that ends a clause asks
     let ne_clause = m.contains("呢 ") || m.contains("呢，") || m.contains("呢,");
+    // a clause that ends with a question particle ("现在补备案还能报吗 我们是张家港的")
+    let clause_asks = m
+        .split([' ', '，', ',', '。', '！', '!', '；', ';'])
+        .any(|c| c.ends_with(['吗', '伐', '么']));
+    // A-not-A: "成没成", "刷不刷", "能不能"
+    let chars: Vec<char> = m.chars().collect();
+    let a_not_a = chars
+        .windows(3)
+        .any(|w| w[0] == w[2] && matches!(w[1], '不' | '没') && crate::text::is_cjk(w[0]));
     asks_with_ba
         || ne_clause
+        || clause_asks
+        || a_not_a
         || m.contains(['？', '?'])
         || m.ends_with(['吗', '呢', '不', '没', '伐', '么'])
         || [
