@@ -1960,6 +1960,211 @@ pub(crate) fn shipped() -> std::sync::Arc<Assistant> {
 mod tests {
     use super::shipped as assistant;
     use super::*;
+    use crate::understanding::{answered, blank_reading};
+
+    /// What a routed reply is: its kind and the FAQ entry or dialog it names.
+    fn target(reply: &Reply) -> (ReplyKind, Option<String>) {
+        let named = reply
+            .faq
+            .as_ref()
+            .map(|f| f.id.clone())
+            .or_else(|| reply.dialog.clone());
+        (reply.kind, named)
+    }
+
+    fn slots(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    /// The router decides from the reading and the state alone: a table of readings made by
+    /// hand (nothing is searched or read here), the state before, and the reply's kind and
+    /// target.
+    #[test]
+    fn the_router_decides_from_the_reading_and_the_state() {
+        let a = assistant();
+        type Setup = fn(&mut Reading, &mut SessionState);
+        let cases: Vec<(&str, Setup, ReplyKind, Option<&str>)> = vec![
+            (
+                "thanks in any words is small talk",
+                |r, _| {
+                    r.act = Act::Closing;
+                },
+                ReplyKind::Smalltalk,
+                None,
+            ),
+            (
+                "a question its own words answer gets that entry",
+                |r, _| {
+                    r.topics.own = answered(&r.message, &["filing-materials", "filing-who"], 90.0);
+                },
+                ReplyKind::Faq,
+                Some("filing-materials"),
+            ),
+            (
+                "facts without a question are acknowledged",
+                |r, _| {
+                    r.act = Act::Statement;
+                    r.facts.slots = slots(&[("insured_region", "zhangjiagang")]);
+                },
+                ReplyKind::Smalltalk,
+                None,
+            ),
+            (
+                "an out-of-scope question gets its referral",
+                |r, _| {
+                    r.scope = Scope::OutOfScope("pension".into());
+                    r.topics.own.out_of_scope_score = 90.0;
+                },
+                ReplyKind::OutOfScope,
+                None,
+            ),
+            (
+                "care at home never starts the estimate",
+                |r, _| {
+                    r.trigger = Some("estimate".into());
+                    r.scope = Scope::Local;
+                },
+                ReplyKind::OutOfScope,
+                None,
+            ),
+            (
+                "a trigger in scope starts its dialog",
+                |r, _| {
+                    r.trigger = Some("estimate".into());
+                },
+                ReplyKind::Dialog,
+                Some("estimate"),
+            ),
+            (
+                "care abroad is an honest I-don't-know",
+                |r, _| {
+                    r.scope = Scope::Abroad;
+                },
+                ReplyKind::Unanswered,
+                None,
+            ),
+            (
+                "insured elsewhere and treated elsewhere is their region's matter",
+                |r, _| {
+                    r.scope = Scope::Elsewhere;
+                },
+                ReplyKind::OutOfScope,
+                None,
+            ),
+            (
+                "a vague area gets a clarifying question",
+                |r, _| {
+                    r.act = Act::Vague;
+                    r.vague = Some("filing".into());
+                },
+                ReplyKind::Clarify,
+                None,
+            ),
+            (
+                "a pick among the options answers with that option",
+                |r, s| {
+                    s.pending = vec!["filing-who".into(), "manual-when".into()];
+                    r.pick = Some("manual-when".into());
+                },
+                ReplyKind::Faq,
+                Some("manual-when"),
+            ),
+            (
+                "咋整 with the situation known is the personal plan",
+                |r, s| {
+                    s.slots = slots(&[
+                        ("insured_region", "zhangjiagang"),
+                        ("care_location", "shanghai"),
+                        ("stage", "in_hospital"),
+                        ("filed", "false"),
+                    ]);
+                    r.act = Act::HowTo;
+                },
+                ReplyKind::Faq,
+                Some("backfill-in-hospital"),
+            ),
+            (
+                "someone from elsewhere gets the entry for people coming to us",
+                |r, s| {
+                    s.slots = slots(&[
+                        ("insured_region", "other"),
+                        ("insured_place", "河南"),
+                        ("care_place", "zhangjiagang"),
+                    ]);
+                    r.topics.own = answered(&r.message, &["filing-materials"], 90.0);
+                },
+                ReplyKind::Faq,
+                Some("inbound-zhangjiagang"),
+            ),
+            (
+                "a bare follow-up keeps the topic",
+                |r, s| {
+                    s.topic = Some("impersonation".into());
+                    r.act = Act::FollowUp;
+                    r.confidence = 0.9;
+                },
+                ReplyKind::Faq,
+                Some("impersonation"),
+            ),
+            (
+                "a control word in a dialog acts on it",
+                |r, s| {
+                    a_dialog(s);
+                    r.control = Some(Control::Exit);
+                },
+                ReplyKind::Smalltalk,
+                None,
+            ),
+            (
+                "thanks inside a dialog is small talk, and the dialog goes on",
+                |r, s| {
+                    a_dialog(s);
+                    r.act = Act::Closing;
+                    r.dialog_answer = Some(Parsed::Nothing);
+                },
+                ReplyKind::Smalltalk,
+                Some("filing"),
+            ),
+        ];
+        for (what, setup, kind, named) in cases {
+            let mut state = SessionState::new();
+            let mut reading = blank_reading("测试消息");
+            setup(&mut reading, &mut state);
+            let reply = a.route(&mut state, &reading);
+            assert_eq!(
+                target(&reply),
+                (kind, named.map(String::from)),
+                "{what}: {}",
+                reply.text
+            );
+        }
+    }
+
+    /// A filing dialog in progress at its first question.
+    fn a_dialog(state: &mut SessionState) {
+        assistant().start_dialog(state, "filing");
+    }
+
+    #[test]
+    fn the_same_reply_never_goes_out_twice_in_a_row() {
+        let a = assistant();
+        let mut state = SessionState::new();
+        let first = a.handle(&mut state, "异地就医备案要带什么材料");
+        let second = a.handle(&mut state, "异地就医备案要带什么材料");
+        assert_eq!(first.faq, second.faq);
+        assert_ne!(first.text, second.text);
+        assert!(
+            second.text.starts_with("这一点和刚才说的一样"),
+            "{}",
+            second.text
+        );
+        let thanks = a.handle(&mut state, "谢谢");
+        let again = a.handle(&mut state, "谢谢");
+        assert_ne!(thanks.text, again.text);
+    }
 
     #[test]
     fn start_dialog_asks_the_first_question_and_leaves_a_dialog_in_progress() {

@@ -729,3 +729,63 @@ fn overlap(a: &str, b: &str) -> f32 {
     let gb = grams(b);
     ga.iter().filter(|g| gb.contains(g)).count() as f32 / ga.len() as f32
 }
+
+/// A reading made by hand, for the router's table tests: a message with nothing found in it;
+/// a test sets what the case needs.
+#[cfg(test)]
+pub(crate) fn blank_reading(message: &str) -> Reading {
+    let nothing = || SearchResult {
+        query: message.to_string(),
+        answered: false,
+        hits: Vec::new(),
+        out_of_scope_score: 0.0,
+        out_of_scope: None,
+        also: None,
+    };
+    Reading {
+        message: message.to_string(),
+        norm: normalize(message),
+        content_chars: message.chars().filter(|c| c.is_alphanumeric()).count(),
+        control: None,
+        basis: false,
+        more: false,
+        act: Act::Question,
+        confidence: 1.0,
+        facts: Facts::default(),
+        smalltalk: None,
+        vague: None,
+        pick: None,
+        trigger: None,
+        continues: false,
+        followup_cue: false,
+        asks_form: false,
+        dialog_answer: None,
+        topics: Topics {
+            own: nothing(),
+            in_context: None,
+            in_dialog: None,
+        },
+        scope: Scope::InScope,
+    }
+}
+
+/// A search result that answers with `ids` (best first, scores falling from `top`).
+#[cfg(test)]
+pub(crate) fn answered(message: &str, ids: &[&str], top: f32) -> SearchResult {
+    SearchResult {
+        query: message.to_string(),
+        answered: !ids.is_empty(),
+        hits: ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| crate::search::Hit {
+                id: (*id).to_string(),
+                score: top / (i as f32 + 1.0),
+                question: String::new(),
+            })
+            .collect(),
+        out_of_scope_score: 0.0,
+        out_of_scope: None,
+        also: None,
+    }
+}
