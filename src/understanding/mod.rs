@@ -514,15 +514,13 @@ pub fn context_words(parts: &Parts<'_>, state: &SessionState) -> String {
         if let Some(p) = state.slots.get("care_place") {
             words.push(parts.dialogs.slots.label("insured_region", p));
         }
-    } else {
+    } else if state.topic.is_none() {
+        // without a topic the situation is the context; with one, the topic leads alone
+        // ("在哪儿办" after the filing materials is where to file, whatever the region)
         if let Some(v) = state.slots.get("insured_region") {
             words.push(parts.dialogs.slots.search_words("insured_region", v));
         }
-        // the place of care only when no topic leads: "江苏省内" would pull every short
-        // follow-up of a topic toward the in-province entry
-        if state.topic.is_none()
-            && let Some(v) = state.slots.get("care_location")
-        {
+        if let Some(v) = state.slots.get("care_location") {
             words.push(parts.dialogs.slots.search_words("care_location", v));
         }
     }

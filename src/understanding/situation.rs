@@ -55,6 +55,18 @@ const CORRECTIONS: [&str; 11] = [
     "刚才说的",
 ];
 
+/// Names of the agencies of a place ("张家港医保局"): the place is where the agency is.
+const AGENCIES: [&str; 8] = [
+    "医保局",
+    "医保中心",
+    "医保办",
+    "医保经办",
+    "社保局",
+    "社保中心",
+    "医疗保障局",
+    "人社局",
+];
+
 /// Links between a place and the cue after it ("上海|那边|住院", "张家港|的|医保").
 const LINKS: [&str; 12] = [
     "那边", "这边", "那里", "这里", "那儿", "这儿", "当地", "本地", "市区", "市", "的", "区",
@@ -345,6 +357,10 @@ fn merge(mentions: Vec<Mention>, norm: &str) -> Vec<Mention> {
 fn role_of(places: &Places, m: &Mention, before: &str, after: &str) -> Option<Role> {
     let r = &places.roles;
     let linked = strip_links(after);
+    // "张家港医保局", "苏州医保中心": the agency there, not the insurance of the person
+    if AGENCIES.iter().any(|a| linked.starts_with(a)) {
+        return Some(Role::Agency);
+    }
     let insured = ends_with_any(before, &r.insured.before).is_some()
         || starts_with_any(after, &r.insured.after).is_some()
         || starts_with_any(linked, &r.insured.after).is_some()
