@@ -115,7 +115,7 @@ pub fn overlap(a: &str, b: &str) -> f32 {
     if ga.is_empty() {
         return 0.0;
     }
-    let gb = grams(b);
+    let gb: rustc_hash::FxHashSet<(char, char)> = grams(b).into_iter().collect();
     ga.iter().filter(|g| gb.contains(g)).count() as f32 / ga.len() as f32
 }
 

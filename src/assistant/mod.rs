@@ -185,7 +185,7 @@ impl Assistant {
                 (r.id.clone(), n)
             })
             .collect();
-        let reader = Reader::load(knowledge_dir, &names, &dialogs.slots)
+        let reader = Reader::load(knowledge_dir, &names, &dialogs)
             .map_err(|es| LoadError::Reader(es.join("\n")))?;
         let search = SearchEngine::build(&knowledge)?;
         Ok(Assistant {
@@ -1441,10 +1441,8 @@ impl Assistant {
                     .collect();
                 let mut text = format!("这一点和刚才说的一样：{lead}");
                 if !related.is_empty() {
-                    text.push_str("\n您是不是想问下面的问题？回复序号即可：");
-                    for (n, e) in related.iter().enumerate() {
-                        text.push_str(&format!("\n{}. {}", n + 1, e.question));
-                    }
+                    // the options are shown by the channel (numbered, or as buttons)
+                    text.push_str("\n您是不是想问下面的问题？回复序号即可。");
                     state.pending = related.iter().map(|e| e.id.clone()).collect();
                     reply.options = related
                         .iter()

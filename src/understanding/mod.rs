@@ -151,6 +151,8 @@ impl Reading {
 pub struct Reader {
     pub places: Places,
     pub acts: ActModel,
+    /// The dialogs' trigger phrases, normalised: `(dialog id, phrase)`.
+    triggers: Vec<(String, String)>,
 }
 
 impl Reader {
@@ -159,8 +161,9 @@ impl Reader {
     pub fn load(
         root: &Path,
         regions: &[(String, Vec<String>)],
-        defs: &SlotDefs,
+        dialogs: &Dialogs,
     ) -> Result<Reader, Vec<String>> {
+        let defs = &dialogs.slots;
         let places = Places::load(root, regions);
         let examples = acts::load_examples(root);
         let (places, examples) = match (places, examples) {
@@ -178,10 +181,22 @@ impl Reader {
         Ok(Reader {
             places,
             acts: ActModel::train(examples),
+            triggers: triggers(dialogs),
         })
     }
 
     /// The act examples with their signals, as the classifier is trained on them.
+    /// The dialog whose trigger phrase occurs in the (normalised) message, if any: the
+    /// longest phrase found.
+    fn trigger(&self, norm: &str) -> Option<String> {
+        let command = norm.trim_start_matches('/');
+        self.triggers
+            .iter()
+            .filter(|(_, t)| norm.contains(t.as_str()) || command == t)
+            .max_by_key(|(_, t)| t.chars().count())
+            .map(|(d, _)| d.clone())
+    }
+
     pub fn training_examples(&self, defs: &SlotDefs) -> Vec<(Act, String, acts::Signals)> {
         with_signals(&self.places, defs, self.acts.examples().to_vec())
     }
@@ -249,10 +264,11 @@ impl Reader {
             pending: active.is_some(),
         };
         let (act, confidence, _) = self.acts.classify(&message, &signals);
-        let smalltalk = parts.talk.classify(&message).map(|i| i.id.clone());
-        let vague = parts.talk.vague(&message).map(|v| v.id.clone());
-        let continues = parts.talk.is_followup(&message);
-        let followup_cue = parts.talk.has_followup_cue(&message)
+        let talk = parts.talk.read(&message, &norm);
+        let smalltalk = talk.smalltalk.map(|i| i.id.clone());
+        let vague = talk.vague.map(|v| v.id.clone());
+        let continues = talk.continues;
+        let followup_cue = talk.followup_cue
             || message
                 .trim_end_matches(['?', '？', '。', '!', '！', ' '])
                 .ends_with('呢');
@@ -302,13 +318,24 @@ impl Reader {
                 .search
                 .search_with(&format!("{message} {}", d.title), 3, &ctx))
         });
-        let context = context_words(parts, state);
-        let in_context = (!context.is_empty() && active.is_none()).then(|| {
+        // read in the conversation's context only when the router may use it: a message that
+        // continues, follows up or answers options, or one its own words do not answer
+        let may_continue = continues
+            || followup_cue
+            || act == Act::FollowUp
+            || !state.pending.is_empty()
+            || !own.answered;
+        let context = if may_continue && active.is_none() {
+            context_words(parts, state)
+        } else {
+            String::new()
+        };
+        let in_context = (!context.is_empty()).then(|| {
             fit(parts
                 .search
                 .search_with(&format!("{message} {context}"), 8, &ctx))
         });
-        let trigger = trigger(parts.dialogs, &norm);
+        let trigger = self.trigger(&norm);
         let pick = pick(parts.knowledge, &state.pending, &message);
         let mut reading = Reading {
             message,
@@ -461,19 +488,18 @@ fn control(command: &str) -> Option<Control> {
     }
 }
 
-/// The dialog whose trigger phrase occurs in the (normalised) message, if any.
-fn trigger(dialogs: &Dialogs, norm: &str) -> Option<String> {
-    let command = norm.trim_start_matches('/');
+/// Every dialog's trigger phrases, normalised once: `(dialog id, phrase)`.
+fn triggers(dialogs: &Dialogs) -> Vec<(String, String)> {
     dialogs
         .dialogs
         .iter()
-        .flat_map(|d| d.triggers.iter().map(move |t| (d, t)))
-        .filter(|(_, t)| {
-            let t = normalize(t.trim_start_matches('/'));
-            !t.is_empty() && (norm.contains(&t) || command == t)
+        .flat_map(|d| {
+            d.triggers
+                .iter()
+                .map(|t| (d.id.clone(), normalize(t.trim_start_matches('/'))))
         })
-        .max_by_key(|(_, t)| t.chars().count())
-        .map(|(d, _)| d.id.clone())
+        .filter(|(_, t)| !t.is_empty())
+        .collect()
 }
 
 /// What the conversation already says about cross-region care: a topic that is about it,
