@@ -51,6 +51,9 @@ const STRONG_OUT_OF_SCOPE: f32 = 50.0;
 /// Below this score an out-of-scope topic does not keep a follow-up from the current topic.
 const WEAK_OUT_OF_SCOPE: f32 = 30.0;
 
+/// A follow-up this short ("那转诊的呢", "要是备了案呢") is only the detail it changes.
+const FOLLOW_UP_CHARS: usize = 8;
+
 /// The out-of-scope topic of care at home (`knowledge/out_of_scope.toml`).
 const LOCAL_TOPIC: &str = "local-benefits";
 
@@ -928,14 +931,38 @@ impl Assistant {
         if !follows || (learned.is_empty() && !bare) {
             return None;
         }
-        // the message's own reading names another entry: not this topic's follow-up
-        if r.topics
-            .own
-            .hits
-            .first()
-            .is_some_and(|h| h.id != topic && (r.topics.own.answered || h.score >= 30.0))
+        // the message's own reading names another entry: not this topic's follow-up, unless
+        // the message is only the changed detail ("那转诊的呢": the ratio for a referral, not
+        // what a referral is)
+        let only_the_detail = r.content_chars <= FOLLOW_UP_CHARS && !learned.is_empty();
+        if !only_the_detail
+            && r.topics
+                .own
+                .hits
+                .first()
+                .is_some_and(|h| h.id != topic && (r.topics.own.answered || h.score >= 30.0))
         {
             return None;
+        }
+        let entry = self.knowledge.faq(topic)?;
+        let before = state
+            .last
+            .as_ref()
+            .map(|l| l.slots.clone())
+            .unwrap_or_default();
+        let (old_lead, _) = answer::lead(entry, &before);
+        let (new_lead, _) = answer::lead(entry, &state.slots);
+        let changed = self.understood(learned).join("；");
+        let said = if changed.is_empty() {
+            String::new()
+        } else {
+            format!("按您说的（{changed}），")
+        };
+        if old_lead != new_lead {
+            // the topic's own answer changes with the detail: that is the answer
+            let mut reply = self.entry_reply(state, &entry.id.clone(), None);
+            reply.text = format!("{said}{}", reply.text);
+            return Some(reply);
         }
         // the changed detail makes another entry the one for the situation ("那要是来不及备，
         // 先住进去了呢" after the filing materials: the backfill before discharge)
@@ -956,35 +983,16 @@ impl Assistant {
                 })
             })
             .map(|h| h.id.clone());
-        let changed = self.understood(learned).join("；");
         if let Some(id) = fitting {
             let mut reply = self.entry_reply(state, &id, None);
-            reply.text = format!("按您说的（{changed}）：{}", reply.text);
-            return Some(reply);
-        }
-        let entry = self.knowledge.faq(topic)?;
-        let before = state
-            .last
-            .as_ref()
-            .map(|l| l.slots.clone())
-            .unwrap_or_default();
-        let (old_lead, _) = answer::lead(entry, &before);
-        let (new_lead, _) = answer::lead(entry, &state.slots);
-        let said = if changed.is_empty() {
-            String::new()
-        } else {
-            format!("按您说的（{changed}），")
-        };
-        if old_lead == new_lead {
-            let mut reply = self.entry_reply(state, &entry.id.clone(), None);
-            reply.text = format!(
-                "{said}这一点和刚才一样：{new_lead}\n\n来源：{}",
-                self.cite_brief(&entry.sources)
-            );
+            reply.text = format!("{said}{}", reply.text);
             return Some(reply);
         }
         let mut reply = self.entry_reply(state, &entry.id.clone(), None);
-        reply.text = format!("{said}{}", reply.text);
+        reply.text = format!(
+            "{said}这一点和刚才一样：{new_lead}\n\n来源：{}",
+            self.cite_brief(&entry.sources)
+        );
         Some(reply)
     }
 

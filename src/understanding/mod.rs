@@ -426,7 +426,7 @@ fn for_direction(knowledge: &Knowledge, mut r: SearchResult, direction: Directio
 
 /// Share of the best score a hit needs to take the lead when it fits the situation and the
 /// best does not.
-const FITS_SHARE: f32 = 0.3;
+const FITS_SHARE: f32 = 0.5;
 /// …and when the best says nothing of the situation and the hit is written for it.
 const CLOSE_FIT_SHARE: f32 = 0.7;
 
@@ -462,9 +462,11 @@ fn for_situation(
         0 => CLOSE_FIT_SHARE * top.score,
         _ => return r,
     };
+    // among the few best: a far-down hit does not overturn what the words ask
     if let Some(i) = r
         .hits
         .iter()
+        .take(3)
         .position(|h| h.score >= floor && fit(&h.id) > 0)
     {
         // the two change places, scores included, so that the ranking stays in order
