@@ -239,6 +239,14 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Denie
     }
 }
 
+/// For the agent-only endpoints outside this module ([`super::reload`]): `Ok` for an agent,
+/// else the error the `/v1/agent/…` routes answer.
+pub(super) async fn require_agent(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    authenticate(state, headers)
+        .await
+        .map_err(Denied::api_error)
+}
+
 /// The value of the cookie `name` (the first one, if the browser sent several).
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
