@@ -79,9 +79,12 @@ struct ReloadRefused {
     problems: Vec<String>,
 }
 
+/// Why the reload was refused.
 #[derive(Serialize, ToSchema)]
 struct RefusedDetail {
+    /// `invalid_data`
     code: &'static str,
+    /// Chinese, for people
     message: String,
 }
 

@@ -1144,6 +1144,36 @@ mod tests {
         assert_eq!(k.hotline(), "0512-12333");
     }
 
+    /// The 2026 coverage list (docs/faq-coverage.md): every id of its entry tables exists,
+    /// and every shipped entry is listed there.
+    #[test]
+    fn the_shipped_knowledge_covers_the_2026_coverage_list() {
+        let k = Knowledge::load(crate::default_knowledge_dir()).unwrap_or_else(|e| panic!("{e}"));
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/faq-coverage.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        // the entry tables come before the folded research topics
+        let tables = doc.split("## Research topics covered").next().unwrap();
+        let ids: Vec<&str> = tables
+            .lines()
+            .filter_map(|l| l.strip_prefix("| ")?.split(" |").next())
+            .filter(|id| {
+                id.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && *id != "id"
+            })
+            .collect();
+        for id in &ids {
+            assert!(k.faq(id).is_some(), "listed id {id} has no entry");
+        }
+        for e in &k.faqs {
+            assert!(
+                ids.contains(&e.id.as_str()) || tables.contains(&format!("`{}`", e.id)),
+                "entry {} is not in docs/faq-coverage.md",
+                e.id
+            );
+        }
+    }
+
     #[test]
     fn a_valid_folder_loads() {
         let k = Knowledge::load(folder(&entry("filing-who")).path()).unwrap();
