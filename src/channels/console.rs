@@ -36,8 +36,8 @@
 //!   fields are rendered from the dialogs' slot vocabulary (`dialogs/slots.toml`: titles and
 //!   value labels), so the console and the chat use the same words.
 //! - **Search.** The script calls the public `GET /v1/faq/search?limit=3` for the ranking
-//!   and `GET /v1/faq/{id}` for each hit's answer and sources (cached in the page: entries do
-//!   not change while the process runs); source ids are shown as titles with the same rule
+//!   and `GET /v1/faq/{id}` for each hit's answer, sources, `as_of` and tiers (cached in the
+//!   page; a data reload shows after a page reload); source ids are shown as titles with the same rule
 //!   as [`crate::knowledge::Knowledge::cite`]. Scores are never shown; when the search
 //!   abstains the page says so and gives the hotline.
 //! - **Assets.** Embedded with `include_str!` and looked up in a fixed table by exact name;
@@ -237,6 +237,14 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Denie
         Ok(_) => Err(Denied::Invalid),
         Err(e) => Err(Denied::Store(e)),
     }
+}
+
+/// For the agent-only endpoints outside this module ([`super::reload`]): `Ok` for an agent,
+/// else the error the `/v1/agent/…` routes answer.
+pub(super) async fn require_agent(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    authenticate(state, headers)
+        .await
+        .map_err(Denied::api_error)
 }
 
 /// The value of the cookie `name` (the first one, if the browser sent several).

@@ -995,6 +995,9 @@ async fn browse(
     q.send_keys("社保卡在外地刷不了怎么办").await?;
     let sources = wait_for_text(browser, "#answers li.answer .sources", "来源：").await;
     assert!(sources.contains('《'), "cited by title: {sources}");
+    // with the day the entry was checked and the tiers of its documents
+    let provenance = wait_for_text(browser, "#answers li.answer .provenance", "核对日期").await;
+    assert!(provenance.contains("官方原文"), "{provenance}");
     let first = browser.find(Locator::Css("#answers li.answer")).await?;
     let answer = first
         .find(Locator::Css(".answer-text"))

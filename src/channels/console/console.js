@@ -108,7 +108,7 @@
   const q = document.getElementById('q');
   const answers = document.getElementById('answers');
   const searchStatus = document.getElementById('search-status');
-  const entries = new Map(); // faq id -> entry (entries do not change while the server runs)
+  const entries = new Map(); // faq id -> entry (a reload of the data shows after a page reload)
   let searchSeq = 0;
   let searchTimer = null;
 
@@ -120,6 +120,21 @@
     return r.body;
   }
 
+  // When the entry was last checked and how reliable its documents are (as_of, tier and
+  // provenance of GET /v1/faq/{id}): "核对日期 2026-12-07 · 依据：官方原文（004 2019）…".
+  const TIERS = { official: '官方原文', quoted: '转引官方', secondary: '网络资料' };
+  function provenanceLine(entry) {
+    const docs = [];
+    (entry.provenance || []).forEach(function (p) {
+      const id = String(p.source).split(' ')[0];
+      if (docs.some(function (d) { return d.id === id; })) return;
+      docs.push({ id: id, text: id + ' ' + (TIERS[p.tier] || p.tier) + (p.date ? ' ' + p.date : '') });
+    });
+    return '核对日期 ' + entry.as_of + ' · 依据：' + (TIERS[entry.tier] || entry.tier) +
+      (entry.tier === 'secondary' ? '（只有网络资料，请来电者向医保部门确认）' : '') +
+      (docs.length ? '（' + docs.map(function (d) { return d.text; }).join('；') + '）' : '');
+  }
+
   function renderAnswer(entry) {
     const li = el('li', 'answer');
     li.dataset.faqId = entry.id;
@@ -127,6 +142,7 @@
     li.appendChild(el('p', 'answer-text', entry.answer));
     const cited = (entry.sources || []).map(cite).join('；');
     li.appendChild(el('p', 'sources', '来源：' + (cited || '（无）')));
+    if (entry.as_of) li.appendChild(el('p', 'provenance', provenanceLine(entry)));
     li.appendChild(copyButton(entry.answer + '\n来源：' + cited));
     return li;
   }
