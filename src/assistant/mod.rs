@@ -650,7 +650,24 @@ impl Assistant {
 
     /// An FAQ answer in the middle of a dialog, followed by the dialog's current question.
     fn faq_then_resume(&self, state: &mut SessionState, result: &SearchResult) -> Reply {
-        let faq = self.faq_reply(state, result);
+        let asides = state.active.as_ref().map_or(0, |a| a.asides);
+        let mut faq = self.faq_reply(state, result);
+        if asides >= 1 {
+            // a second question of the user's own in a row: they have moved on, the dialog
+            // ends cleanly (and can be started again)
+            let title = state
+                .active
+                .take()
+                .and_then(|a| self.dialogs.get(&a.dialog).map(|d| d.title.clone()))
+                .unwrap_or_default();
+            faq.text.push_str(&format!(
+                "\n\n（刚才的“{title}”先放一放，需要时再跟我说。）"
+            ));
+            return faq;
+        }
+        if let Some(a) = state.active.as_mut() {
+            a.asides += 1;
+        }
         self.then_resume(state, faq)
     }
 
@@ -2152,6 +2169,34 @@ mod tests {
     /// A filing dialog in progress at its first question.
     fn a_dialog(state: &mut SessionState) {
         assistant().start_dialog(state, "filing");
+    }
+
+    #[test]
+    fn a_question_inside_a_dialog_resumes_it_and_a_second_one_in_a_row_ends_it() {
+        let a = assistant();
+        let mut state = SessionState::new();
+        a.start_dialog(&mut state, "estimate");
+        let first = a.handle(&mut state, "异地就医备案要带什么材料");
+        assert_eq!(first.kind, ReplyKind::Faq);
+        assert_eq!(
+            first.asking.as_deref(),
+            Some("insured_region"),
+            "{}",
+            first.text
+        );
+        assert!(state.active.is_some());
+        let second = a.handle(&mut state, "已经出院自费结算了，还能补备案吗");
+        assert_eq!(second.kind, ReplyKind::Faq);
+        assert!(second.asking.is_none(), "{}", second.text);
+        assert!(state.active.is_none());
+        assert!(second.text.contains("先放一放"), "{}", second.text);
+        // an answer in between keeps the dialog: the count starts again
+        let mut state = SessionState::new();
+        a.start_dialog(&mut state, "estimate");
+        a.handle(&mut state, "异地就医备案要带什么材料");
+        a.handle(&mut state, "苏州");
+        let after = a.handle(&mut state, "已经出院自费结算了，还能补备案吗");
+        assert!(after.asking.is_some(), "{}", after.text);
     }
 
     #[test]

@@ -72,6 +72,14 @@ pub struct Active {
     pub history: Vec<Snapshot>,
     /// Answers in a row that fitted nothing.
     pub retries: u32,
+    /// Questions of the user's own in a row, answered while the dialog waited: a second one
+    /// means the user has moved on, and the dialog ends.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub asides: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,6 +150,7 @@ pub fn start(
         step: dialog.start.clone(),
         history: Vec::new(),
         retries: 0,
+        asides: 0,
     });
     Some(advance(dialogs, state, None))
 }
@@ -181,6 +190,7 @@ pub fn answer(
             if let Some(a) = state.active.as_mut() {
                 a.history.push(snapshot);
                 a.retries = 0;
+                a.asides = 0;
             }
             Some(advance(dialogs, state, None))
         }
