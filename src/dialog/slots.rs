@@ -539,7 +539,8 @@ fn match_rest(norm: &str, at: usize, parts: &[String]) -> Option<usize> {
     };
     let p = norm[at..].find(first.as_str())?;
     let gap = &norm[at..at + p];
-    if gap.chars().count() > MAX_GAP || gap.contains(['没', '未', '不']) {
+    // the parts stand in one clause (normalising made punctuation spaces)
+    if gap.chars().count() > MAX_GAP || gap.contains(['没', '未', '不', ' ']) {
         return None;
     }
     match_rest(norm, at + p + first.len(), rest)
