@@ -404,7 +404,8 @@ impl Assistant {
         {
             let intro = self.dialogs.get(dialog).map(|d| d.intro.clone());
             state.pending.clear();
-            if let Some(turn) = engine::start(&self.dialogs, state, dialog, &r.facts.slots) {
+            let facts = self.facts_for(dialog, r);
+            if let Some(turn) = engine::start(&self.dialogs, state, dialog, &facts) {
                 return self.render(state, turn, intro);
             }
         }
@@ -562,7 +563,13 @@ impl Assistant {
         }
         let before = state.clone();
         let parsed = r.dialog_answer.clone().unwrap_or(Parsed::Nothing);
-        let Some(turn) = engine::answer(&self.dialogs, state, parsed, &r.facts.slots) else {
+        let dialog = state
+            .active
+            .as_ref()
+            .map(|a| a.dialog.clone())
+            .unwrap_or_default();
+        let facts = self.facts_for(&dialog, r);
+        let Some(turn) = engine::answer(&self.dialogs, state, parsed, &facts) else {
             let result = self.dialog_search(r);
             return self.faq_reply(state, &result);
         };
@@ -602,6 +609,23 @@ impl Assistant {
             }
         }
         self.render(state, turn, None)
+    }
+
+    /// The facts of a message a dialog takes: the situation, and the dialog's own questions'
+    /// slots ("不清楚" is an answer to the card-failure dialog's question, not a fact for the
+    /// estimate).
+    fn facts_for(&self, dialog: &str, r: &Reading) -> BTreeMap<String, String> {
+        let own: Vec<&str> = self
+            .dialogs
+            .get(dialog)
+            .map(|d| d.steps.iter().filter_map(|s| s.slot.as_deref()).collect())
+            .unwrap_or_default();
+        r.facts
+            .slots
+            .iter()
+            .filter(|(k, _)| SITUATION_SLOTS.contains(&k.as_str()) || own.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Slots a dialog's question asks that free words imply: whether the city of care is the
@@ -1109,9 +1133,14 @@ impl Assistant {
         });
         let topic = topic.or(state.topic.as_deref());
         let direction = Direction::of(&state.slots);
+        // facts told after a question: the question's answer for the situation now known
+        // ("我们是张家港的医保" after "在成都急诊能直接结算吗")
+        // (after a correction only when the topic's own answer says something for the new
+        // situation: "我说错了，我在上海住" may make another entry the one that answers)
+        let corrects = r.facts.corrects || r.act == Act::Correction;
         if situation_changed && let Some(entry) = topic.and_then(|t| self.knowledge.faq(t)) {
             let (lead, personal) = answer::lead(entry, &state.slots);
-            if personal {
+            if corrects && personal {
                 text.push_str(&format!(
                     "\n按您的情况，关于刚才的问题：{lead}\n\n来源：{}",
                     self.cite_brief(&entry.sources)
@@ -1122,6 +1151,11 @@ impl Assistant {
                 });
                 state.topic = Some(entry.id.clone());
                 return reply;
+            }
+            if !corrects {
+                let id = entry.id.clone();
+                let prefix = format!("{text}\n按您的情况，关于刚才的问题：\n");
+                return self.entry_reply(state, &id, Some(&prefix));
             }
         }
         if let Some(next) = self.next_step(&state.slots) {
@@ -1729,6 +1763,23 @@ impl Assistant {
             Ok(est) => {
                 let value = serde_json::to_value(&est).ok();
                 let mut text = crate::render::estimate_brief_text(&est);
+                // an amount read from an approximate figure ("三万多") says so
+                for (slot, title) in [
+                    ("total", "医疗总费用"),
+                    ("self_pay", "自费金额"),
+                    ("class_b", "乙类金额"),
+                ] {
+                    if let (Some(words), Some(v)) = (
+                        state.notes.get(&format!("approx.{slot}")),
+                        state.slots.get(slot),
+                    ) {
+                        text = text.replacen(
+                            '\n',
+                            &format!("\n{title}按您说的“{words}”以 {v} 元估算，实际以票据为准。\n"),
+                            1,
+                        );
+                    }
+                }
                 if let Some(note) = earlier_care_note(state, &est) {
                     // right below the title line
                     text = text.replacen('\n', &format!("\n{note}\n"), 1);

@@ -59,6 +59,9 @@ pub struct Dialog {
     pub title: String,
     pub intro: String,
     pub triggers: Vec<String>,
+    /// Situations in which a trigger phrase does not start the dialog (slot → values): the
+    /// card-failure diagnosis is moot once the person has paid and asks about reimbursement.
+    pub not_when: BTreeMap<String, Vec<String>>,
     pub start: String,
     pub steps: Vec<Step>,
     pub file: String,
@@ -237,6 +240,8 @@ struct RawDialog {
     intro: String,
     #[serde(default)]
     triggers: Vec<String>,
+    #[serde(default)]
+    not_when: BTreeMap<String, Vec<String>>,
     start: String,
     #[serde(default, rename = "step")]
     steps: Vec<RawStep>,
@@ -481,6 +486,7 @@ fn validate_dialog(
         title: raw.title,
         intro: raw.intro,
         triggers: raw.triggers,
+        not_when: raw.not_when,
         start: raw.start,
         steps,
         file: file.to_string(),

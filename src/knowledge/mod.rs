@@ -116,6 +116,11 @@ pub struct FaqEntry {
     /// that hit answers instead. Empty: any situation.
     #[serde(skip)]
     pub fits: BTreeMap<String, Vec<String>>,
+    /// Words (normalised) one of which a message must hold for this entry to answer it
+    /// ("别人", "借", "老公的"… for the entry on using someone else's card): without them the
+    /// entry is not a reading of the message. Empty: no such condition.
+    #[serde(skip)]
+    pub requires: Vec<String>,
     /// The file the entry came from, relative to the knowledge folder.
     #[serde(skip)]
     pub file: String,
@@ -1036,6 +1041,12 @@ fn validate_entry(
         local_topic: raw.local_topic,
         direction: raw.direction,
         fits,
+        requires: raw
+            .requires
+            .iter()
+            .map(|w| crate::text::normalize(w))
+            .filter(|w| !w.is_empty())
+            .collect(),
         file: file.to_string(),
     })
 }

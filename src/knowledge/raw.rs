@@ -96,6 +96,9 @@ pub struct FaqRaw {
     /// The situation the entry is written for (`stage = "in_hospital"`).
     #[serde(default)]
     pub fits: std::collections::BTreeMap<String, OneOrMany>,
+    /// Words one of which a message must hold for the entry to answer it.
+    #[serde(default)]
+    pub requires: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -308,7 +308,11 @@ impl Reader {
         let fit = |r: SearchResult| {
             for_situation(
                 parts.knowledge,
-                for_direction(parts.knowledge, r, direction),
+                for_direction(
+                    parts.knowledge,
+                    with_required_words(parts.knowledge, r, &norm),
+                    direction,
+                ),
                 &merged,
             )
         };
@@ -335,7 +339,14 @@ impl Reader {
                 .search
                 .search_with(&format!("{message} {context}"), 8, &ctx))
         });
-        let trigger = self.trigger(&norm);
+        // a dialog whose `not_when` the situation meets is not started by its phrases
+        let trigger = self.trigger(&norm).filter(|d| {
+            parts.dialogs.get(d).is_none_or(|d| {
+                !d.not_when
+                    .iter()
+                    .any(|(k, vs)| merged.get(k).is_some_and(|v| vs.contains(v)))
+            })
+        });
         let pick = pick(parts.knowledge, &state.pending, &message);
         let mut reading = Reading {
             message,
@@ -424,11 +435,30 @@ fn for_direction(knowledge: &Knowledge, mut r: SearchResult, direction: Directio
     r
 }
 
+/// The hits without the entries whose required words the message lacks ("能直接刷医保卡吗"
+/// is not about using someone else's card); the result no longer answers when its best hit
+/// was one of them and nothing else is left.
+fn with_required_words(knowledge: &Knowledge, mut r: SearchResult, norm: &str) -> SearchResult {
+    let lacks = |id: &str| {
+        knowledge.faq(id).is_some_and(|e| {
+            !e.requires.is_empty() && !e.requires.iter().any(|w| norm.contains(w.as_str()))
+        })
+    };
+    if r.hits.first().is_some_and(|h| lacks(&h.id)) {
+        r.hits.retain(|h| !lacks(&h.id));
+        // the next reading answers only when it was close: otherwise say what is known
+        if r.hits.is_empty() {
+            r.answered = false;
+        }
+    } else {
+        r.hits.retain(|h| !lacks(&h.id));
+    }
+    r
+}
+
 /// Share of the best score a hit needs to take the lead when it fits the situation and the
 /// best does not.
 const FITS_SHARE: f32 = 0.5;
-/// …and when the best says nothing of the situation and the hit is written for it.
-const CLOSE_FIT_SHARE: f32 = 0.7;
 
 /// The hits with the best moved aside when the person's situation contradicts what it is
 /// written for (an entry whose `fits` says `stage = "before_care"` for someone already in
@@ -456,12 +486,10 @@ fn for_situation(
     let Some(top) = r.hits.first() else {
         return r;
     };
-    // a close hit written for this very situation also leads one written for any
-    let floor = match fit(&top.id) {
-        f if f < 0 => FITS_SHARE * top.score,
-        0 => CLOSE_FIT_SHARE * top.score,
-        _ => return r,
-    };
+    if fit(&top.id) >= 0 {
+        return r;
+    }
+    let floor = FITS_SHARE * top.score;
     // among the few best: a far-down hit does not overturn what the words ask
     if let Some(i) = r
         .hits

@@ -149,7 +149,9 @@ const PATIENTS: [(&str, &[&str]); 4] = [
 
 /// The words before a relative that make them someone the patient lives with or looks after,
 /// not the patient ("跟儿子住", "帮我带孩子").
-const NOT_PATIENT_BEFORE: [&str; 8] = ["跟", "随", "带", "和", "投靠", "去", "到", "来"];
+const NOT_PATIENT_BEFORE: [&str; 11] = [
+    "跟", "随", "带", "和", "投靠", "去", "到", "来", "是他", "是她", "是伊",
+];
 /// …and after ("女儿家", "儿子那").
 const NOT_PATIENT_AFTER: [&str; 5] = ["家", "那", "这", "所在", "单位"];
 
@@ -270,6 +272,17 @@ pub fn read(places: &Places, defs: &SlotDefs, raw: &str, norm: &str, known: &Kno
     read_places(places, norm, known, &mut facts);
     read_choices(defs, norm, &mut facts);
     read_amounts(defs, raw, &mut facts);
+    // someone posted away by their employer is working
+    if facts
+        .slots
+        .get("filing_type")
+        .is_some_and(|t| t == "posted_worker")
+    {
+        facts
+            .slots
+            .entry("employment".into())
+            .or_insert_with(|| "working".into());
+    }
     // students are insured in the residents' scheme
     if facts.slots.get("category").is_some_and(|c| c == "student") {
         facts
@@ -503,6 +516,12 @@ fn read_places(places: &Places, norm: &str, known: &Known<'_>, facts: &mut Facts
                     insured.push(cand(true, r))
                 }
             }
+            // "张家港一院给开了转院证明": referred away by a hospital of ours, insured there
+            (Area::Inside(r), Some(Role::Care { .. }))
+                if m.hospital && ["转院", "转诊", "转外"].iter().any(|w| norm.contains(w)) =>
+            {
+                insured.push(cand(true, r))
+            }
             (Area::Inside(r), Some(Role::Care { .. })) => {
                 facts.notes.insert("care_city".into(), place.clone());
                 inside_care.push(cand(false, r))
@@ -597,6 +616,14 @@ fn read_places(places: &Places, norm: &str, known: &Known<'_>, facts: &mut Facts
         if !(same_as_insured && inside_care.is_empty()) {
             facts.slots.insert("care_place".into(), c.value.clone());
         }
+    }
+    // "老家江西的…过年回去": going back home is care at the home place
+    if !facts.slots.contains_key("care_location")
+        && ["回去", "回家", "回老家"].iter().any(|w| norm.contains(w))
+        && let Some((_, Area::Outside(v))) = &home
+        && insured_now.as_deref() != Some("other")
+    {
+        facts.slots.insert("care_location".into(), v.clone());
     }
     if let Some(filed) = filed_city(norm, &placed) {
         facts.notes.insert("filed_city".into(), filed);
