@@ -67,6 +67,9 @@ pub use super::api::{AgentAuth, new_agent_token};
 use super::api::{
     ApiError, AppState, ErrorBody, MAX_TOKEN_CHARS, RECENT_MAX, RECENT_TTL, bearer, not_found,
 };
+mod answers;
+mod call;
+
 use crate::dialog::slots::SlotKind;
 use crate::guidance::checklist::{ChannelId, WarningId};
 use crate::store::{StoreError, TranscriptLine, UnansweredQuestion, random_token};
@@ -216,7 +219,8 @@ pub async fn exempt_from_ip_limit(state: &AppState, headers: &HeaderMap, ip: IpA
     true
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Denied> {
+/// The agent a request comes from: the configured digest of their token.
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, Denied> {
     let agents = state.agents();
     if !agents.is_configured() {
         return Err(Denied::NotConfigured);
@@ -224,7 +228,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Denie
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         // not logged: `is_agent` also sees the session tokens of every public API request
         let token = bearer(value).ok_or(Denied::Invalid)?;
-        return agents.verify(token).map(|_| ()).ok_or(Denied::Invalid);
+        return agents.verify(token).ok_or(Denied::Invalid);
     }
     let Some(session) = cookie(headers, COOKIE_NAME) else {
         return Err(Denied::Missing);
@@ -233,7 +237,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Denie
         return Err(Denied::Invalid);
     }
     match state.store().agent_session(session).await {
-        Ok(Some(agent)) if agents.knows(&agent) => Ok(()),
+        Ok(Some(agent)) if agents.knows(&agent) => Ok(agent),
         Ok(_) => Err(Denied::Invalid),
         Err(e) => Err(Denied::Store(e)),
     }
@@ -266,6 +270,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(unanswered))
         .routes(routes!(transcript))
         .routes(routes!(situation))
+        .routes(routes!(call_view))
+        .routes(routes!(agent_search))
+        .routes(routes!(agent_entry))
+        .routes(routes!(conversations))
+        .routes(routes!(handled))
 }
 
 #[utoipa::path(get, path = "/console", tag = "console", summary = "the console page (HTML)",
@@ -277,7 +286,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     ))]
 async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match authenticate(&state, &headers).await {
-        Ok(()) => html(StatusCode::OK, console_html(&state)),
+        Ok(_) => html(StatusCode::OK, console_html(&state)),
         Err(denied) => denied.page(),
     }
 }
@@ -538,20 +547,30 @@ async fn unanswered(
 /// An agent's notes about a caller.
 #[derive(Deserialize, ToSchema)]
 struct SituationText {
-    /// the caller's situation in free text
+    /// the caller's situation in free text (or what was added to it)
     #[schema(max_length = 2000)]
     text: String,
+    /// what is known already (slot → value): the text is read on top of it, so only the
+    /// fields it states change and a correction ("不对，是张家港的") replaces one
+    #[serde(default)]
+    known: Option<BTreeMap<String, String>>,
 }
 
 /// The slots a text states.
 #[derive(Serialize, ToSchema)]
 struct SituationSlots {
-    /// checklist.md / estimate.md slot names and values
+    /// checklist.md / estimate.md slot names and values: `known` with what the text states
     slots: BTreeMap<String, String>,
+    /// what follows from them without being said (slot → value): 职工医保 for someone who
+    /// is 在职 or 退休, as only that scheme has either
+    inferred: BTreeMap<String, String>,
 }
 
+/// Most known slots a situation request may carry.
+const MAX_KNOWN_SLOTS: usize = 40;
+
 /// The slots that an agent's free text about the caller states, read as a conversation
-/// reads them (`Assistant::understand`).
+/// reads them (`Assistant::understand_after`).
 #[utoipa::path(post, path = "/v1/agent/situation", tag = "agents",
     summary = "the caller's situation as a text states it (agents only)",
     security(("agentToken" = []), ("agentCookie" = [])),
@@ -594,8 +613,326 @@ async fn situation(
             ),
         )));
     }
-    let slots = state.assistant().understand(&body.text);
-    Ok(Json(SituationSlots { slots }))
+    let known = body.known.unwrap_or_default();
+    if known.len() > MAX_KNOWN_SLOTS
+        || known
+            .iter()
+            .any(|(k, v)| k.chars().count() > 40 || v.chars().count() > 80)
+    {
+        return Err(ApiError::from(crate::guidance::FieldError::new(
+            "known",
+            "已知情况的格式不正确：请用“字段名: 值”的对象，最多 40 项。",
+        )));
+    }
+    let slots = state.assistant().understand_after(&known, &body.text);
+    let mut inferred = BTreeMap::new();
+    if slots.contains_key("employment") && !slots.contains_key("scheme") {
+        inferred.insert("scheme".to_string(), "employee".to_string());
+    }
+    Ok(Json(SituationSlots { slots, inferred }))
+}
+
+/// A caller's situation as the console's form holds it.
+#[derive(Deserialize, ToSchema)]
+struct CallRequest {
+    /// slot → value (checklist.md and estimate.md names; amounts as typed, "3万2" too)
+    slots: BTreeMap<String, String>,
+}
+
+fn slots_problem() -> ApiError {
+    ApiError::from(crate::guidance::FieldError::new(
+        "slots",
+        "请求须为 JSON 对象 {\"slots\": {\"字段名\": \"值\"}}，最多 40 项。",
+    ))
+}
+
+fn read_slots(
+    slots: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    if slots.len() > MAX_KNOWN_SLOTS
+        || slots
+            .iter()
+            .any(|(k, v)| k.chars().count() > 40 || v.chars().count() > 80)
+    {
+        return Err(slots_problem());
+    }
+    Ok(slots)
+}
+
+/// What the console shows for a call: missing fields (all at once, in the agent's words),
+/// the answer for the situation, the checklist and the estimate with their cases, each
+/// with a sentence to read out and a text message.
+#[utoipa::path(post, path = "/v1/agent/call", tag = "agents",
+    summary = "the answer, checklist and estimate for a caller's situation (agents only)",
+    security(("agentToken" = []), ("agentCookie" = [])),
+    request_body = CallRequest,
+    responses(
+        (status = 200, description = "the call view", body = call::CallView),
+        (status = 401, description = "not an agent", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 422, description = "not {\"slots\": {…}}", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+    ))]
+async fn call_view(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CallRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<call::CallView>, ApiError> {
+    authenticate(&state, &headers)
+        .await
+        .map_err(Denied::api_error)?;
+    let slots = match body {
+        Ok(Json(body)) => read_slots(body.slots)?,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::of_status(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        Err(_) => return Err(slots_problem()),
+    };
+    Ok(Json(call::view(state.assistant(), &slots)))
+}
+
+/// An agent's search.
+#[derive(Deserialize, ToSchema)]
+struct AgentSearchRequest {
+    /// the question or keywords ("门特", "张家港 窗口 地址")
+    #[schema(max_length = 500)]
+    q: String,
+    /// the caller's situation (its region orders each answer's paragraphs)
+    #[serde(default)]
+    slots: BTreeMap<String, String>,
+}
+
+/// Search for agents: in the cross-region context the hotline is about, plausible entries
+/// shown as such, each answer for the caller's region.
+#[utoipa::path(post, path = "/v1/agent/search", tag = "agents",
+    summary = "search the FAQ for a caller (agents only)",
+    security(("agentToken" = []), ("agentCookie" = [])),
+    request_body = AgentSearchRequest,
+    responses(
+        (status = 200, description = "what was found", body = answers::AgentSearch),
+        (status = 401, description = "not an agent", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 422, description = "not {\"q\", \"slots\"}", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+    ))]
+async fn agent_search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<AgentSearchRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<answers::AgentSearch>, ApiError> {
+    authenticate(&state, &headers)
+        .await
+        .map_err(Denied::api_error)?;
+    let problem = || {
+        ApiError::from(crate::guidance::FieldError::new(
+            "q",
+            "请求须为 JSON 对象 {\"q\": \"问题\", \"slots\": {…}}，问题最多 500 字。",
+        ))
+    };
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::of_status(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        Err(_) => return Err(problem()),
+    };
+    if body.q.chars().count() > 500 {
+        return Err(problem());
+    }
+    let slots = read_slots(body.slots)?;
+    Ok(Json(answers::search(state.assistant(), &body.q, &slots)))
+}
+
+/// One entry for a caller.
+#[derive(Deserialize, ToSchema)]
+struct AgentEntryRequest {
+    /// the entry's id
+    id: String,
+    /// the caller's situation (its lead and region)
+    #[serde(default)]
+    slots: BTreeMap<String, String>,
+}
+
+/// One FAQ entry for a caller's situation (a related entry or a plausible one clicked).
+#[utoipa::path(post, path = "/v1/agent/entry", tag = "agents",
+    summary = "one FAQ entry for a caller (agents only)",
+    security(("agentToken" = []), ("agentCookie" = [])),
+    request_body = AgentEntryRequest,
+    responses(
+        (status = 200, description = "the entry", body = answers::AgentEntry),
+        (status = 401, description = "not an agent", body = ErrorBody),
+        (status = 404, description = "no such entry (faq_not_found)", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 422, description = "not {\"id\", \"slots\"}", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+    ))]
+async fn agent_entry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<AgentEntryRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<answers::AgentEntry>, ApiError> {
+    authenticate(&state, &headers)
+        .await
+        .map_err(Denied::api_error)?;
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::of_status(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        Err(_) => {
+            return Err(ApiError::from(crate::guidance::FieldError::new(
+                "id",
+                "请求须为 JSON 对象 {\"id\": \"条目编号\", \"slots\": {…}}。",
+            )));
+        }
+    };
+    let slots = read_slots(body.slots)?;
+    let a = state.assistant();
+    let Some(entry) = a.knowledge.faq(&body.id) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "faq_not_found",
+            "没有这个编号的问答条目。",
+        ));
+    };
+    Ok(Json(answers::agent_entry(a, entry, &slots)))
+}
+
+/// The query of `/v1/agent/conversations`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ConversationsParams {
+    /// a session id, or a caller's id: a Telegram chat id, a WeChat OpenID, the id given to
+    /// `yidi chat --session` (with or without `telegram:`/`wechat:` before it)
+    #[param(required = true, value_type = String, max_length = 128)]
+    q: Option<String>,
+}
+
+/// The conversations found for an id.
+#[derive(Serialize, ToSchema)]
+struct Conversations {
+    /// Each stored conversation the id leads to (none when there is none).
+    conversations: Vec<crate::store::ConversationSummary>,
+}
+
+/// The ids under which a conversation of `q` may be stored: `q` itself (a session id as the
+/// inbox shows it), and the keyed hash of each channel's caller id (see
+/// `Store::caller_session_id`).
+fn caller_candidates(state: &AppState, q: &str) -> Vec<String> {
+    let store = state.store();
+    let mut ids = vec![q.to_string()];
+    if q.starts_with("telegram:") || q.starts_with("wechat:") {
+        ids.push(store.caller_session_id(q));
+    } else {
+        for channel in ["telegram", "wechat"] {
+            ids.push(store.caller_session_id(&format!("{channel}:{q}")));
+        }
+        // `yidi chat --session ID`
+        ids.push(store.caller_session_id(q));
+    }
+    ids
+}
+
+#[utoipa::path(get, path = "/v1/agent/conversations", tag = "agents",
+    summary = "look up a caller's earlier conversations (agents only)",
+    security(("agentToken" = []), ("agentCookie" = [])),
+    params(ConversationsParams),
+    responses(
+        (status = 200, description = "the conversations found", body = Conversations),
+        (status = 401, description = "not an agent", body = ErrorBody),
+        (status = 422, description = "no q, or too long", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
+async fn conversations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<ConversationsParams>, QueryRejection>,
+) -> Result<Json<Conversations>, ApiError> {
+    authenticate(&state, &headers)
+        .await
+        .map_err(Denied::api_error)?;
+    let q = params
+        .ok()
+        .and_then(|Query(p)| p.q)
+        .map(|q| q.trim().to_string())
+        .filter(|q| !q.is_empty() && q.chars().count() <= MAX_SESSION_ID_CHARS)
+        .ok_or_else(|| {
+            ApiError::from(crate::guidance::FieldError::new(
+                "q",
+                "请输入会话号或来电者ID（Telegram 对话号、微信 OpenID），最多 128 个字符。",
+            ))
+        })?;
+    let ids = caller_candidates(&state, &q);
+    let conversations = state.store().conversations(&ids).await?;
+    Ok(Json(Conversations { conversations }))
+}
+
+/// Whether an inbox item is handled.
+#[derive(Deserialize, ToSchema)]
+struct HandledRequest {
+    /// true: handled now by this agent; false: not handled (again)
+    handled: bool,
+}
+
+/// How many hex digits of an agent's token digest name them in the inbox.
+const AGENT_TAG_CHARS: usize = 12;
+
+#[utoipa::path(post, path = "/v1/agent/unanswered/{id}/handled", tag = "agents",
+    summary = "mark an inbox item handled or not (agents only)",
+    security(("agentToken" = []), ("agentCookie" = [])),
+    params(("id" = String, Path, description = "the question's id")),
+    request_body = HandledRequest,
+    responses(
+        (status = 200, description = "the item as stored now", body = UnansweredQuestion),
+        (status = 401, description = "not an agent", body = ErrorBody),
+        (status = 404, description = "no such question", body = ErrorBody),
+        (status = 422, description = "not {\"handled\": true|false}", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
+async fn handled(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<HandledRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<UnansweredQuestion>, ApiError> {
+    let agent = authenticate(&state, &headers)
+        .await
+        .map_err(Denied::api_error)?;
+    let no_item = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "question_not_found",
+            "没有这个待处理问题，可能已被清理。",
+        )
+    };
+    let Ok(Path(id)) = id else {
+        return Err(no_item());
+    };
+    let Ok(Json(body)) = body else {
+        return Err(ApiError::from(crate::guidance::FieldError::new(
+            "handled",
+            "请求须为 JSON 对象 {\"handled\": true} 或 {\"handled\": false}。",
+        )));
+    };
+    if id.is_empty() || id.chars().count() > MAX_SESSION_ID_CHARS + 24 {
+        return Err(no_item());
+    }
+    let tag: String = agent.chars().take(AGENT_TAG_CHARS).collect();
+    match state
+        .store()
+        .set_unanswered_handled(&id, &tag, body.handled)
+        .await?
+    {
+        Some(item) => Ok(Json(item)),
+        None => Err(no_item()),
+    }
 }
 
 /// A stored conversation, for agents.
