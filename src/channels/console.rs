@@ -71,7 +71,6 @@ mod answers;
 mod call;
 
 use crate::dialog::slots::SlotKind;
-use crate::guidance::checklist::{ChannelId, WarningId};
 use crate::store::{StoreError, TranscriptLine, UnansweredQuestion, random_token};
 
 /// The name of the console's session cookie.
@@ -1086,71 +1085,50 @@ fn store_error_page(e: StoreError) -> Response {
     )
 }
 
-/// A field of the situation form: the slot (as in `dialogs/slots.toml`), whether it goes to
-/// `POST /v1/checklist`, and its name in `POST /v1/estimate` (if it goes there).
-struct FormField {
-    slot: &'static str,
-    checklist: bool,
-    estimate: Option<&'static str>,
-}
-
-const fn field(slot: &'static str, checklist: bool, estimate: Option<&'static str>) -> FormField {
-    FormField {
-        slot,
-        checklist,
-        estimate,
-    }
-}
-
-/// The caller's situation (checklist.md slots, also used by the estimate).
-const SITUATION_FIELDS: &[FormField] = &[
-    field("insured_region", true, Some("policy")),
-    field("scheme", true, Some("scheme")),
-    field("employment", true, Some("employment")),
-    field("care_location", true, Some("care_location")),
-    field("filing_type", true, Some("filing_type")),
-    field("filed", true, Some("filed")),
-    field("stage", true, None),
-    field("visit", true, Some("visit")),
-    field("by_proxy", true, None),
-    field("mentions_chronic", true, None),
+/// The fields of the situation form, in the order a caller tells them (`dialogs/slots.toml`
+/// gives their titles and values). `call::view` maps them to the checklist's and the
+/// estimate's inputs.
+const MAIN_FIELDS: &[&str] = &[
+    "insured_region",
+    "scheme",
+    "employment",
+    "category",
+    "care_location",
+    "visit",
+    "stage",
+    "filed",
+    "filing_type",
+    "hospital_level",
+    "total",
+    "self_pay",
 ];
 
-/// What only the estimate needs (estimate.md).
-const ESTIMATE_FIELDS: &[FormField] = &[
-    field("hospital_level", false, Some("hospital_level")),
-    field("emergency", false, Some("emergency")),
-    field("category", false, Some("category")),
-    field("total", false, Some("total")),
-    field("self_pay", false, Some("self_pay")),
-    field("class_b", false, Some("class_b")),
-    field("admissions_before", false, Some("admissions_before")),
+/// Fields a call seldom needs: folded until one of them is filled or missing.
+const MORE_FIELDS: &[&str] = &[
+    "by_proxy",
+    "emergency",
+    "class_b",
+    "admissions_before",
+    "mentions_chronic",
 ];
 
-fn form_fields(state: &AppState, fields: &[FormField]) -> String {
+fn form_fields(state: &AppState, fields: &[&str]) -> String {
     let slots = &state.assistant().dialogs.slots;
     let mut out = String::new();
-    for f in fields {
-        let Some(def) = slots.get(f.slot) else {
+    for slot in fields {
+        let Some(def) = slots.get(slot) else {
             continue;
         };
-        let id = format!("f-{}", f.slot);
-        let mut data = String::new();
-        if f.checklist {
-            data.push_str(&format!(" data-checklist=\"{}\"", escape_html(f.slot)));
-        }
-        if let Some(e) = f.estimate {
-            data.push_str(&format!(" data-estimate=\"{}\"", escape_html(e)));
-        }
+        let slot = escape_html(slot);
+        let id = format!("f-{slot}");
         out.push_str(&format!(
-            "<div class=\"field\"><label for=\"{id}\">{}</label>",
+            "<div class=\"field\" data-slot=\"{slot}\"><label for=\"{id}\">{}</label>",
             escape_html(&def.title)
         ));
         match def.kind {
             SlotKind::Choice => {
                 out.push_str(&format!(
-                    "<select id=\"{id}\" name=\"{}\"{data}><option value=\"\">未选择</option>",
-                    escape_html(f.slot)
+                    "<select id=\"{id}\" name=\"{slot}\"><option value=\"\">未选择</option>"
                 ));
                 for v in &def.values {
                     out.push_str(&format!(
@@ -1162,95 +1140,111 @@ fn form_fields(state: &AppState, fields: &[FormField]) -> String {
                 out.push_str("</select>");
             }
             SlotKind::Money => out.push_str(&format!(
-                "<input id=\"{id}\" name=\"{}\" type=\"text\" inputmode=\"decimal\" \
-                 maxlength=\"16\" placeholder=\"元\" autocomplete=\"off\"{data}>",
-                escape_html(f.slot)
+                "<input id=\"{id}\" name=\"{slot}\" type=\"text\" inputmode=\"decimal\" \
+                 maxlength=\"16\" placeholder=\"元，如 32000 或 3万2\" autocomplete=\"off\">"
             )),
             SlotKind::Integer => out.push_str(&format!(
-                "<input id=\"{id}\" name=\"{}\" type=\"number\" min=\"0\" max=\"366\" step=\"1\" \
-                 inputmode=\"numeric\" autocomplete=\"off\"{data}>",
-                escape_html(f.slot)
+                "<input id=\"{id}\" name=\"{slot}\" type=\"number\" min=\"0\" max=\"366\" step=\"1\" \
+                 inputmode=\"numeric\" autocomplete=\"off\">"
             )),
             SlotKind::Text => out.push_str(&format!(
-                "<input id=\"{id}\" name=\"{}\" type=\"text\" maxlength=\"40\" \
-                 autocomplete=\"off\"{data}>",
-                escape_html(f.slot)
+                "<input id=\"{id}\" name=\"{slot}\" type=\"text\" maxlength=\"40\" \
+                 autocomplete=\"off\">"
             )),
         }
-        out.push_str("</div>\n");
+        out.push_str("<span class=\"mark\" aria-hidden=\"true\"></span></div>\n");
     }
     out
 }
 
 fn console_html(state: &AppState) -> String {
-    let knowledge = &state.assistant().knowledge;
-    let sources: serde_json::Map<String, Value> = knowledge
-        .sources
+    let assistant = state.assistant();
+    let knowledge = &assistant.knowledge;
+    // the slots' titles and value labels: the summary, the missing fields and the marks
+    let slots: serde_json::Map<String, Value> = assistant
+        .dialogs
+        .slots
+        .defs
         .iter()
-        .map(|s| (s.id.clone(), Value::String(s.title.clone())))
-        .collect();
-    // the checklist answer names warnings and channels by id; their texts come with the page
-    let texts = &state.assistant().checklist_texts;
-    let warnings: serde_json::Map<String, Value> = WarningId::VALUES
-        .iter()
-        .filter_map(|id| Some((id.to_string(), json!(texts.warning(id)?))))
-        .collect();
-    let channels: serde_json::Map<String, Value> = ChannelId::VALUES
-        .iter()
-        .filter_map(|id| Some((id.to_string(), json!(texts.channel(id)?))))
+        .map(|(name, def)| {
+            let values: serde_json::Map<String, Value> = def
+                .values
+                .iter()
+                .map(|v| (v.value.clone(), json!(v.label)))
+                .collect();
+            (name.clone(), json!({ "title": def.title, "values": values }))
+        })
         .collect();
     let data = json!({
         "hotline": knowledge.hotline(),
-        "sources": sources,
-        "warnings": warnings,
-        "channels": channels,
+        "slots": slots,
     });
     let body = format!(
-        r#"<header class="top no-print">
+        r##"<header class="top no-print">
 <h1>异地就医坐席工作台</h1>
+<button type="button" id="new-call" class="primary" title="清空上一位来电者的全部信息（Alt+N）">新来电</button>
+<p class="keys" id="keys"><kbd>/</kbd> 搜索　<kbd>Esc</kbd> 清空搜索　<kbd>Alt</kbd>+<kbd>N</kbd> 新来电</p>
+<a href="#records" id="records-link">来电记录与待处理</a>
 <form method="post" action="/console/logout"><button type="submit" id="logout">退出登录</button></form>
 </header>
-<main class="console" id="console">
-<section class="panel no-print" id="search-panel" aria-labelledby="search-title">
-<h2 id="search-title">问答搜索</h2>
-<label for="q" class="hint">输入来电者的问题，边输入边显示最相关的答案（最多 3 条）。</label>
-<input id="q" type="search" maxlength="500" autocomplete="off" placeholder="例如：社保卡在外地刷不了怎么办">
-<p id="search-status" class="status" aria-live="polite"></p>
-<ol id="answers" class="answers"></ol>
-</section>
-<section class="panel" id="situation-panel" aria-labelledby="situation-title">
-<h2 id="situation-title" class="no-print">来电者情况</h2>
-<div class="caller no-print"><label for="caller-text">来电者描述（自由输入，自动填写下面的表格）</label>
-<textarea id="caller-text" rows="2" maxlength="2000" placeholder="例如：我爸张家港退休的，在上海住院，出院了才想起没备案"></textarea>
+<main class="call" id="console">
+<section class="panel no-print" id="situation-panel" aria-labelledby="situation-title">
+<h2 id="situation-title">来电者情况</h2>
+<div class="caller"><label for="caller-text">来电者怎么说（粘贴或边听边记，自动填写下面的表格）</label>
+<textarea id="caller-text" rows="3" maxlength="2000" placeholder="例如：我爸张家港退休的，在上海住院了，没备案，现在出院了自己垫了三万多"></textarea>
 <p id="caller-status" class="status" aria-live="polite"></p></div>
-<form id="situation" class="situation no-print" autocomplete="off">
-<fieldset><legend>办理情况（生成材料清单）</legend>
-{situation}</fieldset>
-<fieldset><legend>费用情况（用于报销估算）</legend>
-{estimate}</fieldset>
-<button type="reset" id="reset">清空</button>
+<div id="missing" class="missing" aria-live="polite" hidden></div>
+<form id="situation" class="situation" autocomplete="off">
+<div class="fields">
+{main}</div>
+<details id="more-fields"><summary>更多情况（代办、急诊、乙类、住院次数、慢特病）</summary>
+<div class="fields">
+{more}</div></details>
+<p class="legend"><span class="mark-text">描述</span> 由描述填写　<span class="mark-hand">手填</span> 坐席填写或修改　<span class="mark-inferred">推断</span> 由其他情况推断</p>
+<button type="reset" id="clear-form">清空表格</button>
 </form>
-<div id="result" class="result">
-<div class="result-actions no-print"><button type="button" id="print">打印</button></div>
-<h2 class="print-only">异地就医办理清单与报销估算</h2>
-<p id="situation-summary" class="summary"></p>
-<section id="checklist" class="checklist" aria-live="polite"><p class="placeholder">选择来电者的情况后，这里显示所需材料和办理渠道。</p></section>
-<section id="estimate" class="estimate" aria-live="polite"><p class="placeholder">填写参保地、就医类型、医院等级、备案情况和医疗总费用后，这里显示报销估算。</p></section>
-</div>
 </section>
-<section class="panel no-print" id="unanswered-panel" aria-labelledby="unanswered-title">
-<h2 id="unanswered-title">未能回答的问题</h2>
-<p class="hint">用户问过、助手没能回答的问题（最新在前），可供整理知识库。</p>
+<div class="column" id="answer-column">
+<section class="panel no-print" id="search-panel" aria-labelledby="search-title">
+<div class="search-row"><h2 id="search-title">答复</h2>
+<input id="q" type="search" maxlength="500" autocomplete="off" aria-label="搜索问题或关键词（按 / 键），结果按来电者的参保地排列" placeholder="搜索问题或关键词（按 / 键）：门特、窗口地址、转外…"></div>
+<p id="search-status" class="status" aria-live="polite"></p>
+<div id="answers" class="answers"></div>
+<div id="situation-answer" class="situation-answer"><p class="placeholder">输入来电者的情况后，这里显示该怎么答复。</p></div>
+</section>
+<section class="panel" id="estimate-panel" aria-label="报销估算">
+<section id="estimate" class="estimate" aria-live="polite"><h3>报销估算</h3><p class="placeholder">说了费用，这里就显示医保大概能报多少。</p></section>
+</section>
+</div>
+<section class="panel" id="result" aria-labelledby="result-title">
+<div class="result-actions no-print"><h2 id="result-title">材料清单</h2><button type="button" id="print" title="打印情况、答复、清单和估算（一页 A4）">打印</button></div>
+<h2 class="print-only">异地就医办理清单与报销估算</h2>
+<p id="situation-summary" class="summary print-only"></p>
+<p id="print-answer" class="print-only"></p>
+<section id="checklist" class="checklist" aria-live="polite"><p class="placeholder">这里显示来电者要准备的材料和办理渠道。</p></section>
+</section>
+</main>
+<section class="records no-print" id="records" aria-label="来电记录与待处理">
+<section class="panel" id="history-panel" aria-labelledby="history-title">
+<h2 id="history-title">来电记录</h2>
+<form id="history-form" class="inline-form"><label for="history-q">会话号或来电者ID（Telegram 对话号、微信 OpenID）</label>
+<input id="history-q" type="search" maxlength="128" autocomplete="off"><button type="submit" id="history-search">查找</button></form>
+<p id="history-status" class="status" aria-live="polite"></p>
+<ol id="history" class="history"></ol>
+</section>
+<section class="panel" id="unanswered-panel" aria-labelledby="unanswered-title">
+<h2 id="unanswered-title">待处理问题</h2>
+<p class="hint">用户问过、助手没能回答或不属于异地就医的问题（最新在前），处理后请标记。</p>
 <button type="button" id="refresh-unanswered">刷新</button>
 <p id="unanswered-status" class="status" aria-live="polite"></p>
 <ol id="unanswered" class="unanswered"></ol>
-<section id="transcript" class="transcript" hidden></section>
 </section>
-</main>
+<section class="panel" id="transcript" hidden></section>
+</section>
 <script type="application/json" id="console-data">{data}</script>
-<script src="/console/assets/console.js"></script>"#,
-        situation = form_fields(state, SITUATION_FIELDS),
-        estimate = form_fields(state, ESTIMATE_FIELDS),
+<script src="/console/assets/console.js"></script>"##,
+        main = form_fields(state, MAIN_FIELDS),
+        more = form_fields(state, MORE_FIELDS),
         data = script_json(&data),
     );
     page("坐席工作台 · 异地就医", &body)

@@ -27,7 +27,9 @@ pub const SEARCH_LIMIT: usize = 3;
 /// An FAQ entry for the agent.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AgentEntry {
+    /// The entry's id.
     pub id: String,
+    /// The entry's main question.
     pub question: String,
     /// The sentence to read to the caller: the entry's lead for their situation.
     pub say: String,
@@ -52,7 +54,9 @@ pub struct AgentEntry {
 /// Another entry, by id and question.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Link {
+    /// The entry's id.
     pub id: String,
+    /// Its main question, the link's text.
     pub question: String,
 }
 
@@ -65,6 +69,7 @@ pub struct AgentSearch {
     pub status: String,
     /// A line for the agent about the result, in Chinese.
     pub message: String,
+    /// The entries found: the answer first (`answered`), or those that may fit.
     pub entries: Vec<AgentEntry>,
     /// Whom to refer an out-of-scope question to.
     #[schema(required = true)]

@@ -110,7 +110,9 @@ pub struct Missing {
 /// A value of a choice slot with its label.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ChoiceLabel {
+    /// The value (as the form's field takes it).
     pub value: String,
+    /// What the agent reads on the button.
     pub label: String,
 }
 
@@ -128,6 +130,7 @@ pub struct Problem {
 pub struct Row {
     /// The item's, warning's or channel's id (checklist.md).
     pub id: String,
+    /// What the caller is told.
     pub text: String,
     /// The source by title ("《江苏省异地就医经办规程》第十九条").
     pub source: String,
@@ -138,7 +141,9 @@ pub struct Row {
 pub struct Section {
     /// filing, manual, warnings or channels.
     pub kind: String,
+    /// The heading the agent reads ("零星报销要带").
     pub title: String,
+    /// Its items, in order.
     pub rows: Vec<Row>,
 }
 
@@ -149,6 +154,7 @@ pub struct CallChecklist {
     pub say: String,
     /// A text message of at most 140 characters with the essentials and the hotline.
     pub sms: String,
+    /// The materials, channels and warnings, each part titled.
     pub sections: Vec<Section>,
     /// Assumptions the list makes (a proxy's ID card "如由他人代办").
     pub assumed: Vec<String>,
@@ -180,6 +186,7 @@ pub struct CallEstimate {
     pub basis: Vec<String>,
     /// Every rule of the first case (the full basis).
     pub rules: Vec<String>,
+    /// The sentence every estimate carries (an estimate, not a decision).
     pub disclaimer: String,
     /// A note on the amount, e.g. that the total was read from "三万多".
     #[schema(required = true)]
@@ -521,7 +528,7 @@ fn call_estimate(
     let mut cases = Vec::new();
     let route_of = |e: &Estimate| match e.route {
         Route::Direct => "联网医院直接结算".to_string(),
-        Route::Manual => "先垫付，回参保地零星报销".to_string(),
+        Route::Manual => "垫付后回参保地零星报销".to_string(),
     };
     if first.filed || first.emergency {
         let label = match typed {
@@ -556,7 +563,7 @@ fn call_estimate(
             let (label, route) = match stage {
                 Some("discharged_self_paid") => (
                     format!("补办{who}备案后"),
-                    "仍回参保地零星报销（不能再直接结算）".to_string(),
+                    "补备案后回参保地零星报销".to_string(),
                 ),
                 Some("in_hospital") => (
                     format!("出院前补办{who}备案"),
@@ -581,12 +588,12 @@ fn call_estimate(
     let total = yuan(first.total);
     let say = match cases.as_slice() {
         [one] => format!(
-            "按总费用{total}元粗略估算，医保大约能报{}元，自己负担约{}元，以经办机构结算为准。",
+            "按总费用{total}元估算，医保大约能报{}元，自己负担约{}元，以经办机构结算为准。",
             yuan(one.estimate.fund_pays),
             yuan(one.estimate.patient_pays)
         ),
         [now, after, ..] => format!(
-            "按总费用{total}元粗略估算：现在没备案，医保大约能报{}元、自己负担约{}元；{}，大约能报{}元。以经办机构结算为准。",
+            "按总费用{total}元估算：现在没备案，医保大约能报{}元、自己负担约{}元；{}，大约能报{}元。以经办机构结算为准。",
             yuan(now.estimate.fund_pays),
             yuan(now.estimate.patient_pays),
             after.label,
@@ -905,9 +912,16 @@ fn call_checklist(
     let mut sms_parts = Vec::new();
     if !list.filing.is_empty() {
         let items = shorts(&list.filing).join("、");
+        let backfill = slots.get("stage").map(String::as_str) == Some("discharged_self_paid");
         say.push(format!(
-            "办备案请准备{items}，可以通过{}办理。",
-            channel_names.join("、")
+            "{}请准备{items}，可以通过{}办理。",
+            if backfill { "补办备案" } else { "办备案" },
+            channel_names
+                .iter()
+                .take(2)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("或")
         ));
         sms_parts.push(format!("备案带：{items}。"));
         if let Some(c) = channel_names.first() {
@@ -1013,7 +1027,7 @@ mod tests {
         assert_eq!(e.cases.len(), 2, "{:?}", e.cases);
         assert_eq!(e.cases[0].label, "现在（未备案）");
         assert!(e.cases[1].label.contains("补办异地长期居住备案后"));
-        assert!(e.cases[1].route.contains("不能再直接结算"));
+        assert_eq!(e.cases[1].route, "补备案后回参保地零星报销");
         assert!(e.cases[1].estimate.fund_pays > e.cases[0].estimate.fund_pays);
         assert!(e.say.contains("30000") && e.say.contains("补办"), "{}", e.say);
         assert!(e.basis.len() <= BASIS_LINES && e.basis.len() >= 3, "{:?}", e.basis);
