@@ -645,9 +645,7 @@ fn slots_problem() -> ApiError {
     ))
 }
 
-fn read_slots(
-    slots: BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, ApiError> {
+fn read_slots(slots: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
     if slots.len() > MAX_KNOWN_SLOTS
         || slots
             .iter()
@@ -1172,7 +1170,10 @@ fn console_html(state: &AppState) -> String {
                 .iter()
                 .map(|v| (v.value.clone(), json!(v.label)))
                 .collect();
-            (name.clone(), json!({ "title": def.title, "values": values }))
+            (
+                name.clone(),
+                json!({ "title": def.title, "values": values }),
+            )
         })
         .collect();
     let data = json!({

@@ -983,12 +983,13 @@ impl Store {
         } else {
             (None, None)
         };
-        let done = sqlx::query("UPDATE unanswered SET handled_at = $1, handled_by = $2 WHERE id = $3")
-            .bind(at)
-            .bind(by)
-            .bind(&id)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE unanswered SET handled_at = $1, handled_by = $2 WHERE id = $3")
+                .bind(at)
+                .bind(by)
+                .bind(&id)
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }

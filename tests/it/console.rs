@@ -47,7 +47,8 @@ impl Console {
         let (token, digest) = new_agent_token();
         let mut state = AppState::new(assistant(), store.clone());
         if with_agent {
-            state = state.with_agents(AgentAuth::from_sha256_hex(std::slice::from_ref(&digest)).unwrap());
+            state = state
+                .with_agents(AgentAuth::from_sha256_hex(std::slice::from_ref(&digest)).unwrap());
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -61,8 +62,7 @@ impl Console {
                 let record = record.clone();
                 async move {
                     let path = req.uri().path().to_string();
-                    if req.method() != axum::http::Method::POST || !path.starts_with("/v1/agent/")
-                    {
+                    if req.method() != axum::http::Method::POST || !path.starts_with("/v1/agent/") {
                         return next.run(req).await;
                     }
                     let (parts, body) = req.into_parts();
@@ -628,6 +628,308 @@ async fn agents_read_unanswered_questions_and_transcripts() {
     assert_eq!(code, "invalid_agent_token");
 }
 
+impl Console {
+    /// POST `body` as JSON with the agent's bearer token (or none).
+    async fn post_agent(&self, path: &str, body: &Value, agent: bool) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if agent {
+            request = request.bearer_auth(&self.token);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+/// Issue 21, item 6: inbox items are labelled (unanswered or out of scope, also for rows
+/// stored before the kind was) and marked handled with who and when, stored in the
+/// database; transcripts carry each line's channel; a caller's conversations are found by
+/// session id or by the caller's id in a channel.
+async fn inbox_history_and_channels(db: TestDb) {
+    let c = Console::start(db, true).await;
+    let pension = chat(&c, "养老金什么时候涨").await;
+    c.store
+        .save_turn(&yidi::store::TurnRecord {
+            session_id: "s-old",
+            state: "{}",
+            expected_revision: None,
+            user_text: "回执单丢了要紧吗",
+            reply_text: "抱歉……",
+            faq_id: None,
+            dialog: None,
+            kind: "unanswered",
+            unanswered: true,
+            request: None,
+            channel: None,
+        })
+        .await
+        .unwrap();
+    // a row as stored before migration 0010: no kind of its own
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&c.db_url).await.unwrap();
+    sqlx::query("UPDATE unanswered SET kind = NULL WHERE session_id = 's-old'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let agent = Auth::Bearer(&c.token);
+    let body = json_ok(c.get("/v1/agent/unanswered", agent).await).await;
+    let items = body["questions"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{body}");
+    let by_question = |q: &str| {
+        items
+            .iter()
+            .find(|i| i["question"] == q)
+            .unwrap_or_else(|| panic!("{q} in {body}"))
+            .clone()
+    };
+    let old = by_question("回执单丢了要紧吗");
+    assert_eq!(old["kind"], "unanswered", "read from its transcript line");
+    let out = by_question("养老金什么时候涨");
+    assert_eq!(out["kind"], "out_of_scope");
+    assert_eq!(out["handled_at"], Value::Null);
+    assert_eq!(out["handled_by"], Value::Null);
+
+    // marked handled: by this agent, now; stored
+    let id = out["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/agent/unanswered/{id}/handled");
+    let before = yidi_now_ms();
+    let marked = json_ok(c.post_agent(&path, &json!({"handled": true}), true).await).await;
+    assert_eq!(marked["handled_by"], &c.digest[..12]);
+    let at = marked["handled_at"].as_i64().unwrap();
+    assert!(at >= before && at <= yidi_now_ms() + 1000, "{marked}");
+    let row: (Option<i64>, Option<String>) =
+        sqlx::query_as("SELECT handled_at, handled_by FROM unanswered WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(row, (Some(at), Some(c.digest[..12].to_string())));
+    let body = json_ok(c.get("/v1/agent/unanswered", agent).await).await;
+    assert!(
+        body["questions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == id.as_str() && i["handled_at"] == at)
+    );
+    // and back
+    let unmarked = json_ok(c.post_agent(&path, &json!({"handled": false}), true).await).await;
+    assert_eq!(unmarked["handled_at"], Value::Null);
+    assert_eq!(unmarked["handled_by"], Value::Null);
+    // refusals: no agent, no such item, not a body
+    assert_eq!(
+        api_error(
+            c.post_agent(&path, &json!({"handled": true}), false).await,
+            StatusCode::UNAUTHORIZED
+        )
+        .await,
+        "missing_agent_token"
+    );
+    assert_eq!(
+        api_error(
+            c.post_agent(
+                "/v1/agent/unanswered/no-such/handled",
+                &json!({"handled": true}),
+                true
+            )
+            .await,
+            StatusCode::NOT_FOUND
+        )
+        .await,
+        "question_not_found"
+    );
+    assert_eq!(
+        api_error(
+            c.post_agent(&path, &json!({"handled": "yes"}), true).await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        )
+        .await,
+        "invalid_field"
+    );
+
+    // every transcript line names its channel (HTTP here)
+    let t = json_ok(
+        c.get(&format!("/v1/agent/sessions/{pension}/transcript"), agent)
+            .await,
+    )
+    .await;
+    for line in t["transcript"].as_array().unwrap() {
+        assert_eq!(line["channel"], "http", "{line}");
+    }
+    // a Telegram chat's conversation, found by the chat id or the prefixed id
+    let telegram =
+        yidi::conversation::Conversations::new(assistant(), c.store.clone()).on_channel("telegram");
+    let stored = c.store.caller_session_id("telegram:987654");
+    telegram.turn(&stored, "起付线是什么").await.unwrap();
+    telegram.turn(&stored, "那住院呢").await.unwrap();
+    for q in ["987654", "telegram:987654", " 987654 "] {
+        let found = json_ok(
+            c.get(
+                &format!("/v1/agent/conversations?q={}", urlencode(q)),
+                agent,
+            )
+            .await,
+        )
+        .await;
+        let list = found["conversations"].as_array().unwrap();
+        assert_eq!(list.len(), 1, "{q}: {found}");
+        assert_eq!(list[0]["session_id"], stored.as_str());
+        assert_eq!(list[0]["channel"], "telegram");
+        assert_eq!(list[0]["lines"], 4);
+        assert!(list[0]["first_at"].as_i64() <= list[0]["last_at"].as_i64());
+    }
+    let found = json_ok(
+        c.get(&format!("/v1/agent/conversations?q={pension}"), agent)
+            .await,
+    )
+    .await;
+    assert_eq!(found["conversations"][0]["channel"], "http", "{found}");
+    let none = json_ok(c.get("/v1/agent/conversations?q=nobody", agent).await).await;
+    assert_eq!(none, json!({"conversations": []}));
+    for bad in ["/v1/agent/conversations", "/v1/agent/conversations?q=%20"] {
+        assert_eq!(
+            api_error(c.get(bad, agent).await, StatusCode::UNPROCESSABLE_ENTITY).await,
+            "invalid_field",
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        api_error(
+            c.get("/v1/agent/conversations?q=987654", Auth::None).await,
+            StatusCode::UNAUTHORIZED
+        )
+        .await,
+        "missing_agent_token"
+    );
+    pool.close().await;
+}
+
+fn yidi_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn inbox_history_and_channels_on_sqlite() {
+    inbox_history_and_channels(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn inbox_history_and_channels_on_postgres() {
+    inbox_history_and_channels(TestDb::postgres().await).await;
+}
+
+/// Issue 21, items 2 and 5: the situation is read on top of what is known (corrections
+/// replace, the rest stays), and the call view names every missing field at once.
+#[tokio::test]
+async fn the_situation_and_the_call_view_over_http() {
+    let c = Console::sqlite().await;
+    let known = json!({"insured_region": "suzhou", "stage": "in_hospital", "total": "30000"});
+    let read = json_ok(
+        c.post_agent(
+            "/v1/agent/situation",
+            &json!({"text": "不对，是张家港的", "known": known}),
+            true,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(read["slots"]["insured_region"], "zhangjiagang", "{read}");
+    assert_eq!(read["slots"]["stage"], "in_hospital", "{read}");
+    assert_eq!(read["slots"]["total"], "30000", "{read}");
+    let read = json_ok(
+        c.post_agent(
+            "/v1/agent/situation",
+            &json!({"text": "自费3万2，他退休了"}),
+            true,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(read["slots"]["self_pay"], "32000", "{read}");
+    assert_eq!(read["inferred"], json!({"scheme": "employee"}), "{read}");
+    let too_many: serde_json::Map<String, Value> =
+        (0..50).map(|i| (format!("k{i}"), json!("v"))).collect();
+    assert_eq!(
+        api_error(
+            c.post_agent(
+                "/v1/agent/situation",
+                &json!({"text": "x", "known": too_many}),
+                true
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        )
+        .await,
+        "invalid_field"
+    );
+
+    let call = json!({"slots": {
+        "insured_region": "zhangjiagang", "employment": "retired", "scheme": "employee",
+        "care_location": "shanghai", "filed": "false", "stage": "discharged_self_paid",
+        "visit": "inpatient", "total": "3万"
+    }});
+    let view = json_ok(c.post_agent("/v1/agent/call", &call, true).await).await;
+    let missing: Vec<&str> = view["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(missing, ["备案类型", "医院等级"], "{view}");
+    assert_eq!(view["answer"]["id"], "backfill-after-discharge");
+    assert_eq!(
+        api_error(
+            c.post_agent("/v1/agent/call", &call, false).await,
+            StatusCode::UNAUTHORIZED
+        )
+        .await,
+        "missing_agent_token"
+    );
+    assert_eq!(
+        api_error(
+            c.post_agent("/v1/agent/call", &json!({"slots": [1]}), true)
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        )
+        .await,
+        "invalid_field"
+    );
+    let found = json_ok(
+        c.post_agent(
+            "/v1/agent/search",
+            &json!({"q": "门特", "slots": {"insured_region": "zhangjiagang"}}),
+            true,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(found["status"], "answered", "{found}");
+    assert_eq!(found["entries"][0]["id"], "chronic-special-drugs");
+    let entry = json_ok(
+        c.post_agent("/v1/agent/entry", &json!({"id": "contacts"}), true)
+            .await,
+    )
+    .await;
+    assert!(
+        entry["say"].as_str().unwrap().contains("0512-12333"),
+        "{entry}"
+    );
+    assert_eq!(
+        api_error(
+            c.post_agent("/v1/agent/entry", &json!({"id": "nope"}), true)
+                .await,
+            StatusCode::NOT_FOUND
+        )
+        .await,
+        "faq_not_found"
+    );
+}
+
 /// A raw HTTP/1.1 GET (no client-side path normalisation): status and body.
 async fn raw_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -1073,7 +1375,10 @@ async fn no_horizontal_scroll(browser: &Client) -> Result<(), fantoccini::error:
         )
         .await?;
     let (scroll, width) = (v[0].as_i64().unwrap(), v[1].as_i64().unwrap());
-    assert!(scroll <= width, "the page is {scroll}px wide in {width}px: {v}");
+    assert!(
+        scroll <= width,
+        "the page is {scroll}px wide in {width}px: {v}"
+    );
     Ok(())
 }
 
@@ -1140,7 +1445,11 @@ async fn take_the_call(
         ("total", "30000"),
     ] {
         assert_eq!(value(browser, slot).await?, expected, "{slot}");
-        assert_eq!(source_of(browser, slot).await?, "text", "{slot} marked as from the text");
+        assert_eq!(
+            source_of(browser, slot).await?,
+            "text",
+            "{slot} marked as from the text"
+        );
     }
     // 退休 means 职工医保: inferred, and marked so
     assert_eq!(value(browser, "scheme").await?, "employee");
@@ -1149,13 +1458,26 @@ async fn take_the_call(
     let missing = wait_for_text(browser, "#missing", "医院等级").await;
     assert!(missing.contains("备案类型"), "{missing}");
     assert!(missing.contains("还需要问来电者（2 项）"), "{missing}");
-    assert!(!missing.contains('_') && !missing.contains('"'), "no API names: {missing}");
+    assert!(
+        !missing.contains('_') && !missing.contains('"'),
+        "no API names: {missing}"
+    );
     for slot in ["hospital_level", "filing_type"] {
         wait_for(browser, &format!(".field.is-missing[data-slot='{slot}']")).await;
     }
     // the answer to read out is there already
     let say = wait_for_text(browser, "#situation-answer .say", "不能再直接结算").await;
     assert!(say.starts_with("可以这样说"), "{say}");
+    // what is certain already: the reimbursement materials, whatever the filing type
+    let partial = wait_for_text(browser, "#checklist", "不管备案类型是哪种").await;
+    assert!(partial.contains("住院费用清单"), "{partial}");
+    let size = if wide { "1440x900" } else { "390x844" };
+    let shot = if wide {
+        browser.screenshot().await?
+    } else {
+        full_page_png(browser).await?
+    };
+    std::fs::write(screenshots().join(format!("call-{size}-asking.png")), shot).unwrap();
     // 2. 三级医院, 3. 长期住在上海: one click each
     browser
         .find(Locator::Css(
@@ -1177,7 +1499,10 @@ async fn take_the_call(
     // the estimate side by side: as it stands, and after backfilling the filing
     let cases = wait_for_text(browser, "#estimate table.cases", "补办异地长期居住备案后").await;
     assert!(cases.contains("现在（未备案）"), "{cases}");
-    assert!(cases.contains("22,344") && cases.contains("27,930"), "{cases}");
+    assert!(
+        cases.contains("22,344") && cases.contains("27,930"),
+        "{cases}"
+    );
     assert!(cases.contains("补备案后回参保地零星报销"), "{cases}");
     let basis = browser
         .find_all(Locator::Css("#estimate .basis li"))
@@ -1197,7 +1522,14 @@ async fn take_the_call(
     let list = wait_for_text(browser, "#checklist", "零星报销要带").await;
     assert!(list.contains("住院费用清单"), "{list}");
     assert!(list.contains("张家港医保经办机构"), "{list}");
-    assert!(browser.find(Locator::Css("#missing")).await?.is_displayed().await? == false);
+    assert!(
+        browser
+            .find(Locator::Css("#missing"))
+            .await?
+            .is_displayed()
+            .await?
+            == false
+    );
     // 4. the text message for the estimate, copied
     browser
         .find(Locator::Css("#estimate .copy-sms"))
@@ -1226,10 +1558,16 @@ async fn take_the_call(
             "#estimate .basis",
             "#new-call",
         ] {
-            assert!(in_view(browser, css).await?, "{css} is not in view at 1440×900");
+            assert!(
+                in_view(browser, css).await?,
+                "{css} is not in view at 1440×900"
+            );
         }
         let scrolled = browser
-            .execute("return [window.scrollY, document.documentElement.scrollTop]", vec![])
+            .execute(
+                "return [window.scrollY, document.documentElement.scrollTop]",
+                vec![],
+            )
             .await?;
         assert_eq!(scrolled, json!([0, 0]));
     }
@@ -1292,7 +1630,11 @@ async fn the_call_from_the_issue_takes_four_actions_at_both_sizes() {
                 json!({ "width": 794, "height": 1123, "deviceScaleFactor": 1, "mobile": false }),
             ))
             .await?;
-        std::fs::write(dir.join("call-print-a4.png"), full_page_png(&browser).await?).unwrap();
+        std::fs::write(
+            dir.join("call-print-a4.png"),
+            full_page_png(&browser).await?,
+        )
+        .unwrap();
         browser
             .issue_cmd(Cdp("Emulation.clearDeviceMetricsOverride", json!({})))
             .await?;
@@ -1300,7 +1642,11 @@ async fn the_call_from_the_issue_takes_four_actions_at_both_sizes() {
         assert_eq!(printed_pages(&browser).await?, 1, "printed on one A4 page");
 
         // 新来电: nothing of this caller is left
-        browser.find(Locator::Css("#new-call")).await?.click().await?;
+        browser
+            .find(Locator::Css("#new-call"))
+            .await?
+            .click()
+            .await?;
         wait_for_value(&browser, "insured_region", "").await;
         assert_eq!(
             browser
@@ -1354,7 +1700,10 @@ async fn the_call_from_the_issue_takes_four_actions_at_both_sizes() {
         .await
         .unwrap();
     let posted = c.posted.lock().unwrap().clone();
-    let calls = posted.iter().filter(|(p, ..)| p == "/v1/agent/call").count();
+    let calls = posted
+        .iter()
+        .filter(|(p, ..)| p == "/v1/agent/call")
+        .count();
     assert!(calls > 0, "{posted:?}");
     for (path, sent, got) in &posted {
         let (request, response) = match path.as_str() {
@@ -1386,7 +1735,9 @@ async fn the_situation_box_keeps_hand_set_fields_and_reads_corrections() {
     let result = async {
         log_in(&c, &browser).await?;
         let story = browser.find(Locator::Css("#caller-text")).await?;
-        story.send_keys("我妈苏州的，退休了，在上海住院").await?;
+        story
+            .send_keys("我妈苏州的，退休了，现在在上海住院")
+            .await?;
         wait_for_value(&browser, "insured_region", "suzhou").await;
         wait_for_value(&browser, "stage", "in_hospital").await;
         // a correction in the story replaces
@@ -1498,6 +1849,11 @@ async fn search_for_agents_with_keys_shorthand_regions_and_links() {
         assert!(first.starts_with("张家港参保"), "{first}");
         let others = entry.find(Locator::Css("details.others")).await?;
         assert_eq!(others.attr("open").await?, None, "other regions folded");
+        std::fs::write(
+            screenshots().join("search-1440x900.png"),
+            browser.screenshot().await?,
+        )
+        .unwrap();
         // the sentence to read out, copied
         entry
             .find(Locator::Css("button.copy-say"))
@@ -1523,7 +1879,7 @@ async fn search_for_agents_with_keys_shorthand_regions_and_links() {
         // nothing plausible at all: the honest answer with the region's hotline
         q.clear().await?;
         q.send_keys("兔子为什么爱吃胡萝卜").await?;
-        let text = wait_for_text(&browser, "#answers", "没有").await;
+        let text = wait_for_text(&browser, "#answers .notice", "").await;
         assert!(
             text.contains("没有这个问题的可靠答案") || text.contains("不是异地就医的问题"),
             "{text}"
@@ -1545,9 +1901,11 @@ async fn search_for_agents_with_keys_shorthand_regions_and_links() {
         browser
             .find(Locator::Css("#caller-text"))
             .await?
-            .send_keys("我是苏州的")
+            .send_keys("现在在上海住院")
             .await?;
-        wait_for_value(&browser, "insured_region", "suzhou").await;
+        wait_for_value(&browser, "care_location", "shanghai").await;
+        // the region set by hand stays through the story
+        assert_eq!(value(&browser, "insured_region").await?, "zhangjiagang");
         browser
             .execute(
                 "document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'n', code: 'KeyN', altKey: true, bubbles: true}));",
@@ -1555,6 +1913,7 @@ async fn search_for_agents_with_keys_shorthand_regions_and_links() {
             )
             .await?;
         wait_for_value(&browser, "insured_region", "").await;
+        wait_for_value(&browser, "care_location", "").await;
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;
@@ -1569,11 +1928,14 @@ async fn caller_history_and_the_inbox_in_a_real_browser() {
     let c = Console::sqlite().await;
     let out_of_scope = chat(&c, "养老金什么时候涨").await;
     // a Telegram chat's conversation, stored under its caller id's keyed hash
-    let telegram = yidi::conversation::Conversations::new(assistant(), c.store.clone())
-        .on_channel("telegram");
+    let telegram =
+        yidi::conversation::Conversations::new(assistant(), c.store.clone()).on_channel("telegram");
     let chat_id = "424242";
     let stored = c.store.caller_session_id(&format!("telegram:{chat_id}"));
-    telegram.turn(&stored, "社保卡在外地刷不了怎么办").await.unwrap();
+    telegram
+        .turn(&stored, "社保卡在外地刷不了怎么办")
+        .await
+        .unwrap();
     // an in-scope question nobody could answer
     c.store
         .save_turn(&yidi::store::TurnRecord {
@@ -1599,7 +1961,10 @@ async fn caller_history_and_the_inbox_in_a_real_browser() {
         browser.set_window_size(1440, 900).await?;
         // the inbox: both kinds, labelled
         let item = wait_for_text(&browser, "#unanswered", "养老金什么时候涨").await;
-        assert!(item.contains("超出范围") && item.contains("未能回答"), "{item}");
+        assert!(
+            item.contains("超出范围") && item.contains("未能回答"),
+            "{item}"
+        );
         let first = browser
             .find(Locator::Css("#unanswered li.unanswered-item"))
             .await?;
@@ -1612,6 +1977,16 @@ async fn caller_history_and_the_inbox_in_a_real_browser() {
         let handled = wait_for_text(&browser, "#unanswered li.handled", "已处理：坐席").await;
         let tag = &c.digest[..12];
         assert!(handled.contains(tag), "{handled}");
+        wait_for_text(&browser, "#unanswered-status", "未处理 1 条，共 2 条").await;
+        let muted = browser
+            .execute(
+                "const q = document.querySelector('#unanswered li.handled .question');\n\
+                 const open = document.querySelector('#unanswered li:not(.handled) .question');\n\
+                 return getComputedStyle(q).color !== getComputedStyle(open).color;",
+                vec![],
+            )
+            .await?;
+        assert_eq!(muted, json!(true), "a handled question is greyed");
         // the transcript of the out-of-scope question: time and channel on every line
         let pension = browser
             .find(Locator::Css("#unanswered li.unanswered-item:nth-child(2)"))
@@ -1666,7 +2041,10 @@ async fn caller_history_and_the_inbox_in_a_real_browser() {
             .await?;
         wait_for_text(&browser, "#history-status", "没有找到").await;
         browser
-            .execute("document.getElementById('records').scrollIntoView()", vec![])
+            .execute(
+                "document.getElementById('records').scrollIntoView()",
+                vec![],
+            )
             .await?;
         std::fs::write(
             screenshots().join("records-1440x900.png"),
@@ -1737,4 +2115,3 @@ async fn the_home_page_leads_to_the_console_and_a_readable_api_document() {
     let _ = browser.close().await;
     result.unwrap();
 }
-

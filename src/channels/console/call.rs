@@ -80,7 +80,8 @@ pub struct CallView {
     /// The FAQ entry that answers this situation, for the caller's region.
     #[schema(required = true)]
     pub answer: Option<AgentEntry>,
-    /// The checklist, once nothing it needs is missing.
+    /// The checklist once nothing it needs is missing; before, what it holds whatever the
+    /// missing answers are (`pending` names them), when anything is certain already.
     #[schema(required = true)]
     pub checklist: Option<CallChecklist>,
     /// The estimate, once nothing it needs is missing.
@@ -158,6 +159,9 @@ pub struct CallChecklist {
     pub sections: Vec<Section>,
     /// Assumptions the list makes (a proxy's ID card "如由他人代办").
     pub assumed: Vec<String>,
+    /// The titles of the fields still to ask: when not empty, the list holds only what is
+    /// needed whatever the answers (the rest follows once they are known).
+    pub pending: Vec<String>,
     /// The engine's answer as it is.
     pub list: Checklist,
 }
@@ -203,12 +207,17 @@ pub fn view(a: &Assistant, slots: &BTreeMap<String, String>) -> CallView {
     let answer = a
         .situation_entry(&slots)
         .map(|entry| answers::agent_entry(a, entry, &slots));
+    let pending = missing
+        .iter()
+        .filter(|m| m.needed_for.iter().any(|f| f == FOR_CHECKLIST))
+        .map(|m| m.title.clone())
+        .collect();
     CallView {
         summary: summary(a, &slots),
+        checklist: list.map(|l| call_checklist(a, &slots, l, assumed, pending)),
         missing,
         problems,
         answer,
-        checklist: list.map(|l| call_checklist(a, &slots, l, assumed)),
         estimate,
         estimate_note,
     }
@@ -274,9 +283,9 @@ fn ask(a: &Assistant, slot: &str) -> String {
         "scheme" => Some("是职工医保还是城乡居民医保？"),
         "employment" => Some("在职还是退休？"),
         "care_location" => Some("在哪个城市看病？"),
-        "filing_type" => Some(
-            "是长期住在外地（随子女住、异地安置、派驻工作），是转诊，还是临时去外地看病？",
-        ),
+        "filing_type" => {
+            Some("是长期住在外地（随子女住、异地安置、派驻工作），是转诊，还是临时去外地看病？")
+        }
         "filed" => Some("异地就医备案办好了吗？"),
         "stage" => Some("现在是还没去看病、正在住院，还是已经出院自费结算了？"),
         "visit" => Some("是住院、门诊、急诊还是生育？"),
@@ -386,12 +395,19 @@ fn run_checklist(
         return (None, Vec::new());
     }
     let mut assumed = Vec::new();
-    let mut stood_in = false;
+    let mut stood_in: Vec<String> = Vec::new();
+    let known = input.clone();
     for _ in 0..CHECKLIST_SLOTS.len() + 1 {
         let outcome = Situation::from_json(&Value::Object(input.clone()))
             .and_then(|s| checklist::checklist(&s, &a.checklist_texts));
         match outcome {
-            Ok(_) if stood_in => return (None, assumed),
+            Ok(_) if !stood_in.is_empty() => {
+                let mut known = known;
+                if assumed.iter().any(|x| x == "proxy-identity") {
+                    known.insert("by_proxy".into(), Value::String("true".into()));
+                }
+                return (common_checklist(a, &known, &stood_in), assumed);
+            }
             Ok(list) => return (Some(list), assumed),
             Err(e) if e.field == "by_proxy" && !input.contains_key("by_proxy") => {
                 input.insert("by_proxy".into(), Value::String("true".into()));
@@ -400,8 +416,8 @@ fn run_checklist(
             Err(e) if !input.contains_key(&e.field) => match stand_in(&e.field) {
                 Some(v) => {
                     note_missing(a, missing, &e.field, FOR_CHECKLIST);
+                    stood_in.push(e.field.clone());
                     input.insert(e.field, v);
-                    stood_in = true;
                 }
                 None => {
                     note_problem(problems, e);
@@ -415,6 +431,65 @@ fn run_checklist(
         }
     }
     (None, assumed)
+}
+
+/// Most situations tried for a checklist with open slots.
+const MAX_VARIANTS: usize = 40;
+
+/// What the checklist holds whatever the caller answers to the `open` slots: the items,
+/// warnings and channels common to every value they may take (as a partial checklist, or
+/// `None` when nothing is certain yet).
+fn common_checklist(
+    a: &Assistant,
+    known: &Map<String, Value>,
+    open: &[String],
+) -> Option<Checklist> {
+    let mut variants: Vec<Map<String, Value>> = vec![known.clone()];
+    for slot in open {
+        let values = checklist::slot_values(slot)?;
+        variants = variants
+            .into_iter()
+            .flat_map(|v| {
+                values.iter().map(move |value| {
+                    let mut v = v.clone();
+                    v.insert(slot.clone(), Value::String((*value).to_string()));
+                    v
+                })
+            })
+            .collect();
+        if variants.len() > MAX_VARIANTS {
+            return None;
+        }
+    }
+    let lists: Vec<Checklist> = variants
+        .into_iter()
+        .filter_map(|v| {
+            Situation::from_json(&Value::Object(v))
+                .and_then(|s| checklist::checklist(&s, &a.checklist_texts))
+                .ok()
+        })
+        .collect();
+    let (first, rest) = lists.split_first()?;
+    let common = |pick: fn(&Checklist) -> &Vec<String>| -> Vec<String> {
+        pick(first)
+            .iter()
+            .filter(|id| rest.iter().all(|l| pick(l).contains(id)))
+            .cloned()
+            .collect()
+    };
+    let list = Checklist {
+        filing: common(|l| &l.filing),
+        manual: common(|l| &l.manual),
+        warnings: common(|l| &l.warnings),
+        channels: common(|l| &l.channels),
+        items: first
+            .items
+            .iter()
+            .filter(|i| rest.iter().all(|l| l.items.contains(i)))
+            .cloned()
+            .collect(),
+    };
+    (!list.filing.is_empty() || !list.manual.is_empty()).then_some(list)
 }
 
 /// The estimate's input for `slots`, or why there can be none.
@@ -812,6 +887,7 @@ fn call_checklist(
     slots: &BTreeMap<String, String>,
     list: Checklist,
     assumed: Vec<String>,
+    pending: Vec<String>,
 ) -> CallChecklist {
     let texts = &a.checklist_texts;
     let cite = |source: &str| cite_ids(a, &a.knowledge.cite(source));
@@ -915,7 +991,11 @@ fn call_checklist(
         let backfill = slots.get("stage").map(String::as_str) == Some("discharged_self_paid");
         say.push(format!(
             "{}请准备{items}，可以通过{}办理。",
-            if backfill { "补办备案" } else { "办备案" },
+            if backfill {
+                "补办备案"
+            } else {
+                "办备案"
+            },
             channel_names
                 .iter()
                 .take(2)
@@ -947,11 +1027,16 @@ fn call_checklist(
         &sms_parts,
         &contact(a, slots.get("insured_region").map(String::as_str)),
     );
+    let mut say = say.join("");
+    if !pending.is_empty() {
+        say = format!("不管{}是哪种，{say}", pending.join("、"));
+    }
     CallChecklist {
-        say: say.join(""),
+        say,
         sms,
         sections,
         assumed,
+        pending,
         list,
     }
 }
@@ -1004,7 +1089,31 @@ mod tests {
         for m in &v.missing {
             assert!(!m.ask.contains('_') && !m.ask.contains('"'), "{}", m.ask);
         }
-        assert!(v.checklist.is_none() && v.estimate.is_none());
+        assert!(v.estimate.is_none());
+        // what is certain already: reimbursement by hand, whatever the filing type
+        let partial = v.checklist.expect("the common part of the checklist");
+        assert_eq!(partial.pending, ["备案类型"]);
+        assert!(
+            partial.say.starts_with("不管备案类型是哪种"),
+            "{}",
+            partial.say
+        );
+        assert_eq!(
+            partial.list.manual,
+            [
+                "social-security-card",
+                "invoice",
+                "inpatient-cost-list",
+                "diagnosis-or-discharge-summary"
+            ]
+        );
+        assert!(partial.list.filing.is_empty());
+        assert!(
+            !partial
+                .list
+                .warnings
+                .contains(&"temporary-reduced-ratio".to_string())
+        );
         // the answer is there already: the entry for an unfiled stay, paid and discharged
         let answer = v.answer.expect("an answer for the situation");
         assert_eq!(answer.id, "backfill-after-discharge");
@@ -1029,8 +1138,16 @@ mod tests {
         assert!(e.cases[1].label.contains("补办异地长期居住备案后"));
         assert_eq!(e.cases[1].route, "补备案后回参保地零星报销");
         assert!(e.cases[1].estimate.fund_pays > e.cases[0].estimate.fund_pays);
-        assert!(e.say.contains("30000") && e.say.contains("补办"), "{}", e.say);
-        assert!(e.basis.len() <= BASIS_LINES && e.basis.len() >= 3, "{:?}", e.basis);
+        assert!(
+            e.say.contains("30000") && e.say.contains("补办"),
+            "{}",
+            e.say
+        );
+        assert!(
+            e.basis.len() <= BASIS_LINES && e.basis.len() >= 3,
+            "{:?}",
+            e.basis
+        );
         for line in &e.basis {
             assert!(!line.contains("http") && !line.contains(".md"), "{line}");
             assert!(!line.contains("zhangjiagang"), "raw id: {line}");
@@ -1108,7 +1225,9 @@ mod tests {
             "按80%结付（二手资料，引《办法》）"
         );
         assert_eq!(
-            without_addresses("按80%结付（苏州市规定，研究资料 policy-zhangjiagang.md §3 3.1–3.3；未经证实）"),
+            without_addresses(
+                "按80%结付（苏州市规定，研究资料 policy-zhangjiagang.md §3 3.1–3.3；未经证实）"
+            ),
             "按80%结付（苏州市规定，研究资料；未经证实）"
         );
         let a = assistant();

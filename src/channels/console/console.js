@@ -279,7 +279,8 @@
   // the agent's own changes: marked as such, kept when the story is read again
   function handChange(event) {
     const f = event.target;
-    if (!f || !f.name || !event.isTrusted) return;
+    // only the agent's own edits fire these: values set by the script fire nothing
+    if (!f || !f.name) return;
     if (f.value.trim() === '') delete source[f.name]; else source[f.name] = 'hand';
     renderMarks();
     scheduleCall();
@@ -388,6 +389,10 @@
         ? '问清' + waiting.map(function (m) { return m.title; }).join('、') + '后，这里显示要准备的材料。'
         : '这里显示来电者要准备的材料和办理渠道。'));
       return;
+    }
+    if (c.pending && c.pending.length) {
+      checklistBox.appendChild(el('p', 'pending', '下面是不管' + c.pending.join('、') +
+        '怎样都要准备的；问清后补上其余的。'));
     }
     checklistBox.appendChild(sayBlock(c.say, c.sms));
     const sources = [];
@@ -809,6 +814,7 @@
       toggle.disabled = false;
       if (!r.ok || !r.body) { unansweredStatus.textContent = errorMessage(r); return; }
       renderInboxItem(li, r.body);
+      inboxStatus();
     });
     actions.appendChild(toggle);
     li.appendChild(actions);
@@ -826,13 +832,18 @@
       return;
     }
     const questions = r.body.questions || [];
-    const open = questions.filter(function (x) { return !x.handled_at; }).length;
-    unansweredStatus.textContent = questions.length ? '未处理 ' + open + ' 条，共 ' + questions.length + ' 条。' : '暂时没有待处理的问题。';
     questions.forEach(function (item) {
       const li = el('li', 'unanswered-item');
       renderInboxItem(li, item);
       unansweredList.appendChild(li);
     });
+    inboxStatus();
+  }
+
+  function inboxStatus() {
+    const all = unansweredList.children.length;
+    const open = unansweredList.querySelectorAll('li.unanswered-item:not(.handled)').length;
+    unansweredStatus.textContent = all ? '未处理 ' + open + ' 条，共 ' + all + ' 条。' : '暂时没有待处理的问题。';
   }
 
   document.getElementById('refresh-unanswered').addEventListener('click', loadUnanswered);
