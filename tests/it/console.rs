@@ -1405,6 +1405,19 @@ async fn grant_clipboard(c: &Console, browser: &Client) -> Result<(), fantoccini
     Ok(())
 }
 
+/// Puts `text` into the field `css` at once, as a paste does (one input event).
+async fn paste(browser: &Client, css: &str, text: &str) -> Result<(), fantoccini::error::CmdError> {
+    browser
+        .execute(
+            "const e = document.querySelector(arguments[0]);\n\
+             e.focus(); e.value = arguments[1];\n\
+             e.dispatchEvent(new Event('input', { bubbles: true }));",
+            vec![json!(css), json!(text)],
+        )
+        .await?;
+    Ok(())
+}
+
 /// The caller of issue 21.
 const THE_CALL: &str =
     "我爸张家港退休的，在上海住院了，没备案，现在出院了自己垫了三万多，能报多少，要准备什么";
@@ -1522,14 +1535,12 @@ async fn take_the_call(
     let list = wait_for_text(browser, "#checklist", "零星报销要带").await;
     assert!(list.contains("住院费用清单"), "{list}");
     assert!(list.contains("张家港医保经办机构"), "{list}");
-    assert!(
-        browser
-            .find(Locator::Css("#missing"))
-            .await?
-            .is_displayed()
-            .await?
-            == false
-    );
+    let missing_shown = browser
+        .find(Locator::Css("#missing"))
+        .await?
+        .is_displayed()
+        .await?;
+    assert!(!missing_shown, "nothing left to ask");
     // 4. the text message for the estimate, copied
     browser
         .find(Locator::Css("#estimate .copy-sms"))
@@ -1811,7 +1822,6 @@ async fn search_for_agents_with_keys_shorthand_regions_and_links() {
             .execute("return document.activeElement.id", vec![])
             .await?;
         assert_eq!(focused, "q");
-        let q = browser.find(Locator::Css("#q")).await?;
         for (query, id) in [
             ("门特", "chronic-special-drugs"),
             ("门诊慢特病", "chronic-special-drugs"),
@@ -1820,8 +1830,8 @@ async fn search_for_agents_with_keys_shorthand_regions_and_links() {
             ("转外", "referral"),
             ("备案撤销", "filing-validity"),
         ] {
-            q.clear().await?;
-            q.send_keys(query).await?;
+            paste(&browser, "#q", query).await?;
+            wait_for_text(&browser, "#search-status", "最相关").await;
             wait_for(&browser, &format!("#answers .entry[data-faq-id='{id}']")).await;
             let text = browser
                 .find(Locator::Css("#answers"))
@@ -1837,8 +1847,7 @@ async fn search_for_agents_with_keys_shorthand_regions_and_links() {
             assert_eq!(first.as_deref(), Some(id), "{query}");
         }
         // the caller's region first, the others folded
-        q.clear().await?;
-        q.send_keys("怎么查备案有没有成功").await?;
+        paste(&browser, "#q", "怎么查备案有没有成功").await?;
         let entry = wait_for(&browser, "#answers .entry[data-faq-id='filing-status-query']").await;
         entry.find(Locator::Css("details.full > summary")).await?.click().await?;
         let first = entry
@@ -1872,28 +1881,46 @@ async fn search_for_agents_with_keys_shorthand_regions_and_links() {
             .await?;
         wait_for_text(&browser, "#search-status", "相关条目").await;
         // a question outside cross-region care: referred, not guessed
-        q.clear().await?;
-        q.send_keys("养老金什么时候涨").await?;
+        paste(&browser, "#q", "养老金什么时候涨").await?;
         let text = wait_for_text(&browser, "#answers .notice", "不是异地就医的问题").await;
         assert!(browser.find_all(Locator::Css("#answers .entry")).await?.is_empty(), "{text}");
         // nothing plausible at all: the honest answer with the region's hotline
-        q.clear().await?;
-        q.send_keys("兔子为什么爱吃胡萝卜").await?;
+        paste(&browser, "#q", "").await?;
+        wait_for(&browser, "#situation-answer:not([hidden])").await;
+        paste(&browser, "#q", "兔子为什么爱吃胡萝卜").await?;
         let text = wait_for_text(&browser, "#answers .notice", "").await;
         assert!(
             text.contains("没有这个问题的可靠答案") || text.contains("不是异地就医的问题"),
             "{text}"
         );
         // plausible entries: clickable, with a short warning
-        q.clear().await?;
-        q.send_keys("异地的票据").await?;
-        let notice = wait_for(&browser, "#answers .notice").await;
-        let status = notice.attr("class").await?.unwrap_or_default();
-        if status.contains("plausible") {
-            wait_for(&browser, "#answers .entry.plausible").await;
-        }
+        paste(&browser, "#q", "").await?;
+        wait_for(&browser, "#situation-answer:not([hidden])").await;
+        paste(&browser, "#q", "窗口").await?;
+        let warning = wait_for_text(&browser, "#answers .notice.plausible", "核对").await;
+        assert!(!warning.contains("没有这个问题的可靠答案"), "{warning}");
+        let first = wait_for(&browser, "#answers .entry.plausible").await;
+        let id = first.attr("data-faq-id").await?.unwrap_or_default();
+        // each is an entry to open: what to say, the full answer folded
+        first
+            .find(Locator::Css("details.full > summary"))
+            .await?
+            .click()
+            .await?;
+        let opened = browser
+            .find(Locator::Css(&format!(
+                "#answers .entry[data-faq-id='{id}'] details.full"
+            )))
+            .await?
+            .attr("open")
+            .await?;
+        assert!(opened.is_some(), "{id} opens");
         // Esc clears the search and brings back the caller's answer
-        q.send_keys("\u{E00C}").await?;
+        browser
+            .find(Locator::Css("#q"))
+            .await?
+            .send_keys("\u{E00C}")
+            .await?;
         let cleared = browser.find(Locator::Css("#q")).await?.prop("value").await?;
         assert_eq!(cleared.as_deref(), Some(""));
         assert!(browser.find_all(Locator::Css("#answers > *")).await?.is_empty());

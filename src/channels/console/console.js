@@ -247,6 +247,13 @@
     renderMarks();
   }
 
+  // where the last clause of `text` ended (-1: none ended)
+  function lastClauseEnd(text) {
+    let at = -1;
+    '。！？；，,;!?\n'.split('').forEach(function (c) { at = Math.max(at, text.lastIndexOf(c)); });
+    return at;
+  }
+
   async function readCaller() {
     const text = callerText.value;
     const seq = ++callerSeq;
@@ -257,12 +264,14 @@
       scheduleCall();
       return;
     }
-    // text added at the end is read on top of what is known: only what it states changes
-    // (a correction replaces); any other edit reads the whole story again
-    const appended = lastText !== '' && text.startsWith(lastText);
-    const added = appended ? text.slice(lastText.length) : text;
-    if (appended && added.trim() === '') return;
-    const body = appended ? { text: added, known: formSlots() } : { text: text, known: handSlots() };
+    // text added at the end is read on top of what is known, from the start of the clause
+    // it continues (typing pauses mid-word): only what it states changes, a correction
+    // replaces; any other edit reads the whole story again
+    const appended = lastText !== '' && text.startsWith(lastText) && text.length > lastText.length;
+    if (lastText !== '' && text === lastText) return;
+    const clauseStart = appended ? lastClauseEnd(lastText) : -1;
+    const added = clauseStart >= 0 ? text.slice(clauseStart + 1) : text;
+    const body = clauseStart >= 0 ? { text: added, known: formSlots() } : { text: text, known: handSlots() };
     const r = await request('POST', '/v1/agent/situation', body);
     if (seq !== callerSeq) return;
     if (!r.ok || !r.body) { callerStatus.textContent = errorMessage(r); return; }
