@@ -1457,7 +1457,7 @@ async fn take_the_call(
         ("visit", "inpatient"),
         ("total", "30000"),
     ] {
-        assert_eq!(value(browser, slot).await?, expected, "{slot}");
+        wait_for_value(browser, slot, expected).await;
         assert_eq!(
             source_of(browser, slot).await?,
             "text",
@@ -1465,7 +1465,7 @@ async fn take_the_call(
         );
     }
     // 退休 means 职工医保: inferred, and marked so
-    assert_eq!(value(browser, "scheme").await?, "employee");
+    wait_for_value(browser, "scheme", "employee").await;
     assert_eq!(source_of(browser, "scheme").await?, "inferred");
     // what is still missing, all at once, in the agent's words, the fields highlighted
     let missing = wait_for_text(browser, "#missing", "医院等级").await;
