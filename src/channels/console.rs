@@ -7,9 +7,14 @@
 //! | `POST /console/login` | anyone | form `token`: a right token starts an agent session (cookie) and 303 → `/console`; a wrong one is 401 with the login page and a Chinese error |
 //! | `POST /console/logout` | anyone | ends the session of the cookie (if any), clears it, 303 → `/console` |
 //! | `GET /console/assets/{name}` | see below | the embedded stylesheet (public: the login page needs it) and script (agents only) |
-//! | `GET /v1/agent/unanswered?limit=N` | agent | `{"questions": [{id, session_id, question, created_at}]}`, newest first (N = 1…200, default 50) |
-//! | `GET /v1/agent/sessions/{id}/transcript` | agent | `{"session_id", "transcript": [{seq, role, text, faq_id, kind, created_at}]}`; 404 when the session has no lines |
-//! | `POST /v1/agent/situation` | agent | `{"text"}` → `{"slots": {...}}`: the caller's situation as the text states it |
+//! | `GET /v1/agent/unanswered?limit=N` | agent | `{"questions": [{id, session_id, question, created_at, kind, handled_at, handled_by}]}`, newest first (N = 1…200, default 50); `kind` tells unanswered from out of scope |
+//! | `POST /v1/agent/unanswered/{id}/handled` | agent | `{"handled": true\|false}` → the item: handled now by this agent (the first 12 hex digits of their token digest), or not any more |
+//! | `GET /v1/agent/sessions/{id}/transcript` | agent | `{"session_id", "transcript": [{seq, role, text, faq_id, kind, created_at, channel}]}`; 404 when the session has no lines |
+//! | `GET /v1/agent/conversations?q=ID` | agent | `{"conversations": [{session_id, channel, lines, first_at, last_at}]}`: the stored conversations of a session id or of a caller's id in a channel (a Telegram chat id, a WeChat OpenID, a `yidi chat --session` id) |
+//! | `POST /v1/agent/situation` | agent | `{"text", "known"?}` → `{"slots", "inferred"}`: the situation after `text` is read on top of `known` (`Assistant::understand_after`) |
+//! | `POST /v1/agent/call` | agent | `{"slots"}` → the call view ([`call::view`]): missing fields at once, the answer for the situation, the checklist and the estimate's cases, each with a sentence to read out and a text message |
+//! | `POST /v1/agent/search` | agent | `{"q", "slots"?}` → entries for the caller's region, plausible ones marked ([`answers::search`]) |
+//! | `POST /v1/agent/entry` | agent | `{"id", "slots"?}` → one entry for the caller (a related or plausible one clicked) |
 //!
 //! "Agent" means either a valid console cookie or `Authorization: Bearer <agent token>`
 //! ([`is_agent`], which the rate limiter may use to exempt agents). The JSON endpoints answer
@@ -29,17 +34,31 @@
 //!   configured: removing a token from the configuration logs its agents out. SameSite=Strict
 //!   is the CSRF defence for the two POST forms and the cookie-authenticated JSON.
 //! - **Pages.** Server-rendered HTML strings (Simplified Chinese); every dynamic value is
-//!   escaped ([`escape_html`]); data the script needs (hotline, source titles) travels in a
+//!   escaped ([`escape_html`]); data the script needs (hotline, slot titles) travels in a
 //!   `<script type="application/json">` block with `<`, `>` and `&` escaped. The script renders
 //!   all data with `textContent`, never `innerHTML`. A strict Content-Security-Policy
 //!   (`default-src 'none'`, scripts and styles from this origin only) backs that up. The form's
 //!   fields are rendered from the dialogs' slot vocabulary (`dialogs/slots.toml`: titles and
 //!   value labels), so the console and the chat use the same words.
-//! - **Search.** The script calls the public `GET /v1/faq/search?limit=3` for the ranking
-//!   and `GET /v1/faq/{id}` for each hit's answer and sources (cached in the page: entries do
-//!   not change while the process runs); source ids are shown as titles with the same rule
-//!   as [`crate::knowledge::Knowledge::cite`]. Scores are never shown; when the search
-//!   abstains the page says so and gives the hotline.
+//! - **A call (issue 21).** The page is built for an agent on a live call: the caller's story
+//!   (typed or pasted) fills the form through the conversation's situation reader; text added
+//!   at the end is read on top of what is known from the start of its clause, so only what
+//!   it states changes and corrections replace, while a field the agent set by hand stays
+//!   (each field is marked 描述, 手填 or 推断). Every change asks `POST /v1/agent/call` for the
+//!   whole view: what is still missing (all at once, with one-click answers), the entry
+//!   that answers the situation, the checklist and the estimate with the cases that matter
+//!   side by side; each has a sentence to read out, a copy button and a text message of at
+//!   most 140 characters with the caller's region's hotline (never a number the knowledge
+//!   does not have). At 1440×900 the story, the answer, the estimate and the checklist fit
+//!   one screen in three columns; the page prints them on one A4 page. `/` focuses the
+//!   search, `Esc` clears it, 新来电 (or Alt+N) clears everything of the previous caller.
+//! - **Search.** The script calls `POST /v1/agent/search` ([`answers`]): the caller's region
+//!   orders each answer's paragraphs (the others folded), related entries are links, and
+//!   plausible entries are shown as such with a short warning; "没有可靠答案" with the
+//!   hotline only when nothing plausible exists. Scores are never shown.
+//! - **Records.** Below the call: a caller's earlier conversations by session or caller id,
+//!   transcripts with each line's time and channel, and the inbox of unanswered and
+//!   out-of-scope questions, each marked handled by an agent (stored with who and when).
 //! - **Assets.** Embedded with `include_str!` and looked up in a fixed table by exact name;
 //!   any other name (`..`, encoded dots or slashes, nested paths) is 404 and nothing ever
 //!   touches the filesystem.

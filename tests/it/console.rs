@@ -1,7 +1,8 @@
 //! The agent console (`/console`) and the agent-only endpoints: plain HTTP (reqwest, raw TCP
-//! for paths a client would normalise) against the real server, and a real headless browser
-//! (Debian's chromium through chromedriver and fantoccini) that logs in, searches and fills
-//! the situation form.
+//! for paths a client would normalise) against the real server, on SQLite and PostgreSQL,
+//! and a real headless browser (Debian's chromium through chromedriver and fantoccini) that
+//! takes issue 21's call at 1440×900 and 390×844 (counting its actions, saving screenshots
+//! in `target/screenshots/`), searches, and reads the caller history and the inbox.
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -1062,10 +1063,18 @@ async fn is_agent_accepts_a_live_cookie_or_the_bearer_token() {
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// Installs chromium and chromedriver with the project's script when they are missing. A
-/// failure is a test failure.
+/// Whether fontconfig knows a Simplified Chinese font (else screenshots show empty boxes).
+fn has_cjk_font() -> bool {
+    Command::new("fc-list")
+        .args([":lang=zh", "family"])
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.trim_ascii().is_empty())
+}
+
+/// Installs chromium, chromedriver and a Chinese font with the project's script when they
+/// are missing. A failure is a test failure.
 fn ensure_browser() {
-    if Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists() {
+    if Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists() && has_cjk_font() {
         return;
     }
     let status = Command::new("bash")
@@ -1074,6 +1083,7 @@ fn ensure_browser() {
         .expect(".ci/install-browser runs");
     assert!(status.success(), ".ci/install-browser failed: {status}");
     assert!(Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists());
+    assert!(has_cjk_font(), "a Chinese font for the screenshots");
 }
 
 /// chromedriver on a free port; killed on drop.
