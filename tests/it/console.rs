@@ -1511,6 +1511,8 @@ async fn take_the_call(
         .await?;
     actions += 1;
     wait_for_value(browser, "hospital_level", "3").await;
+    // the list is asked again and redrawn: one question left
+    wait_for_text(browser, "#missing", "还需要问来电者（1 项）").await;
     browser
         .find(Locator::Css(
             "#missing .chip[data-slot='filing_type'][data-value='long_term_resident']",
@@ -1703,6 +1705,17 @@ async fn the_call_from_the_issue_takes_four_actions_at_both_sizes() {
         ));
         no_horizontal_scroll(&browser).await?;
         std::fs::write(dir.join("call-390x844.png"), full_page_png(&browser).await?).unwrap();
+        // the long lines (web addresses in the full rules, sources) wrap within the screen
+        for css in [
+            "#estimate .full-rules > summary",
+            "#situation-answer details.full > summary",
+            "#checklist details.sources-all > summary",
+        ] {
+            browser.find(Locator::Css(css)).await?.click().await?;
+        }
+        let rules = wait_for_text(&browser, "#estimate .full-rules .rules", "http").await;
+        assert!(rules.contains("参数来源"), "{rules}");
+        no_horizontal_scroll(&browser).await?;
         std::fs::write(dir.join("call-timing.txt"), report).unwrap();
         browser
             .issue_cmd(Cdp("Emulation.clearDeviceMetricsOverride", json!({})))

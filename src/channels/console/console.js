@@ -564,7 +564,7 @@
     return a;
   }
 
-  let lastView = null;
+  let lastRendered = '';
 
   function renderSituationAnswer(view) {
     clear(situationAnswer);
@@ -582,7 +582,7 @@
     const seq = ++callSeq;
     renderMarks();
     if (Object.keys(slots).length === 0) {
-      lastView = null;
+      lastRendered = '';
       renderSummary('');
       renderMissing({});
       renderSituationAnswer(null);
@@ -599,7 +599,11 @@
       return;
     }
     const view = r.body;
-    lastView = view;
+    // the same view again (the story re-read without news): nothing re-rendered, so what
+    // the agent opened stays open
+    const key = JSON.stringify(view);
+    if (key === lastRendered) return;
+    lastRendered = key;
     renderSummary(view.summary);
     renderMissing(view);
     renderSituationAnswer(view);
