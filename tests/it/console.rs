@@ -1768,6 +1768,7 @@ async fn the_situation_box_keeps_hand_set_fields_and_reads_corrections() {
     let browser = driver.browser(profile.path()).await;
     let result = async {
         log_in(&c, &browser).await?;
+        browser.set_window_size(1440, 900).await?;
         let story = browser.find(Locator::Css("#caller-text")).await?;
         story
             .send_keys("我妈苏州的，退休了，现在在上海住院")
@@ -1803,8 +1804,15 @@ async fn the_situation_box_keeps_hand_set_fields_and_reads_corrections() {
         total.clear().await?;
         total.send_keys("5万").await?;
         wait_for(&browser, ".field[data-slot='total'][data-source='hand']").await;
+        wait_for(&browser, ".field[data-slot='total']:not(.is-missing)").await;
+        browser
+            .execute(
+                "document.querySelector('.field[data-slot=\"stage\"]').scrollIntoView({block: 'center'})",
+                vec![],
+            )
+            .await?;
         std::fs::write(
-            screenshots().join("situation-marks-1440.png"),
+            screenshots().join("situation-marks-1440x900.png"),
             browser.screenshot().await?,
         )
         .unwrap();

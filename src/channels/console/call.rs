@@ -31,6 +31,22 @@ use crate::guidance::FieldError;
 use crate::guidance::checklist::{self, Checklist, Situation};
 use crate::guidance::estimate::{self, Estimate, EstimateInput, Route};
 
+/// The order in which missing fields are asked: as a caller tells their story.
+const ASK_ORDER: [&str; 12] = [
+    "insured_region",
+    "scheme",
+    "employment",
+    "category",
+    "care_location",
+    "visit",
+    "stage",
+    "filed",
+    "filing_type",
+    "hospital_level",
+    "total",
+    "by_proxy",
+];
+
 /// The longest text message (characters).
 pub const SMS_MAX_CHARS: usize = 140;
 /// The most lines of an estimate's short basis.
@@ -207,6 +223,13 @@ pub fn view(a: &Assistant, slots: &BTreeMap<String, String>) -> CallView {
     let answer = a
         .situation_entry(&slots)
         .map(|entry| answers::agent_entry(a, entry, &slots));
+    // in the order a caller tells their story
+    missing.sort_by_key(|m| {
+        ASK_ORDER
+            .iter()
+            .position(|s| *s == m.slot)
+            .unwrap_or(ASK_ORDER.len())
+    });
     let pending = missing
         .iter()
         .filter(|m| m.needed_for.iter().any(|f| f == FOR_CHECKLIST))
@@ -413,17 +436,14 @@ fn run_checklist(
                 input.insert("by_proxy".into(), Value::String("true".into()));
                 assumed.push("proxy-identity".to_string());
             }
-            Err(e) if !input.contains_key(&e.field) => match stand_in(&e.field) {
-                Some(v) => {
-                    note_missing(a, missing, &e.field, FOR_CHECKLIST);
-                    stood_in.push(e.field.clone());
-                    input.insert(e.field, v);
-                }
-                None => {
-                    note_problem(problems, e);
-                    return (None, assumed);
-                }
-            },
+            Err(e) if !input.contains_key(&e.field) && stand_in(&e.field).is_some() => {
+                note_missing(a, missing, &e.field, FOR_CHECKLIST);
+                stood_in.push(e.field.clone());
+                let v = stand_in(&e.field).unwrap_or(Value::Null);
+                input.insert(e.field, v);
+            }
+            // a refusal that a stand-in may have caused is no problem of the agent's values
+            Err(_) if !stood_in.is_empty() => return (None, assumed),
             Err(e) => {
                 note_problem(problems, e);
                 return (None, assumed);
@@ -572,9 +592,11 @@ fn run_estimate(
                 input.insert(e.field.clone(), stand_in(&e.field).unwrap_or(Value::Null));
                 stood_in = true;
             }
+            // a refusal that a stand-in may have caused is no problem of the agent's values
+            Err(_) if stood_in => return (None, None),
             // a policy without a rule for this case: said as such, not as a wrong value
             Err(e) if e.field == "filed" || e.message.contains("无法估算") => {
-                return (None, (!stood_in).then_some(e.message));
+                return (None, Some(e.message));
             }
             Err(e) => {
                 note_problem(problems, e);
@@ -1187,6 +1209,21 @@ mod tests {
         assert_eq!(e.note.as_deref(), Some("总费用“5万”按50000元计算。"));
         // 苏州 has no hotline in the knowledge: the agency, never an invented number
         assert!(e.sms.contains("详询苏州医保经办机构"), "{}", e.sms);
+    }
+
+    #[test]
+    fn a_stand_in_never_makes_a_problem() {
+        let a = assistant();
+        // no total yet, a self-paid part above any stand-in total
+        let mut s = the_call();
+        s.remove("total");
+        s.insert("self_pay".into(), "32000".into());
+        s.insert("hospital_level".into(), "3".into());
+        s.insert("filing_type".into(), "temporary".into());
+        let v = view(a, &s);
+        assert!(v.problems.is_empty(), "{:?}", v.problems);
+        assert_eq!(v.missing.len(), 1, "{:?}", v.missing);
+        assert_eq!(v.missing[0].slot, "total");
     }
 
     #[test]

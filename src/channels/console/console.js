@@ -346,11 +346,11 @@
       missing.forEach(function (m) {
         const li = el('li', 'missing-item');
         li.dataset.slot = m.slot;
+        li.title = m.needed_for.join('、') + '需要';
         const head = el('p', 'missing-head');
         head.appendChild(el('strong', null, m.title));
-        head.appendChild(el('span', 'for', '（' + m.needed_for.join('、') + '需要）'));
+        head.appendChild(el('span', 'ask', '问：' + m.ask));
         li.appendChild(head);
-        li.appendChild(el('p', 'ask', '问：' + m.ask));
         if (m.choices && m.choices.length) {
           const chips = el('p', 'chips');
           m.choices.forEach(function (c) {
