@@ -10,6 +10,7 @@ use crate::assistant::{Assistant, Reply};
 use crate::config::Limits;
 use crate::dialog::engine::SessionState;
 use crate::limits::{Limited, RateLimits};
+use crate::live::LiveAssistant;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, TurnRecord};
 /// How a session appears in logs (kept here for the channels that name it so).
@@ -22,11 +23,12 @@ const MAX_ATTEMPTS: usize = 6;
 /// The note a user sees when their stored conversation could not be read.
 pub const CORRUPTED_NOTE: &str = "（抱歉，之前保存的对话记录无法读取，我们重新开始。）";
 
-/// The core shared by every channel: the assistant, the store, the process's metrics and
-/// its per-user rate limits (which the channels check before a turn).
+/// The core shared by every channel: the assistant (replaceable while the server runs, see
+/// [`crate::live`]), the store, the process's metrics and its per-user rate limits (which
+/// the channels check before a turn).
 #[derive(Clone)]
 pub struct Conversations {
-    pub assistant: Arc<Assistant>,
+    pub live: Arc<LiveAssistant>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<RateLimits>,
@@ -38,10 +40,15 @@ pub struct Conversations {
 }
 
 impl Conversations {
-    /// With fresh metrics and the default limits.
+    /// With fresh metrics and the default limits; the assistant is never reloaded.
     pub fn new(assistant: Arc<Assistant>, store: Store) -> Conversations {
+        Conversations::live(Arc::new(LiveAssistant::fixed(assistant)), store)
+    }
+
+    /// With an assistant that may be reloaded while conversations go on.
+    pub fn live(live: Arc<LiveAssistant>, store: Store) -> Conversations {
         Conversations {
-            assistant,
+            live,
             store,
             metrics: Arc::new(Metrics::new()),
             limits: Arc::new(RateLimits::new(&Limits::default())),
@@ -57,6 +64,11 @@ impl Conversations {
             channel: Some(name),
             ..self.clone()
         }
+    }
+
+    /// The assistant in force now (a turn keeps the one it started with).
+    pub fn assistant(&self) -> Arc<Assistant> {
+        self.live.current()
     }
 
     /// The same, with configured limits.
@@ -176,7 +188,7 @@ impl Conversations {
         value: &str,
     ) -> Result<Option<Reply>, StoreError> {
         // the transcript shows what the user saw on the button, as if typed
-        let label = self.assistant.dialogs.slots.label(slot, value);
+        let label = self.assistant().dialogs.slots.label(slot, value);
         self.apply(session_id, &label, None, |a, state| {
             a.choose(state, dialog, slot, value)
         })
@@ -216,11 +228,13 @@ impl Conversations {
             k.repeat = true;
             return Ok(None);
         }
+        // one assistant for the whole turn, also when a reload swaps it meanwhile
+        let assistant = self.assistant();
         let mut attempt = 0;
         loop {
             attempt += 1;
             let (mut state, revision, note) = self.load(session_id).await?;
-            let Some(mut reply) = act(&self.assistant, &mut state) else {
+            let Some(mut reply) = act(&assistant, &mut state) else {
                 return Ok(None);
             };
             if let Some(note) = note {

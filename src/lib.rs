@@ -12,6 +12,7 @@ pub mod dialog;
 pub mod guidance;
 pub mod knowledge;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod render;
 pub mod reply;

@@ -150,10 +150,14 @@ enum Command {
         #[arg(long)]
         policy: Option<PathBuf>,
     },
-    /// Validate the knowledge and dialogs folders.
+    /// Validate the knowledge and dialogs folders, then report the FAQ entries whose newest
+    /// source is older than --stale-after-years and those resting only on secondary sources.
     Check {
         #[command(flatten)]
         data: DataDirs,
+        /// An entry is stale when its newest dated source is older than this many years.
+        #[arg(long, env = "YIDI_STALE_AFTER_YEARS", default_value_t = 3)]
+        stale_after_years: u32,
     },
     /// Serve the HTTP API, the agent console, (with TELOXIDE_TOKEN) the Telegram bot and
     /// (with wechat.token) the WeChat Official Account endpoint
@@ -289,7 +293,7 @@ fn data_of(command: &Command) -> DataDirs {
         | Command::Situation { data, .. }
         | Command::Read { data, .. }
         | Command::Estimate { data, .. }
-        | Command::Check { data }
+        | Command::Check { data, .. }
         | Command::Serve { data, .. } => data.clone(),
         Command::AgentToken | Command::Purge { .. } | Command::WechatMenu { .. } => {
             DataDirs::default()
@@ -361,7 +365,9 @@ fn run(command: Command, outer: DataDirs) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     match command {
-        Command::Check { .. } => match Assistant::load(knowledge_dir, dialogs_dir) {
+        Command::Check {
+            stale_after_years, ..
+        } => match Assistant::load(knowledge_dir, dialogs_dir) {
             Ok(a) => {
                 writeln!(
                     out,
@@ -372,6 +378,9 @@ fn run(command: Command, outer: DataDirs) -> anyhow::Result<ExitCode> {
                     a.dialogs.dialogs.len(),
                     a.policies.ids().count(),
                 )?;
+                // freshness is a report for the knowledge team, not a failure
+                let report = a.knowledge.freshness(today(), stale_after_years);
+                write!(out, "{}", report.report())?;
             }
             Err(e) => return invalid("data", knowledge_dir, describe_load_error(&e)),
         },
@@ -385,6 +394,8 @@ fn run(command: Command, outer: DataDirs) -> anyhow::Result<ExitCode> {
                     let v = json!({
                         "id": e.id, "question": e.question, "variants": e.variants,
                         "answer": e.answer, "sources": e.sources, "tags": e.tags,
+                        "as_of": e.as_of, "tier": knowledge.tier(e),
+                        "provenance": knowledge.provenance(e),
                     });
                     writeln!(out, "{v}")?;
                 } else {
@@ -695,11 +706,12 @@ fn run(command: Command, outer: DataDirs) -> anyhow::Result<ExitCode> {
                 } else {
                     writeln!(
                         out,
-                        "{line}\n  act={} ({:.2}) asks={} scope={:?} smalltalk={:?} trigger={:?}\n  facts={:?} places={places:?}\n  answered={} hits={hits:?} in_context={ctx:?}\n  → {} {:?}",
+                        "{line}\n  act={} ({:.2}) asks={} scope={:?} ({:.0}) smalltalk={:?} trigger={:?}\n  facts={:?} places={places:?}\n  answered={} hits={hits:?} in_context={ctx:?}\n  → {} {:?}",
                         r.act.id(),
                         r.confidence,
                         r.asks(),
                         r.scope,
+                        r.topics.own.out_of_scope_score,
                         r.smalltalk,
                         r.trigger,
                         r.facts.slots,
@@ -926,4 +938,12 @@ fn chat(
         out.flush()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Today's date (UTC), for the freshness report.
+fn today() -> yidi::knowledge::DocDate {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    yidi::knowledge::DocDate::from_unix_days((secs / 86_400) as i64)
 }

@@ -3,6 +3,10 @@
 //! the HTTP API with the agent console, the Telegram bot when a token is configured, and the
 //! WeChat Official Account endpoint (on the HTTP server) when `wechat.token` is set.
 //!
+//! Reload: on SIGHUP (and `POST /v1/agent/reload`) the knowledge, dialogs and regions folders
+//! are loaded and validated again and put in force, or refused with every problem logged
+//! while the previous data keeps serving ([`yidi::live`]).
+//!
 //! Shutdown: on the signal every channel stops taking new work and finishes what it has
 //! (HTTP requests in flight, Telegram updates being handled), then the store closes. If that
 //! takes longer than `shutdown_grace_secs`, the process gives up and exits 1.
@@ -22,6 +26,7 @@ use yidi::channels::telegram::{self, TelegramSettings, Url, WebhookSettings};
 use yidi::channels::wechat::{WeChat, WeChatSettings};
 use yidi::config::Config;
 use yidi::conversation::Conversations;
+use yidi::live::LiveAssistant;
 use yidi::store::{Store, StoreError, StoreOptions};
 
 /// The command-line flags of `yidi serve`, the last layer of the configuration.
@@ -129,7 +134,8 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(config, agents, telegram, wechat, assistant))
+    let live = LiveAssistant::from_folders(Arc::new(assistant), knowledge_dir, dialogs_dir);
+    runtime.block_on(serve(config, agents, telegram, wechat, live))
 }
 
 /// How the configuration opens the store.
@@ -297,7 +303,7 @@ async fn serve(
     agents: AgentAuth,
     telegram: Option<TelegramSettings>,
     wechat: Option<WeChatSettings>,
-    assistant: Assistant,
+    live: LiveAssistant,
 ) -> anyhow::Result<ExitCode> {
     let store = match Store::connect_with(&config.database_url, store_options(&config)).await {
         Ok(store) => store,
@@ -315,8 +321,33 @@ async fn serve(
     if !agents.is_configured() {
         tracing::warn!("no agent_token_sha256 configured: the console refuses every login");
     }
+    let live = Arc::new(live);
     let conversations =
-        Conversations::new(Arc::new(assistant), store.clone()).with_limits(&config.limits);
+        Conversations::live(live.clone(), store.clone()).with_limits(&config.limits);
+
+    // SIGHUP: reload the data (the HTTP endpoint does the same for agents)
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        let live = live.clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            yidi::channels::reload::reload_and_log(&live, "SIGHUP")
+                        })
+                        .await;
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP: reload only through POST /v1/agent/reload")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(live);
 
     // one shutdown signal for every channel
     let (stop_tx, stop_rx) = watch::channel(false);

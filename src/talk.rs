@@ -121,6 +121,17 @@ impl Talk {
     }
 }
 
+/// What [`Talk::read`] found in a message.
+#[derive(Debug, Clone, Copy)]
+pub struct TalkReading<'a> {
+    pub smalltalk: Option<&'a Intent>,
+    pub vague: Option<&'a Vague>,
+    /// A continuation of the current topic (a follow-up cue, or short).
+    pub continues: bool,
+    /// A follow-up cue, whatever the length.
+    pub followup_cue: bool,
+}
+
 /// An area too broad to answer ("报销的事"), with the questions it could mean.
 #[derive(Debug, Clone)]
 pub struct Vague {
@@ -352,7 +363,11 @@ impl Talk {
     /// words (emoji only, or empty), stray Latin letters, a message made only of small-talk
     /// phrases and fillers, or a short one with an `anywhere` phrase. The highest priority wins.
     pub fn classify(&self, message: &str) -> Option<&Intent> {
-        let s = strip(&normalize(message));
+        self.classify_stripped(message, strip(&normalize(message)))
+    }
+
+    /// [`Talk::classify`] of a message whose stripped, normalised text is `s`.
+    fn classify_stripped(&self, message: &str, s: String) -> Option<&Intent> {
         if s.is_empty() {
             let id = if message.trim().is_empty() {
                 "empty"
@@ -403,7 +418,10 @@ impl Talk {
 
     /// The vague area a message names and nothing more ("报销的事", "备案的问题").
     pub fn vague(&self, message: &str) -> Option<&Vague> {
-        let mut s = strip(&normalize(message));
+        self.vague_stripped(strip(&normalize(message)))
+    }
+
+    fn vague_stripped(&self, mut s: String) -> Option<&Vague> {
         remove_all(&mut s, &self.vague_fillers);
         if s.is_empty() {
             return None;
@@ -418,14 +436,32 @@ impl Talk {
 
     /// Whether a message has a follow-up's words ("那…", "要是…", "这种…"), whatever its length.
     pub fn has_followup_cue(&self, message: &str) -> bool {
-        let s = strip(&normalize(message));
+        self.followup_cue_stripped(&strip(&normalize(message)))
+    }
+
+    fn followup_cue_stripped(&self, s: &str) -> bool {
         self.starts.iter().any(|p| s.starts_with(p.as_str()))
             || self.contains.iter().any(|p| s.contains(p.as_str()))
     }
 
+    /// Everything small talk and follow-up cues say of one message, normalised once (`norm`
+    /// is `text::normalize(message)`).
+    pub fn read(&self, message: &str, norm: &str) -> TalkReading<'_> {
+        let s = strip(norm);
+        TalkReading {
+            smalltalk: self.classify_stripped(message, s.clone()),
+            vague: self.vague_stripped(s.clone()),
+            continues: self.is_followup_stripped(&s),
+            followup_cue: self.followup_cue_stripped(&s),
+        }
+    }
+
     /// Whether a message reads as a continuation of the current topic ("那要多久").
     pub fn is_followup(&self, message: &str) -> bool {
-        let s = strip(&normalize(message));
+        self.is_followup_stripped(&strip(&normalize(message)))
+    }
+
+    fn is_followup_stripped(&self, s: &str) -> bool {
         if s.is_empty() {
             return false;
         }

@@ -96,8 +96,17 @@ pub fn fit(lead: &str, paragraphs: &[&str]) -> (String, bool) {
     (text, cut)
 }
 
+/// A lead without the "yes" that answers a question ("可以。出院前补办…" → "出院前补办…"), for
+/// when it is said without the question having been asked.
+pub fn without_yes(lead: &str) -> &str {
+    ["可以。", "能。", "是的。", "需要。", "可以，", "能，"]
+        .iter()
+        .find_map(|y| lead.strip_prefix(y))
+        .unwrap_or(lead)
+}
+
 /// The share of `a`'s character bigrams (letters and ideographs) that occur in `b`.
-fn overlap(a: &str, b: &str) -> f32 {
+pub fn overlap(a: &str, b: &str) -> f32 {
     let grams = |t: &str| -> Vec<(char, char)> {
         let cs: Vec<char> = t.chars().filter(|c| c.is_alphanumeric()).collect();
         cs.windows(2).map(|w| (w[0], w[1])).collect()
@@ -106,7 +115,7 @@ fn overlap(a: &str, b: &str) -> f32 {
     if ga.is_empty() {
         return 0.0;
     }
-    let gb = grams(b);
+    let gb: rustc_hash::FxHashSet<(char, char)> = grams(b).into_iter().collect();
     ga.iter().filter(|g| gb.contains(g)).count() as f32 / ga.len() as f32
 }
 

@@ -48,6 +48,11 @@ const CLEAR_LEAD: f32 = 2.0;
 /// From this score (100 × probability) an out-of-scope topic keeps a dialog's trigger
 /// phrase from starting it ("养老金能报多少").
 const STRONG_OUT_OF_SCOPE: f32 = 50.0;
+/// Below this score an out-of-scope topic does not keep a follow-up from the current topic.
+const WEAK_OUT_OF_SCOPE: f32 = 30.0;
+
+/// A follow-up this short ("那转诊的呢", "要是备了案呢") is only the detail it changes.
+const FOLLOW_UP_CHARS: usize = 8;
 
 /// The out-of-scope topic of care at home (`knowledge/out_of_scope.toml`).
 const LOCAL_TOPIC: &str = "local-benefits";
@@ -183,7 +188,7 @@ impl Assistant {
                 (r.id.clone(), n)
             })
             .collect();
-        let reader = Reader::load(knowledge_dir, &names, &dialogs.slots)
+        let reader = Reader::load(knowledge_dir, &names, &dialogs)
             .map_err(|es| LoadError::Reader(es.join("\n")))?;
         let search = SearchEngine::build(&knowledge)?;
         Ok(Assistant {
@@ -452,6 +457,13 @@ impl Assistant {
             && ((r.followup_cue && r.content_chars <= 10) || r.act == Act::FollowUp)
             && !strong_elsewhere
             && r.topics.in_context.as_ref().is_some_and(|c| c.answered);
+        if learned.iter().all(|(s, _)| s == "patient")
+            && matches!(r.scope, Scope::OutOfScope(_) | Scope::InScope)
+            && r.topics.own.out_of_scope_score < WEAK_OUT_OF_SCOPE
+            && let Some(reply) = self.changed_detail(state, r, &learned, topic_before.as_deref())
+        {
+            return reply;
+        }
         if asks || learned.is_empty() {
             match &r.scope {
                 Scope::OutOfScope(_) if in_context_follow_up => {}
@@ -502,7 +514,7 @@ impl Assistant {
         {
             return Some(self.smalltalk(state, intent));
         }
-        if r.asks() {
+        if r.asks() || r.confidence < 0.5 {
             return None;
         }
         let intent = match r.act {
@@ -567,7 +579,7 @@ impl Assistant {
         let is_question = if answers {
             r.asks_form
         } else {
-            r.asks() && !matches!(r.act, Act::Answer | Act::Statement)
+            r.asks() && !(matches!(r.act, Act::Answer | Act::Statement) && r.confidence >= 0.6)
         };
         // small talk asked as a question ("能转人工吗", "你是机器人吗") is small talk, not a
         // search; "好的"/"是的" stay answers to the dialog's question
@@ -682,7 +694,24 @@ impl Assistant {
 
     /// An FAQ answer in the middle of a dialog, followed by the dialog's current question.
     fn faq_then_resume(&self, state: &mut SessionState, result: &SearchResult) -> Reply {
-        let faq = self.faq_reply(state, result);
+        let asides = state.active.as_ref().map_or(0, |a| a.asides);
+        let mut faq = self.faq_reply(state, result);
+        if asides >= 1 {
+            // a second question of the user's own in a row: they have moved on, the dialog
+            // ends cleanly (and can be started again)
+            let title = state
+                .active
+                .take()
+                .and_then(|a| self.dialogs.get(&a.dialog).map(|d| d.title.clone()))
+                .unwrap_or_default();
+            faq.text.push_str(&format!(
+                "\n\n（刚才的“{title}”先放一放，需要时再跟我说。）"
+            ));
+            return faq;
+        }
+        if let Some(a) = state.active.as_mut() {
+            a.asides += 1;
+        }
         self.then_resume(state, faq)
     }
 
@@ -773,6 +802,10 @@ impl Assistant {
         for (k, v) in &facts.notes {
             state.notes.insert(k.clone(), v.clone());
         }
+        state.cross_region |= matches!(
+            Direction::of(&state.slots),
+            Direction::Outbound | Direction::Inbound | Direction::Within
+        );
         for (slot, words) in &facts.approximate {
             state.notes.insert(
                 format!("approx.{slot}"),
@@ -948,17 +981,27 @@ impl Assistant {
         topic: Option<&str>,
     ) -> Option<Reply> {
         let topic = topic?;
-        let follows = (r.act == Act::FollowUp && r.confidence >= 0.5)
-            || (r.followup_cue && r.content_chars <= 10);
-        if !follows || learned.is_empty() {
+        let sure_follow_up = r.act == Act::FollowUp && r.confidence >= 0.5;
+        let follows = sure_follow_up || (r.followup_cue && r.content_chars <= 10);
+        // a follow-up with nothing new ("那给我婆婆用呢" after "能拿我老公的卡配药吗") whose
+        // own words answer nothing: the topic's answer holds for it too
+        let bare = learned.is_empty()
+            && sure_follow_up
+            && !r.topics.own.answered
+            && r.topics.own.out_of_scope_score < WEAK_OUT_OF_SCOPE;
+        if !follows || (learned.is_empty() && !bare) {
             return None;
         }
-        // the message's own reading names another entry: not this topic's follow-up
-        if r.topics
-            .own
-            .hits
-            .first()
-            .is_some_and(|h| h.id != topic && (r.topics.own.answered || h.score >= 30.0))
+        // the message's own reading names another entry: not this topic's follow-up, unless
+        // the message is only the changed detail ("那转诊的呢": the ratio for a referral, not
+        // what a referral is)
+        let only_the_detail = r.content_chars <= FOLLOW_UP_CHARS && !learned.is_empty();
+        if !only_the_detail
+            && r.topics
+                .own
+                .hits
+                .first()
+                .is_some_and(|h| h.id != topic && (r.topics.own.answered || h.score >= 30.0))
         {
             return None;
         }
@@ -971,16 +1014,46 @@ impl Assistant {
         let (old_lead, _) = answer::lead(entry, &before);
         let (new_lead, _) = answer::lead(entry, &state.slots);
         let changed = self.understood(learned).join("；");
-        if old_lead == new_lead {
+        let said = if changed.is_empty() {
+            String::new()
+        } else {
+            format!("按您说的（{changed}），")
+        };
+        if old_lead != new_lead {
+            // the topic's own answer changes with the detail: that is the answer
             let mut reply = self.entry_reply(state, &entry.id.clone(), None);
-            reply.text = format!(
-                "按您说的（{changed}），这一点和刚才一样：{new_lead}\n\n来源：{}",
-                self.cite_brief(&entry.sources)
-            );
+            reply.text = format!("{said}{}", reply.text);
+            return Some(reply);
+        }
+        // the changed detail makes another entry the one for the situation ("那要是来不及备，
+        // 先住进去了呢" after the filing materials: the backfill before discharge)
+        let fitting = r
+            .topics
+            .own
+            .hits
+            .iter()
+            .chain(r.topics.in_context.iter().flat_map(|c| c.hits.iter()))
+            .filter(|h| h.id != topic && h.score >= SUGGESTION_MIN_SCORE)
+            .find(|h| {
+                self.knowledge.faq(&h.id).is_some_and(|e| {
+                    !e.fits.is_empty()
+                        && e.fits
+                            .iter()
+                            .all(|(k, vs)| state.slots.get(k).is_some_and(|v| vs.contains(v)))
+                        && learned.iter().any(|(s, _)| e.fits.contains_key(s))
+                })
+            })
+            .map(|h| h.id.clone());
+        if let Some(id) = fitting {
+            let mut reply = self.entry_reply(state, &id, None);
+            reply.text = format!("{said}{}", reply.text);
             return Some(reply);
         }
         let mut reply = self.entry_reply(state, &entry.id.clone(), None);
-        reply.text = format!("按您说的（{changed}）：{}", reply.text);
+        reply.text = format!(
+            "{said}这一点和刚才一样：{new_lead}\n\n来源：{}",
+            self.cite_brief(&entry.sources)
+        );
         Some(reply)
     }
 
@@ -1083,9 +1156,22 @@ impl Assistant {
         if situation_changed && let Some(entry) = topic.and_then(|t| self.knowledge.faq(t)) {
             let (lead, personal) = answer::lead(entry, &state.slots);
             if personal {
-                text.push_str(&format!("\n按您的情况，关于刚才的问题：{lead}"));
-                return Reply::text(text);
+                text.push_str(&format!(
+                    "\n按您的情况，关于刚才的问题：{lead}\n\n来源：{}",
+                    self.cite_brief(&entry.sources)
+                ));
+                let mut reply = Reply::of(ReplyKind::Faq, text);
+                reply.faq = Some(FaqRef {
+                    id: entry.id.clone(),
+                });
+                state.topic = Some(entry.id.clone());
+                return reply;
             }
+        }
+        if let Some(next) = self.next_step(&state.slots) {
+            text.push('\n');
+            text.push_str(&next);
+            return Reply::text(text);
         }
         match direction {
             Direction::Inbound => text.push_str(
@@ -1162,6 +1248,7 @@ impl Assistant {
         state.topic = Some(entry.id.clone());
         state.pending.clear();
         state.context.clear();
+        state.cross_region |= !entry.general;
         let (lead, _) = answer::lead(entry, &state.slots);
         let region = self.region_label(state);
         let labels = self.region_labels();
@@ -1423,10 +1510,8 @@ impl Assistant {
                     .collect();
                 let mut text = format!("这一点和刚才说的一样：{lead}");
                 if !related.is_empty() {
-                    text.push_str("\n您是不是想问下面的问题？回复序号即可：");
-                    for (n, e) in related.iter().enumerate() {
-                        text.push_str(&format!("\n{}. {}", n + 1, e.question));
-                    }
+                    // the options are shown by the channel (numbered, or as buttons)
+                    text.push_str("\n您是不是想问下面的问题？回复序号即可。");
                     state.pending = related.iter().map(|e| e.id.clone()).collect();
                     reply.options = related
                         .iter()
@@ -1942,6 +2027,239 @@ pub(crate) fn shipped() -> std::sync::Arc<Assistant> {
 mod tests {
     use super::shipped as assistant;
     use super::*;
+    use crate::understanding::{answered, blank_reading};
+
+    /// What a routed reply is: its kind and the FAQ entry or dialog it names.
+    fn target(reply: &Reply) -> (ReplyKind, Option<String>) {
+        let named = reply
+            .faq
+            .as_ref()
+            .map(|f| f.id.clone())
+            .or_else(|| reply.dialog.clone());
+        (reply.kind, named)
+    }
+
+    fn slots(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    /// The router decides from the reading and the state alone: a table of readings made by
+    /// hand (nothing is searched or read here), the state before, and the reply's kind and
+    /// target.
+    #[test]
+    fn the_router_decides_from_the_reading_and_the_state() {
+        let a = assistant();
+        type Setup = fn(&mut Reading, &mut SessionState);
+        let cases: Vec<(&str, Setup, ReplyKind, Option<&str>)> = vec![
+            (
+                "thanks in any words is small talk",
+                |r, _| {
+                    r.act = Act::Closing;
+                },
+                ReplyKind::Smalltalk,
+                None,
+            ),
+            (
+                "a question its own words answer gets that entry",
+                |r, _| {
+                    r.topics.own = answered(&r.message, &["filing-materials", "filing-who"], 90.0);
+                },
+                ReplyKind::Faq,
+                Some("filing-materials"),
+            ),
+            (
+                "facts without a question are acknowledged",
+                |r, _| {
+                    r.act = Act::Statement;
+                    r.facts.slots = slots(&[("insured_region", "zhangjiagang")]);
+                },
+                ReplyKind::Smalltalk,
+                None,
+            ),
+            (
+                "an out-of-scope question gets its referral",
+                |r, _| {
+                    r.scope = Scope::OutOfScope("pension".into());
+                    r.topics.own.out_of_scope_score = 90.0;
+                },
+                ReplyKind::OutOfScope,
+                None,
+            ),
+            (
+                "care at home never starts the estimate",
+                |r, _| {
+                    r.trigger = Some("estimate".into());
+                    r.scope = Scope::Local;
+                },
+                ReplyKind::OutOfScope,
+                None,
+            ),
+            (
+                "a trigger in scope starts its dialog",
+                |r, _| {
+                    r.trigger = Some("estimate".into());
+                },
+                ReplyKind::Dialog,
+                Some("estimate"),
+            ),
+            (
+                "care abroad is an honest I-don't-know",
+                |r, _| {
+                    r.scope = Scope::Abroad;
+                },
+                ReplyKind::Unanswered,
+                None,
+            ),
+            (
+                "insured elsewhere and treated elsewhere is their region's matter",
+                |r, _| {
+                    r.scope = Scope::Elsewhere;
+                },
+                ReplyKind::OutOfScope,
+                None,
+            ),
+            (
+                "a vague area gets a clarifying question",
+                |r, _| {
+                    r.act = Act::Vague;
+                    r.vague = Some("filing".into());
+                },
+                ReplyKind::Clarify,
+                None,
+            ),
+            (
+                "a pick among the options answers with that option",
+                |r, s| {
+                    s.pending = vec!["filing-who".into(), "manual-when".into()];
+                    r.pick = Some("manual-when".into());
+                },
+                ReplyKind::Faq,
+                Some("manual-when"),
+            ),
+            (
+                "咋整 with the situation known is the personal plan",
+                |r, s| {
+                    s.slots = slots(&[
+                        ("insured_region", "zhangjiagang"),
+                        ("care_location", "shanghai"),
+                        ("stage", "in_hospital"),
+                        ("filed", "false"),
+                    ]);
+                    r.act = Act::HowTo;
+                },
+                ReplyKind::Faq,
+                Some("backfill-in-hospital"),
+            ),
+            (
+                "someone from elsewhere gets the entry for people coming to us",
+                |r, s| {
+                    s.slots = slots(&[
+                        ("insured_region", "other"),
+                        ("insured_place", "河南"),
+                        ("care_place", "zhangjiagang"),
+                    ]);
+                    r.topics.own = answered(&r.message, &["filing-materials"], 90.0);
+                },
+                ReplyKind::Faq,
+                Some("inbound-zhangjiagang"),
+            ),
+            (
+                "a bare follow-up keeps the topic",
+                |r, s| {
+                    s.topic = Some("impersonation".into());
+                    r.act = Act::FollowUp;
+                    r.confidence = 0.9;
+                },
+                ReplyKind::Faq,
+                Some("impersonation"),
+            ),
+            (
+                "a control word in a dialog acts on it",
+                |r, s| {
+                    a_dialog(s);
+                    r.control = Some(Control::Exit);
+                },
+                ReplyKind::Smalltalk,
+                None,
+            ),
+            (
+                "thanks inside a dialog is small talk, and the dialog goes on",
+                |r, s| {
+                    a_dialog(s);
+                    r.act = Act::Closing;
+                    r.dialog_answer = Some(Parsed::Nothing);
+                },
+                ReplyKind::Smalltalk,
+                Some("filing"),
+            ),
+        ];
+        for (what, setup, kind, named) in cases {
+            let mut state = SessionState::new();
+            let mut reading = blank_reading("测试消息");
+            setup(&mut reading, &mut state);
+            let reply = a.route(&mut state, &reading);
+            assert_eq!(
+                target(&reply),
+                (kind, named.map(String::from)),
+                "{what}: {}",
+                reply.text
+            );
+        }
+    }
+
+    /// A filing dialog in progress at its first question.
+    fn a_dialog(state: &mut SessionState) {
+        assistant().start_dialog(state, "filing");
+    }
+
+    #[test]
+    fn a_question_inside_a_dialog_resumes_it_and_a_second_one_in_a_row_ends_it() {
+        let a = assistant();
+        let mut state = SessionState::new();
+        a.start_dialog(&mut state, "estimate");
+        let first = a.handle(&mut state, "异地就医备案要带什么材料");
+        assert_eq!(first.kind, ReplyKind::Faq);
+        assert_eq!(
+            first.asking.as_deref(),
+            Some("insured_region"),
+            "{}",
+            first.text
+        );
+        assert!(state.active.is_some());
+        let second = a.handle(&mut state, "已经出院自费结算了，还能补备案吗");
+        assert_eq!(second.kind, ReplyKind::Faq);
+        assert!(second.asking.is_none(), "{}", second.text);
+        assert!(state.active.is_none());
+        assert!(second.text.contains("先放一放"), "{}", second.text);
+        // an answer in between keeps the dialog: the count starts again
+        let mut state = SessionState::new();
+        a.start_dialog(&mut state, "estimate");
+        a.handle(&mut state, "异地就医备案要带什么材料");
+        a.handle(&mut state, "苏州");
+        let after = a.handle(&mut state, "已经出院自费结算了，还能补备案吗");
+        assert!(after.asking.is_some(), "{}", after.text);
+    }
+
+    #[test]
+    fn the_same_reply_never_goes_out_twice_in_a_row() {
+        let a = assistant();
+        let mut state = SessionState::new();
+        let first = a.handle(&mut state, "异地就医备案要带什么材料");
+        let second = a.handle(&mut state, "异地就医备案要带什么材料");
+        assert_eq!(first.faq, second.faq);
+        assert_ne!(first.text, second.text);
+        assert!(
+            second.text.starts_with("这一点和刚才说的一样"),
+            "{}",
+            second.text
+        );
+        let thanks = a.handle(&mut state, "谢谢");
+        let again = a.handle(&mut state, "谢谢");
+        assert_ne!(thanks.text, again.text);
+    }
 
     #[test]
     fn start_dialog_asks_the_first_question_and_leaves_a_dialog_in_progress() {

@@ -49,6 +49,44 @@ fn channel_name(text: &str) -> &str {
 }
 
 impl Assistant {
+    /// What a statement of facts calls for at once, before the person asks: the urgent part
+    /// of their situation (in hospital without filing, paid themselves, an emergency) as the
+    /// lead of the entry for it, and the one fact still missing for a plan.
+    pub(super) fn next_step(&self, slots: &BTreeMap<String, String>) -> Option<String> {
+        let get = |k: &str| slots.get(k).map(String::as_str);
+        let urgent = matches!(get("stage"), Some("in_hospital" | "discharged_self_paid"))
+            || matches!(get("visit"), Some("emergency" | "maternity"));
+        let direction = Direction::of(slots);
+        let mut text = String::new();
+        if urgent && direction != Direction::Inbound {
+            let entry = self.knowledge.faq(leading_entry(slots, direction))?;
+            let (lead, _) = super::answer::lead(entry, slots);
+            text.push_str(&format!("要紧的是：{}", super::answer::without_yes(lead)));
+        }
+        let ask = match (
+            get("insured_region"),
+            slots.contains_key("care_location") || slots.contains_key("care_place"),
+        ) {
+            (None, _) => {
+                Some("是在苏州还是张家港参保的（或者外地参保）？告诉我，我按参保地说具体怎么办。")
+            }
+            (Some(_), false) => {
+                Some("在哪里看病（或者住在哪里）？告诉我，我按就医地说具体怎么办。")
+            }
+            _ => None,
+        };
+        match ask {
+            Some(a) if urgent || slots.len() >= 2 => {
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(a);
+            }
+            _ => {}
+        }
+        (!text.is_empty()).then_some(text)
+    }
+
     /// Whether the conversation knows enough for a plan: where the person is insured and
     /// where they are (or will be) treated.
     pub(super) fn plan_ready(&self, slots: &BTreeMap<String, String>) -> bool {
@@ -101,6 +139,11 @@ impl Assistant {
         let mut sources: Vec<String> = entry.sources.iter().take(2).cloned().collect();
         if direction == Direction::Outbound {
             let (steps, more_sources) = self.plan_steps(slots);
+            // a step that says what the lead already said is left out
+            let steps: Vec<String> = steps
+                .into_iter()
+                .filter(|s| super::answer::overlap(s, lead) < 0.45)
+                .collect();
             for (n, s) in steps.iter().enumerate() {
                 text.push_str(&format!("\n{}. {s}", n + 1));
             }

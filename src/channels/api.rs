@@ -128,8 +128,9 @@ impl AppState {
         &self.agents
     }
 
-    pub fn assistant(&self) -> &Assistant {
-        &self.conversations.assistant
+    /// The assistant in force now (see [`crate::live`]).
+    pub fn assistant(&self) -> Arc<Assistant> {
+        self.conversations.assistant()
     }
 
     pub fn store(&self) -> &Store {
@@ -344,7 +345,8 @@ pub struct ErrorDetail {
     /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `rate_limited`,
     /// `session_busy`, `invalid_idempotency_key`, `database_unavailable`,
     /// `service_unavailable`, `internal_error`, `missing_agent_token`, `invalid_agent_token`,
-    /// `agents_not_configured`, `session_not_found`
+    /// `agents_not_configured`, `session_not_found`, `reload_unavailable` (and `invalid_data`
+    /// in a refused reload's own body)
     code: &'static str,
     /// the input field at fault (`invalid_field`)
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -261,6 +261,15 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, D
     }
 }
 
+/// For the agent-only endpoints outside this module ([`super::reload`]): `Ok` for an agent,
+/// else the error the `/v1/agent/…` routes answer.
+pub(super) async fn require_agent(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    authenticate(state, headers)
+        .await
+        .map(|_| ())
+        .map_err(Denied::api_error)
+}
+
 /// The value of the cookie `name` (the first one, if the browser sent several).
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -705,7 +714,7 @@ async fn call_view(
         }
         Err(_) => return Err(slots_problem()),
     };
-    Ok(Json(call::view(state.assistant(), &slots)))
+    Ok(Json(call::view(&state.assistant(), &slots)))
 }
 
 /// An agent's search.
@@ -758,7 +767,7 @@ async fn agent_search(
         return Err(problem());
     }
     let slots = read_slots(body.slots)?;
-    Ok(Json(answers::search(state.assistant(), &body.q, &slots)))
+    Ok(Json(answers::search(&state.assistant(), &body.q, &slots)))
 }
 
 /// One entry for a caller.
@@ -814,7 +823,7 @@ async fn agent_entry(
             "没有这个编号的问答条目。",
         ));
     };
-    Ok(Json(answers::agent_entry(a, entry, &slots)))
+    Ok(Json(answers::agent_entry(&a, entry, &slots)))
 }
 
 /// The query of `/v1/agent/conversations`.

@@ -20,7 +20,7 @@
 //! | `POST /v1/feedback` | `{"helpful", "faq_id"?, "session_id"?, "comment"?}` |
 //! | `GET /v1/openapi.json` | this API as an OpenAPI 3.1 document |
 //! | `GET /metrics` | Prometheus metrics (see [`crate::metrics`]) |
-//! | `/console`, `/v1/agent/…` | the hotline agents' console and its JSON: see [`console`] |
+//! | `/console`, `/v1/agent/…` | the hotline agents' console and its JSON: see [`console`]; `POST /v1/agent/reload`: see [`super::reload`] |
 //! | `GET /`, `GET /docs` | what this server is, and this document in a browser: see [`super::docs`] |
 //!
 //! **The document is generated.** Every handler carries its `#[utoipa::path]` (method, path,
@@ -160,6 +160,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(post_message))
         .routes(routes!(feedback))
         .merge(console::routes())
+        .merge(super::reload::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_ip));
     // the pages for a browser (`/`, `/docs`): static, not limited
     let public = public.merge(super::docs::routes());
@@ -180,7 +181,7 @@ struct OpenApiDocument(Arc<str>);
 /// [`serve`] (or with connect info) so the per-IP limit sees the peer address.
 pub fn app(state: AppState) -> Router {
     let (router, doc) = api(&state).split_for_parts();
-    let doc = OpenApiDocument(super::document::finish(&doc, state.assistant()).into());
+    let doc = OpenApiDocument(super::document::finish(&doc, &state.assistant()).into());
     let request_timeout = Duration::from_secs(state.http.request_timeout_secs);
     router
         .layer(Extension(doc))
@@ -501,6 +502,35 @@ struct FaqEntry {
     sources: Vec<String>,
     /// Topics of the entry (the first is its main topic).
     tags: Vec<String>,
+    /// The day the entry was last checked against its sources (YYYY-MM-DD).
+    #[schema(example = "2026-12-07")]
+    as_of: String,
+    /// The strongest tier among its sources: `official` (an official text read in full),
+    /// `quoted` (an official text or statement quoted by a report) or `secondary` (neither:
+    /// the answer rests on secondary sources only).
+    #[schema(example = "official")]
+    tier: String,
+    /// Each of `sources`, with its document's title, date and tier.
+    provenance: Vec<SourceRef>,
+}
+
+/// One citation of an entry and the document it names.
+#[derive(Serialize, ToSchema)]
+struct SourceRef {
+    /// The citation as the entry writes it: document id, then the place in it.
+    #[schema(example = "004 第八条")]
+    source: String,
+    /// The document's full title.
+    document: String,
+    /// When the document was issued or published, as precise as known (YYYY, YYYY-MM or
+    /// YYYY-MM-DD); absent when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date: Option<String>,
+    /// `official`, `quoted` or `secondary`.
+    tier: String,
+    /// The page that was read, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/faq/{id}", summary = "one FAQ entry",
@@ -515,13 +545,26 @@ async fn faq(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<FaqEntry>, ApiError> {
-    let Some(e) = state.assistant().knowledge.faq(&id) else {
+    let assistant = state.assistant();
+    let knowledge = &assistant.knowledge;
+    let Some(e) = knowledge.faq(&id) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "faq_not_found",
             "没有这个编号的问答条目。",
         ));
     };
+    let provenance = knowledge
+        .provenance(e)
+        .into_iter()
+        .map(|p| SourceRef {
+            source: p.source,
+            document: p.document,
+            date: p.date.map(|d| d.to_string()),
+            tier: p.tier.as_str().to_string(),
+            url: p.url,
+        })
+        .collect();
     Ok(Json(FaqEntry {
         id: e.id.clone(),
         question: e.question.clone(),
@@ -529,6 +572,9 @@ async fn faq(
         answer: e.answer.clone(),
         sources: e.sources.clone(),
         tags: e.tags.clone(),
+        as_of: e.as_of.to_string(),
+        tier: knowledge.tier(e).as_str().to_string(),
+        provenance,
     }))
 }
 

@@ -502,7 +502,7 @@ async fn on_callback(
         q.data.as_deref().and_then(decode_option),
         q.message.as_ref(),
     ) && let Some(question) = conversations
-        .assistant
+        .assistant()
         .knowledge
         .faq(id)
         .map(|e| e.question.clone())
@@ -550,7 +550,7 @@ async fn on_callback(
         }
         Ok(None) => {
             // callback data is client input: only a known dialog id goes to the log
-            let known = conversations.assistant.dialogs.get(dialog).is_some();
+            let known = conversations.assistant().dialogs.get(dialog).is_some();
             tracing::info!(session = %log_id(&session), dialog = known.then_some(dialog), "stale button");
             answer(Some(STALE_BUTTON.into())).await;
             Ok(())
@@ -695,7 +695,7 @@ fn command_list() -> String {
 fn welcome(conversations: &Conversations) -> String {
     format!(
         "{}\n\n也可以直接点命令：\n{}",
-        conversations.assistant.welcome().text,
+        conversations.assistant().welcome().text,
         command_list()
     )
 }

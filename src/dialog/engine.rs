@@ -44,6 +44,10 @@ pub struct SessionState {
     /// follow-up can be answered for the changed situation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<LastReply>,
+    /// The conversation has been about care away from home (an answer that only applies to
+    /// it, or a situation away from home): later questions need no 异地 of their own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cross_region: bool,
 }
 
 /// The last reply of a conversation, as far as the next turn needs it.
@@ -68,6 +72,14 @@ pub struct Active {
     pub history: Vec<Snapshot>,
     /// Answers in a row that fitted nothing.
     pub retries: u32,
+    /// Questions of the user's own in a row, answered while the dialog waited: a second one
+    /// means the user has moved on, and the dialog ends.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub asides: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +150,7 @@ pub fn start(
         step: dialog.start.clone(),
         history: Vec::new(),
         retries: 0,
+        asides: 0,
     });
     Some(advance(dialogs, state, None))
 }
@@ -177,6 +190,7 @@ pub fn answer(
             if let Some(a) = state.active.as_mut() {
                 a.history.push(snapshot);
                 a.retries = 0;
+                a.asides = 0;
             }
             Some(advance(dialogs, state, None))
         }

@@ -123,6 +123,9 @@ impl Dialogs {
                 filled.push(name.clone());
             }
         }
+        if !filled.is_empty() {
+            self.slots.values_changed();
+        }
         filled
     }
 
@@ -136,7 +139,7 @@ impl Dialogs {
         let (slots, slots_read) = match read::<slots::SlotsFile>(dir, "slots.toml") {
             Ok(f) => {
                 validate_slots(&f, &mut errors);
-                (SlotDefs { defs: f.slots }, true)
+                (SlotDefs::new(f.slots), true)
             }
             Err(e) => {
                 errors.push(e);

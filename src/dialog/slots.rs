@@ -136,13 +136,61 @@ pub enum Parsed {
 #[derive(Debug, Clone, Default)]
 pub struct SlotDefs {
     pub defs: BTreeMap<String, SlotDef>,
+    /// The first parts of every choice slot's aliases in one automaton, pattern `i` naming
+    /// the slot `mentioned.1[i]`: one pass tells which slots a message may state.
+    mentioned: std::sync::OnceLock<Option<(aho_corasick::AhoCorasick, Vec<String>)>>,
 }
 
 impl SlotDefs {
+    pub fn new(defs: BTreeMap<String, SlotDef>) -> SlotDefs {
+        SlotDefs {
+            defs,
+            mentioned: std::sync::OnceLock::new(),
+        }
+    }
+
     /// Builds every slot's alias matchers (otherwise built on first use).
     pub fn prepare(&self) {
         for def in self.defs.values() {
             def.compiled();
+        }
+        self.all_firsts();
+    }
+
+    /// Forgets the combined matcher after a slot's values changed.
+    pub(super) fn values_changed(&mut self) {
+        self.mentioned = std::sync::OnceLock::new();
+    }
+
+    fn all_firsts(&self) -> Option<&(aho_corasick::AhoCorasick, Vec<String>)> {
+        self.mentioned
+            .get_or_init(|| {
+                let mut names = Vec::new();
+                let mut firsts = Vec::new();
+                for (name, def) in &self.defs {
+                    if def.kind != SlotKind::Choice {
+                        continue;
+                    }
+                    for (_, parts) in &def.compiled().choice {
+                        firsts.push(parts[0].clone());
+                        names.push(name.clone());
+                    }
+                }
+                crate::text::literals(firsts.iter().map(String::as_str)).map(|ac| (ac, names))
+            })
+            .as_ref()
+    }
+
+    /// The choice slots an alias of which may start somewhere in `norm` (a superset of the
+    /// slots [`SlotDefs::spans`] finds anything for), each once.
+    pub fn mentioned(&self, norm: &str) -> std::collections::BTreeSet<&str> {
+        match self.all_firsts() {
+            Some((ac, names)) => ac
+                .find_overlapping_iter(norm)
+                .map(|m| names[m.pattern().as_usize()].as_str())
+                .collect(),
+            // without the automaton every slot is looked at
+            None => self.defs.keys().map(String::as_str).collect(),
         }
     }
 
@@ -491,7 +539,8 @@ fn match_rest(norm: &str, at: usize, parts: &[String]) -> Option<usize> {
     };
     let p = norm[at..].find(first.as_str())?;
     let gap = &norm[at..at + p];
-    if gap.chars().count() > MAX_GAP || gap.contains(['没', '未', '不']) {
+    // the parts stand in one clause (normalising made punctuation spaces)
+    if gap.chars().count() > MAX_GAP || gap.contains(['没', '未', '不', ' ']) {
         return None;
     }
     match_rest(norm, at + p + first.len(), rest)

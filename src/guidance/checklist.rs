@@ -72,6 +72,10 @@ pub use super::values::{CareLocation, Employment, FilingType, Scheme};
 pub use super::values::{ChannelId, MAX_TEXT_CHARS, Text};
 use super::values::{Keyword, slot_values};
 
+/// The `insured_region` of people insured outside the regions we serve (with the place's
+/// name in `insured_place`): recorded as such, never as one of ours.
+pub const OTHER_REGION: &str = "other";
+
 /// The file, in the knowledge folder, that holds the checklist texts.
 pub const FILE: &str = "checklist.toml";
 
@@ -689,6 +693,13 @@ pub struct Checklist {
 /// The checklist for a situation, or an error naming the first slot a rule needs and the
 /// situation lacks (see the module docs for the rules and their sources).
 pub fn checklist(s: &Situation, texts: &ChecklistTexts) -> Result<Checklist, FieldError> {
+    // insured elsewhere (docs/spec-extensions.md): that region's rules, not ours
+    if s.insured_region.as_deref() == Some(OTHER_REGION) {
+        return Err(FieldError::new(
+            "insured_region",
+            "外地参保的，备案材料和办理渠道按参保地的规定，请咨询参保地医保经办机构；在苏州、张家港看病时，先在参保地备案（就医地选苏州或张家港），再持卡到联网医院直接结算。",
+        ));
+    }
     if let Some(region) = &s.insured_region
         && !texts.regions.is_empty()
         && texts.regions.get(region).is_none()

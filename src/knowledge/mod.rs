@@ -5,7 +5,10 @@
 //! [`KnowledgeError`]s, each naming the file, the entry and the field. A broken folder never
 //! yields a half-loaded `Knowledge`.
 
+mod provenance;
 mod raw;
+
+pub use provenance::{DocDate, Flagged, Freshness, Provenance, SECONDARY_MARK, Tier};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -86,6 +89,8 @@ pub struct FaqEntry {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cases: Vec<Case>,
     pub sources: Vec<String>,
+    /// The day the entry was last checked against its sources.
+    pub as_of: DocDate,
     pub tags: Vec<String>,
     pub region: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -106,6 +111,11 @@ pub struct FaqEntry {
     /// `inbound` (people insured elsewhere who come to us); `None`: anyone.
     #[serde(skip)]
     pub direction: Option<String>,
+    /// The situation the entry is written for (e.g. `stage = "in_hospital"` for the backfill
+    /// before discharge): when the person's situation contradicts it and a close hit fits,
+    /// that hit answers instead. Empty: any situation.
+    #[serde(skip)]
+    pub fits: BTreeMap<String, Vec<String>>,
     /// The file the entry came from, relative to the knowledge folder.
     #[serde(skip)]
     pub file: String,
@@ -115,11 +125,17 @@ pub struct FaqEntry {
 #[derive(Debug, Clone)]
 pub struct Source {
     pub id: String,
-    pub file: String,
+    /// The seed file (../shared/seeds/), for the documents stored there.
+    pub file: Option<String>,
     pub title: String,
     /// Short name for chat citations.
     pub short: String,
     pub region: Option<String>,
+    /// When it was issued or published, when known.
+    pub date: Option<DocDate>,
+    pub tier: Tier,
+    /// The page that was read.
+    pub url: Option<String>,
 }
 
 /// Groups of equivalent terms; the first term of a group is the canonical one.
@@ -161,6 +177,10 @@ impl Knowledge {
         let sources = load_sources(root, &mut errors);
         let synonyms = load_synonyms(root, &mut errors);
         let faqs = load_faqs(root, &sources, &mut errors);
+        // with sources.toml broken the tiers are unknown: no follow-on errors
+        if !errors.iter().any(|e| e.file == "sources.toml") {
+            check_secondary_notes(&faqs, &sources, &mut errors);
+        }
         let (out_of_scope, cross_region_cues) = load_out_of_scope(root, &mut errors);
         for e in &faqs {
             if let Some(t) = &e.local_topic
@@ -208,14 +228,111 @@ impl Knowledge {
             .unwrap_or_default()
     }
 
-    /// A human-readable label for a citation such as `004 第十八条`.
+    /// A human-readable label for a citation such as `004 第十八条`: the document's title,
+    /// the place in it, its date and tier ("《江苏省异地就医经办服务规程》第十八条（2019年，官方原文）").
     pub fn cite(&self, source: &str) -> String {
         let (id, locator) = source.split_once(' ').unwrap_or((source, ""));
-        match self.sources.iter().find(|s| s.id == id) {
-            Some(s) if locator.is_empty() => format!("《{}》", s.title),
-            Some(s) => format!("《{}》{}", s.title, locator.trim()),
+        match self.source(id) {
+            Some(s) => {
+                let when = s
+                    .date
+                    .map(|d| format!("{}，", d.chinese()))
+                    .unwrap_or_default();
+                format!(
+                    "《{}》{}（{when}{}）",
+                    s.title,
+                    locator.trim(),
+                    s.tier.label()
+                )
+            }
             None => source.to_string(),
         }
+    }
+
+    /// The source document with this id.
+    pub fn source(&self, id: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.id == id)
+    }
+
+    /// The documents an entry cites, each once, in citation order.
+    pub fn documents(&self, entry: &FaqEntry) -> Vec<&Source> {
+        let mut out: Vec<&Source> = Vec::new();
+        for c in &entry.sources {
+            let id = c.split_whitespace().next().unwrap_or("");
+            if let Some(s) = self.source(id)
+                && !out.iter().any(|o| o.id == s.id)
+            {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// Each of an entry's citations with its document's title, date, tier and address.
+    pub fn provenance(&self, entry: &FaqEntry) -> Vec<Provenance> {
+        entry
+            .sources
+            .iter()
+            .filter_map(|c| {
+                let id = c.split_whitespace().next().unwrap_or("");
+                let s = self.source(id)?;
+                Some(Provenance {
+                    source: c.clone(),
+                    document: s.title.clone(),
+                    date: s.date,
+                    tier: s.tier,
+                    url: s.url.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The strongest tier among an entry's sources: `Secondary` means the entry rests on
+    /// secondary sources only.
+    pub fn tier(&self, entry: &FaqEntry) -> Tier {
+        self.documents(entry)
+            .iter()
+            .map(|s| s.tier)
+            .max()
+            .unwrap_or(Tier::Secondary)
+    }
+
+    /// The newest dated document an entry cites.
+    pub fn newest_source(&self, entry: &FaqEntry) -> Option<(&Source, DocDate)> {
+        self.documents(entry)
+            .into_iter()
+            .filter_map(|s| Some((s, s.date?)))
+            .max_by_key(|(_, d)| d.last_day())
+    }
+
+    /// The entries whose newest source is older than `max_age_years` on `today`, and those
+    /// resting only on secondary sources (`yidi check`).
+    pub fn freshness(&self, today: DocDate, max_age_years: u32) -> Freshness {
+        let flag = |e: &FaqEntry| Flagged {
+            id: e.id.clone(),
+            file: e.file.clone(),
+            as_of: e.as_of,
+            newest: self.newest_source(e).map(|(s, d)| (s.id.clone(), d)),
+            documents: self.documents(e).iter().map(|s| s.id.clone()).collect(),
+        };
+        let mut report = Freshness {
+            max_age_years,
+            today: Some(today),
+            ..Freshness::default()
+        };
+        for e in &self.faqs {
+            let stale = match self.newest_source(e) {
+                Some((_, d)) => d.older_than(max_age_years, today),
+                None => true,
+            };
+            if stale {
+                report.stale.push(flag(e));
+            }
+            if self.tier(e) == Tier::Secondary {
+                report.secondary_only.push(flag(e));
+            }
+        }
+        report
     }
 
     /// A brief citation for chat: the source's short name, and the locator when it is an
@@ -224,12 +341,48 @@ impl Knowledge {
     pub fn cite_short(&self, source: &str) -> (String, Option<String>) {
         let (id, locator) = source.split_once(' ').unwrap_or((source, ""));
         let locator = locator.trim();
-        match self.sources.iter().find(|s| s.id == id) {
+        match self.source(id) {
             Some(s) => (
                 s.short.clone(),
                 is_numbered_locator(locator).then(|| locator.to_string()),
             ),
             None => (source.to_string(), None),
+        }
+    }
+}
+
+/// An entry whose sources are all secondary says so where the chat shows it: in its brief
+/// and in every case ([`SECONDARY_MARK`]).
+fn check_secondary_notes(faqs: &[FaqEntry], sources: &[Source], errors: &mut Vec<KnowledgeError>) {
+    for e in faqs {
+        let tiers: Option<Vec<Tier>> = e
+            .sources
+            .iter()
+            .map(|c| {
+                let id = c.split_whitespace().next().unwrap_or("");
+                sources.iter().find(|s| s.id == id).map(|s| s.tier)
+            })
+            .collect();
+        let Some(tiers) = tiers else { continue };
+        if tiers.is_empty() || tiers.iter().any(|t| *t != Tier::Secondary) {
+            continue;
+        }
+        let says = |field: &str, text: &str, errors: &mut Vec<KnowledgeError>| {
+            if !text.contains(SECONDARY_MARK) {
+                errors.push(err(
+                    &e.file,
+                    Some(&e.id),
+                    Some(field),
+                    format!(
+                        "the entry rests only on secondary sources: say so (\"{SECONDARY_MARK}\") \
+                         and point to the hotline"
+                    ),
+                ));
+            }
+        };
+        says("brief", &e.brief, errors);
+        for (k, c) in e.cases.iter().enumerate() {
+            says(&format!("case[{}].say", k + 1), &c.say, errors);
         }
     }
 }
@@ -461,12 +614,58 @@ fn load_sources(root: &Path, errors: &mut Vec<KnowledgeError>) -> Vec<Source> {
             Some(short) => short,
             None => s.title.clone(),
         };
+        let date = s.date.as_deref().and_then(|d| {
+            DocDate::parse(d)
+                .inspect_err(|e| errors.push(err(FILE, Some(&label), Some("date"), e.clone())))
+                .ok()
+        });
+        let tier = match s.tier.as_deref() {
+            None => {
+                errors.push(err(
+                    FILE,
+                    Some(&label),
+                    Some("tier"),
+                    format!("is missing: one of {}", Tier::VALUES.join(", ")),
+                ));
+                Tier::Secondary
+            }
+            Some(t) => Tier::parse(t).unwrap_or_else(|| {
+                errors.push(err(
+                    FILE,
+                    Some(&label),
+                    Some("tier"),
+                    format!("{t:?} is not one of {}", Tier::VALUES.join(", ")),
+                ));
+                Tier::Secondary
+            }),
+        };
+        if let Some(u) = &s.url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            errors.push(err(
+                FILE,
+                Some(&label),
+                Some("url"),
+                format!("{u:?} is not an http(s) address"),
+            ));
+        }
+        if s.file.as_deref().is_none_or(|f| f.trim().is_empty()) && s.url.is_none() {
+            errors.push(err(
+                FILE,
+                Some(&label),
+                None,
+                "needs a `file` (a seed) or the `url` of the page that was read",
+            ));
+        }
         out.push(Source {
             id: s.id,
             file: s.file,
             title: s.title,
             short,
             region: s.region,
+            date,
+            tier,
+            url: s.url,
         });
     }
     out
@@ -752,46 +951,10 @@ fn validate_entry(
                 "needs at least one condition".into(),
             );
         }
-        let mut when = BTreeMap::new();
-        for (key, v) in c.when {
-            let values = match v {
-                raw::OneOrMany::One(v) => vec![v],
-                raw::OneOrMany::Many(vs) => vs,
-            };
-            match CASE_KEYS.iter().find(|(k, _)| *k == key) {
-                None => bad(
-                    &format!("{field}.when"),
-                    format!(
-                        "`{key}` is not a situation word (one of {})",
-                        CASE_KEYS.map(|(k, _)| k).join(", ")
-                    ),
-                ),
-                Some((_, allowed)) => {
-                    for v in &values {
-                        let ok = if allowed.is_empty() {
-                            !v.is_empty()
-                                && v.bytes().all(|b| {
-                                    b.is_ascii_lowercase()
-                                        || b.is_ascii_digit()
-                                        || b == b'-'
-                                        || b == b'_'
-                                })
-                        } else {
-                            allowed.contains(&v.as_str())
-                        };
-                        if !ok {
-                            bad(
-                                &format!("{field}.when.{key}"),
-                                format!("`{v}` is not a value of `{key}`"),
-                            );
-                        }
-                    }
-                }
-            }
-            when.insert(key, values);
-        }
+        let when = conditions(c.when, &format!("{field}.when"), &mut bad);
         cases.push(Case { when, say });
     }
+    let fits = conditions(raw.fits, "fits", &mut bad);
     if let Some(d) = &raw.direction
         && !matches!(d.as_str(), "inbound" | "outbound")
     {
@@ -800,6 +963,28 @@ fn validate_entry(
             format!("{d:?} is not one of inbound, outbound"),
         );
     }
+    let as_of = match raw.as_of.as_deref().map(DocDate::parse) {
+        None => {
+            bad(
+                "as_of",
+                "is missing: the day the entry was last checked against its sources (2026-12-07)"
+                    .into(),
+            );
+            None
+        }
+        Some(Err(e)) => {
+            bad("as_of", e);
+            None
+        }
+        Some(Ok(d)) if !d.is_full() => {
+            bad(
+                "as_of",
+                format!("{d} names no day: write the day, 2026-12-07"),
+            );
+            None
+        }
+        Some(Ok(d)) => Some(d),
+    };
     if raw.sources.is_empty() {
         bad("sources", "must name at least one source".into());
     }
@@ -841,6 +1026,8 @@ fn validate_entry(
         brief,
         cases,
         sources: raw.sources,
+        // present: a missing or malformed date was an error above
+        as_of: as_of.unwrap_or(DocDate::ymd(1970, 1, 1)),
         tags: raw.tags,
         region: raw.region,
         related: raw.related,
@@ -848,22 +1035,73 @@ fn validate_entry(
         general: raw.general,
         local_topic: raw.local_topic,
         direction: raw.direction,
+        fits,
         file: file.to_string(),
     })
+}
+
+/// Situation conditions (a case's `when`, an entry's `fits`), validated against
+/// [`CASE_KEYS`]; problems go to `bad(field, message)`.
+fn conditions(
+    raw: BTreeMap<String, raw::OneOrMany>,
+    field: &str,
+    bad: &mut impl FnMut(&str, String),
+) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for (key, v) in raw {
+        let values = match v {
+            raw::OneOrMany::One(v) => vec![v],
+            raw::OneOrMany::Many(vs) => vs,
+        };
+        match CASE_KEYS.iter().find(|(k, _)| *k == key) {
+            None => bad(
+                field,
+                format!(
+                    "`{key}` is not a situation word (one of {})",
+                    CASE_KEYS.map(|(k, _)| k).join(", ")
+                ),
+            ),
+            Some((_, allowed)) => {
+                for v in &values {
+                    let ok = if allowed.is_empty() {
+                        !v.is_empty()
+                            && v.bytes().all(|b| {
+                                b.is_ascii_lowercase()
+                                    || b.is_ascii_digit()
+                                    || b == b'-'
+                                    || b == b'_'
+                            })
+                    } else {
+                        allowed.contains(&v.as_str())
+                    };
+                    if !ok {
+                        bad(
+                            &format!("{field}.{key}"),
+                            format!("`{v}` is not a value of `{key}`"),
+                        );
+                    }
+                }
+            }
+        }
+        out.insert(key, values);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const SOURCES: &str =
-        "[[source]]\nid = \"004\"\nfile = \"004.txt\"\ntitle = \"江苏省异地就医经办服务规程\"\n";
+    const SOURCES: &str = "[[source]]\nid = \"004\"\nfile = \"004.txt\"\ntitle = \"江苏省异地就医经办服务规程\"\n\
+         date = \"2019\"\ntier = \"official\"\n\
+         [[source]]\nid = \"031\"\ntitle = \"某网站文章\"\ntier = \"secondary\"\n\
+         url = \"https://example.org/a\"\ndate = \"2025-03-28\"\n";
     const SYNONYMS: &str = "[[group]]\nterms = [\"社会保障卡\", \"社保卡\"]\n";
 
     fn entry(id: &str) -> String {
         format!(
             "[[faq]]\nid = \"{id}\"\nquestion = \"问题{id}\"\nvariants = [\"说法一\", \"说法二\"]\n\
-             answer = \"回答\"\nbrief = \"简答\"\nsources = [\"004 第八条\"]\ntags = [\"备案\"]\nregion = \"jiangsu\"\n"
+             answer = \"回答\"\nbrief = \"简答\"\nsources = [\"004 第八条\"]\nas_of = \"2026-12-07\"\ntags = [\"备案\"]\nregion = \"jiangsu\"\n"
         )
     }
 
@@ -924,12 +1162,45 @@ mod tests {
         assert_eq!(k.hotline(), "0512-12333");
     }
 
+    /// The 2026 coverage list (docs/faq-coverage.md): every id of its entry tables exists,
+    /// and every shipped entry is listed there.
+    #[test]
+    fn the_shipped_knowledge_covers_the_2026_coverage_list() {
+        let k = Knowledge::load(crate::default_knowledge_dir()).unwrap_or_else(|e| panic!("{e}"));
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/faq-coverage.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        // the entry tables come before the folded research topics
+        let tables = doc.split("## Research topics covered").next().unwrap();
+        let ids: Vec<&str> = tables
+            .lines()
+            .filter_map(|l| l.strip_prefix("| ")?.split(" |").next())
+            .filter(|id| {
+                id.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && *id != "id"
+            })
+            .collect();
+        for id in &ids {
+            assert!(k.faq(id).is_some(), "listed id {id} has no entry");
+        }
+        for e in &k.faqs {
+            assert!(
+                ids.contains(&e.id.as_str()) || tables.contains(&format!("`{}`", e.id)),
+                "entry {} is not in docs/faq-coverage.md",
+                e.id
+            );
+        }
+    }
+
     #[test]
     fn a_valid_folder_loads() {
         let k = Knowledge::load(folder(&entry("filing-who")).path()).unwrap();
         assert_eq!(k.faqs.len(), 2);
         assert_eq!(k.faq("filing-who").unwrap().file, "faq/a.toml");
-        assert_eq!(k.cite("004 第八条"), "《江苏省异地就医经办服务规程》第八条");
+        assert_eq!(
+            k.cite("004 第八条"),
+            "《江苏省异地就医经办服务规程》第八条（2019年，官方原文）"
+        );
     }
 
     #[test]
@@ -1098,5 +1369,144 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         let errors = Knowledge::load(empty.path()).unwrap_err().0;
         assert!(errors.iter().any(|e| e.file == "faq/"), "{errors:#?}");
+    }
+
+    fn sources_errors(sources: &str) -> Vec<String> {
+        let dir = folder(&entry("x"));
+        std::fs::write(dir.path().join("sources.toml"), sources).unwrap();
+        match Knowledge::load(dir.path()) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn sources_need_a_tier_a_real_date_and_a_file_or_an_address() {
+        let base = "[[source]]\nid = \"004\"\ntitle = \"规程\"\n";
+        let errors = sources_errors(base);
+        assert!(
+            errors.contains(&"sources.toml: entry `004`: field `tier`: is missing: one of official, quoted, secondary".to_string()),
+            "{errors:#?}"
+        );
+        assert!(
+            errors.contains(&"sources.toml: entry `004`: needs a `file` (a seed) or the `url` of the page that was read".to_string()),
+            "{errors:#?}"
+        );
+        let errors = sources_errors(&format!(
+            "{base}file = \"004.txt\"\ntier = \"A\"\ndate = \"2019-02-30\"\nurl = \"www.example.org\"\n"
+        ));
+        assert_eq!(
+            errors,
+            vec![
+                "sources.toml: entry `004`: field `date`: \"2019-02-30\" is not a date written 2019, 2019-06 or 2019-06-30",
+                "sources.toml: entry `004`: field `tier`: \"A\" is not one of official, quoted, secondary",
+                "sources.toml: entry `004`: field `url`: \"www.example.org\" is not an http(s) address",
+            ]
+        );
+        assert!(
+            sources_errors(&format!(
+                "{base}url = \"https://example.org\"\ntier = \"quoted\"\n"
+            ))
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn entries_need_the_day_they_were_checked() {
+        let without = entry("x").replace("as_of = \"2026-12-07\"\n", "");
+        assert_error(
+            &without,
+            "faq/a.toml",
+            Some("x"),
+            Some("as_of"),
+            "is missing",
+        );
+        let month = entry("x").replace("2026-12-07", "2026-12");
+        assert_error(
+            &month,
+            "faq/a.toml",
+            Some("x"),
+            Some("as_of"),
+            "names no day",
+        );
+        let bad = entry("x").replace("2026-12-07", "2026-13-01");
+        assert_error(
+            &bad,
+            "faq/a.toml",
+            Some("x"),
+            Some("as_of"),
+            "is not a date",
+        );
+    }
+
+    #[test]
+    fn an_entry_resting_only_on_secondary_sources_says_so() {
+        let secondary = entry("x").replace("004 第八条", "031 第一段")
+            + "[[faq.case]]\nwhen = { filed = \"true\" }\nsay = \"可以。\"\n";
+        let errors = errors_of(&secondary);
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            vec![
+                "faq/a.toml: entry `x`: field `brief`: the entry rests only on secondary sources: say so (\"未见官方原文\") and point to the hotline",
+                "faq/a.toml: entry `x`: field `case[1].say`: the entry rests only on secondary sources: say so (\"未见官方原文\") and point to the hotline",
+            ]
+        );
+        let said = secondary
+            .replace("简答", "简答（网络资料，未见官方原文，请拨0512-12333确认）")
+            .replace(
+                "可以。",
+                "可以（网络资料，未见官方原文，请拨0512-12333确认）。",
+            );
+        assert!(Knowledge::load(folder(&said).path()).is_ok());
+        // one official source beside the secondary one is enough
+        let mixed = entry("x").replace("[\"004 第八条\"]", "[\"031 第一段\", \"004 第八条\"]");
+        assert!(Knowledge::load(folder(&mixed).path()).is_ok());
+    }
+
+    #[test]
+    fn provenance_and_freshness_come_from_the_sources() {
+        let faq = entry("old")
+            + &entry("web")
+                .replace("004 第八条", "031 第一段")
+                .replace("简答", "简答（网络资料，未见官方原文，请拨0512-12333确认）")
+            + &entry("both").replace(
+                "[\"004 第八条\"]",
+                "[\"004 第八条\", \"031 第一段\", \"004 第九条\"]",
+            );
+        let k = Knowledge::load(folder(&faq).path()).unwrap();
+        let both = k.faq("both").unwrap();
+        let p = serde_json::to_value(k.provenance(both)).unwrap();
+        assert_eq!(
+            p,
+            serde_json::json!([
+                {"source": "004 第八条", "document": "江苏省异地就医经办服务规程", "date": "2019", "tier": "official"},
+                {"source": "031 第一段", "document": "某网站文章", "date": "2025-03-28", "tier": "secondary", "url": "https://example.org/a"},
+                {"source": "004 第九条", "document": "江苏省异地就医经办服务规程", "date": "2019", "tier": "official"},
+            ])
+        );
+        assert_eq!(k.tier(both), Tier::Official);
+        assert_eq!(k.tier(k.faq("web").unwrap()), Tier::Secondary);
+        assert_eq!(
+            k.cite("031 第一段"),
+            "《某网站文章》第一段（2025年3月28日，网络资料）"
+        );
+
+        let report = k.freshness(DocDate::ymd(2026, 12, 7), 3);
+        let ids = |v: &[Flagged]| v.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+        // `old` and `contacts` cite only the 2019 rules; `both` has a 2025 source
+        assert_eq!(ids(&report.stale), ["old", "contacts"]);
+        assert_eq!(ids(&report.secondary_only), ["web"]);
+        assert_eq!(
+            report.stale[0].newest,
+            Some(("004".to_string(), DocDate::parse("2019").unwrap()))
+        );
+        assert!(k.freshness(DocDate::ymd(2026, 12, 7), 10).stale.is_empty());
+        let text = report.report();
+        assert!(
+            text.contains("  old (faq/a.toml): newest source 004 of 2019; checked 2026-12-07\n"),
+            "{text}"
+        );
+        assert!(text.contains("  web (faq/a.toml): 031\n"), "{text}");
     }
 }

@@ -14,13 +14,28 @@ pub struct SourcesFile {
 #[serde(deny_unknown_fields)]
 pub struct SourceRaw {
     pub id: String,
-    pub file: String,
+    /// The seed file in ../shared/seeds/, when the text is stored there.
+    #[serde(default)]
+    pub file: Option<String>,
     pub title: String,
     /// A short name for chat citations ("苏州医保指南"); the title when absent.
     #[serde(default)]
     pub short: Option<String>,
     #[serde(default)]
     pub region: Option<String>,
+    /// When the document was issued or published: "2019", "2023-06" or "2023-06-10".
+    #[serde(default)]
+    pub date: Option<String>,
+    /// `official`, `quoted` or `secondary` (see sources.toml's header).
+    #[serde(default)]
+    pub tier: Option<String>,
+    /// The page that was read, when there is one.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// For editors: how the date or tier was judged; read so that its type is checked.
+    #[serde(default)]
+    #[expect(dead_code, reason = "editor-facing comment")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +73,9 @@ pub struct FaqRaw {
     #[serde(default)]
     pub brief: Option<String>,
     pub sources: Vec<String>,
+    /// The day the entry was last checked against its sources ("2026-12-07").
+    #[serde(default)]
+    pub as_of: Option<String>,
     pub tags: Vec<String>,
     pub region: String,
     #[serde(default)]
@@ -75,6 +93,9 @@ pub struct FaqRaw {
     /// from elsewhere coming to us); absent: anyone.
     #[serde(default)]
     pub direction: Option<String>,
+    /// The situation the entry is written for (`stage = "in_hospital"`).
+    #[serde(default)]
+    pub fits: std::collections::BTreeMap<String, OneOrMany>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -34,6 +34,8 @@ use crate::search::{SearchContext, SearchEngine, SearchResult};
 use crate::talk::Talk;
 use crate::text::normalize;
 
+/// A short message whose out-of-scope topic scores this much (100 × probability) is that topic.
+const PLAIN_TOPIC: f32 = 60.0;
 /// A message with this many content characters that search finds out of scope stays so.
 const OUT_OF_SCOPE_CHARS: usize = 8;
 /// From this probability a social act (thanks, an acknowledgement…) stands even when the
@@ -149,6 +151,8 @@ impl Reading {
 pub struct Reader {
     pub places: Places,
     pub acts: ActModel,
+    /// The dialogs' trigger phrases, normalised: `(dialog id, phrase)`.
+    triggers: Vec<(String, String)>,
 }
 
 impl Reader {
@@ -157,8 +161,9 @@ impl Reader {
     pub fn load(
         root: &Path,
         regions: &[(String, Vec<String>)],
-        defs: &SlotDefs,
+        dialogs: &Dialogs,
     ) -> Result<Reader, Vec<String>> {
+        let defs = &dialogs.slots;
         let places = Places::load(root, regions);
         let examples = acts::load_examples(root);
         let (places, examples) = match (places, examples) {
@@ -176,10 +181,22 @@ impl Reader {
         Ok(Reader {
             places,
             acts: ActModel::train(examples),
+            triggers: triggers(dialogs),
         })
     }
 
     /// The act examples with their signals, as the classifier is trained on them.
+    /// The dialog whose trigger phrase occurs in the (normalised) message, if any: the
+    /// longest phrase found.
+    fn trigger(&self, norm: &str) -> Option<String> {
+        let command = norm.trim_start_matches('/');
+        self.triggers
+            .iter()
+            .filter(|(_, t)| norm.contains(t.as_str()) || command == t)
+            .max_by_key(|(_, t)| t.chars().count())
+            .map(|(d, _)| d.clone())
+    }
+
     pub fn training_examples(&self, defs: &SlotDefs) -> Vec<(Act, String, acts::Signals)> {
         with_signals(&self.places, defs, self.acts.examples().to_vec())
     }
@@ -247,10 +264,11 @@ impl Reader {
             pending: active.is_some(),
         };
         let (act, confidence, _) = self.acts.classify(&message, &signals);
-        let smalltalk = parts.talk.classify(&message).map(|i| i.id.clone());
-        let vague = parts.talk.vague(&message).map(|v| v.id.clone());
-        let continues = parts.talk.is_followup(&message);
-        let followup_cue = parts.talk.has_followup_cue(&message)
+        let talk = parts.talk.read(&message, &norm);
+        let smalltalk = talk.smalltalk.map(|i| i.id.clone());
+        let vague = talk.vague.map(|v| v.id.clone());
+        let continues = talk.continues;
+        let followup_cue = talk.followup_cue
             || message
                 .trim_end_matches(['?', '？', '。', '!', '！', ' '])
                 .ends_with('呢');
@@ -287,20 +305,37 @@ impl Reader {
             c.cross_region |= cross;
             c
         };
-        let fit = |r: SearchResult| for_direction(parts.knowledge, r, direction);
+        let fit = |r: SearchResult| {
+            for_situation(
+                parts.knowledge,
+                for_direction(parts.knowledge, r, direction),
+                &merged,
+            )
+        };
         let own = fit(parts.search.search_with(&message, 8, &ctx));
         let in_dialog = step.map(|(d, _)| {
             fit(parts
                 .search
                 .search_with(&format!("{message} {}", d.title), 3, &ctx))
         });
-        let context = context_words(parts, state);
-        let in_context = (!context.is_empty() && active.is_none()).then(|| {
+        // read in the conversation's context only when the router may use it: a message that
+        // continues, follows up or answers options, or one its own words do not answer
+        let may_continue = continues
+            || followup_cue
+            || act == Act::FollowUp
+            || !state.pending.is_empty()
+            || !own.answered;
+        let context = if may_continue && active.is_none() {
+            context_words(parts, state)
+        } else {
+            String::new()
+        };
+        let in_context = (!context.is_empty()).then(|| {
             fit(parts
                 .search
                 .search_with(&format!("{message} {context}"), 8, &ctx))
         });
-        let trigger = trigger(parts.dialogs, &norm);
+        let trigger = self.trigger(&norm);
         let pick = pick(parts.knowledge, &state.pending, &message);
         let mut reading = Reading {
             message,
@@ -389,6 +424,60 @@ fn for_direction(knowledge: &Knowledge, mut r: SearchResult, direction: Directio
     r
 }
 
+/// Share of the best score a hit needs to take the lead when it fits the situation and the
+/// best does not.
+const FITS_SHARE: f32 = 0.5;
+/// …and when the best says nothing of the situation and the hit is written for it.
+const CLOSE_FIT_SHARE: f32 = 0.7;
+
+/// The hits with the best moved aside when the person's situation contradicts what it is
+/// written for (an entry whose `fits` says `stage = "before_care"` for someone already in
+/// hospital) and a close hit fits: "没备案，现在住着院" gets the backfill before discharge.
+fn for_situation(
+    knowledge: &Knowledge,
+    mut r: SearchResult,
+    slots: &BTreeMap<String, String>,
+) -> SearchResult {
+    // -1: contradicted; 0: nothing said; n > 0: n conditions met
+    let fit = |id: &str| -> i32 {
+        let Some(e) = knowledge.faq(id) else {
+            return 0;
+        };
+        let mut met = 0;
+        for (k, vs) in &e.fits {
+            match slots.get(k) {
+                Some(v) if vs.contains(v) => met += 1,
+                Some(_) => return -1,
+                None => {}
+            }
+        }
+        met
+    };
+    let Some(top) = r.hits.first() else {
+        return r;
+    };
+    // a close hit written for this very situation also leads one written for any
+    let floor = match fit(&top.id) {
+        f if f < 0 => FITS_SHARE * top.score,
+        0 => CLOSE_FIT_SHARE * top.score,
+        _ => return r,
+    };
+    // among the few best: a far-down hit does not overturn what the words ask
+    if let Some(i) = r
+        .hits
+        .iter()
+        .take(3)
+        .position(|h| h.score >= floor && fit(&h.id) > 0)
+    {
+        // the two change places, scores included, so that the ranking stays in order
+        let top_score = r.hits[0].score;
+        r.hits[0].score = r.hits[i].score;
+        r.hits[i].score = top_score;
+        r.hits.swap(0, i);
+    }
+    r
+}
+
 /// 重新开始 / 退出 / 返回.
 fn control(command: &str) -> Option<Control> {
     match command {
@@ -401,19 +490,18 @@ fn control(command: &str) -> Option<Control> {
     }
 }
 
-/// The dialog whose trigger phrase occurs in the (normalised) message, if any.
-fn trigger(dialogs: &Dialogs, norm: &str) -> Option<String> {
-    let command = norm.trim_start_matches('/');
+/// Every dialog's trigger phrases, normalised once: `(dialog id, phrase)`.
+fn triggers(dialogs: &Dialogs) -> Vec<(String, String)> {
     dialogs
         .dialogs
         .iter()
-        .flat_map(|d| d.triggers.iter().map(move |t| (d, t)))
-        .filter(|(_, t)| {
-            let t = normalize(t.trim_start_matches('/'));
-            !t.is_empty() && (norm.contains(&t) || command == t)
+        .flat_map(|d| {
+            d.triggers
+                .iter()
+                .map(|t| (d.id.clone(), normalize(t.trim_start_matches('/'))))
         })
-        .max_by_key(|(_, t)| t.chars().count())
-        .map(|(d, _)| d.id.clone())
+        .filter(|(_, t)| !t.is_empty())
+        .collect()
 }
 
 /// What the conversation already says about cross-region care: a topic that is about it,
@@ -426,6 +514,7 @@ fn search_context(parts: &Parts<'_>, state: &SessionState) -> SearchContext {
         .is_some_and(|e| !e.general);
     SearchContext {
         cross_region: topic_cross
+            || state.cross_region
             || state.slots.contains_key("care_location")
             || state.slots.contains_key("care_place")
             || state
@@ -453,15 +542,13 @@ pub fn context_words(parts: &Parts<'_>, state: &SessionState) -> String {
         if let Some(p) = state.slots.get("care_place") {
             words.push(parts.dialogs.slots.label("insured_region", p));
         }
-    } else {
+    } else if state.topic.is_none() {
+        // without a topic the situation is the context; with one, the topic leads alone
+        // ("在哪儿办" after the filing materials is where to file, whatever the region)
         if let Some(v) = state.slots.get("insured_region") {
             words.push(parts.dialogs.slots.search_words("insured_region", v));
         }
-        // the place of care only when no topic leads: "江苏省内" would pull every short
-        // follow-up of a topic toward the in-province entry
-        if state.topic.is_none()
-            && let Some(v) = state.slots.get("care_location")
-        {
+        if let Some(v) = state.slots.get("care_location") {
             words.push(parts.dialogs.slots.search_words("care_location", v));
         }
     }
@@ -500,8 +587,11 @@ fn scope(parts: &Parts<'_>, state: &SessionState, r: &Reading) -> Scope {
         Direction::of(&facts.slots),
         Direction::Outbound | Direction::Inbound | Direction::Within
     );
+    // a short message whose words are plainly another topic ("商业保险") is out of scope too
+    let says_enough =
+        r.content_chars >= OUT_OF_SCOPE_CHARS || r.topics.own.out_of_scope_score >= PLAIN_TOPIC;
     if let Some(topic) = &r.topics.own.out_of_scope
-        && r.content_chars >= OUT_OF_SCOPE_CHARS
+        && says_enough
         && (!cross || r.asks())
     {
         return Scope::OutOfScope(topic.clone());
@@ -544,8 +634,19 @@ pub fn asks_form(message: &str) -> bool {
         .any(|w| m.contains(w));
     // "那去上海呢 我是苏州的": a 呢 that ends a clause asks
     let ne_clause = m.contains("呢 ") || m.contains("呢，") || m.contains("呢,");
+    // a clause that ends with a question particle ("现在补备案还能报吗 我们是张家港的")
+    let clause_asks = m
+        .split([' ', '，', ',', '。', '！', '!', '；', ';'])
+        .any(|c| c.ends_with(['吗', '伐', '么']));
+    // A-not-A: "成没成", "刷不刷", "能不能"
+    let chars: Vec<char> = m.chars().collect();
+    let a_not_a = chars
+        .windows(3)
+        .any(|w| w[0] == w[2] && matches!(w[1], '不' | '没') && crate::text::is_cjk(w[0]));
     asks_with_ba
         || ne_clause
+        || clause_asks
+        || a_not_a
         || m.contains(['？', '?'])
         || m.ends_with(['吗', '呢', '不', '没', '伐', '么'])
         || [
@@ -653,4 +754,64 @@ fn overlap(a: &str, b: &str) -> f32 {
     }
     let gb = grams(b);
     ga.iter().filter(|g| gb.contains(g)).count() as f32 / ga.len() as f32
+}
+
+/// A reading made by hand, for the router's table tests: a message with nothing found in it;
+/// a test sets what the case needs.
+#[cfg(test)]
+pub(crate) fn blank_reading(message: &str) -> Reading {
+    let nothing = || SearchResult {
+        query: message.to_string(),
+        answered: false,
+        hits: Vec::new(),
+        out_of_scope_score: 0.0,
+        out_of_scope: None,
+        also: None,
+    };
+    Reading {
+        message: message.to_string(),
+        norm: normalize(message),
+        content_chars: message.chars().filter(|c| c.is_alphanumeric()).count(),
+        control: None,
+        basis: false,
+        more: false,
+        act: Act::Question,
+        confidence: 1.0,
+        facts: Facts::default(),
+        smalltalk: None,
+        vague: None,
+        pick: None,
+        trigger: None,
+        continues: false,
+        followup_cue: false,
+        asks_form: false,
+        dialog_answer: None,
+        topics: Topics {
+            own: nothing(),
+            in_context: None,
+            in_dialog: None,
+        },
+        scope: Scope::InScope,
+    }
+}
+
+/// A search result that answers with `ids` (best first, scores falling from `top`).
+#[cfg(test)]
+pub(crate) fn answered(message: &str, ids: &[&str], top: f32) -> SearchResult {
+    SearchResult {
+        query: message.to_string(),
+        answered: !ids.is_empty(),
+        hits: ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| crate::search::Hit {
+                id: (*id).to_string(),
+                score: top / (i as f32 + 1.0),
+                question: String::new(),
+            })
+            .collect(),
+        out_of_scope_score: 0.0,
+        out_of_scope: None,
+        also: None,
+    }
 }

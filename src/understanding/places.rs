@@ -62,6 +62,8 @@ struct Raw {
     abroad: Option<Names>,
     #[serde(default)]
     typos: BTreeMap<String, String>,
+    #[serde(default)]
+    dialect: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -319,6 +321,20 @@ impl Places {
             wrong.push(w.clone());
             right.push(r.clone());
         }
+        for (w, r) in &raw.dialect {
+            if w.trim().is_empty() || r.trim().is_empty() {
+                errors.push(format!(
+                    "{F}: field `dialect.{w}`: needs a dialect word and the word meant"
+                ));
+            }
+            if raw.typos.contains_key(w) {
+                errors.push(format!(
+                    "{F}: field `dialect.{w}`: is also listed under `typos`"
+                ));
+            }
+            wrong.push(w.clone());
+            right.push(r.clone());
+        }
         let typos = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .build(&wrong)
@@ -336,7 +352,8 @@ impl Places {
         }
     }
 
-    /// The message with its common misspellings corrected ("被案" → "备案").
+    /// The message with its common misspellings and dialect words read as the words meant
+    /// ("被案" → "备案", "伊" → "她").
     pub fn correct(&self, message: &str) -> String {
         match &self.typos {
             Some((ac, right)) => ac.replace_all(message, right),

@@ -55,6 +55,18 @@ const CORRECTIONS: [&str; 11] = [
     "刚才说的",
 ];
 
+/// Names of the agencies of a place ("张家港医保局"): the place is where the agency is.
+const AGENCIES: [&str; 8] = [
+    "医保局",
+    "医保中心",
+    "医保办",
+    "医保经办",
+    "社保局",
+    "社保中心",
+    "医疗保障局",
+    "人社局",
+];
+
 /// Links between a place and the cue after it ("上海|那边|住院", "张家港|的|医保").
 const LINKS: [&str; 12] = [
     "那边", "这边", "那里", "这里", "那儿", "这儿", "当地", "本地", "市区", "市", "的", "区",
@@ -345,6 +357,10 @@ fn merge(mentions: Vec<Mention>, norm: &str) -> Vec<Mention> {
 fn role_of(places: &Places, m: &Mention, before: &str, after: &str) -> Option<Role> {
     let r = &places.roles;
     let linked = strip_links(after);
+    // "张家港医保局", "苏州医保中心": the agency there, not the insurance of the person
+    if AGENCIES.iter().any(|a| linked.starts_with(a)) {
+        return Some(Role::Agency);
+    }
     let insured = ends_with_any(before, &r.insured.before).is_some()
         || starts_with_any(after, &r.insured.after).is_some()
         || starts_with_any(linked, &r.insured.after).is_some()
@@ -607,8 +623,11 @@ fn filed_city(norm: &str, placed: &[(Mention, Option<Role>)]) -> Option<String> 
 /// The choice slots the message states, by their aliases (`dialogs/slots.toml`), except the
 /// places, which the roles decide.
 fn read_choices(defs: &SlotDefs, norm: &str, facts: &mut Facts) {
-    for (name, def) in &defs.defs {
-        if def.kind != SlotKind::Choice || PLACE_SLOTS.contains(&name.as_str()) {
+    for name in defs.mentioned(norm) {
+        let Some(def) = defs.get(name) else {
+            continue;
+        };
+        if def.kind != SlotKind::Choice || PLACE_SLOTS.contains(&name) {
             continue;
         }
         let spans = defs.spans(name, norm);
@@ -627,7 +646,7 @@ fn read_choices(defs: &SlotDefs, norm: &str, facts: &mut Facts) {
         if defs.cancelled(name, &value.2, norm) {
             continue;
         }
-        facts.slots.insert(name.clone(), value.2.clone());
+        facts.slots.insert(name.to_string(), value.2.clone());
     }
 }
 
@@ -657,25 +676,28 @@ fn read_amounts(defs: &SlotDefs, raw: &str, facts: &mut Facts) {
 /// The patient: the first relative named as the subject of the story (not one the patient
 /// lives with: "跟儿子住"), or the user themself ("我自己", "我是苏州医保").
 fn patient(norm: &str) -> Option<&'static str> {
-    let mut best: Option<(usize, &'static str)> = None;
-    for (value, words) in PATIENTS {
-        for w in words {
-            for (at, _) in norm.match_indices(w) {
-                let before = &norm[..at];
-                let after = &norm[at + w.len()..];
-                if NOT_PATIENT_BEFORE.iter().any(|b| before.ends_with(b))
-                    || NOT_PATIENT_AFTER.iter().any(|a| after.starts_with(a))
-                {
-                    continue;
-                }
-                if best.is_none_or(|(b, _)| at < b) {
-                    best = Some((at, value));
-                }
+    // every word that names a patient, with its value: one automaton, built once
+    static WORDS: std::sync::OnceLock<Option<(aho_corasick::AhoCorasick, Vec<&'static str>)>> =
+        std::sync::OnceLock::new();
+    let found = WORDS.get_or_init(|| {
+        let (words, values): (Vec<&str>, Vec<&str>) = PATIENTS
+            .iter()
+            .flat_map(|(v, ws)| ws.iter().map(move |w| (*w, *v)))
+            .unzip();
+        crate::text::literals(words).map(|ac| (ac, values))
+    });
+    if let Some((ac, values)) = found {
+        for m in ac.find_overlapping_iter(norm) {
+            let before = &norm[..m.start()];
+            let after = &norm[m.end()..];
+            if NOT_PATIENT_BEFORE.iter().any(|b| before.ends_with(b))
+                || NOT_PATIENT_AFTER.iter().any(|a| after.starts_with(a))
+            {
+                continue;
             }
+            // the first relative named is whom the story is about
+            return Some(values[m.pattern().as_usize()]);
         }
-    }
-    if let Some((_, v)) = best {
-        return Some(v);
     }
     // "我是苏州职工", "俺是河南的", "我医保在张家港": the user speaks of themself
     let me = [

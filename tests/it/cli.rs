@@ -92,7 +92,17 @@ fn faq_json_lists_every_entry_with_the_contract_fields() {
     let lines = json_lines(&yidi(&["faq", "--json"], ""));
     assert!(lines.len() >= 41);
     for e in &lines {
-        for field in ["id", "question", "variants", "answer", "sources", "tags"] {
+        for field in [
+            "id",
+            "question",
+            "variants",
+            "answer",
+            "sources",
+            "tags",
+            "as_of",
+            "tier",
+            "provenance",
+        ] {
             assert!(!e[field].is_null(), "{field} missing in {e}");
         }
         assert!(!e["sources"].as_array().unwrap().is_empty());
@@ -105,6 +115,65 @@ fn check_accepts_the_shipped_knowledge() {
     let out = yidi(&["check"], "");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("OK: "), "{}", stdout(&out));
+}
+
+#[test]
+fn check_reports_stale_entries_and_those_resting_on_secondary_sources() {
+    let out = yidi(&["check"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    // impersonation rests on the 2019 Jiangsu rules alone; deductible on articles alone
+    assert!(
+        text.contains("entries whose newest source is older than 3 years (today "),
+        "{text}"
+    );
+    assert!(
+        text.contains("  impersonation (faq/card.toml): newest source 004 of 2019; checked "),
+        "{text}"
+    );
+    assert!(
+        text.contains("  deductible (faq/policy.toml): 003, 001\n"),
+        "{text}"
+    );
+    // entries on 2026 documents are not stale
+    assert!(!text.contains("  third-party-injury ("), "{text}");
+
+    // the age is configurable, by flag or environment
+    let out = yidi(&["check", "--stale-after-years", "100"], "");
+    assert!(
+        stdout(&out).contains("stale: 0 entries whose newest source is older than 100 years"),
+        "{}",
+        stdout(&out)
+    );
+    let dir = knowledge_copy();
+    let sources = dir.path().join("sources.toml");
+    let text = std::fs::read_to_string(&sources).unwrap();
+    // an undated Jiangsu regulation: its entries have no dated source left
+    std::fs::write(
+        &sources,
+        text.replacen(
+            "date = \"2019\"\ntier = \"official\"\nnote = \"Full text",
+            "tier = \"official\"\nnote = \"Full text",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = yidi(
+        &[
+            "--knowledge",
+            dir.path().to_str().unwrap(),
+            "check",
+            "--stale-after-years",
+            "100",
+        ],
+        "",
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("  impersonation (faq/card.toml): no dated source; checked "),
+        "{text}"
+    );
 }
 
 #[test]

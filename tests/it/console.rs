@@ -1887,6 +1887,13 @@ async fn search_for_agents_with_keys_shorthand_regions_and_links() {
             .text()
             .await?;
         assert!(first.starts_with("张家港参保"), "{first}");
+        // with the day the entry was checked and the tiers of its documents (issue 22)
+        let provenance = entry
+            .find(Locator::Css("details.full > .provenance"))
+            .await?
+            .text()
+            .await?;
+        assert!(provenance.starts_with("核对日期"), "{provenance}");
         let others = entry.find(Locator::Css("details.others")).await?;
         assert_eq!(others.attr("open").await?, None, "other regions folded");
         std::fs::write(

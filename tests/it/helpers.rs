@@ -57,6 +57,15 @@ pub fn knowledge_copy() -> tempfile::TempDir {
     dir
 }
 
+/// Copies of the shipped knowledge and dialogs folders (`knowledge/`, `dialogs/` in a temp
+/// dir), for a server to load and a test to edit.
+pub fn data_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("knowledge"), &dir.path().join("knowledge"));
+    copy_dir(&repo().join("dialogs"), &dir.path().join("dialogs"));
+    dir
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

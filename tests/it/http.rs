@@ -251,6 +251,29 @@ async fn faq_entry_by_id_or_404() {
     for key in ["variants", "sources", "tags"] {
         assert!(body[key].is_array(), "{key}: {body}");
     }
+    // provenance: the day it was checked, its tier, each source's document, date and tier;
+    // 起付线 rests on secondary sources only, and its brief says so
+    assert!(body["as_of"].as_str().unwrap().len() == 10, "{body}");
+    assert_eq!(body["tier"], "secondary", "{body}");
+    let provenance = body["provenance"].as_array().unwrap();
+    assert_eq!(provenance.len(), body["sources"].as_array().unwrap().len());
+    assert!(
+        provenance.iter().all(|p| p["tier"] == "secondary"
+            && p["document"].is_string()
+            && p["date"].is_string()),
+        "{body}"
+    );
+    let (_, trauma) = server.get("/v1/faq/third-party-injury").await;
+    assert_eq!(trauma["tier"], "official", "{trauma}");
+    assert!(
+        trauma["provenance"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["date"] == "2026-01-05"
+                && p["url"].as_str().is_some_and(|u| u.starts_with("https://"))),
+        "{trauma}"
+    );
     let (status, body) = server.get("/v1/faq/no-such-entry").await;
     assert_eq!(
         error_code(status, &body, StatusCode::NOT_FOUND),

@@ -77,11 +77,36 @@ impl ServeProcess {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+        self.signal("-TERM");
+    }
+
+    /// Sends SIGHUP (reload the data).
+    pub fn hangup(&self) {
+        self.signal("-HUP");
+    }
+
+    fn signal(&self, which: &str) {
+        let sent = Command::new("kill")
+            .args([which, &self.child.id().to_string()])
             .status()
             .unwrap();
-        assert!(killed.success());
+        assert!(sent.success());
+    }
+
+    /// Waits (up to 60 s) until the log holds `needle`; returns the log.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -618,4 +643,144 @@ fn refusals_are_logged_once_a_minute_per_kind() {
         assert_eq!(lines, 1, "{kind}: {lines} lines\n{log}");
     }
     assert!(log.contains("held_back=0"), "{log}");
+}
+
+#[test]
+fn the_data_reloads_on_sighup_and_for_agents_while_conversations_go_on() {
+    let data = crate::helpers::data_copy();
+    let (knowledge, dialogs) = (data.path().join("knowledge"), data.path().join("dialogs"));
+    let db = format!("sqlite://{}", data.path().join("reload.db").display());
+    let agent = "a".repeat(64);
+    let digests = format!("[\"{}\"]", yidi::store::token_hash(&agent));
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--database-url",
+        &db,
+        "--knowledge",
+        knowledge.to_str().unwrap(),
+        "--dialogs",
+        dialogs.to_str().unwrap(),
+    ];
+    let env = [
+        ("YIDI_LOG", "info"),
+        ("YIDI_AGENT_TOKEN_SHA256", digests.as_str()),
+    ];
+    let server = ServeProcess::spawn(&args, &env, data.path());
+    let faq = |id: &str| call("GET", &format!("{}/v1/faq/{id}", server.base), None, None);
+
+    // a conversation is in the middle of the filing dialog when the data changes
+    let (status, created) = call("POST", &format!("{}/v1/sessions", server.base), None, None);
+    assert_eq!(status, 201, "{created}");
+    let id = created["session_id"].as_str().unwrap();
+    let token = created["token"].as_str().unwrap();
+    let first = say(&server, id, token, "帮我列个备案材料清单");
+    assert_eq!(
+        (&first["dialog"], &first["asking"]),
+        (&json!("filing"), &json!("insured_region")),
+        "{first}"
+    );
+
+    // 1. an edited answer is in force after SIGHUP
+    let file = knowledge.join("faq/contacts.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let edited = original.replace(
+        "地址：张家港市华昌路3号",
+        "地址：张家港市华昌路3号（第二版）",
+    );
+    assert_ne!(edited, original);
+    std::fs::write(&file, &edited).unwrap();
+    server.hangup();
+    let log = server.wait_for_log("reloaded the knowledge, dialogs and regions");
+    assert!(log.contains("SIGHUP"), "{log}");
+    let (status, entry) = faq("contacts");
+    assert_eq!(status, 200);
+    assert!(
+        entry["answer"].as_str().unwrap().contains("（第二版）"),
+        "{entry}"
+    );
+    // the dialog goes on from where it was
+    let second = say(&server, id, token, "苏州");
+    assert_eq!(
+        (&second["dialog"], &second["asking"]),
+        (&json!("filing"), &json!("care_location")),
+        "{second}"
+    );
+
+    // 2. a broken file: refused with the precise problem, the previous data keeps serving
+    std::fs::write(
+        &file,
+        edited.replacen("as_of = \"2026-12-07\"", "as_of = \"2026-12\"", 1),
+    )
+    .unwrap();
+    server.hangup();
+    let log = server.wait_for_log("reload refused: invalid knowledge: faq/contacts.toml");
+    assert!(
+        log.contains(
+            "reload refused: invalid knowledge: faq/contacts.toml: entry `contacts`: field `as_of`: 2026-12 names no day"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("still serving the previous data"), "{log}");
+    let (_, entry) = faq("contacts");
+    assert!(
+        entry["answer"].as_str().unwrap().contains("（第二版）"),
+        "{entry}"
+    );
+    let third = say(&server, id, token, "上海");
+    assert_eq!(third["dialog"], "filing", "{third}");
+    assert_ne!(third["asking"], "care_location", "{third}");
+
+    // 3. the agents' endpoint: agents only; the same refusal in JSON, then a reload in force
+    let reload = |token: Option<&str>| {
+        call(
+            "POST",
+            &format!("{}/v1/agent/reload", server.base),
+            token,
+            None,
+        )
+    };
+    let (status, body) = reload(None);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "missing_agent_token");
+    let (status, body) = reload(Some(&agent));
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_data");
+    let problems = body["problems"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.as_str().unwrap().starts_with(
+                "invalid knowledge: faq/contacts.toml: entry `contacts`: field `as_of`"
+            )),
+        "{body}"
+    );
+    std::fs::write(
+        &file,
+        original.replace(
+            "地址：张家港市华昌路3号",
+            "地址：张家港市华昌路3号（第三版）",
+        ),
+    )
+    .unwrap();
+    let (status, body) = reload(Some(&agent));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["generation"], 2, "{body}");
+    assert!(body["entries"].as_u64().unwrap() > 40, "{body}");
+    let (_, entry) = faq("contacts");
+    assert!(
+        entry["answer"].as_str().unwrap().contains("（第三版）"),
+        "{entry}"
+    );
+    // and the conversation still goes on, on the new data
+    let (status, session) = call(
+        "GET",
+        &format!("{}/v1/sessions/{id}", server.base),
+        Some(token),
+        None,
+    );
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["slots"]["insured_region"], "suzhou", "{session}");
+    let fourth = say(&server, id, token, "异地备案有效期多久");
+    assert_eq!(fourth["kind"], "faq", "{fourth}");
 }

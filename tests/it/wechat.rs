@@ -674,7 +674,8 @@ async fn a_clarifying_questions_options_are_numbered_and_picked_by_number() {
         "{picked}"
     );
     let faq = lines.last().unwrap().faq_id.clone().unwrap();
-    let entry = e.conversations.assistant.knowledge.faq(&faq).unwrap();
+    let assistant = e.conversations.assistant();
+    let entry = assistant.knowledge.faq(&faq).unwrap();
     assert_eq!(entry.question, first_option);
 }
 

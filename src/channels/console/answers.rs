@@ -54,6 +54,27 @@ pub struct AgentEntry {
     pub related: Vec<Link>,
     /// A text message of at most 140 characters: `say` and the hotline.
     pub sms: String,
+    /// The day the entry was last checked against its sources (YYYY-MM-DD).
+    #[schema(example = "2026-12-07")]
+    pub as_of: String,
+    /// The strongest tier among its documents: `official`, `quoted` or `secondary` (the
+    /// answer rests on secondary sources only: the caller should confirm it).
+    #[schema(example = "official")]
+    pub tier: String,
+    /// The documents it cites, each once: id, date and tier.
+    pub documents: Vec<DocTier>,
+}
+
+/// A document an entry rests on.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DocTier {
+    /// The document's id (knowledge/sources.toml).
+    pub id: String,
+    /// When it was issued or published, as precise as known; None when unknown.
+    #[schema(required = true)]
+    pub date: Option<String>,
+    /// `official`, `quoted` or `secondary`.
+    pub tier: String,
 }
 
 /// Another entry, by id and question.
@@ -157,7 +178,20 @@ pub fn agent_entry(
             question: e.question.clone(),
         })
         .collect();
+    let documents = a
+        .knowledge
+        .documents(entry)
+        .into_iter()
+        .map(|d| DocTier {
+            id: d.id.clone(),
+            date: d.date.map(|x| x.to_string()),
+            tier: d.tier.as_str().to_string(),
+        })
+        .collect();
     AgentEntry {
+        as_of: entry.as_of.to_string(),
+        tier: a.knowledge.tier(entry).as_str().to_string(),
+        documents,
         id: entry.id.clone(),
         question: entry.question.clone(),
         sms: sms(std::slice::from_ref(&say), &contact(a, region)),

@@ -525,6 +525,18 @@
     estimateBox.appendChild(el('p', 'disclaimer', e.disclaimer));
   }
 
+  // When the entry was last checked and how reliable its documents are:
+  // "核对日期 2026-12-07 · 依据：官方原文（004 官方原文 2019；…）".
+  const TIERS = { official: '官方原文', quoted: '转引官方', secondary: '网络资料' };
+  function provenanceLine(entry) {
+    const docs = (entry.documents || []).map(function (d) {
+      return d.id + ' ' + (TIERS[d.tier] || d.tier) + (d.date ? ' ' + d.date : '');
+    });
+    return '核对日期 ' + entry.as_of + ' · 依据：' + (TIERS[entry.tier] || entry.tier) +
+      (entry.tier === 'secondary' ? '（只有网络资料，请来电者向医保部门确认）' : '') +
+      (docs.length ? '（' + docs.join('；') + '）' : '');
+  }
+
   // an FAQ entry for the caller: what to say, the text message, the full answer folded
   function renderEntry(entry, open) {
     const art = el('article', 'entry');
@@ -542,6 +554,7 @@
       details.appendChild(others);
     }
     details.appendChild(el('p', 'sources', '来源：' + (entry.sources.join('；') || '（无）')));
+    if (entry.as_of) details.appendChild(el('p', 'provenance', provenanceLine(entry)));
     details.appendChild(copyButton(entry.paragraphs.join('\n\n') + '\n来源：' + entry.sources.join('；'), '复制完整解答'));
     art.appendChild(details);
     if (entry.related && entry.related.length) {

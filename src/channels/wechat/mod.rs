@@ -396,7 +396,7 @@ impl WeChat {
             }
             ("event", Some("subscribe")) => {
                 tracing::info!(session = %log_id(&session), "wechat: subscribed");
-                return vec![format!("{}\n\n{MENU_HINT}", c.assistant.welcome().text)];
+                return vec![format!("{}\n\n{MENU_HINT}", c.assistant().welcome().text)];
             }
             ("event", Some(e)) if e.eq_ignore_ascii_case("click") => {
                 if let Some(note) = self.limited(&session) {
@@ -460,7 +460,7 @@ impl WeChat {
             && let Some(state) = c.state(session).await?
             && let Some(active) = state.active
             && let Some((_, label)) = n.checked_sub(1).and_then(|i| {
-                engine::choices(&c.assistant.dialogs, &active.dialog, &active.step)
+                engine::choices(&c.assistant().dialogs, &active.dialog, &active.step)
                     .into_iter()
                     .nth(i)
             })
