@@ -569,6 +569,7 @@
   function entryLink(id, question) {
     const a = el('a', 'entry-link', question);
     a.href = '#';
+    a.title = question;
     a.dataset.faqId = id;
     a.addEventListener('click', function (event) {
       event.preventDefault();
