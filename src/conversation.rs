@@ -34,6 +34,9 @@ pub struct Conversations {
     pub limits: Arc<RateLimits>,
     /// Turns of one session run one at a time (see [`crate::turns`]).
     pub turns: Arc<crate::turns::TurnQueue>,
+    /// The channel whose turns these are (`http`, `telegram`, `wechat`, `terminal`),
+    /// recorded on the transcript lines: set by [`Conversations::on_channel`].
+    pub channel: Option<&'static str>,
 }
 
 impl Conversations {
@@ -50,6 +53,16 @@ impl Conversations {
             metrics: Arc::new(Metrics::new()),
             limits: Arc::new(RateLimits::new(&Limits::default())),
             turns: Arc::default(),
+            channel: None,
+        }
+    }
+
+    /// The same core (assistant, store, metrics, limits, turn queue) for channel `name`,
+    /// whose turns record it on their transcript lines.
+    pub fn on_channel(&self, name: &'static str) -> Conversations {
+        Conversations {
+            channel: Some(name),
+            ..self.clone()
         }
     }
 
@@ -244,6 +257,7 @@ impl Conversations {
                     .as_deref()
                     .zip(response.as_deref())
                     .map(|(k, r)| (k.key, r)),
+                channel: self.channel,
             };
             match self.store.save_turn(&record).await {
                 Ok(_) => {

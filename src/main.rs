@@ -891,7 +891,7 @@ fn chat(
         .build()?;
     let conversations = match &session {
         Some(_) => match runtime.block_on(Store::connect(database_url)) {
-            Ok(store) => Some(Conversations::new(assistant.clone(), store)),
+            Ok(store) => Some(Conversations::new(assistant.clone(), store).on_channel("terminal")),
             Err(e @ StoreError::Url(_)) => {
                 eprintln!("{e}");
                 return Ok(ExitCode::from(2));

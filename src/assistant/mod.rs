@@ -319,6 +319,50 @@ impl Assistant {
         state.slots
     }
 
+    /// The FAQ entry that leads a personal plan for the situation `slots` (the agent
+    /// console's answer to a caller's story), when the situation says enough for a plan.
+    pub fn situation_entry(
+        &self,
+        slots: &BTreeMap<String, String>,
+    ) -> Option<&crate::knowledge::FaqEntry> {
+        if !self.plan_ready(slots) {
+            return None;
+        }
+        self.knowledge
+            .faq(plan::leading_entry(slots, Direction::of(slots)))
+    }
+
+    /// The lead of `entry` for the situation `slots`, as a conversation leads with it (the
+    /// first of its cases that applies, else its brief), and whether a case applied.
+    pub fn entry_lead<'a>(
+        &self,
+        entry: &'a crate::knowledge::FaqEntry,
+        slots: &BTreeMap<String, String>,
+    ) -> (&'a str, bool) {
+        answer::lead(entry, slots)
+    }
+
+    /// The paragraphs of `entry`'s answer for a person insured in `region` (a region id):
+    /// those they read (their region's first, then the general ones) and the other regions'.
+    /// Every paragraph is theirs when the region is unknown.
+    pub fn entry_paragraphs<'a>(
+        &self,
+        entry: &'a crate::knowledge::FaqEntry,
+        region: Option<&str>,
+    ) -> (Vec<&'a str>, Vec<&'a str>) {
+        let label = region
+            .and_then(|r| self.checklist_texts.regions.get(r))
+            .map(|r| r.label.as_str());
+        let mine = answer::paragraphs_for(&entry.answer, label, &self.region_labels());
+        let others = entry
+            .answer
+            .split("\n\n")
+            .map(str::trim)
+            .filter(|p| !p.is_empty() && !mine.contains(p))
+            .collect();
+        (mine, others)
+    }
+
     /// Answers one user message, updating the conversation state. The reply carries
     /// everything the conversation knows of the user's situation (`slots`).
     pub fn handle(&self, state: &mut SessionState, message: &str) -> Reply {

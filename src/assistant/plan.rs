@@ -12,7 +12,10 @@ use crate::reply::{FaqRef, Reply, ReplyKind};
 use crate::understanding::Direction;
 
 /// The FAQ entry whose case leads a plan, by the person's direction and stage.
-fn leading_entry(slots: &BTreeMap<String, String>, direction: Direction) -> &'static str {
+pub(super) fn leading_entry(
+    slots: &BTreeMap<String, String>,
+    direction: Direction,
+) -> &'static str {
     let get = |k: &str| slots.get(k).map(String::as_str);
     if direction == Direction::Inbound {
         return "inbound-zhangjiagang";

@@ -70,7 +70,8 @@ impl AppState {
     /// Without agent tokens, the console refuses every login.
     pub fn from_conversations(conversations: Conversations) -> AppState {
         AppState {
-            conversations,
+            // the API's own turns (the other channels keep theirs)
+            conversations: conversations.on_channel("http"),
             agents: Arc::new(AgentAuth::default()),
             http: crate::config::Http::default(),
             metrics_token: None,

@@ -7,9 +7,14 @@
 //! | `POST /console/login` | anyone | form `token`: a right token starts an agent session (cookie) and 303 → `/console`; a wrong one is 401 with the login page and a Chinese error |
 //! | `POST /console/logout` | anyone | ends the session of the cookie (if any), clears it, 303 → `/console` |
 //! | `GET /console/assets/{name}` | see below | the embedded stylesheet (public: the login page needs it) and script (agents only) |
-//! | `GET /v1/agent/unanswered?limit=N` | agent | `{"questions": [{id, session_id, question, created_at}]}`, newest first (N = 1…200, default 50) |
-//! | `GET /v1/agent/sessions/{id}/transcript` | agent | `{"session_id", "transcript": [{seq, role, text, faq_id, kind, created_at}]}`; 404 when the session has no lines |
-//! | `POST /v1/agent/situation` | agent | `{"text"}` → `{"slots": {...}}`: the caller's situation as the text states it |
+//! | `GET /v1/agent/unanswered?limit=N` | agent | `{"questions": [{id, session_id, question, created_at, kind, handled_at, handled_by}]}`, newest first (N = 1…200, default 50); `kind` tells unanswered from out of scope |
+//! | `POST /v1/agent/unanswered/{id}/handled` | agent | `{"handled": true\|false}` → the item: handled now by this agent (the first 12 hex digits of their token digest), or not any more |
+//! | `GET /v1/agent/sessions/{id}/transcript` | agent | `{"session_id", "transcript": [{seq, role, text, faq_id, kind, created_at, channel}]}`; 404 when the session has no lines |
+//! | `GET /v1/agent/conversations?q=ID` | agent | `{"conversations": [{session_id, channel, lines, first_at, last_at}]}`: the stored conversations of a session id or of a caller's id in a channel (a Telegram chat id, a WeChat OpenID, a `yidi chat --session` id) |
+//! | `POST /v1/agent/situation` | agent | `{"text", "known"?}` → `{"slots", "inferred"}`: the situation after `text` is read on top of `known` (`Assistant::understand_after`) |
+//! | `POST /v1/agent/call` | agent | `{"slots"}` → the call view ([`call::view`]): missing fields at once, the answer for the situation, the checklist and the estimate's cases, each with a sentence to read out and a text message |
+//! | `POST /v1/agent/search` | agent | `{"q", "slots"?}` → entries for the caller's region, plausible ones marked ([`answers::search`]) |
+//! | `POST /v1/agent/entry` | agent | `{"id", "slots"?}` → one entry for the caller (a related or plausible one clicked) |
 //!
 //! "Agent" means either a valid console cookie or `Authorization: Bearer <agent token>`
 //! ([`is_agent`], which the rate limiter may use to exempt agents). The JSON endpoints answer
@@ -29,17 +34,31 @@
 //!   configured: removing a token from the configuration logs its agents out. SameSite=Strict
 //!   is the CSRF defence for the two POST forms and the cookie-authenticated JSON.
 //! - **Pages.** Server-rendered HTML strings (Simplified Chinese); every dynamic value is
-//!   escaped ([`escape_html`]); data the script needs (hotline, source titles) travels in a
+//!   escaped ([`escape_html`]); data the script needs (hotline, slot titles) travels in a
 //!   `<script type="application/json">` block with `<`, `>` and `&` escaped. The script renders
 //!   all data with `textContent`, never `innerHTML`. A strict Content-Security-Policy
 //!   (`default-src 'none'`, scripts and styles from this origin only) backs that up. The form's
 //!   fields are rendered from the dialogs' slot vocabulary (`dialogs/slots.toml`: titles and
 //!   value labels), so the console and the chat use the same words.
-//! - **Search.** The script calls the public `GET /v1/faq/search?limit=3` for the ranking
-//!   and `GET /v1/faq/{id}` for each hit's answer, sources, `as_of` and tiers (cached in the
-//!   page; a data reload shows after a page reload); source ids are shown as titles with the same rule
-//!   as [`crate::knowledge::Knowledge::cite`]. Scores are never shown; when the search
-//!   abstains the page says so and gives the hotline.
+//! - **A call (issue 21).** The page is built for an agent on a live call: the caller's story
+//!   (typed or pasted) fills the form through the conversation's situation reader; text added
+//!   at the end is read on top of what is known from the start of its clause, so only what
+//!   it states changes and corrections replace, while a field the agent set by hand stays
+//!   (each field is marked 描述, 手填 or 推断). Every change asks `POST /v1/agent/call` for the
+//!   whole view: what is still missing (all at once, with one-click answers), the entry
+//!   that answers the situation, the checklist and the estimate with the cases that matter
+//!   side by side; each has a sentence to read out, a copy button and a text message of at
+//!   most 140 characters with the caller's region's hotline (never a number the knowledge
+//!   does not have). At 1440×900 the story, the answer, the estimate and the checklist fit
+//!   one screen in three columns; the page prints them on one A4 page. `/` focuses the
+//!   search, `Esc` clears it, 新来电 (or Alt+N) clears everything of the previous caller.
+//! - **Search.** The script calls `POST /v1/agent/search` ([`answers`]): the caller's region
+//!   orders each answer's paragraphs (the others folded), related entries are links, and
+//!   plausible entries are shown as such with a short warning; "没有可靠答案" with the
+//!   hotline only when nothing plausible exists. Scores are never shown.
+//! - **Records.** Below the call: a caller's earlier conversations by session or caller id,
+//!   transcripts with each line's time and channel, and the inbox of unanswered and
+//!   out-of-scope questions, each marked handled by an agent (stored with who and when).
 //! - **Assets.** Embedded with `include_str!` and looked up in a fixed table by exact name;
 //!   any other name (`..`, encoded dots or slashes, nested paths) is 404 and nothing ever
 //!   touches the filesystem.
@@ -67,8 +86,10 @@ pub use super::api::{AgentAuth, new_agent_token};
 use super::api::{
     ApiError, AppState, ErrorBody, MAX_TOKEN_CHARS, RECENT_MAX, RECENT_TTL, bearer, not_found,
 };
+mod answers;
+mod call;
+
 use crate::dialog::slots::SlotKind;
-use crate::guidance::checklist::{ChannelId, WarningId};
 use crate::store::{StoreError, TranscriptLine, UnansweredQuestion, random_token};
 
 /// The name of the console's session cookie.
@@ -216,7 +237,8 @@ pub async fn exempt_from_ip_limit(state: &AppState, headers: &HeaderMap, ip: IpA
     true
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Denied> {
+/// The agent a request comes from: the configured digest of their token.
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, Denied> {
     let agents = state.agents();
     if !agents.is_configured() {
         return Err(Denied::NotConfigured);
@@ -224,7 +246,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Denie
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         // not logged: `is_agent` also sees the session tokens of every public API request
         let token = bearer(value).ok_or(Denied::Invalid)?;
-        return agents.verify(token).map(|_| ()).ok_or(Denied::Invalid);
+        return agents.verify(token).ok_or(Denied::Invalid);
     }
     let Some(session) = cookie(headers, COOKIE_NAME) else {
         return Err(Denied::Missing);
@@ -233,7 +255,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Denie
         return Err(Denied::Invalid);
     }
     match state.store().agent_session(session).await {
-        Ok(Some(agent)) if agents.knows(&agent) => Ok(()),
+        Ok(Some(agent)) if agents.knows(&agent) => Ok(agent),
         Ok(_) => Err(Denied::Invalid),
         Err(e) => Err(Denied::Store(e)),
     }
@@ -244,6 +266,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Denie
 pub(super) async fn require_agent(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     authenticate(state, headers)
         .await
+        .map(|_| ())
         .map_err(Denied::api_error)
 }
 
@@ -274,6 +297,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(unanswered))
         .routes(routes!(transcript))
         .routes(routes!(situation))
+        .routes(routes!(call_view))
+        .routes(routes!(agent_search))
+        .routes(routes!(agent_entry))
+        .routes(routes!(conversations))
+        .routes(routes!(handled))
 }
 
 #[utoipa::path(get, path = "/console", tag = "console", summary = "the console page (HTML)",
@@ -285,7 +313,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     ))]
 async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match authenticate(&state, &headers).await {
-        Ok(()) => html(StatusCode::OK, console_html(&state)),
+        Ok(_) => html(StatusCode::OK, console_html(&state)),
         Err(denied) => denied.page(),
     }
 }
@@ -546,20 +574,30 @@ async fn unanswered(
 /// An agent's notes about a caller.
 #[derive(Deserialize, ToSchema)]
 struct SituationText {
-    /// the caller's situation in free text
+    /// the caller's situation in free text (or what was added to it)
     #[schema(max_length = 2000)]
     text: String,
+    /// what is known already (slot → value): the text is read on top of it, so only the
+    /// fields it states change and a correction ("不对，是张家港的") replaces one
+    #[serde(default)]
+    known: Option<BTreeMap<String, String>>,
 }
 
 /// The slots a text states.
 #[derive(Serialize, ToSchema)]
 struct SituationSlots {
-    /// checklist.md / estimate.md slot names and values
+    /// checklist.md / estimate.md slot names and values: `known` with what the text states
     slots: BTreeMap<String, String>,
+    /// what follows from them without being said (slot → value): 职工医保 for someone who
+    /// is 在职 or 退休, as only that scheme has either
+    inferred: BTreeMap<String, String>,
 }
 
+/// Most known slots a situation request may carry.
+const MAX_KNOWN_SLOTS: usize = 40;
+
 /// The slots that an agent's free text about the caller states, read as a conversation
-/// reads them (`Assistant::understand`).
+/// reads them (`Assistant::understand_after`).
 #[utoipa::path(post, path = "/v1/agent/situation", tag = "agents",
     summary = "the caller's situation as a text states it (agents only)",
     security(("agentToken" = []), ("agentCookie" = [])),
@@ -602,8 +640,324 @@ async fn situation(
             ),
         )));
     }
-    let slots = state.assistant().understand(&body.text);
-    Ok(Json(SituationSlots { slots }))
+    let known = body.known.unwrap_or_default();
+    if known.len() > MAX_KNOWN_SLOTS
+        || known
+            .iter()
+            .any(|(k, v)| k.chars().count() > 40 || v.chars().count() > 80)
+    {
+        return Err(ApiError::from(crate::guidance::FieldError::new(
+            "known",
+            "已知情况的格式不正确：请用“字段名: 值”的对象，最多 40 项。",
+        )));
+    }
+    let slots = state.assistant().understand_after(&known, &body.text);
+    let mut inferred = BTreeMap::new();
+    if slots.contains_key("employment") && !slots.contains_key("scheme") {
+        inferred.insert("scheme".to_string(), "employee".to_string());
+    }
+    Ok(Json(SituationSlots { slots, inferred }))
+}
+
+/// A caller's situation as the console's form holds it.
+#[derive(Deserialize, ToSchema)]
+struct CallRequest {
+    /// slot → value (checklist.md and estimate.md names; amounts as typed, "3万2" too)
+    slots: BTreeMap<String, String>,
+}
+
+fn slots_problem() -> ApiError {
+    ApiError::from(crate::guidance::FieldError::new(
+        "slots",
+        "请求须为 JSON 对象 {\"slots\": {\"字段名\": \"值\"}}，最多 40 项。",
+    ))
+}
+
+fn read_slots(slots: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+    if slots.len() > MAX_KNOWN_SLOTS
+        || slots
+            .iter()
+            .any(|(k, v)| k.chars().count() > 40 || v.chars().count() > 80)
+    {
+        return Err(slots_problem());
+    }
+    Ok(slots)
+}
+
+/// What the console shows for a call: missing fields (all at once, in the agent's words),
+/// the answer for the situation, the checklist and the estimate with their cases, each
+/// with a sentence to read out and a text message.
+#[utoipa::path(post, path = "/v1/agent/call", tag = "agents",
+    summary = "the answer, checklist and estimate for a caller's situation (agents only)",
+    security(("agentToken" = []), ("agentCookie" = [])),
+    request_body = CallRequest,
+    responses(
+        (status = 200, description = "the call view", body = call::CallView),
+        (status = 401, description = "not an agent", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 422, description = "not {\"slots\": {…}}", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+    ))]
+async fn call_view(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CallRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<call::CallView>, ApiError> {
+    authenticate(&state, &headers)
+        .await
+        .map_err(Denied::api_error)?;
+    let slots = match body {
+        Ok(Json(body)) => read_slots(body.slots)?,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::of_status(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        Err(_) => return Err(slots_problem()),
+    };
+    Ok(Json(call::view(&state.assistant(), &slots)))
+}
+
+/// An agent's search.
+#[derive(Deserialize, ToSchema)]
+struct AgentSearchRequest {
+    /// the question or keywords ("门特", "张家港 窗口 地址")
+    #[schema(max_length = 500)]
+    q: String,
+    /// the caller's situation (its region orders each answer's paragraphs)
+    #[serde(default)]
+    slots: BTreeMap<String, String>,
+}
+
+/// Search for agents: in the cross-region context the hotline is about, plausible entries
+/// shown as such, each answer for the caller's region.
+#[utoipa::path(post, path = "/v1/agent/search", tag = "agents",
+    summary = "search the FAQ for a caller (agents only)",
+    security(("agentToken" = []), ("agentCookie" = [])),
+    request_body = AgentSearchRequest,
+    responses(
+        (status = 200, description = "what was found", body = answers::AgentSearch),
+        (status = 401, description = "not an agent", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 422, description = "not {\"q\", \"slots\"}", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+    ))]
+async fn agent_search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<AgentSearchRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<answers::AgentSearch>, ApiError> {
+    authenticate(&state, &headers)
+        .await
+        .map_err(Denied::api_error)?;
+    let problem = || {
+        ApiError::from(crate::guidance::FieldError::new(
+            "q",
+            "请求须为 JSON 对象 {\"q\": \"问题\", \"slots\": {…}}，问题最多 500 字。",
+        ))
+    };
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::of_status(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        Err(_) => return Err(problem()),
+    };
+    if body.q.chars().count() > 500 {
+        return Err(problem());
+    }
+    let slots = read_slots(body.slots)?;
+    Ok(Json(answers::search(&state.assistant(), &body.q, &slots)))
+}
+
+/// One entry for a caller.
+#[derive(Deserialize, ToSchema)]
+struct AgentEntryRequest {
+    /// the entry's id
+    id: String,
+    /// the caller's situation (its lead and region)
+    #[serde(default)]
+    slots: BTreeMap<String, String>,
+}
+
+/// One FAQ entry for a caller's situation (a related entry or a plausible one clicked).
+#[utoipa::path(post, path = "/v1/agent/entry", tag = "agents",
+    summary = "one FAQ entry for a caller (agents only)",
+    security(("agentToken" = []), ("agentCookie" = [])),
+    request_body = AgentEntryRequest,
+    responses(
+        (status = 200, description = "the entry", body = answers::AgentEntry),
+        (status = 401, description = "not an agent", body = ErrorBody),
+        (status = 404, description = "no such entry (faq_not_found)", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 422, description = "not {\"id\", \"slots\"}", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+    ))]
+async fn agent_entry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<AgentEntryRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<answers::AgentEntry>, ApiError> {
+    authenticate(&state, &headers)
+        .await
+        .map_err(Denied::api_error)?;
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::of_status(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        Err(_) => {
+            return Err(ApiError::from(crate::guidance::FieldError::new(
+                "id",
+                "请求须为 JSON 对象 {\"id\": \"条目编号\", \"slots\": {…}}。",
+            )));
+        }
+    };
+    let slots = read_slots(body.slots)?;
+    let a = state.assistant();
+    let Some(entry) = a.knowledge.faq(&body.id) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "faq_not_found",
+            "没有这个编号的问答条目。",
+        ));
+    };
+    Ok(Json(answers::agent_entry(&a, entry, &slots)))
+}
+
+/// The query of `/v1/agent/conversations`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ConversationsParams {
+    /// a session id, or a caller's id: a Telegram chat id, a WeChat OpenID, the id given to
+    /// `yidi chat --session` (with or without `telegram:`/`wechat:` before it)
+    #[param(required = true, value_type = String, max_length = 128)]
+    q: Option<String>,
+}
+
+/// The conversations found for an id.
+#[derive(Serialize, ToSchema)]
+struct Conversations {
+    /// Each stored conversation the id leads to (none when there is none).
+    conversations: Vec<crate::store::ConversationSummary>,
+}
+
+/// The ids under which a conversation of `q` may be stored: `q` itself (a session id as the
+/// inbox shows it), and the keyed hash of each channel's caller id (see
+/// `Store::caller_session_id`).
+fn caller_candidates(state: &AppState, q: &str) -> Vec<String> {
+    let store = state.store();
+    let mut ids = vec![q.to_string()];
+    if q.starts_with("telegram:") || q.starts_with("wechat:") {
+        ids.push(store.caller_session_id(q));
+    } else {
+        for channel in ["telegram", "wechat"] {
+            ids.push(store.caller_session_id(&format!("{channel}:{q}")));
+        }
+        // `yidi chat --session ID`
+        ids.push(store.caller_session_id(q));
+    }
+    ids
+}
+
+#[utoipa::path(get, path = "/v1/agent/conversations", tag = "agents",
+    summary = "look up a caller's earlier conversations (agents only)",
+    security(("agentToken" = []), ("agentCookie" = [])),
+    params(ConversationsParams),
+    responses(
+        (status = 200, description = "the conversations found", body = Conversations),
+        (status = 401, description = "not an agent", body = ErrorBody),
+        (status = 422, description = "no q, or too long", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
+async fn conversations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<ConversationsParams>, QueryRejection>,
+) -> Result<Json<Conversations>, ApiError> {
+    authenticate(&state, &headers)
+        .await
+        .map_err(Denied::api_error)?;
+    let q = params
+        .ok()
+        .and_then(|Query(p)| p.q)
+        .map(|q| q.trim().to_string())
+        .filter(|q| !q.is_empty() && q.chars().count() <= MAX_SESSION_ID_CHARS)
+        .ok_or_else(|| {
+            ApiError::from(crate::guidance::FieldError::new(
+                "q",
+                "请输入会话号或来电者ID（Telegram 对话号、微信 OpenID），最多 128 个字符。",
+            ))
+        })?;
+    let ids = caller_candidates(&state, &q);
+    let conversations = state.store().conversations(&ids).await?;
+    Ok(Json(Conversations { conversations }))
+}
+
+/// Whether an inbox item is handled.
+#[derive(Deserialize, ToSchema)]
+struct HandledRequest {
+    /// true: handled now by this agent; false: not handled (again)
+    handled: bool,
+}
+
+/// How many hex digits of an agent's token digest name them in the inbox.
+const AGENT_TAG_CHARS: usize = 12;
+
+#[utoipa::path(post, path = "/v1/agent/unanswered/{id}/handled", tag = "agents",
+    summary = "mark an inbox item handled or not (agents only)",
+    security(("agentToken" = []), ("agentCookie" = [])),
+    params(("id" = String, Path, description = "the question's id")),
+    request_body = HandledRequest,
+    responses(
+        (status = 200, description = "the item as stored now", body = UnansweredQuestion),
+        (status = 401, description = "not an agent", body = ErrorBody),
+        (status = 404, description = "no such question", body = ErrorBody),
+        (status = 422, description = "not {\"handled\": true|false}", body = ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
+async fn handled(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<HandledRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<UnansweredQuestion>, ApiError> {
+    let agent = authenticate(&state, &headers)
+        .await
+        .map_err(Denied::api_error)?;
+    let no_item = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "question_not_found",
+            "没有这个待处理问题，可能已被清理。",
+        )
+    };
+    let Ok(Path(id)) = id else {
+        return Err(no_item());
+    };
+    let Ok(Json(body)) = body else {
+        return Err(ApiError::from(crate::guidance::FieldError::new(
+            "handled",
+            "请求须为 JSON 对象 {\"handled\": true} 或 {\"handled\": false}。",
+        )));
+    };
+    if id.is_empty() || id.chars().count() > MAX_SESSION_ID_CHARS + 24 {
+        return Err(no_item());
+    }
+    let tag: String = agent.chars().take(AGENT_TAG_CHARS).collect();
+    match state
+        .store()
+        .set_unanswered_handled(&id, &tag, body.handled)
+        .await?
+    {
+        Some(item) => Ok(Json(item)),
+        None => Err(no_item()),
+    }
 }
 
 /// A stored conversation, for agents.
@@ -757,71 +1111,50 @@ fn store_error_page(e: StoreError) -> Response {
     )
 }
 
-/// A field of the situation form: the slot (as in `dialogs/slots.toml`), whether it goes to
-/// `POST /v1/checklist`, and its name in `POST /v1/estimate` (if it goes there).
-struct FormField {
-    slot: &'static str,
-    checklist: bool,
-    estimate: Option<&'static str>,
-}
-
-const fn field(slot: &'static str, checklist: bool, estimate: Option<&'static str>) -> FormField {
-    FormField {
-        slot,
-        checklist,
-        estimate,
-    }
-}
-
-/// The caller's situation (checklist.md slots, also used by the estimate).
-const SITUATION_FIELDS: &[FormField] = &[
-    field("insured_region", true, Some("policy")),
-    field("scheme", true, Some("scheme")),
-    field("employment", true, Some("employment")),
-    field("care_location", true, Some("care_location")),
-    field("filing_type", true, Some("filing_type")),
-    field("filed", true, Some("filed")),
-    field("stage", true, None),
-    field("visit", true, Some("visit")),
-    field("by_proxy", true, None),
-    field("mentions_chronic", true, None),
+/// The fields of the situation form, in the order a caller tells them (`dialogs/slots.toml`
+/// gives their titles and values). `call::view` maps them to the checklist's and the
+/// estimate's inputs.
+const MAIN_FIELDS: &[&str] = &[
+    "insured_region",
+    "scheme",
+    "employment",
+    "category",
+    "care_location",
+    "visit",
+    "stage",
+    "filed",
+    "filing_type",
+    "hospital_level",
+    "total",
+    "self_pay",
 ];
 
-/// What only the estimate needs (estimate.md).
-const ESTIMATE_FIELDS: &[FormField] = &[
-    field("hospital_level", false, Some("hospital_level")),
-    field("emergency", false, Some("emergency")),
-    field("category", false, Some("category")),
-    field("total", false, Some("total")),
-    field("self_pay", false, Some("self_pay")),
-    field("class_b", false, Some("class_b")),
-    field("admissions_before", false, Some("admissions_before")),
+/// Fields a call seldom needs: folded until one of them is filled or missing.
+const MORE_FIELDS: &[&str] = &[
+    "by_proxy",
+    "emergency",
+    "class_b",
+    "admissions_before",
+    "mentions_chronic",
 ];
 
-fn form_fields(state: &AppState, fields: &[FormField]) -> String {
+fn form_fields(state: &AppState, fields: &[&str]) -> String {
     let slots = &state.assistant().dialogs.slots;
     let mut out = String::new();
-    for f in fields {
-        let Some(def) = slots.get(f.slot) else {
+    for slot in fields {
+        let Some(def) = slots.get(slot) else {
             continue;
         };
-        let id = format!("f-{}", f.slot);
-        let mut data = String::new();
-        if f.checklist {
-            data.push_str(&format!(" data-checklist=\"{}\"", escape_html(f.slot)));
-        }
-        if let Some(e) = f.estimate {
-            data.push_str(&format!(" data-estimate=\"{}\"", escape_html(e)));
-        }
+        let slot = escape_html(slot);
+        let id = format!("f-{slot}");
         out.push_str(&format!(
-            "<div class=\"field\"><label for=\"{id}\">{}</label>",
+            "<div class=\"field\" data-slot=\"{slot}\"><label for=\"{id}\">{}</label>",
             escape_html(&def.title)
         ));
         match def.kind {
             SlotKind::Choice => {
                 out.push_str(&format!(
-                    "<select id=\"{id}\" name=\"{}\"{data}><option value=\"\">未选择</option>",
-                    escape_html(f.slot)
+                    "<select id=\"{id}\" name=\"{slot}\"><option value=\"\">未选择</option>"
                 ));
                 for v in &def.values {
                     out.push_str(&format!(
@@ -833,95 +1166,114 @@ fn form_fields(state: &AppState, fields: &[FormField]) -> String {
                 out.push_str("</select>");
             }
             SlotKind::Money => out.push_str(&format!(
-                "<input id=\"{id}\" name=\"{}\" type=\"text\" inputmode=\"decimal\" \
-                 maxlength=\"16\" placeholder=\"元\" autocomplete=\"off\"{data}>",
-                escape_html(f.slot)
+                "<input id=\"{id}\" name=\"{slot}\" type=\"text\" inputmode=\"decimal\" \
+                 maxlength=\"16\" placeholder=\"元，如 32000 或 3万2\" autocomplete=\"off\">"
             )),
             SlotKind::Integer => out.push_str(&format!(
-                "<input id=\"{id}\" name=\"{}\" type=\"number\" min=\"0\" max=\"366\" step=\"1\" \
-                 inputmode=\"numeric\" autocomplete=\"off\"{data}>",
-                escape_html(f.slot)
+                "<input id=\"{id}\" name=\"{slot}\" type=\"number\" min=\"0\" max=\"366\" step=\"1\" \
+                 inputmode=\"numeric\" autocomplete=\"off\">"
             )),
             SlotKind::Text => out.push_str(&format!(
-                "<input id=\"{id}\" name=\"{}\" type=\"text\" maxlength=\"40\" \
-                 autocomplete=\"off\"{data}>",
-                escape_html(f.slot)
+                "<input id=\"{id}\" name=\"{slot}\" type=\"text\" maxlength=\"40\" \
+                 autocomplete=\"off\">"
             )),
         }
-        out.push_str("</div>\n");
+        out.push_str("<span class=\"mark\" aria-hidden=\"true\"></span></div>\n");
     }
     out
 }
 
 fn console_html(state: &AppState) -> String {
-    let knowledge = &state.assistant().knowledge;
-    let sources: serde_json::Map<String, Value> = knowledge
-        .sources
+    let assistant = state.assistant();
+    let knowledge = &assistant.knowledge;
+    // the slots' titles and value labels: the summary, the missing fields and the marks
+    let slots: serde_json::Map<String, Value> = assistant
+        .dialogs
+        .slots
+        .defs
         .iter()
-        .map(|s| (s.id.clone(), Value::String(s.title.clone())))
-        .collect();
-    // the checklist answer names warnings and channels by id; their texts come with the page
-    let texts = &state.assistant().checklist_texts;
-    let warnings: serde_json::Map<String, Value> = WarningId::VALUES
-        .iter()
-        .filter_map(|id| Some((id.to_string(), json!(texts.warning(id)?))))
-        .collect();
-    let channels: serde_json::Map<String, Value> = ChannelId::VALUES
-        .iter()
-        .filter_map(|id| Some((id.to_string(), json!(texts.channel(id)?))))
+        .map(|(name, def)| {
+            let values: serde_json::Map<String, Value> = def
+                .values
+                .iter()
+                .map(|v| (v.value.clone(), json!(v.label)))
+                .collect();
+            (
+                name.clone(),
+                json!({ "title": def.title, "values": values }),
+            )
+        })
         .collect();
     let data = json!({
         "hotline": knowledge.hotline(),
-        "sources": sources,
-        "warnings": warnings,
-        "channels": channels,
+        "slots": slots,
     });
     let body = format!(
-        r#"<header class="top no-print">
+        r##"<header class="top no-print">
 <h1>异地就医坐席工作台</h1>
+<button type="button" id="new-call" class="primary" title="清空上一位来电者的全部信息（Alt+N）">新来电</button>
+<p class="keys" id="keys"><kbd>/</kbd> 搜索　<kbd>Esc</kbd> 清空搜索　<kbd>Alt</kbd>+<kbd>N</kbd> 新来电</p>
+<a href="#records" id="records-link">来电记录与待处理</a>
 <form method="post" action="/console/logout"><button type="submit" id="logout">退出登录</button></form>
 </header>
-<main class="console" id="console">
-<section class="panel no-print" id="search-panel" aria-labelledby="search-title">
-<h2 id="search-title">问答搜索</h2>
-<label for="q" class="hint">输入来电者的问题，边输入边显示最相关的答案（最多 3 条）。</label>
-<input id="q" type="search" maxlength="500" autocomplete="off" placeholder="例如：社保卡在外地刷不了怎么办">
-<p id="search-status" class="status" aria-live="polite"></p>
-<ol id="answers" class="answers"></ol>
-</section>
-<section class="panel" id="situation-panel" aria-labelledby="situation-title">
-<h2 id="situation-title" class="no-print">来电者情况</h2>
-<div class="caller no-print"><label for="caller-text">来电者描述（自由输入，自动填写下面的表格）</label>
-<textarea id="caller-text" rows="2" maxlength="2000" placeholder="例如：我爸张家港退休的，在上海住院，出院了才想起没备案"></textarea>
+<main class="call" id="console">
+<section class="panel no-print" id="situation-panel" aria-labelledby="situation-title">
+<h2 id="situation-title">来电者情况</h2>
+<div class="caller"><label for="caller-text">来电者怎么说（粘贴或边听边记，自动填写下面的表格）</label>
+<textarea id="caller-text" rows="3" maxlength="2000" placeholder="例如：我爸张家港退休的，在上海住院了，没备案，现在出院了自己垫了三万多"></textarea>
 <p id="caller-status" class="status" aria-live="polite"></p></div>
-<form id="situation" class="situation no-print" autocomplete="off">
-<fieldset><legend>办理情况（生成材料清单）</legend>
-{situation}</fieldset>
-<fieldset><legend>费用情况（用于报销估算）</legend>
-{estimate}</fieldset>
-<button type="reset" id="reset">清空</button>
+<div id="missing" class="missing" aria-live="polite" hidden></div>
+<form id="situation" class="situation" autocomplete="off">
+<div class="fields">
+{main}</div>
+<details id="more-fields"><summary>更多情况（代办、急诊、乙类、住院次数、慢特病）</summary>
+<div class="fields">
+{more}</div></details>
+<p class="legend"><span class="mark-text">描述</span> 由描述填写　<span class="mark-hand">手填</span> 坐席填写或修改　<span class="mark-inferred">推断</span> 由其他情况推断</p>
+<button type="reset" id="clear-form">清空表格</button>
 </form>
-<div id="result" class="result">
-<div class="result-actions no-print"><button type="button" id="print">打印</button></div>
-<h2 class="print-only">异地就医办理清单与报销估算</h2>
-<p id="situation-summary" class="summary"></p>
-<section id="checklist" class="checklist" aria-live="polite"><p class="placeholder">选择来电者的情况后，这里显示所需材料和办理渠道。</p></section>
-<section id="estimate" class="estimate" aria-live="polite"><p class="placeholder">填写参保地、就医类型、医院等级、备案情况和医疗总费用后，这里显示报销估算。</p></section>
-</div>
 </section>
-<section class="panel no-print" id="unanswered-panel" aria-labelledby="unanswered-title">
-<h2 id="unanswered-title">未能回答的问题</h2>
-<p class="hint">用户问过、助手没能回答的问题（最新在前），可供整理知识库。</p>
+<div class="column" id="answer-column">
+<section class="panel no-print" id="search-panel" aria-labelledby="search-title">
+<div class="search-row"><h2 id="search-title">答复</h2>
+<input id="q" type="search" maxlength="500" autocomplete="off" aria-label="搜索问题或关键词（按 / 键），结果按来电者的参保地排列" placeholder="搜索问题或关键词（按 / 键）：门特、窗口地址、转外…"></div>
+<p id="search-status" class="status" aria-live="polite"></p>
+<div id="answers" class="answers"></div>
+<div id="situation-answer" class="situation-answer"><p class="placeholder">输入来电者的情况后，这里显示该怎么答复。</p></div>
+</section>
+<section class="panel" id="estimate-panel" aria-label="报销估算">
+<section id="estimate" class="estimate" aria-live="polite"><h3>报销估算</h3><p class="placeholder">说了费用，这里就显示医保大概能报多少。</p></section>
+</section>
+</div>
+<section class="panel" id="result" aria-labelledby="result-title">
+<div class="result-actions no-print"><h2 id="result-title">材料清单</h2><button type="button" id="print" title="打印情况、答复、清单和估算（一页 A4）">打印</button></div>
+<h2 class="print-only">异地就医办理清单与报销估算</h2>
+<p id="situation-summary" class="summary print-only"></p>
+<p id="print-answer" class="print-only"></p>
+<section id="checklist" class="checklist" aria-live="polite"><p class="placeholder">这里显示来电者要准备的材料和办理渠道。</p></section>
+</section>
+</main>
+<section class="records no-print" id="records" aria-label="来电记录与待处理">
+<section class="panel" id="history-panel" aria-labelledby="history-title">
+<h2 id="history-title">来电记录</h2>
+<form id="history-form" class="inline-form"><label for="history-q">会话号或来电者ID（Telegram 对话号、微信 OpenID）</label>
+<input id="history-q" type="search" maxlength="128" autocomplete="off"><button type="submit" id="history-search">查找</button></form>
+<p id="history-status" class="status" aria-live="polite"></p>
+<ol id="history" class="history"></ol>
+</section>
+<section class="panel" id="unanswered-panel" aria-labelledby="unanswered-title">
+<h2 id="unanswered-title">待处理问题</h2>
+<p class="hint">用户问过、助手没能回答或不属于异地就医的问题（最新在前），处理后请标记。</p>
 <button type="button" id="refresh-unanswered">刷新</button>
 <p id="unanswered-status" class="status" aria-live="polite"></p>
 <ol id="unanswered" class="unanswered"></ol>
-<section id="transcript" class="transcript" hidden></section>
 </section>
-</main>
+<section class="panel" id="transcript" hidden></section>
+</section>
 <script type="application/json" id="console-data">{data}</script>
-<script src="/console/assets/console.js"></script>"#,
-        situation = form_fields(state, SITUATION_FIELDS),
-        estimate = form_fields(state, ESTIMATE_FIELDS),
+<script src="/console/assets/console.js"></script>"##,
+        main = form_fields(state, MAIN_FIELDS),
+        more = form_fields(state, MORE_FIELDS),
         data = script_json(&data),
     );
     page("坐席工作台 · 异地就医", &body)

@@ -172,6 +172,7 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    let conversations = conversations.on_channel("telegram");
     let result = serve(bot, settings, conversations, stop_rx).await;
     signal.abort();
     result

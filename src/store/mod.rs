@@ -89,6 +89,9 @@ pub struct TurnRecord<'a> {
     /// The client's idempotency key of this turn and the response sent for it, stored with
     /// the turn so that a retry gets the same response and stores nothing.
     pub request: Option<(&'a str, &'a str)>,
+    /// The channel the turn came through (`http`, `telegram`, `wechat`, `terminal`), stored
+    /// on both transcript lines for the agents' console.
+    pub channel: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -110,6 +113,10 @@ pub struct TranscriptLine {
     pub kind: Option<String>,
     /// Unix time in milliseconds.
     pub created_at: i64,
+    /// The channel the line came through: http, telegram, wechat or terminal (None on lines
+    /// stored before it was recorded).
+    #[schema(required = true, example = "http")]
+    pub channel: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -124,6 +131,33 @@ pub struct UnansweredQuestion {
     pub question: String,
     /// Unix time in milliseconds.
     pub created_at: i64,
+    /// The reply it got: `unanswered` (in scope, not known) or `out_of_scope` (referred
+    /// elsewhere); None when neither is recorded.
+    #[schema(required = true, example = "unanswered")]
+    pub kind: Option<String>,
+    /// When an agent marked it handled (Unix ms); None while it is not.
+    #[schema(required = true)]
+    pub handled_at: Option<i64>,
+    /// Who marked it handled: the first 12 hex digits of the agent's token digest.
+    #[schema(required = true)]
+    pub handled_by: Option<String>,
+}
+
+/// One stored conversation as the console lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[schema(description = "a stored conversation: its id, channel, size and time span")]
+pub struct ConversationSummary {
+    /// The conversation's stored id (for its transcript).
+    pub session_id: String,
+    /// The channel of its latest line that records one (None for older conversations).
+    #[schema(required = true, example = "telegram")]
+    pub channel: Option<String>,
+    /// How many transcript lines it has.
+    pub lines: i64,
+    /// Its first line's time (Unix ms).
+    pub first_at: i64,
+    /// Its last line's time (Unix ms).
+    pub last_at: i64,
 }
 
 /// What a purge deleted.
@@ -158,12 +192,14 @@ struct Turn<'a> {
     unanswered: bool,
     /// The hash of the idempotency key and the response stored under it.
     request: Option<(&'a str, &'a str)>,
+    channel: Option<&'a str>,
     now: i64,
 }
 
 impl<'a> Turn<'a> {
     /// `sql` with the turn's parameters bound in the order both databases' turn statements
-    /// number them ($1 session … $11 stored response); PostgreSQL's adds `unanswered` as $12.
+    /// number them ($1 session … $11 stored response, $12 channel); PostgreSQL's adds
+    /// `unanswered` as $13.
     fn bind(self, sql: &'static str, expected_revision: Option<i64>) -> TurnQuery {
         sqlx::query(sql)
             .bind(self.session_id)
@@ -177,6 +213,7 @@ impl<'a> Turn<'a> {
             .bind(self.kind)
             .bind(self.request.map(|(k, _)| k))
             .bind(self.request.map(|(_, r)| r))
+            .bind(self.channel)
     }
 }
 
@@ -202,9 +239,9 @@ fn sqlite_turn(new: bool, request: bool, unanswered: bool, alone: bool) -> &'sta
                 });
                 sql.push_str(
                     "WITH last AS (SELECT COALESCE(MAX(seq), 0) AS m FROM transcripts WHERE session_id = $1) \
-                     INSERT INTO transcripts (session_id, seq, role, text, faq_id, dialog, kind, created_at) \
-                     SELECT $1, m + 1, 'user', $5, NULL, $8, NULL, $3 FROM last WHERE changes() = 1 \
-                     UNION ALL SELECT $1, m + 2, 'assistant', $6, $7, $8, $9, $3 FROM last WHERE changes() = 1; ",
+                     INSERT INTO transcripts (session_id, seq, role, text, faq_id, dialog, kind, created_at, channel) \
+                     SELECT $1, m + 1, 'user', $5, NULL, $8, NULL, $3, $12 FROM last WHERE changes() = 1 \
+                     UNION ALL SELECT $1, m + 2, 'assistant', $6, $7, $8, $9, $3, $12 FROM last WHERE changes() = 1; ",
                 );
                 if request {
                     sql.push_str(
@@ -216,8 +253,8 @@ fn sqlite_turn(new: bool, request: bool, unanswered: bool, alone: bool) -> &'sta
                     // after the transcript lines (2 rows) or the idempotency record (1)
                     let before = if request { 1 } else { 2 };
                     sql.push_str(&format!(
-                        "INSERT INTO unanswered (id, session_id, question, created_at) \
-                         SELECT $1 || '-' || (m - 1), $1, $5, $3 \
+                        "INSERT INTO unanswered (id, session_id, question, created_at, kind) \
+                         SELECT $1 || '-' || (m - 1), $1, $5, $3, $9 \
                          FROM (SELECT MAX(seq) AS m FROM transcripts WHERE session_id = $1) \
                          WHERE changes() = {before}; "
                     ));
@@ -444,20 +481,20 @@ async fn write_group(pool: &AnyPool, batches: Vec<TurnQuery>) -> Result<Vec<bool
 /// and returns it (nothing when it was changed or created concurrently: then nothing else
 /// is written). Parameters: $1 id, $2 state, $3 now, $4 revision read, $5 user's text,
 /// $6 reply, $7 FAQ id, $8 dialog, $9 reply kind, $10 key hash, $11 stored response,
-/// $12 unanswered.
+/// $12 channel, $13 unanswered.
 macro_rules! postgres_turn {
     ($session:literal) => {
         concat!(
             "WITH s AS (",
             $session,
             "), last AS (SELECT COALESCE(MAX(seq), 0) AS m FROM transcripts WHERE session_id = $1), \
-             t AS (INSERT INTO transcripts (session_id, seq, role, text, faq_id, dialog, kind, created_at) \
-                   SELECT $1, m + 1, 'user', $5, NULL, $8, NULL, $3 FROM s, last \
-                   UNION ALL SELECT $1, m + 2, 'assistant', $6, $7, $8, $9, $3 FROM s, last), \
+             t AS (INSERT INTO transcripts (session_id, seq, role, text, faq_id, dialog, kind, created_at, channel) \
+                   SELECT $1, m + 1, 'user', $5, NULL, $8, NULL, $3, $12 FROM s, last \
+                   UNION ALL SELECT $1, m + 2, 'assistant', $6, $7, $8, $9, $3, $12 FROM s, last), \
              k AS (INSERT INTO request_keys (session_id, key_hash, reply, created_at) \
                    SELECT $1, $10, $11, $3 FROM s WHERE $10 IS NOT NULL), \
-             u AS (INSERT INTO unanswered (id, session_id, question, created_at) \
-                   SELECT $1 || '-' || (m + 1), $1, $5, $3 FROM s, last WHERE $12) \
+             u AS (INSERT INTO unanswered (id, session_id, question, created_at, kind) \
+                   SELECT $1 || '-' || (m + 1), $1, $5, $3, $9 FROM s, last WHERE $13) \
              SELECT COUNT(*) FROM s"
         )
     };
@@ -773,6 +810,7 @@ impl Store {
             kind: t.kind,
             unanswered: t.unanswered,
             request: request.as_ref().map(|(k, r)| (k.as_str(), r.as_str())),
+            channel: t.channel,
             now,
         };
         let saved = match self.backend {
@@ -882,7 +920,7 @@ impl Store {
 
     pub async fn transcript(&self, session_id: &str) -> Result<Vec<TranscriptLine>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, role, text, faq_id, kind, created_at FROM transcripts WHERE session_id = $1 ORDER BY seq",
+            "SELECT seq, role, text, faq_id, kind, created_at, channel FROM transcripts WHERE session_id = $1 ORDER BY seq",
         )
         .bind(no_nul(session_id))
         .fetch_all(&self.reader)
@@ -896,13 +934,22 @@ impl Store {
                 faq_id: r.get(3),
                 kind: r.get(4),
                 created_at: r.get(5),
+                channel: r.get(6),
             })
             .collect())
     }
 
+    /// The latest `limit` questions that went unanswered, newest first, with the kind of
+    /// reply they got (for questions stored before it was recorded: their transcript's
+    /// reply of the same turn) and whether an agent has handled them.
     pub async fn unanswered(&self, limit: i64) -> Result<Vec<UnansweredQuestion>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, session_id, question, created_at FROM unanswered ORDER BY created_at DESC, id DESC LIMIT $1",
+            "SELECT u.id, u.session_id, u.question, u.created_at, \
+                    COALESCE(u.kind, (SELECT t.kind FROM transcripts t \
+                        WHERE t.session_id = u.session_id AND t.created_at = u.created_at \
+                          AND t.role = 'assistant' ORDER BY t.seq DESC LIMIT 1)), \
+                    u.handled_at, u.handled_by \
+             FROM unanswered u ORDER BY u.created_at DESC, u.id DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.reader)
@@ -914,8 +961,90 @@ impl Store {
                 session_id: r.get(1),
                 question: r.get(2),
                 created_at: r.get(3),
+                kind: r.get(4),
+                handled_at: r.get(5),
+                handled_by: r.get(6),
             })
             .collect())
+    }
+
+    /// Marks the unanswered question `id` handled by `agent` (the first 12 hex digits of
+    /// the agent's token digest) now, or (`handled` false) not handled any more. Returns the
+    /// question as stored afterwards; `None` when there is no such question.
+    pub async fn set_unanswered_handled(
+        &self,
+        id: &str,
+        agent: &str,
+        handled: bool,
+    ) -> Result<Option<UnansweredQuestion>, StoreError> {
+        let id = no_nul(id);
+        let (at, by) = if handled {
+            (Some(now_ms()), Some(no_nul(agent)))
+        } else {
+            (None, None)
+        };
+        let done =
+            sqlx::query("UPDATE unanswered SET handled_at = $1, handled_by = $2 WHERE id = $3")
+                .bind(at)
+                .bind(by)
+                .bind(&id)
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT id, session_id, question, created_at, kind, handled_at, handled_by \
+             FROM unanswered WHERE id = $1",
+        )
+        .bind(&id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| UnansweredQuestion {
+            id: r.get(0),
+            session_id: r.get(1),
+            question: r.get(2),
+            created_at: r.get(3),
+            kind: r.get(4),
+            handled_at: r.get(5),
+            handled_by: r.get(6),
+        }))
+    }
+
+    /// The stored conversations among `ids` (each at most once, in the order given): how
+    /// many lines, when, and through which channel.
+    pub async fn conversations(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let mut found: Vec<ConversationSummary> = Vec::new();
+        for id in ids {
+            let id = no_nul(id);
+            if found.iter().any(|c| c.session_id == id) {
+                continue;
+            }
+            let row = sqlx::query(
+                "SELECT COUNT(*), MIN(created_at), MAX(created_at), \
+                        (SELECT channel FROM transcripts WHERE session_id = $1 AND channel IS NOT NULL \
+                         ORDER BY seq DESC LIMIT 1) \
+                 FROM transcripts WHERE session_id = $1",
+            )
+            .bind(&id)
+            .fetch_one(&self.reader)
+            .await?;
+            let lines: i64 = row.get(0);
+            if lines == 0 {
+                continue;
+            }
+            found.push(ConversationSummary {
+                session_id: id,
+                channel: row.get(3),
+                lines,
+                first_at: row.get(1),
+                last_at: row.get(2),
+            });
+        }
+        Ok(found)
     }
 
     /// Records a user's verdict on an answer. Returns the feedback id.

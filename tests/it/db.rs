@@ -316,6 +316,7 @@ async fn a_throwaway_server_serves_the_store_and_goes_away() {
         kind: "faq",
         unanswered: false,
         request: None,
+        channel: None,
     };
     store.save_turn(&turn).await.unwrap();
     assert_eq!(store.transcript("throwaway").await.unwrap().len(), 2);

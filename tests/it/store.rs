@@ -16,6 +16,7 @@ fn turn<'a>(id: &'a str, state: &'a str, rev: Option<i64>, user: &'a str) -> Tur
         kind: "faq",
         unanswered: false,
         request: None,
+        channel: Some("http"),
     }
 }
 

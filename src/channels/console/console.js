@@ -1,4 +1,6 @@
-// The hotline agents' console (served by src/channels/console.rs).
+// The hotline agents' console (served by src/channels/console.rs), built for a live call:
+// the caller's story fills the form, the form asks for what is missing, and the answer, the
+// checklist and the estimate (each with a sentence to read out and a text message) follow.
 // Every piece of data is rendered with textContent; innerHTML is never used.
 'use strict';
 
@@ -20,15 +22,19 @@
     while (node.firstChild) node.removeChild(node.firstChild);
   }
 
-  // A source id such as "004 第十八条" as 《title》第十八条 (as Knowledge::cite does).
-  function cite(source) {
-    const s = String(source);
-    const space = s.indexOf(' ');
-    const id = space < 0 ? s : s.slice(0, space);
-    const locator = space < 0 ? '' : s.slice(space + 1).trim();
-    const title = DATA.sources[id];
-    if (!title) return s;
-    return '《' + title + '》' + locator;
+  function placeholder(box, text) {
+    clear(box);
+    box.appendChild(el('p', 'placeholder', text));
+  }
+
+  function slotTitle(slot) {
+    const s = DATA.slots[slot];
+    return s ? s.title : slot;
+  }
+
+  function valueLabel(slot, value) {
+    const s = DATA.slots[slot];
+    return s && s.values && s.values[value] ? s.values[value] : value;
   }
 
   // the reply kinds of ../shared/spec/cli.md, as agents read them in a transcript
@@ -36,6 +42,7 @@
     faq: '问答', dialog: '引导问答', clarify: '追问', smalltalk: '寒暄',
     out_of_scope: '超出范围', unanswered: '未能回答'
   };
+  const CHANNEL_LABELS = { http: '网页/API', telegram: 'Telegram', wechat: '微信公众号', terminal: '终端' };
 
   // fetch as JSON: {ok, status, body}; a network failure is {ok: false, status: 0}.
   async function request(method, url, body) {
@@ -90,346 +97,38 @@
     return done;
   }
 
-  function copyButton(text) {
-    const button = el('button', 'copy', '复制');
+  function copyButton(text, label, className) {
+    const name = label || '复制';
+    const button = el('button', 'copy' + (className ? ' ' + className : ''), name);
     button.type = 'button';
     button.addEventListener('click', async function () {
       const done = await copyText(text);
       button.dataset.copied = done ? 'yes' : 'no';
       button.textContent = done ? '已复制' : '复制失败，请手动选择文字';
-      setTimeout(function () { button.textContent = '复制'; }, 1500);
+      setTimeout(function () { button.textContent = name; }, 1500);
     });
     return button;
   }
 
-  // ------------------------------------------------------------------------------------------
-  // Search as you type
-
-  const q = document.getElementById('q');
-  const answers = document.getElementById('answers');
-  const searchStatus = document.getElementById('search-status');
-  const entries = new Map(); // faq id -> entry (a reload of the data shows after a page reload)
-  let searchSeq = 0;
-  let searchTimer = null;
-
-  async function faqEntry(id) {
-    if (entries.has(id)) return entries.get(id);
-    const r = await request('GET', '/v1/faq/' + encodeURIComponent(id));
-    if (!r.ok || !r.body) return null;
-    entries.set(id, r.body);
-    return r.body;
-  }
-
-  // When the entry was last checked and how reliable its documents are (as_of, tier and
-  // provenance of GET /v1/faq/{id}): "核对日期 2026-12-07 · 依据：官方原文（004 2019）…".
-  const TIERS = { official: '官方原文', quoted: '转引官方', secondary: '网络资料' };
-  function provenanceLine(entry) {
-    const docs = [];
-    (entry.provenance || []).forEach(function (p) {
-      const id = String(p.source).split(' ')[0];
-      if (docs.some(function (d) { return d.id === id; })) return;
-      docs.push({ id: id, text: id + ' ' + (TIERS[p.tier] || p.tier) + (p.date ? ' ' + p.date : '') });
-    });
-    return '核对日期 ' + entry.as_of + ' · 依据：' + (TIERS[entry.tier] || entry.tier) +
-      (entry.tier === 'secondary' ? '（只有网络资料，请来电者向医保部门确认）' : '') +
-      (docs.length ? '（' + docs.map(function (d) { return d.text; }).join('；') + '）' : '');
-  }
-
-  function renderAnswer(entry) {
-    const li = el('li', 'answer');
-    li.dataset.faqId = entry.id;
-    li.appendChild(el('h3', 'question', entry.question));
-    li.appendChild(el('p', 'answer-text', entry.answer));
-    const cited = (entry.sources || []).map(cite).join('；');
-    li.appendChild(el('p', 'sources', '来源：' + (cited || '（无）')));
-    if (entry.as_of) li.appendChild(el('p', 'provenance', provenanceLine(entry)));
-    li.appendChild(copyButton(entry.answer + '\n来源：' + cited));
-    return li;
-  }
-
-  function renderNoAnswer(result) {
-    const li = el('li', 'no-answer');
-    li.appendChild(el('p', 'no-answer-text',
-      '知识库里没有这个问题的可靠答案，请不要凭猜测回答。' +
-      (DATA.hotline ? '可请来电者拨打医保咨询电话 ' + DATA.hotline + '，' : '') +
-      '或记录问题后转交。'));
-    const hits = result.hits || [];
-    if (hits.length > 0) {
-      li.appendChild(el('p', 'suggestions-title', '可能相关的问题（仅供参考，未必对题）：'));
-      const list = el('ul', 'suggestions');
-      hits.forEach(function (h) { list.appendChild(el('li', null, h.question)); });
-      li.appendChild(list);
+  // "可以这样说" and the text message, with their copy buttons
+  function sayBlock(say, sms) {
+    const box = el('div', 'say-block');
+    const p = el('p', 'say');
+    p.appendChild(el('span', 'say-label', '可以这样说：'));
+    p.appendChild(el('span', 'say-text', say));
+    box.appendChild(p);
+    const actions = el('p', 'say-actions');
+    actions.appendChild(copyButton(say, '复制这句话', 'copy-say'));
+    if (sms) {
+      actions.appendChild(copyButton(sms, '复制短信（' + Array.from(sms).length + '字）', 'copy-sms'));
+      const details = el('details', 'sms');
+      details.appendChild(el('summary', null, '看短信内容'));
+      details.appendChild(el('p', 'sms-text', sms));
+      actions.appendChild(details);
     }
-    return li;
+    box.appendChild(actions);
+    return box;
   }
-
-  async function runSearch() {
-    const text = q.value.trim();
-    const seq = ++searchSeq;
-    if (!text) {
-      clear(answers);
-      searchStatus.textContent = '';
-      return;
-    }
-    searchStatus.textContent = '正在搜索…';
-    const r = await request('GET', '/v1/faq/search?q=' + encodeURIComponent(text) + '&limit=3');
-    if (seq !== searchSeq) return;
-    if (!r.ok || !r.body) {
-      clear(answers);
-      searchStatus.textContent = errorMessage(r);
-      return;
-    }
-    const result = r.body;
-    if (!result.answered) {
-      clear(answers);
-      answers.appendChild(renderNoAnswer(result));
-      searchStatus.textContent = '没有找到可靠答案。';
-      return;
-    }
-    const found = await Promise.all((result.hits || []).map(function (h) { return faqEntry(h.id); }));
-    if (seq !== searchSeq) return;
-    clear(answers);
-    found.filter(Boolean).forEach(function (entry) { answers.appendChild(renderAnswer(entry)); });
-    searchStatus.textContent = answers.childElementCount > 0
-      ? '最相关的 ' + answers.childElementCount + ' 条答案：'
-      : '暂时无法读取答案，请稍后再试。';
-  }
-
-  q.addEventListener('input', function () {
-    clearTimeout(searchTimer);
-    searchTimer = setTimeout(runSearch, 250);
-  });
-
-  // ------------------------------------------------------------------------------------------
-  // Situation form: checklist and estimate
-
-  const form = document.getElementById('situation');
-  const checklistBox = document.getElementById('checklist');
-  const estimateBox = document.getElementById('estimate');
-  const summary = document.getElementById('situation-summary');
-  let checklistSeq = 0;
-  let estimateSeq = 0;
-  let formTimer = null;
-
-  function fields() {
-    return Array.prototype.slice.call(form.querySelectorAll('select, input'));
-  }
-
-  // the API document's types: whole numbers and booleans as JSON numbers and booleans
-  const INTEGER_FIELDS = ['hospital_level', 'admissions_before'];
-  const BOOLEAN_FIELDS = ['filed', 'emergency', 'by_proxy', 'mentions_chronic'];
-
-  function typed(name, value) {
-    if (INTEGER_FIELDS.indexOf(name) >= 0 && /^[0-9]+$/.test(value)) return Number(value);
-    if (BOOLEAN_FIELDS.indexOf(name) >= 0 && (value === 'true' || value === 'false')) {
-      return value === 'true';
-    }
-    return value;
-  }
-
-  function inputsFor(kind) {
-    const body = {};
-    fields().forEach(function (f) {
-      const name = f.dataset[kind];
-      const value = f.value.trim();
-      if (name && value !== '') body[name] = typed(name, value);
-    });
-    return body;
-  }
-
-  function placeholder(box, text) {
-    clear(box);
-    box.appendChild(el('p', 'placeholder', text));
-  }
-
-  function problem(box, title, message) {
-    clear(box);
-    box.appendChild(el('h3', null, title));
-    box.appendChild(el('p', 'error', message));
-  }
-
-  function renderSummary() {
-    const parts = [];
-    fields().forEach(function (f) {
-      if (f.value.trim() === '') return;
-      const label = form.querySelector('label[for="' + f.id + '"]');
-      const value = f.tagName === 'SELECT' ? f.options[f.selectedIndex].textContent : f.value.trim();
-      parts.push((label ? label.textContent : f.name) + '：' + value);
-    });
-    summary.textContent = parts.length ? '来电者情况：' + parts.join('；') : '';
-  }
-
-  function list(title, className, rows) {
-    const section = el('div', className);
-    section.appendChild(el('h4', null, title));
-    const ol = el('ol');
-    rows.forEach(function (row) {
-      const li = el('li');
-      li.dataset.id = row.id;
-      li.appendChild(el('span', 'text', row.text));
-      if (row.source) li.appendChild(el('span', 'source', '（来源：' + cite(row.source) + '）'));
-      ol.appendChild(li);
-    });
-    section.appendChild(ol);
-    return section;
-  }
-
-  function renderChecklist(c) {
-    clear(checklistBox);
-    checklistBox.appendChild(el('h3', null, '材料清单'));
-    const byId = {};
-    (c.items || []).forEach(function (item) { byId[item.id] = item; });
-    const rows = function (ids) {
-      return ids.map(function (id) { return byId[id] || { id: id, text: id, source: '' }; });
-    };
-    const texts = function (ids, table) {
-      return ids.map(function (id) {
-        const t = table[id];
-        return t ? { id: id, text: t.text, source: t.source } : { id: id, text: id, source: '' };
-      });
-    };
-    if (c.filing.length) checklistBox.appendChild(list('备案所需材料', 'filing', rows(c.filing)));
-    if (c.manual.length) checklistBox.appendChild(list('零星报销所需材料', 'manual', rows(c.manual)));
-    if (!c.filing.length && !c.manual.length) {
-      checklistBox.appendChild(el('p', 'none', '按目前选择的情况，不需要另外准备备案或零星报销材料。'));
-    }
-    if (c.warnings.length) checklistBox.appendChild(list('注意事项', 'warnings', texts(c.warnings, DATA.warnings)));
-    if (c.channels.length) checklistBox.appendChild(list('办理渠道', 'channels', texts(c.channels, DATA.channels)));
-  }
-
-  const ROUTES = { direct: '联网医院直接结算', manual: '先垫付，回参保地零星报销' };
-
-  function row(table, label, value) {
-    const tr = el('tr');
-    tr.appendChild(el('th', null, label));
-    tr.appendChild(el('td', 'money', value));
-    table.appendChild(tr);
-  }
-
-  function renderEstimate(e) {
-    clear(estimateBox);
-    estimateBox.appendChild(el('h3', null, '报销估算（仅供参考）'));
-    const summaryTable = el('table', 'estimate-summary');
-    row(summaryTable, '政策范围内费用', e.eligible + ' 元');
-    row(summaryTable, '目录外全自费', e.self_pay + ' 元');
-    row(summaryTable, '乙类项目先自付', e.class_b_copay + ' 元');
-    row(summaryTable, '起付线', e.deductible_applied + ' 元');
-    row(summaryTable, '医保基金支付', e.fund_pays + ' 元' + (e.cap_applied ? '（已到年度最高支付限额）' : ''));
-    row(summaryTable, '个人负担', e.patient_pays + ' 元');
-    row(summaryTable, '结算方式', ROUTES[e.route] || e.route);
-    estimateBox.appendChild(summaryTable);
-
-    if (e.bands && e.bands.length) {
-      const bands = el('table', 'bands');
-      const head = el('tr');
-      ['费用段（元）', '本段金额', '支付比例', '系数', '基金支付'].forEach(function (h) {
-        head.appendChild(el('th', null, h));
-      });
-      bands.appendChild(head);
-      e.bands.forEach(function (b) {
-        const tr = el('tr');
-        tr.appendChild(el('td', null, b.lower + ' – ' + (b.upper === null || b.upper === undefined ? '以上' : b.upper)));
-        tr.appendChild(el('td', 'money', b.portion));
-        tr.appendChild(el('td', null, b.rate));
-        tr.appendChild(el('td', null, b.factor));
-        tr.appendChild(el('td', 'money', b.amount));
-        bands.appendChild(tr);
-      });
-      estimateBox.appendChild(bands);
-    }
-    if (e.rules && e.rules.length) {
-      estimateBox.appendChild(list('依据', 'rules', e.rules.map(function (r, i) {
-        return { id: String(i), text: r, source: '' };
-      })));
-    }
-    estimateBox.appendChild(el('p', 'disclaimer', e.disclaimer));
-  }
-
-  async function updateChecklist() {
-    const body = inputsFor('checklist');
-    const seq = ++checklistSeq;
-    if (Object.keys(body).length === 0) {
-      placeholder(checklistBox, '选择来电者的情况后，这里显示所需材料和办理渠道。');
-      return;
-    }
-    const r = await request('POST', '/v1/checklist', body);
-    if (seq !== checklistSeq) return;
-    if (r.ok && r.body) {
-      renderChecklist(r.body);
-    } else {
-      problem(checklistBox, '材料清单', errorMessage(r));
-    }
-  }
-
-  async function updateEstimate() {
-    const body = inputsFor('estimate');
-    const seq = ++estimateSeq;
-    if (!body.total) {
-      placeholder(estimateBox, '填写参保地、就医类型、医院等级、备案情况和医疗总费用后，这里显示报销估算。');
-      return;
-    }
-    const r = await request('POST', '/v1/estimate', body);
-    if (seq !== estimateSeq) return;
-    if (r.ok && r.body) {
-      renderEstimate(r.body);
-    } else {
-      problem(estimateBox, '报销估算', errorMessage(r));
-    }
-  }
-
-  function update() {
-    renderSummary();
-    updateChecklist();
-    updateEstimate();
-  }
-
-  function scheduleUpdate() {
-    clearTimeout(formTimer);
-    formTimer = setTimeout(update, 200);
-  }
-
-  form.addEventListener('change', scheduleUpdate);
-  form.addEventListener('input', scheduleUpdate);
-
-  // What the agent types about the caller ("我爸张家港退休的，在上海住院") fills the form the
-  // same way a conversation fills its slots; every field stays editable.
-  const callerText = document.getElementById('caller-text');
-  const callerStatus = document.getElementById('caller-status');
-  let callerTimer = null;
-  let callerSeq = 0;
-  async function understandCaller() {
-    const text = callerText.value.trim();
-    if (text === '') { callerStatus.textContent = ''; return; }
-    const seq = ++callerSeq;
-    const r = await request('POST', '/v1/agent/situation', { text: text });
-    if (seq !== callerSeq) return;
-    if (!r.ok || !r.body) { callerStatus.textContent = errorMessage(r); return; }
-    const slots = r.body.slots || {};
-    const filled = [];
-    Object.keys(slots).forEach(function (slot) {
-      const f = form.elements[slot];
-      if (!f || f.value === slots[slot]) return;
-      f.value = slots[slot];
-      if (f.value === slots[slot]) filled.push(slot);
-    });
-    callerStatus.textContent = filled.length ? '已根据描述填写 ' + filled.length + ' 项，可手动修改。' : '描述中没有识别到新的情况。';
-    if (filled.length) scheduleUpdate();
-  }
-  callerText.addEventListener('input', function () {
-    clearTimeout(callerTimer);
-    callerTimer = setTimeout(understandCaller, 300);
-  });
-  form.addEventListener('reset', function () { setTimeout(update, 0); });
-  form.addEventListener('submit', function (event) { event.preventDefault(); update(); });
-
-  document.getElementById('print').addEventListener('click', function () { window.print(); });
-
-  // ------------------------------------------------------------------------------------------
-  // Unanswered questions and transcripts
-
-  const unansweredList = document.getElementById('unanswered');
-  const unansweredStatus = document.getElementById('unanswered-status');
-  const transcriptBox = document.getElementById('transcript');
 
   function time(ms) {
     try {
@@ -439,25 +138,716 @@
     }
   }
 
+  // ------------------------------------------------------------------------------------------
+  // The situation: form fields, where each value came from, the caller's story
+
+  const form = document.getElementById('situation');
+  const callerText = document.getElementById('caller-text');
+  const callerStatus = document.getElementById('caller-status');
+  const missingBox = document.getElementById('missing');
+  const moreFields = document.getElementById('more-fields');
+  const summary = document.getElementById('situation-summary');
+  const source = {}; // slot -> 'text' | 'hand' | 'inferred'
+  let extra = {}; // what the story says that has no field (patient, places)
+  let lastText = '';
+  let callerSeq = 0;
+  let callerTimer = null;
+
+  function fields() {
+    return Array.prototype.slice.call(form.querySelectorAll('select, input'));
+  }
+
+  function field(slot) {
+    return form.elements[slot] || null;
+  }
+
+  function formSlots() {
+    const slots = {};
+    Object.keys(extra).forEach(function (k) { slots[k] = extra[k]; });
+    fields().forEach(function (f) {
+      const v = f.value.trim();
+      if (v !== '') slots[f.name] = v;
+    });
+    return slots;
+  }
+
+  function handSlots() {
+    const slots = {};
+    fields().forEach(function (f) {
+      if (source[f.name] === 'hand' && f.value.trim() !== '') slots[f.name] = f.value.trim();
+    });
+    return slots;
+  }
+
+  const MARKS = { text: '描述', hand: '手填', inferred: '推断' };
+
+  function renderMarks() {
+    fields().forEach(function (f) {
+      const wrap = f.closest('.field');
+      if (!wrap) return;
+      const s = f.value.trim() === '' ? '' : (source[f.name] || '');
+      if (s) wrap.dataset.source = s; else delete wrap.dataset.source;
+      const mark = wrap.querySelector('.mark');
+      if (mark) mark.textContent = s ? MARKS[s] : '';
+    });
+    const moreFilled = Array.prototype.some.call(moreFields.querySelectorAll('select, input'), function (f) {
+      return f.value.trim() !== '';
+    });
+    if (moreFilled) moreFields.open = true;
+  }
+
+  function setField(f, value, how) {
+    f.value = value;
+    if (f.value !== value) return false; // not one of its values
+    source[f.name] = how;
+    return true;
+  }
+
+  // what the reader says (`slots`: the whole situation after the text; `inferred`: what
+  // follows from it) applied to the form; hand-set fields stay as the agent set them
+  function applyReading(slots, inferred) {
+    let filled = 0;
+    const kept = [];
+    const names = {};
+    fields().forEach(function (f) {
+      names[f.name] = true;
+      const v = slots[f.name];
+      if (source[f.name] === 'hand' && f.value.trim() !== '') {
+        if (v !== undefined && v !== f.value) kept.push(slotTitle(f.name) + '（描述说“' + valueLabel(f.name, v) + '”）');
+        return;
+      }
+      if (v === undefined) {
+        if (source[f.name] === 'text') {
+          f.value = '';
+          delete source[f.name];
+        }
+        return;
+      }
+      if (f.value !== v) {
+        if (setField(f, v, 'text')) filled += 1;
+      } else if (!source[f.name] || source[f.name] === 'inferred') {
+        source[f.name] = 'text';
+      }
+    });
+    extra = {};
+    Object.keys(slots).forEach(function (k) { if (!names[k]) extra[k] = slots[k]; });
+    Object.keys(inferred || {}).forEach(function (k) {
+      const f = field(k);
+      if (f && f.value.trim() === '') setField(f, inferred[k], 'inferred');
+    });
+    fields().forEach(function (f) {
+      if (source[f.name] === 'inferred' && (inferred || {})[f.name] === undefined && slots[f.name] === undefined) {
+        f.value = '';
+        delete source[f.name];
+      }
+    });
+    let status = filled ? '已根据描述填写或更新 ' + filled + ' 项（标“描述”）。' : '描述中没有新的情况。';
+    if (kept.length) status += '手填的没有改动：' + kept.join('、') + '。';
+    callerStatus.textContent = status;
+    renderMarks();
+  }
+
+  // where the last clause of `text` ended (-1: none ended)
+  function lastClauseEnd(text) {
+    let at = -1;
+    '。！？；，,;!?\n'.split('').forEach(function (c) { at = Math.max(at, text.lastIndexOf(c)); });
+    return at;
+  }
+
+  async function readCaller() {
+    const text = callerText.value;
+    const seq = ++callerSeq;
+    if (text.trim() === '') {
+      lastText = '';
+      applyReading(handSlots(), {});
+      callerStatus.textContent = '';
+      scheduleCall();
+      return;
+    }
+    // text added at the end is read on top of what is known, from the start of the clause
+    // it continues (typing pauses mid-word): only what it states changes, a correction
+    // replaces; any other edit reads the whole story again
+    const appended = lastText !== '' && text.startsWith(lastText) && text.length > lastText.length;
+    if (lastText !== '' && text === lastText) return;
+    const clauseStart = appended ? lastClauseEnd(lastText) : -1;
+    const added = clauseStart >= 0 ? text.slice(clauseStart + 1) : text;
+    const body = clauseStart >= 0 ? { text: added, known: formSlots() } : { text: text, known: handSlots() };
+    const r = await request('POST', '/v1/agent/situation', body);
+    if (seq !== callerSeq) return;
+    if (!r.ok || !r.body) { callerStatus.textContent = errorMessage(r); return; }
+    lastText = text;
+    applyReading(r.body.slots || {}, r.body.inferred || {});
+    scheduleCall();
+  }
+
+  callerText.addEventListener('input', function () {
+    clearTimeout(callerTimer);
+    callerTimer = setTimeout(readCaller, 300);
+  });
+
+  // the agent's own changes: marked as such, kept when the story is read again
+  function handChange(event) {
+    const f = event.target;
+    // only the agent's own edits fire these: values set by the script fire nothing
+    if (!f || !f.name) return;
+    if (f.value.trim() === '') delete source[f.name]; else source[f.name] = 'hand';
+    renderMarks();
+    scheduleCall();
+  }
+  form.addEventListener('change', handChange);
+  form.addEventListener('input', function (event) {
+    if (event.target && event.target.tagName === 'INPUT') handChange(event);
+  });
+  form.addEventListener('submit', function (event) { event.preventDefault(); scheduleCall(); });
+  form.addEventListener('reset', function () {
+    setTimeout(function () {
+      Object.keys(source).forEach(function (k) { delete source[k]; });
+      extra = {};
+      renderMarks();
+      scheduleCall();
+    }, 0);
+  });
+
+  function renderSummary(text) {
+    summary.textContent = text ? '来电者情况：' + text : '';
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // The call: missing fields, the answer, the checklist and the estimate
+
+  const checklistBox = document.getElementById('checklist');
+  const estimateBox = document.getElementById('estimate');
+  const situationAnswer = document.getElementById('situation-answer');
+  const printAnswer = document.getElementById('print-answer');
+  let callSeq = 0;
+  let callTimer = null;
+
+  function scheduleCall() {
+    clearTimeout(callTimer);
+    callTimer = setTimeout(updateCall, 150);
+  }
+
+  function renderMissing(view) {
+    clear(missingBox);
+    fields().forEach(function (f) {
+      const wrap = f.closest('.field');
+      if (wrap) wrap.classList.remove('is-missing', 'has-problem');
+    });
+    const missing = view.missing || [];
+    const problems = view.problems || [];
+    if (!missing.length && !problems.length) {
+      missingBox.hidden = true;
+      return;
+    }
+    missingBox.hidden = false;
+    if (missing.length) {
+      missingBox.appendChild(el('h3', null, '还需要问来电者（' + missing.length + ' 项）'));
+      const list = el('ol', 'missing-list');
+      missing.forEach(function (m) {
+        const li = el('li', 'missing-item');
+        li.dataset.slot = m.slot;
+        li.title = m.needed_for.join('、') + '需要';
+        const head = el('p', 'missing-head');
+        head.appendChild(el('strong', null, m.title));
+        head.appendChild(el('span', 'ask', '问：' + m.ask));
+        li.appendChild(head);
+        if (m.choices && m.choices.length) {
+          const chips = el('p', 'chips');
+          m.choices.forEach(function (c) {
+            const b = el('button', 'chip', c.label);
+            b.type = 'button';
+            b.dataset.slot = m.slot;
+            b.dataset.value = c.value;
+            b.addEventListener('click', function () {
+              const f = field(m.slot);
+              if (!f) return;
+              setField(f, c.value, 'hand');
+              renderMarks();
+              scheduleCall();
+            });
+            chips.appendChild(b);
+          });
+          li.appendChild(chips);
+        }
+        list.appendChild(li);
+        const f = field(m.slot);
+        if (f && f.closest('.field')) f.closest('.field').classList.add('is-missing');
+        if (f && moreFields.contains(f)) moreFields.open = true;
+      });
+      missingBox.appendChild(list);
+    }
+    problems.forEach(function (p) {
+      missingBox.appendChild(el('p', 'error', slotTitle(p.slot) + '：' + p.message));
+      const f = field(p.slot);
+      if (f && f.closest('.field')) f.closest('.field').classList.add('has-problem');
+    });
+  }
+
+  // the channel's name: its text up to a bracket or a colon
+  function shortName(text) {
+    const m = /^[^（：(]+/.exec(text);
+    return m ? m[0] : text;
+  }
+
+  function renderChecklist(c, missing) {
+    clear(checklistBox);
+    checklistBox.appendChild(el('h3', 'print-title', '材料清单'));
+    if (!c) {
+      const waiting = (missing || []).filter(function (m) { return m.needed_for.indexOf('材料清单') >= 0; });
+      checklistBox.appendChild(el('p', 'placeholder', waiting.length
+        ? '问清' + waiting.map(function (m) { return m.title; }).join('、') + '后，这里显示要准备的材料。'
+        : '这里显示来电者要准备的材料和办理渠道。'));
+      return;
+    }
+    if (c.pending && c.pending.length) {
+      checklistBox.appendChild(el('p', 'pending', '下面是不管' + c.pending.join('、') +
+        '怎样都要准备的；问清后补上其余的。'));
+    }
+    checklistBox.appendChild(sayBlock(c.say, c.sms));
+    const sources = [];
+    c.sections.forEach(function (s) {
+      s.rows.forEach(function (r) {
+        const line = r.text + '（' + r.source + '）';
+        if (r.source && sources.indexOf(line) < 0) sources.push(line);
+      });
+      const section = el('div', 'part ' + s.kind);
+      section.appendChild(el('h4', null, s.title));
+      if (s.kind === 'channels') {
+        // the channels' names in a line; what each says is with the sources
+        const p = el('p', 'channels-line');
+        s.rows.forEach(function (row, i) {
+          const span = el('span', 'channel', shortName(row.text));
+          span.dataset.id = row.id;
+          span.title = row.text;
+          if (i > 0) p.appendChild(document.createTextNode('；'));
+          p.appendChild(span);
+        });
+        section.appendChild(p);
+      } else {
+        const ol = el(s.kind === 'warnings' ? 'ul' : 'ol');
+        s.rows.forEach(function (row) {
+          const li = el('li', null, row.text);
+          li.dataset.id = row.id;
+          ol.appendChild(li);
+        });
+        section.appendChild(ol);
+      }
+      checklistBox.appendChild(section);
+    });
+    if (sources.length) {
+      const details = el('details', 'sources-all');
+      details.appendChild(el('summary', null, '每项的说明与来源（' + sources.length + '）'));
+      const ol = el('ol', 'sources');
+      sources.forEach(function (line) { ol.appendChild(el('li', null, line)); });
+      details.appendChild(ol);
+      checklistBox.appendChild(details);
+    }
+  }
+
+  function money(s) {
+    const n = Number(s);
+    if (!isFinite(n)) return String(s);
+    return n.toLocaleString('zh-CN', { maximumFractionDigits: 2 }) + ' 元';
+  }
+
+  function renderEstimate(e, view) {
+    if (!e) {
+      if (view && view.estimate_note) {
+        clear(estimateBox);
+        estimateBox.appendChild(el('h3', null, '报销估算'));
+        estimateBox.appendChild(el('p', 'error', view.estimate_note));
+        return;
+      }
+      const waiting = ((view && view.missing) || []).filter(function (m) { return m.needed_for.indexOf('报销估算') >= 0; });
+      clear(estimateBox);
+      estimateBox.appendChild(el('h3', null, '报销估算'));
+      estimateBox.appendChild(el('p', 'placeholder', waiting.length
+        ? '问清' + waiting.map(function (m) { return m.title; }).join('、') + '后，这里显示医保大概能报多少。'
+        : '说了费用，这里就显示医保大概能报多少。'));
+      return;
+    }
+    clear(estimateBox);
+    estimateBox.appendChild(el('h3', null, '报销估算（仅供参考）'));
+    estimateBox.appendChild(sayBlock(e.say, e.sms));
+    if (e.note) estimateBox.appendChild(el('p', 'note', e.note));
+    const table = el('table', 'cases');
+    const head = el('tr');
+    head.appendChild(el('th', null, '总费用 ' + money(e.cases[0].estimate.fund_pays * 1 + e.cases[0].estimate.patient_pays * 1)));
+    e.cases.forEach(function (c, i) {
+      const th = el('th', i === 0 ? 'now' : 'after', c.label);
+      head.appendChild(th);
+    });
+    table.appendChild(head);
+    [['医保大约报', 'fund_pays'], ['自己负担约', 'patient_pays']].forEach(function (row) {
+      const tr = el('tr');
+      tr.appendChild(el('th', null, row[0]));
+      e.cases.forEach(function (c) { tr.appendChild(el('td', 'money', money(c.estimate[row[1]]))); });
+      table.appendChild(tr);
+    });
+    const route = el('tr');
+    route.appendChild(el('th', null, '怎么结算'));
+    e.cases.forEach(function (c) { route.appendChild(el('td', 'route', c.route)); });
+    table.appendChild(route);
+    estimateBox.appendChild(table);
+
+    const basis = el('div', 'basis');
+    basis.appendChild(el('h4', null, '依据'));
+    const ol = el('ol');
+    e.basis.forEach(function (line) { ol.appendChild(el('li', null, line)); });
+    basis.appendChild(ol);
+    estimateBox.appendChild(basis);
+
+    const details = el('details', 'full-rules');
+    details.appendChild(el('summary', null, '全部依据与计算明细（' + e.rules.length + ' 条）'));
+    e.cases.forEach(function (c) {
+      const bands = c.estimate.bands || [];
+      if (!bands.length) return;
+      details.appendChild(el('p', 'case-title', c.label + '：'));
+      const t = el('table', 'bands');
+      const h = el('tr');
+      ['费用段（元）', '本段金额', '比例', '系数', '基金支付'].forEach(function (x) { h.appendChild(el('th', null, x)); });
+      t.appendChild(h);
+      bands.forEach(function (b) {
+        const tr = el('tr');
+        tr.appendChild(el('td', null, b.lower + ' 至 ' + (b.upper === null || b.upper === undefined ? '以上' : b.upper)));
+        tr.appendChild(el('td', 'money', b.portion));
+        tr.appendChild(el('td', null, b.rate));
+        tr.appendChild(el('td', null, b.factor));
+        tr.appendChild(el('td', 'money', b.amount));
+        t.appendChild(tr);
+      });
+      details.appendChild(t);
+    });
+    const rules = el('ol', 'rules');
+    e.rules.forEach(function (r) { rules.appendChild(el('li', null, r)); });
+    details.appendChild(rules);
+    estimateBox.appendChild(details);
+    estimateBox.appendChild(el('p', 'disclaimer', e.disclaimer));
+  }
+
+  // When the entry was last checked and how reliable its documents are:
+  // "核对日期 2026-12-07 · 依据：官方原文（004 官方原文 2019；…）".
+  const TIERS = { official: '官方原文', quoted: '转引官方', secondary: '网络资料' };
+  function provenanceLine(entry) {
+    const docs = (entry.documents || []).map(function (d) {
+      return d.id + ' ' + (TIERS[d.tier] || d.tier) + (d.date ? ' ' + d.date : '');
+    });
+    return '核对日期 ' + entry.as_of + ' · 依据：' + (TIERS[entry.tier] || entry.tier) +
+      (entry.tier === 'secondary' ? '（只有网络资料，请来电者向医保部门确认）' : '') +
+      (docs.length ? '（' + docs.join('；') + '）' : '');
+  }
+
+  // an FAQ entry for the caller: what to say, the text message, the full answer folded
+  function renderEntry(entry, open) {
+    const art = el('article', 'entry');
+    art.dataset.faqId = entry.id;
+    art.appendChild(el('h3', 'question', entry.question));
+    art.appendChild(sayBlock(entry.say, entry.sms));
+    const details = el('details', 'full');
+    if (open) details.open = true;
+    details.appendChild(el('summary', null, '完整解答' + (entry.region ? '（' + entry.region + '参保在前）' : '')));
+    entry.paragraphs.forEach(function (p) { details.appendChild(el('p', 'answer-text', p)); });
+    if (entry.others.length) {
+      const others = el('details', 'others');
+      others.appendChild(el('summary', null, '其他地区参保（' + entry.others.length + ' 段）'));
+      entry.others.forEach(function (p) { others.appendChild(el('p', 'answer-text', p)); });
+      details.appendChild(others);
+    }
+    details.appendChild(el('p', 'sources', '来源：' + (entry.sources.join('；') || '（无）')));
+    if (entry.as_of) details.appendChild(el('p', 'provenance', provenanceLine(entry)));
+    details.appendChild(copyButton(entry.paragraphs.join('\n\n') + '\n来源：' + entry.sources.join('；'), '复制完整解答'));
+    art.appendChild(details);
+    if (entry.related && entry.related.length) {
+      const rel = el('p', 'related');
+      rel.appendChild(el('span', null, '相关：'));
+      entry.related.forEach(function (r) { rel.appendChild(entryLink(r.id, r.question)); });
+      art.appendChild(rel);
+    }
+    return art;
+  }
+
+  function entryLink(id, question) {
+    const a = el('a', 'entry-link', question);
+    a.href = '#';
+    a.title = question;
+    a.dataset.faqId = id;
+    a.addEventListener('click', function (event) {
+      event.preventDefault();
+      openEntry(id);
+    });
+    return a;
+  }
+
+  let lastRendered = '';
+
+  function renderSituationAnswer(view) {
+    clear(situationAnswer);
+    printAnswer.textContent = '';
+    if (!view || !view.answer) {
+      situationAnswer.appendChild(el('p', 'placeholder', '输入来电者的情况后，这里显示该怎么答复。'));
+      return;
+    }
+    situationAnswer.appendChild(renderEntry(view.answer, false));
+    printAnswer.textContent = '答复要点：' + view.answer.say;
+  }
+
+  async function updateCall() {
+    const slots = formSlots();
+    const seq = ++callSeq;
+    renderMarks();
+    if (Object.keys(slots).length === 0) {
+      lastRendered = '';
+      renderSummary('');
+      renderMissing({});
+      renderSituationAnswer(null);
+      renderChecklist(null, []);
+      renderEstimate(null, null);
+      return;
+    }
+    const r = await request('POST', '/v1/agent/call', { slots: slots });
+    if (seq !== callSeq) return;
+    if (!r.ok || !r.body) {
+      clear(missingBox);
+      missingBox.hidden = false;
+      missingBox.appendChild(el('p', 'error', errorMessage(r)));
+      return;
+    }
+    const view = r.body;
+    // the same view again (the story re-read without news): nothing re-rendered, so what
+    // the agent opened stays open
+    const key = JSON.stringify(view);
+    if (key === lastRendered) return;
+    lastRendered = key;
+    renderSummary(view.summary);
+    renderMissing(view);
+    renderSituationAnswer(view);
+    renderChecklist(view.checklist, view.missing);
+    renderEstimate(view.estimate, view);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Search for agents
+
+  const q = document.getElementById('q');
+  const answers = document.getElementById('answers');
+  const searchStatus = document.getElementById('search-status');
+  let searchSeq = 0;
+  let searchTimer = null;
+
+  function searching(on) {
+    situationAnswer.hidden = on;
+  }
+
+  async function runSearch() {
+    const text = q.value.trim();
+    const seq = ++searchSeq;
+    if (!text) {
+      clear(answers);
+      searchStatus.textContent = '';
+      searching(false);
+      return;
+    }
+    searching(true);
+    searchStatus.textContent = '正在搜索…';
+    const r = await request('POST', '/v1/agent/search', { q: text, slots: formSlots() });
+    if (seq !== searchSeq) return;
+    clear(answers);
+    if (!r.ok || !r.body) {
+      searchStatus.textContent = errorMessage(r);
+      return;
+    }
+    const found = r.body;
+    searchStatus.textContent = '';
+    if (found.status === 'answered') {
+      searchStatus.textContent = '最相关的 ' + found.entries.length + ' 条（Esc 清空，回到来电者的答复）：';
+      found.entries.forEach(function (entry, i) { answers.appendChild(renderEntry(entry, false)); });
+      return;
+    }
+    const box = el('div', 'notice ' + found.status);
+    box.appendChild(el('p', 'notice-text', found.message));
+    if (found.referral) box.appendChild(el('p', 'referral', found.referral));
+    answers.appendChild(box);
+    if (found.status === 'plausible') {
+      found.entries.forEach(function (entry) {
+        const art = renderEntry(entry, false);
+        art.classList.add('plausible');
+        answers.appendChild(art);
+      });
+    }
+  }
+
+  async function openEntry(id) {
+    const r = await request('POST', '/v1/agent/entry', { id: id, slots: formSlots() });
+    if (!r.ok || !r.body) {
+      searchStatus.textContent = errorMessage(r);
+      return;
+    }
+    searchSeq += 1; // a search still on its way no longer applies
+    searching(true);
+    clear(answers);
+    searchStatus.textContent = '相关条目（Esc 回到来电者的答复）：';
+    answers.appendChild(renderEntry(r.body, true));
+  }
+
+  function clearSearch() {
+    q.value = '';
+    searchSeq += 1;
+    clear(answers);
+    searchStatus.textContent = '';
+    searching(false);
+  }
+
+  q.addEventListener('input', function () {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(runSearch, 250);
+  });
+
+  // ------------------------------------------------------------------------------------------
+  // Keys, a new call, printing
+
+  function typing(target) {
+    return target && (target.tagName === 'TEXTAREA' || target.tagName === 'SELECT' ||
+      (target.tagName === 'INPUT' && target.type !== 'button' && target.type !== 'submit'));
+  }
+
+  function newCall() {
+    callerText.value = '';
+    lastText = '';
+    callerSeq += 1;
+    callerStatus.textContent = '';
+    HTMLFormElement.prototype.reset.call(form);
+    Object.keys(source).forEach(function (k) { delete source[k]; });
+    extra = {};
+    moreFields.open = false;
+    clearSearch();
+    transcriptBox.hidden = true;
+    clear(transcriptBox);
+    renderMarks();
+    updateCall();
+    callerText.focus();
+  }
+
+  document.getElementById('new-call').addEventListener('click', newCall);
+
+  document.addEventListener('keydown', function (event) {
+    if (event.key === '/' && !typing(event.target) && !event.ctrlKey && !event.metaKey && !event.altKey) {
+      event.preventDefault();
+      q.focus();
+      q.select();
+      return;
+    }
+    if (event.key === 'Escape' && (event.target === q || !typing(event.target))) {
+      if (q.value !== '' || answers.childElementCount > 0) {
+        event.preventDefault();
+        clearSearch();
+      }
+      return;
+    }
+    if (event.altKey && (event.key === 'n' || event.key === 'N' || event.code === 'KeyN')) {
+      event.preventDefault();
+      newCall();
+    }
+  });
+
+  document.getElementById('print').addEventListener('click', function () { window.print(); });
+
+  // ------------------------------------------------------------------------------------------
+  // Caller history, transcripts and the inbox
+
+  const unansweredList = document.getElementById('unanswered');
+  const unansweredStatus = document.getElementById('unanswered-status');
+  const transcriptBox = document.getElementById('transcript');
+  const historyForm = document.getElementById('history-form');
+  const historyInput = document.getElementById('history-q');
+  const historyList = document.getElementById('history');
+  const historyStatus = document.getElementById('history-status');
+
+  function channelLabel(c) {
+    return c ? (CHANNEL_LABELS[c] || c) : '渠道未记录';
+  }
+
   async function showTranscript(sessionId) {
     transcriptBox.hidden = false;
     placeholder(transcriptBox, '正在读取对话…');
     const r = await request('GET', '/v1/agent/sessions/' + encodeURIComponent(sessionId) + '/transcript');
     if (!r.ok || !r.body) {
-      problem(transcriptBox, '对话记录', errorMessage(r));
+      clear(transcriptBox);
+      transcriptBox.appendChild(el('h2', null, '对话记录'));
+      transcriptBox.appendChild(el('p', 'error', errorMessage(r)));
       return;
     }
     clear(transcriptBox);
-    transcriptBox.appendChild(el('h3', null, '对话记录'));
+    transcriptBox.appendChild(el('h2', null, '对话记录'));
+    transcriptBox.appendChild(el('p', 'hint', '会话号 ' + sessionId));
     const ol = el('ol', 'lines');
     (r.body.transcript || []).forEach(function (line) {
       const li = el('li', 'line ' + (line.role === 'user' ? 'user' : 'assistant'));
+      const meta = el('span', 'meta', time(line.created_at) + ' · ' + channelLabel(line.channel));
+      li.appendChild(meta);
       li.appendChild(el('span', 'role', line.role === 'user' ? '用户：' : '助手：'));
       if (line.kind && KIND_LABELS[line.kind]) li.appendChild(el('span', 'kind', '［' + KIND_LABELS[line.kind] + '］'));
       li.appendChild(el('span', 'text', line.text));
       ol.appendChild(li);
     });
     transcriptBox.appendChild(ol);
+    transcriptBox.scrollIntoView({ block: 'nearest' });
+  }
+
+  historyForm.addEventListener('submit', async function (event) {
+    event.preventDefault();
+    const id = historyInput.value.trim();
+    clear(historyList);
+    if (!id) { historyStatus.textContent = '请输入会话号或来电者ID。'; return; }
+    historyStatus.textContent = '正在查找…';
+    const r = await request('GET', '/v1/agent/conversations?q=' + encodeURIComponent(id));
+    if (!r.ok || !r.body) { historyStatus.textContent = errorMessage(r); return; }
+    const found = r.body.conversations || [];
+    historyStatus.textContent = found.length ? '找到 ' + found.length + ' 段对话：' : '没有找到这个会话号或来电者的对话。';
+    found.forEach(function (c) {
+      const li = el('li', 'history-item');
+      li.appendChild(el('span', 'when', time(c.first_at) + ' 至 ' + time(c.last_at)));
+      li.appendChild(el('span', 'channel', channelLabel(c.channel)));
+      li.appendChild(el('span', 'count', c.lines + ' 句'));
+      const b = el('button', 'show-transcript', '查看对话');
+      b.type = 'button';
+      b.addEventListener('click', function () { showTranscript(c.session_id); });
+      li.appendChild(b);
+      historyList.appendChild(li);
+    });
+  });
+
+  function renderInboxItem(li, item) {
+    clear(li);
+    li.dataset.id = item.id;
+    li.classList.toggle('handled', !!item.handled_at);
+    const kind = item.kind === 'out_of_scope' ? 'out_of_scope' : 'unanswered';
+    li.appendChild(el('span', 'badge ' + kind, kind === 'out_of_scope' ? '超出范围' : '未能回答'));
+    li.appendChild(el('span', 'when', time(item.created_at)));
+    li.appendChild(el('span', 'question', item.question));
+    const actions = el('span', 'actions');
+    if (item.session_id) {
+      const show = el('button', 'show-transcript', '查看对话');
+      show.type = 'button';
+      show.addEventListener('click', function () { showTranscript(item.session_id); });
+      actions.appendChild(show);
+    }
+    actions.appendChild(copyButton(item.question));
+    const toggle = el('button', 'mark-handled', item.handled_at ? '改为未处理' : '标为已处理');
+    toggle.type = 'button';
+    toggle.addEventListener('click', async function () {
+      toggle.disabled = true;
+      const r = await request('POST', '/v1/agent/unanswered/' + encodeURIComponent(item.id) + '/handled',
+        { handled: !item.handled_at });
+      toggle.disabled = false;
+      if (!r.ok || !r.body) { unansweredStatus.textContent = errorMessage(r); return; }
+      renderInboxItem(li, r.body);
+      inboxStatus();
+    });
+    actions.appendChild(toggle);
+    li.appendChild(actions);
+    if (item.handled_at) {
+      li.appendChild(el('span', 'handled-by', '已处理：坐席 ' + (item.handled_by || '') + '，' + time(item.handled_at)));
+    }
   }
 
   async function loadUnanswered() {
@@ -469,22 +859,21 @@
       return;
     }
     const questions = r.body.questions || [];
-    unansweredStatus.textContent = questions.length ? '' : '暂时没有未能回答的问题。';
     questions.forEach(function (item) {
       const li = el('li', 'unanswered-item');
-      li.appendChild(el('span', 'when', time(item.created_at)));
-      li.appendChild(el('span', 'question', item.question));
-      if (item.session_id) {
-        const button = el('button', 'show-transcript', '查看对话');
-        button.type = 'button';
-        button.addEventListener('click', function () { showTranscript(item.session_id); });
-        li.appendChild(button);
-      }
-      li.appendChild(copyButton(item.question));
+      renderInboxItem(li, item);
       unansweredList.appendChild(li);
     });
+    inboxStatus();
+  }
+
+  function inboxStatus() {
+    const all = unansweredList.children.length;
+    const open = unansweredList.querySelectorAll('li.unanswered-item:not(.handled)').length;
+    unansweredStatus.textContent = all ? '未处理 ' + open + ' 条，共 ' + all + ' 条。' : '暂时没有待处理的问题。';
   }
 
   document.getElementById('refresh-unanswered').addEventListener('click', loadUnanswered);
   loadUnanswered();
+  callerText.focus();
 })();

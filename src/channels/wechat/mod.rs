@@ -241,7 +241,7 @@ impl WeChat {
                 request_timeout: settings.request_timeout,
                 crypto,
                 api,
-                conversations,
+                conversations: conversations.on_channel("wechat"),
                 in_flight: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
                 last_prune: Mutex::new(Instant::now()),
