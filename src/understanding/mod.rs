@@ -339,12 +339,14 @@ impl Reader {
                 .search
                 .search_with(&format!("{message} {context}"), 8, &ctx))
         });
-        // a dialog whose `not_when` the situation meets is not started by its phrases
+        // a dialog whose `not_when` this message's own facts meet is not started by its
+        // phrases ("出院自费结算了，卡刷不了" is past diagnosing); an earlier episode's stage does
+        // not block a new question about the card
         let trigger = self.trigger(&norm).filter(|d| {
             parts.dialogs.get(d).is_none_or(|d| {
                 !d.not_when
                     .iter()
-                    .any(|(k, vs)| merged.get(k).is_some_and(|v| vs.contains(v)))
+                    .any(|(k, vs)| facts.slots.get(k).is_some_and(|v| vs.contains(v)))
             })
         });
         let pick = pick(parts.knowledge, &state.pending, &message);

@@ -367,14 +367,23 @@ fn merge(mentions: Vec<Mention>, norm: &str) -> Vec<Mention> {
 }
 
 /// The role of one place from the cues around it in its clause.
-fn role_of(places: &Places, m: &Mention, before: &str, after: &str) -> Option<Role> {
+fn role_of(
+    places: &Places,
+    m: &Mention,
+    before: &str,
+    after: &str,
+    // the insured cue right before this place starts where an earlier place ends
+    after_place: bool,
+) -> Option<Role> {
     let r = &places.roles;
     let linked = strip_links(after);
     // "张家港医保局", "苏州医保中心": the agency there, not the insurance of the person
     if AGENCIES.iter().any(|a| linked.starts_with(a)) {
         return Some(Role::Agency);
     }
-    let insured = ends_with_any(before, &r.insured.before).is_some()
+    // "医保在上海": insured there — unless the cue continues a place of its own ("苏州医保在上
+    // 海看门诊": 苏州's insurance, treated in 上海)
+    let insured = (!after_place && ends_with_any(before, &r.insured.before).is_some())
         || starts_with_any(after, &r.insured.after).is_some()
         || starts_with_any(linked, &r.insured.after).is_some()
         || (before.ends_with('在') && starts_with_any(linked, &r.insured.paid_after).is_some());
@@ -449,9 +458,18 @@ fn read_places(places: &Places, norm: &str, known: &Known<'_>, facts: &mut Facts
     // the home place: named in this message ("俺是河南周口的"), or earlier
     let mut origin: Option<(String, Area)> = None;
     let mut placed = Vec::new();
+    let mut prev_end: Option<usize> = None;
     for m in mentions {
         let (from, to) = clause(norm, m.start, m.end);
-        let role = role_of(places, &m, &norm[from..m.start], &norm[m.end..to]);
+        let before = &norm[from..m.start];
+        // a place whose insured cue starts right where an earlier place ends ("苏州|医保在|上海")
+        let after_place = prev_end.is_some_and(|e| {
+            e >= from
+                && ends_with_any(before, &places.roles.insured.before)
+                    .is_some_and(|cue| e == m.start - cue.len())
+        });
+        let role = role_of(places, &m, before, &norm[m.end..to], after_place);
+        prev_end = Some(m.end);
         if role == Some(Role::Origin) && !matches!(m.area, Area::Home | Area::Away | Area::Here) {
             origin = Some((m.place.clone(), m.area.clone()));
         }

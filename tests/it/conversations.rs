@@ -98,10 +98,16 @@ fn chat_json_has_kind_options_and_slots() {
         .iter()
         .map(|r| r["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["smalltalk", "clarify", "faq", "smalltalk"]);
+    // the fact told after an answer is noted and the same question is answered again for
+    // that situation: an FAQ reply naming the same entry
+    assert_eq!(kinds, ["smalltalk", "clarify", "faq", "faq"]);
     let options = replies[1]["options"].as_array().unwrap();
     assert!((2..=3).contains(&options.len()), "{}", replies[1]);
     assert_eq!(replies[2]["faq"]["id"], options[0]["id"]);
+    assert_eq!(replies[3]["faq"]["id"], replies[2]["faq"]["id"]);
+    let retold = replies[3]["text"].as_str().unwrap();
+    assert!(retold.starts_with("好的，记下了"), "{retold}");
+    assert!(retold.contains("张家港参保人员"), "{retold}");
     assert_eq!(replies[3]["slots"]["insured_region"], "zhangjiagang");
     for r in &replies {
         for field in [
