@@ -34,6 +34,8 @@ pub(super) fn leading_entry(
         (_, Some("in_hospital"), Some("true")) => "pay-own-share",
         (_, Some("in_hospital"), _) => "backfill-in-hospital",
         (_, _, Some("true")) => "hospitals-which",
+        // sent on by a hospital here: the referral is the filing to make
+        _ if get("filing_type") == Some("referral") => "referral",
         _ => match (get("insured_region"), get("care_location")) {
             (Some("suzhou"), Some("shanghai")) => "filing-suzhou-shanghai",
             (_, Some("in_province")) => "filing-in-province",

@@ -21,6 +21,10 @@ use crate::dialog::money;
 use crate::dialog::slots::SlotDefs;
 
 /// Words that make a later statement replace an earlier one in the same message.
+/// Words that set the person's own statement against what they were shown or told, for
+/// choice slots only (places keep to [`SHIFTS`]).
+const CONTRASTS: [&str; 6] = ["可是", "可我", "但是", "但我", "不过", "明明"];
+
 const SHIFTS: [&str; 16] = [
     "不对",
     "不是不是",
@@ -489,11 +493,18 @@ fn read_places(places: &Places, norm: &str, known: &Known<'_>, facts: &mut Facts
     let mut residence: Vec<Candidate> = Vec::new();
     let mut inside_residence: Vec<Candidate> = Vec::new();
     let mut away = false;
-    let known_insured_place = known.slots.get("insured_place").filter(|_| {
+    let known_insured_place = known.slots.get("insured_place").filter(|p| {
         known
             .slots
             .get("insured_region")
             .is_some_and(|r| r == "other")
+            // a message that says outright where it is insured elsewhere speaks of another
+            // person or a new situation ("那我自己是苏州医保，去成都出差")
+            && !placed.iter().any(|(m, role)| {
+                matches!(role, Some(Role::Insured { weak: false }))
+                    && !p.contains(m.place.as_str())
+                    && !m.place.contains(p.as_str())
+            })
     });
     for (m, role) in &placed {
         // the place the person is known to be insured in is that, whatever else is said
@@ -683,7 +694,14 @@ fn read_choices(defs: &SlotDefs, norm: &str, facts: &mut Facts) {
         let value = if name == "stage" {
             // the latest tense: "住院了，现在出院了"
             spans.iter().max_by_key(|s| s.1).unwrap_or(last)
-        } else if last.0 > first.1 && SHIFTS.iter().any(|s| norm[first.1..last.0].contains(s)) {
+        } else if last.0 > first.1
+            && SHIFTS
+                .iter()
+                .chain(CONTRASTS.iter())
+                .any(|s| norm[first.1..last.0].contains(s))
+        {
+            // a correction, or a contrast with what was shown or said ("提示未备案，可我明明
+            // 备了的"): the later statement is the person's own
             last
         } else {
             first
@@ -803,6 +821,26 @@ mod tests {
         assert_eq!(slot(&f, "care_location"), None);
         assert_eq!(slot(&f, "care_place").as_deref(), Some("suzhou"));
         assert_eq!(Direction::of(&f.slots), Direction::Inbound);
+    }
+
+    #[test]
+    fn an_insured_cue_after_a_place_belongs_to_that_place() {
+        // "苏州医保在上海看门诊": 苏州's insurance, treated in 上海 — not insured in 上海
+        let f = read_text("苏州医保在上海看门诊");
+        assert_eq!(slot(&f, "insured_region").as_deref(), Some("suzhou"));
+        assert_eq!(slot(&f, "care_location").as_deref(), Some("shanghai"));
+        // with nothing before it, "医保在上海" is still the insured place
+        let f = read_text("我医保在上海，在苏州住院");
+        assert_eq!(slot(&f, "insured_place").as_deref(), Some("上海"));
+        assert_eq!(slot(&f, "care_place").as_deref(), Some("suzhou"));
+    }
+
+    #[test]
+    fn the_persons_own_statement_outweighs_what_they_were_shown() {
+        let f = read_text("在无锡刷卡一直刷不了 提示异地未备案 可我明明备了的");
+        assert_eq!(slot(&f, "filed").as_deref(), Some("true"));
+        let f = read_text("提示未备案，我一查确实没备案");
+        assert_eq!(slot(&f, "filed").as_deref(), Some("false"));
     }
 
     #[test]

@@ -1074,6 +1074,10 @@ fn has_cjk_font() -> bool {
 /// Installs chromium, chromedriver and a Chinese font with the project's script when they
 /// are missing. A failure is a test failure.
 fn ensure_browser() {
+    // the browser tests run at once: one installs, the others wait for it (two apt-gets at
+    // once fail on apt's lock)
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     if Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists() && has_cjk_font() {
         return;
     }
