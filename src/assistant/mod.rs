@@ -465,6 +465,25 @@ impl Assistant {
         {
             return reply;
         }
+        // a statement mid-conversation that restates what is known ("他户口还在常熟 没迁过去")
+        // is taken as the detail it is, not referred elsewhere for its words
+        if !asks
+            && learned.is_empty()
+            && state.topic.is_some()
+            && !strong_elsewhere
+            && matches!(r.scope, Scope::OutOfScope(_))
+        {
+            let restated: Vec<(String, String)> = r
+                .facts
+                .slots
+                .iter()
+                .filter(|(k, v)| state.slots.get(*k) == Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if !restated.is_empty() {
+                return self.acknowledge(state, &restated, topic_before.as_deref(), r);
+            }
+        }
         if asks || learned.is_empty() {
             match &r.scope {
                 Scope::OutOfScope(_) if in_context_follow_up => {}
