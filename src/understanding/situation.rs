@@ -158,6 +158,35 @@ const NOT_PATIENT_BEFORE: [&str; 11] = [
 ];
 /// …and after ("女儿家", "儿子那").
 const NOT_PATIENT_AFTER: [&str; 5] = ["家", "那", "这", "所在", "单位"];
+/// A relative whose own clause says where they work or live, with no illness in it, is the
+/// one the user goes to ("我儿子在深圳上班，我过去帮他带孩子，腿摔了"), not the patient.
+const HOST_CLAUSE: [&str; 9] = [
+    "上班",
+    "工作",
+    "打工",
+    "上学",
+    "读书",
+    "成家",
+    "定居",
+    "安家",
+    "做生意",
+];
+const ILL_WORDS: [&str; 12] = [
+    "住院",
+    "看病",
+    "生病",
+    "病了",
+    "摔",
+    "手术",
+    "骨折",
+    "发烧",
+    "急诊",
+    "开刀",
+    "生孩子",
+    "不舒服",
+];
+/// The user going to that relative: then the user is the one the story is about.
+const USER_GOES: [&str; 6] = ["我过去", "我去", "我来", "俺过去", "俺去", "我也过去"];
 
 /// Where the case goes, from the roles of the places.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -749,6 +778,7 @@ fn patient(norm: &str) -> Option<&'static str> {
             .unzip();
         crate::text::literals(words).map(|ac| (ac, values))
     });
+    let mut host = false;
     if let Some((ac, values)) = found {
         for m in ac.find_overlapping_iter(norm) {
             let before = &norm[..m.start()];
@@ -756,6 +786,17 @@ fn patient(norm: &str) -> Option<&'static str> {
             if NOT_PATIENT_BEFORE.iter().any(|b| before.ends_with(b))
                 || NOT_PATIENT_AFTER.iter().any(|a| after.starts_with(a))
             {
+                continue;
+            }
+            let clause_end = after
+                .find([' ', '，', ',', '。', '；', ';', '！', '？', '?'])
+                .unwrap_or(after.len());
+            let clause = &after[..clause_end];
+            if HOST_CLAUSE.iter().any(|w| clause.contains(w))
+                && !ILL_WORDS.iter().any(|w| clause.contains(w))
+                && USER_GOES.iter().any(|w| after.contains(w))
+            {
+                host = true;
                 continue;
             }
             // the first relative named is whom the story is about
@@ -774,7 +815,7 @@ fn patient(norm: &str) -> Option<&'static str> {
         "我张家港",
         "我苏州",
     ];
-    me.iter().any(|m| norm.starts_with(m)).then_some("self")
+    (host || me.iter().any(|m| norm.starts_with(m))).then_some("self")
 }
 
 #[cfg(test)]
@@ -833,6 +874,15 @@ mod tests {
         let f = read_text("我医保在上海，在苏州住院");
         assert_eq!(slot(&f, "insured_place").as_deref(), Some("上海"));
         assert_eq!(slot(&f, "care_place").as_deref(), Some("suzhou"));
+    }
+
+    #[test]
+    fn the_relative_the_user_goes_to_is_not_the_patient() {
+        let f = read_text("我是张家港的 我儿子在深圳上班 我过去帮他带孩子 腿摔了要住院");
+        assert_eq!(slot(&f, "patient").as_deref(), Some("self"));
+        // the relative who falls ill where they work is the patient
+        let f = read_text("我儿子在深圳上班，工地上摔了要住院");
+        assert_eq!(slot(&f, "patient").as_deref(), Some("child"));
     }
 
     #[test]
