@@ -329,7 +329,7 @@ impl Assistant {
             return None;
         }
         self.knowledge
-            .faq(plan::leading_entry(slots, Direction::of(slots)))
+            .faq(&plan::leading_entry(slots, Direction::of(slots)))
     }
 
     /// The lead of `entry` for the situation `slots`, as a conversation leads with it (the

@@ -15,11 +15,21 @@ use crate::understanding::Direction;
 pub(super) fn leading_entry(
     slots: &BTreeMap<String, String>,
     direction: Direction,
-) -> &'static str {
+) -> std::borrow::Cow<'static, str> {
     let get = |k: &str| slots.get(k).map(String::as_str);
     if direction == Direction::Inbound {
-        return "inbound-zhangjiagang";
+        // the entry for people from elsewhere in the region where they are treated
+        // (`inbound-<region>`; the 张家港 one when the place of care is not known)
+        return match get("care_place") {
+            Some(region) => format!("inbound-{region}").into(),
+            None => "inbound-zhangjiagang".into(),
+        };
     }
+    leading_outbound(slots, direction).into()
+}
+
+fn leading_outbound(slots: &BTreeMap<String, String>, direction: Direction) -> &'static str {
+    let get = |k: &str| slots.get(k).map(String::as_str);
     if direction == Direction::Within {
         return match get("stage") {
             Some("discharged_self_paid") => "manual-where",
@@ -61,7 +71,7 @@ impl Assistant {
         let direction = Direction::of(slots);
         let mut text = String::new();
         if urgent && direction != Direction::Inbound {
-            let entry = self.knowledge.faq(leading_entry(slots, direction))?;
+            let entry = self.knowledge.faq(&leading_entry(slots, direction))?;
             let (lead, _) = super::answer::lead(entry, slots);
             text.push_str(&format!("要紧的是：{}", super::answer::without_yes(lead)));
         }
@@ -135,7 +145,7 @@ impl Assistant {
             return None;
         }
         let direction = Direction::of(slots);
-        let entry = self.knowledge.faq(leading_entry(slots, direction))?;
+        let entry = self.knowledge.faq(&leading_entry(slots, direction))?;
         let (lead, _) = super::answer::lead(entry, slots);
         let mut text = format!("{}：{lead}", self.who_where(slots));
         let mut sources: Vec<String> = entry.sources.iter().take(2).cloned().collect();
