@@ -1,0 +1,102 @@
+// The residents' pages (src/channels/site.rs). Optional: every page works without it.
+// - 大字: a larger base size, kept in localStorage;
+// - search as you type: /v1/faq/search, shown with textContent only (never innerHTML);
+// - copy the entry's link, print a tool's result.
+(function () {
+  'use strict';
+  var KEY = 'yidi-big-text';
+  var root = document.documentElement;
+  function stored() {
+    try { return window.localStorage.getItem(KEY) === '1'; } catch (e) { return false; }
+  }
+  if (stored()) root.classList.add('big');
+
+  function bigToggle() {
+    var b = document.getElementById('big-toggle');
+    if (!b) return;
+    b.hidden = false;
+    b.setAttribute('aria-pressed', root.classList.contains('big') ? 'true' : 'false');
+    b.addEventListener('click', function () {
+      var on = !root.classList.contains('big');
+      root.classList.toggle('big', on);
+      b.setAttribute('aria-pressed', on ? 'true' : 'false');
+      try { window.localStorage.setItem(KEY, on ? '1' : '0'); } catch (e) { /* private mode */ }
+    });
+  }
+
+  function el(tag, text, attrs) {
+    var e = document.createElement(tag);
+    if (text) e.textContent = text;
+    if (attrs) Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    return e;
+  }
+
+  function liveSearch() {
+    var input = document.getElementById('q');
+    var box = document.getElementById('live-results');
+    if (!input || !box) return;
+    var timer = null;
+    var seq = 0;
+    function clear() { while (box.firstChild) box.removeChild(box.firstChild); }
+    function show(q, result) {
+      clear();
+      if (!result || !Array.isArray(result.hits)) return;
+      if (result.answered && result.hits.length) {
+        box.appendChild(el('p', '最符合的回答：'));
+        var ul = el('ul');
+        result.hits.slice(0, 4).forEach(function (h) {
+          var li = el('li');
+          li.appendChild(el('a', h.question, { href: '/faq/' + encodeURIComponent(h.id) }));
+          ul.appendChild(li);
+        });
+        box.appendChild(ul);
+      } else {
+        box.appendChild(el('p', '暂时没有找到可靠的回答。按“搜索”查看相关分类和咨询电话。'));
+      }
+    }
+    function run() {
+      var q = input.value.trim();
+      var mine = ++seq;
+      if (q.length < 2) { clear(); return; }
+      fetch('/v1/faq/search?limit=4&q=' + encodeURIComponent(q), { headers: { Accept: 'application/json' } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (result) { if (mine === seq) show(q, result); })
+        .catch(function () { /* offline: the form still works */ });
+    }
+    input.addEventListener('input', function () {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(run, 250);
+    });
+  }
+
+  function copyLink() {
+    var b = document.getElementById('copy-link');
+    var status = document.getElementById('copy-status');
+    if (!b || !navigator.clipboard) return;
+    b.hidden = false;
+    b.addEventListener('click', function () {
+      var url = location.origin + location.pathname;
+      navigator.clipboard.writeText(url).then(function () {
+        if (status) status.textContent = '已复制：' + url;
+      }, function () {
+        if (status) status.textContent = '没能复制，请长按地址栏复制。';
+      });
+    });
+  }
+
+  function printButton() {
+    var b = document.getElementById('print');
+    if (!b) return;
+    b.hidden = false;
+    b.addEventListener('click', function () { window.print(); });
+  }
+
+  function start() {
+    bigToggle();
+    liveSearch();
+    copyLink();
+    printButton();
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();
