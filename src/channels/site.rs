@@ -641,9 +641,27 @@ fn hint(tool: Tool, slot: &str) -> Option<&'static str> {
             "今年之前住过院的才需要填；不清楚可以不填。"
         }
         (Tool::Estimate, "total") => "例如 50000 或 5万。",
+        (Tool::Estimate, "outpatient_eligible_before") => {
+            "估算门诊、今年之前看过门诊的才需要填；不清楚可以不填。"
+        }
         (Tool::Checklist, "stage") => "还没去看病、正在住院，或已经出院自己垫付了。",
         _ => return None,
     })
+}
+
+/// A field that applies only after another answer (`slot=value`): the script hides it
+/// while that answer is something else; without the script every field shows.
+fn show_if(tool: Tool, slot: &str) -> Option<&'static str> {
+    match (tool, slot) {
+        (Tool::Estimate, "employment") => Some("scheme=employee"),
+        (Tool::Estimate, "category") => Some("scheme=resident"),
+        (Tool::Estimate, "emergency") => Some("filed=false"),
+        (Tool::Estimate, "cumulative_eligible_before" | "admissions_before") => {
+            Some("visit=inpatient")
+        }
+        (Tool::Estimate, "outpatient_eligible_before") => Some("visit=outpatient"),
+        _ => None,
+    }
 }
 
 /// One field of a tool's form.
@@ -911,8 +929,10 @@ fn layout(title: &str, description: &str, content: Markup, og: bool) -> Markup {
             body {
                 a.skip href="#main" { "跳到正文" }
                 header.site-header {
-                    a.brand href="/" { (SITE_NAME) }
-                    button #big-toggle .big-toggle type="button" aria-pressed="false" hidden { "大字" }
+                    div.bar {
+                        a.brand href="/" { (SITE_NAME) }
+                        button #big-toggle .big-toggle type="button" aria-pressed="false" hidden { "大字" }
+                    }
                 }
                 main #main { (content) }
                 footer.site-footer {
@@ -1001,6 +1021,7 @@ fn home_html(a: &Assistant) -> Markup {
             @for (t, _) in topics_of(a) {
                 a href=(format!("#topic-{}", t.id)) { (t.name) }
             }
+            a.phone href="#hotlines" { "咨询电话" }
         }
         @for (t, entries) in topics_of(a) {
             section.topic #(format!("topic-{}", t.id)) aria-labelledby=(format!("topic-{}-title", t.id)) {
@@ -1139,11 +1160,11 @@ fn entry_html(a: &Assistant, e: &FaqEntry, thanked: bool) -> Markup {
             }
             section.share aria-labelledby="share-title" {
                 h2 #share-title { "分享" }
-                p {
-                    "本页地址：" code #page-path { "/faq/" (e.id) }
+                p #page-url-line hidden {
+                    "本页地址：" span #page-url {}
                 }
                 p.share-actions {
-                    a #qr-link href=(format!("/faq/{}/qr.svg", e.id)) { "二维码" }
+                    a #qr-link .button-link href=(format!("/faq/{}/qr.svg", e.id)) { "二维码（窗口扫码看本页）" }
                     button #copy-link type="button" hidden { "复制链接" }
                     span #copy-status role="status" {}
                 }
@@ -1247,9 +1268,14 @@ fn text_html(text: &str) -> Markup {
         P(&'a str),
         H(&'a str),
         Basis(Vec<&'a str>),
+        Key(&'a str),
     }
     let mut blocks: Vec<Block> = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "医保报销估算（仅供参考）")
+    {
         let numbered = line
             .split_once(". ")
             .filter(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
@@ -1264,6 +1290,11 @@ fn text_html(text: &str) -> Markup {
                 Some(Block::Ul(items)) => items.push(item),
                 _ => blocks.push(Block::Ul(vec![item])),
             }
+        } else if let Some(channels) = line.strip_prefix("可以在这些地方办理：") {
+            blocks.push(Block::H("可以在这些地方办理："));
+            blocks.push(Block::Ul(channels.split('；').map(str::trim).collect()));
+        } else if line.starts_with("医保基金支付：") || line.starts_with("个人负担：") {
+            blocks.push(Block::Key(line));
         } else if let Some(rules) = line.strip_prefix("依据：") {
             // an estimate's basis: every rule, folded
             blocks.push(Block::Basis(rules.split('；').map(str::trim).collect()));
@@ -1280,6 +1311,7 @@ fn text_html(text: &str) -> Markup {
                 Block::Ul(items) => ul { @for i in items { li { (i) } } },
                 Block::H(t) => h3 { (t) },
                 Block::P(t) => p { (t) },
+                Block::Key(t) => p.key { (t) },
                 Block::Basis(rules) => details.basis {
                     summary { "计算依据（" (rules.len()) " 条）" }
                     ul { @for r in rules { li { (r) } } }
@@ -1300,7 +1332,7 @@ fn tool_html(a: &Assistant, tool: Tool, filled: &Filled) -> Markup {
         h1 { (tool.title()) }
         @if let Some(text) = &filled.result {
             section #result .result aria-labelledby="result-title" {
-                h2 #result-title { (if tool == Tool::Checklist { "您的材料清单" } else { "估算结果" }) }
+                h2 #result-title { (if tool == Tool::Checklist { "您的材料清单" } else { "医保报销估算（仅供参考）" }) }
                 (text_html(text))
                 @if let Some(c) = &filled.contact {
                     p.contact { "咨询：" (c) }
@@ -1316,7 +1348,14 @@ fn tool_html(a: &Assistant, tool: Tool, filled: &Filled) -> Markup {
         @if let Some(e) = filled.errors.get("") {
             p #form-error .error role="alert" { (e) }
         } @else if !filled.errors.is_empty() {
-            p #form-error .error role="alert" { "有 " (filled.errors.len()) " 处需要修改，请看标红的说明。" }
+            div #form-error .error-summary role="alert" {
+                p { "有 " (filled.errors.len()) " 处需要修改：" }
+                ul {
+                    @for f in fields.iter().filter(|f| filled.errors.contains_key(&f.slot)) {
+                        li { a href=(format!("#f-{}", f.slot)) { (f.label.trim_end_matches('？')) } "：" (filled.errors[&f.slot]) }
+                    }
+                }
+            }
         }
         form #tool-form .tool.no-print method="post" action=(tool.path()) novalidate {
             @for f in &fields {
@@ -1329,7 +1368,7 @@ fn tool_html(a: &Assistant, tool: Tool, filled: &Filled) -> Markup {
                     (false, true) => Some(format!("{id}-error")),
                     (false, false) => None,
                 };
-                div.field.invalid[error.is_some()] {
+                div.field.invalid[error.is_some()] data-show-if=[show_if(tool, &f.slot)] {
                     label for=(id) { (f.label) }
                     @if let Some(h) = f.hint { span.hint #(format!("{id}-hint")) { (h) } }
                     @match f.kind {

@@ -91,7 +91,37 @@
     b.addEventListener('click', function () { window.print(); });
   }
 
+  // a field that applies only after another answer (data-show-if="slot=value") is hidden
+  // while that answer is something else
+  function conditionalFields() {
+    var fields = document.querySelectorAll('[data-show-if]');
+    if (!fields.length) return;
+    function update() {
+      Array.prototype.forEach.call(fields, function (f) {
+        var rule = f.getAttribute('data-show-if').split('=');
+        var other = document.getElementById('f-' + rule[0]);
+        var show = !other || !other.value || other.value === rule[1];
+        f.hidden = !show;
+      });
+    }
+    Array.prototype.forEach.call(fields, function (f) {
+      var other = document.getElementById('f-' + f.getAttribute('data-show-if').split('=')[0]);
+      if (other) other.addEventListener('change', update);
+    });
+    update();
+  }
+
+  function pageUrl() {
+    var line = document.getElementById('page-url-line');
+    var out = document.getElementById('page-url');
+    if (!line || !out) return;
+    out.textContent = location.origin + location.pathname;
+    line.hidden = false;
+  }
+
   function start() {
+    conditionalFields();
+    pageUrl();
     bigToggle();
     liveSearch();
     copyLink();
