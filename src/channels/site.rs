@@ -37,11 +37,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::body::Bytes;
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -227,7 +227,11 @@ fn build_site(a: &Arc<Assistant>) -> Site {
 
 /// The console's headers (its CSP, nosniff, no framing, same-origin referrers) on an HTML
 /// body.
-fn html_response(status: StatusCode, body: impl Into<axum::body::Body>, cache: &'static str) -> Response {
+fn html_response(
+    status: StatusCode,
+    body: impl Into<axum::body::Body>,
+    cache: &'static str,
+) -> Response {
     let mut response = (status, body.into()).into_response();
     let h = response.headers_mut();
     h.insert(
@@ -289,8 +293,13 @@ fn cached_page(headers: &HeaderMap, page: &Page, cache: &'static str) -> Respons
 /// A static file with its validator.
 fn asset(headers: &HeaderMap, body: &'static str, content_type: &'static str) -> Response {
     static TAGS: std::sync::OnceLock<(HeaderValue, HeaderValue)> = std::sync::OnceLock::new();
-    let (css, js) = TAGS.get_or_init(|| (etag_of(SITE_CSS.as_bytes()), etag_of(SITE_JS.as_bytes())));
-    let etag = if std::ptr::eq(body, SITE_CSS) { css } else { js };
+    let (css, js) =
+        TAGS.get_or_init(|| (etag_of(SITE_CSS.as_bytes()), etag_of(SITE_JS.as_bytes())));
+    let etag = if std::ptr::eq(body, SITE_CSS) {
+        css
+    } else {
+        js
+    };
     let mut response = if not_modified(headers, etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -1063,9 +1072,23 @@ fn paragraph(p: &str) -> Markup {
 }
 
 /// The documents an entry cites, each once with its places: (title, places, date, tier, url).
-fn sources(a: &Assistant, e: &FaqEntry) -> Vec<(String, Vec<String>, Option<String>, crate::knowledge::Tier, Option<String>)> {
-    let mut out: Vec<(String, Vec<String>, Option<String>, crate::knowledge::Tier, Option<String>)> =
-        Vec::new();
+fn sources(
+    a: &Assistant,
+    e: &FaqEntry,
+) -> Vec<(
+    String,
+    Vec<String>,
+    Option<String>,
+    crate::knowledge::Tier,
+    Option<String>,
+)> {
+    let mut out: Vec<(
+        String,
+        Vec<String>,
+        Option<String>,
+        crate::knowledge::Tier,
+        Option<String>,
+    )> = Vec::new();
     for p in a.knowledge.provenance(e) {
         let place = p
             .source
@@ -1324,8 +1347,12 @@ fn text_html(text: &str) -> Markup {
 fn tool_html(a: &Assistant, tool: Tool, filled: &Filled) -> Markup {
     let fields = fields(a, tool);
     let intro = match tool {
-        Tool::Checklist => "回答下面几个问题，列出办理异地就医备案（或回参保地零星报销）要准备的材料和办理渠道。",
-        Tool::Estimate => "填写下面的情况和费用，估算医保大概能报多少。结果仅供参考，以医保部门实际结算为准。",
+        Tool::Checklist => {
+            "回答下面几个问题，列出办理异地就医备案（或回参保地零星报销）要准备的材料和办理渠道。"
+        }
+        Tool::Estimate => {
+            "填写下面的情况和费用，估算医保大概能报多少。结果仅供参考，以医保部门实际结算为准。"
+        }
     };
     let content = html! {
         nav.crumbs aria-label="位置" { a href="/" { "首页" } " › " (tool.title()) }
@@ -1470,7 +1497,10 @@ mod tests {
     #[test]
     fn the_base_address_is_a_host_or_nothing() {
         let mut h = HeaderMap::new();
-        h.insert(header::HOST, HeaderValue::from_static("Yidi.example.cn:8443"));
+        h.insert(
+            header::HOST,
+            HeaderValue::from_static("Yidi.example.cn:8443"),
+        );
         assert_eq!(public_base(&h).unwrap(), "http://yidi.example.cn:8443");
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         assert_eq!(public_base(&h).unwrap(), "https://yidi.example.cn:8443");

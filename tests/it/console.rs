@@ -1258,7 +1258,9 @@ pub(crate) fn screenshots() -> std::path::PathBuf {
 
 /// A PNG of the whole page (not only what fits the window), through chromedriver's CDP
 /// bridge.
-pub(crate) async fn full_page_png(browser: &Client) -> Result<Vec<u8>, fantoccini::error::CmdError> {
+pub(crate) async fn full_page_png(
+    browser: &Client,
+) -> Result<Vec<u8>, fantoccini::error::CmdError> {
     use base64::Engine;
     let shot = browser
         .issue_cmd(Cdp(
@@ -1374,7 +1376,9 @@ async fn in_view(browser: &Client, css: &str) -> Result<bool, fantoccini::error:
 }
 
 /// The page is no wider than the window (no horizontal scrolling).
-pub(crate) async fn no_horizontal_scroll(browser: &Client) -> Result<(), fantoccini::error::CmdError> {
+pub(crate) async fn no_horizontal_scroll(
+    browser: &Client,
+) -> Result<(), fantoccini::error::CmdError> {
     let v = browser
         .execute(
             "return [document.documentElement.scrollWidth, window.innerWidth, \

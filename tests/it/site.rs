@@ -158,7 +158,10 @@ async fn the_home_page_has_search_topics_and_only_known_hotlines() {
     let shown = phone_numbers(&text_of(&body));
     assert!(!shown.is_empty(), "the hotlines are shown");
     for n in &shown {
-        assert!(known.contains(n), "{n} is not a hotline of knowledge/regions/");
+        assert!(
+            known.contains(n),
+            "{n} is not a hotline of knowledge/regions/"
+        );
     }
     // the API document and the console stay reachable, unobtrusively
     assert!(body.contains("id=\"docs-link\" href=\"/docs\""));
@@ -171,8 +174,14 @@ async fn the_home_page_has_search_topics_and_only_known_hotlines() {
     );
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["x-frame-options"], "DENY");
-    assert!(!body.contains("<script>") && !body.contains(" style="), "{body}");
-    assert!(!body.contains("http://") && !body.contains("https://"), "no CDN");
+    assert!(
+        !body.contains("<script>") && !body.contains(" style="),
+        "{body}"
+    );
+    assert!(
+        !body.contains("http://") && !body.contains("https://"),
+        "no CDN"
+    );
     // revalidated with its ETag: 304 without a body
     let etag = headers["etag"].to_str().unwrap().to_string();
     assert_eq!(headers["cache-control"], "no-cache");
@@ -225,7 +234,11 @@ async fn an_entry_page_leads_with_the_brief_and_cites_its_documents() {
     assert!(brief_at < full_at);
     // sources by title, with date and tier
     for p in a.knowledge.provenance(e) {
-        assert!(text.contains(&format!("《{}》", p.document)), "{}", p.document);
+        assert!(
+            text.contains(&format!("《{}》", p.document)),
+            "{}",
+            p.document
+        );
         if let Some(d) = p.date {
             assert!(text.contains(&d.to_string()));
         }
@@ -535,14 +548,22 @@ async fn axe(browser: &Client, name: &str) -> Result<Vec<Value>, fantoccini::err
 }
 
 /// Types `text` into the field as a person does (one input event per character).
-async fn type_into(browser: &Client, css: &str, text: &str) -> Result<(), fantoccini::error::CmdError> {
+async fn type_into(
+    browser: &Client,
+    css: &str,
+    text: &str,
+) -> Result<(), fantoccini::error::CmdError> {
     let e = browser.find(Locator::Css(css)).await?;
     e.clear().await?;
     e.send_keys(text).await?;
     Ok(())
 }
 
-async fn select(browser: &Client, slot: &str, value: &str) -> Result<(), fantoccini::error::CmdError> {
+async fn select(
+    browser: &Client,
+    slot: &str,
+    value: &str,
+) -> Result<(), fantoccini::error::CmdError> {
     browser
         .find(Locator::Css(&format!("#f-{slot}")))
         .await?
@@ -564,14 +585,21 @@ async fn visit(
     browser.goto(&site.url("/")).await?;
     wait_for_text(browser, "h1", "异地就医问答").await;
     no_horizontal_scroll(browser).await?;
-    axe_found.push((format!("home-{size}"), axe(browser, &format!("home-{size}")).await?));
+    axe_found.push((
+        format!("home-{size}"),
+        axe(browser, &format!("home-{size}")).await?,
+    ));
     std::fs::write(shot("home"), full_page_png(browser).await?).unwrap();
     type_into(browser, "#q", "社保卡在外地刷不了").await?;
     wait_for_text(browser, "#live-results", "最符合的回答").await;
     wait_for(browser, "#live-results a[href='/faq/card-failure']").await;
     std::fs::write(shot("typing"), browser.screenshot().await?).unwrap();
     // the plain search: the results page
-    browser.find(Locator::Css("#search-form button[type=submit]")).await?.click().await?;
+    browser
+        .find(Locator::Css("#search-form button[type=submit]"))
+        .await?
+        .click()
+        .await?;
     wait_for(browser, "#answer").await;
     no_horizontal_scroll(browser).await?;
     std::fs::write(shot("search"), full_page_png(browser).await?).unwrap();
@@ -583,7 +611,10 @@ async fn visit(
         .await?;
     wait_for_text(browser, "h1", "刷卡不成功").await;
     no_horizontal_scroll(browser).await?;
-    axe_found.push((format!("entry-{size}"), axe(browser, &format!("entry-{size}")).await?));
+    axe_found.push((
+        format!("entry-{size}"),
+        axe(browser, &format!("entry-{size}")).await?,
+    ));
     std::fs::write(shot("entry"), full_page_png(browser).await?).unwrap();
     browser
         .find(Locator::Css(".related a[href='/faq/manual-materials']"))
@@ -592,21 +623,34 @@ async fn visit(
         .await?;
     wait_for_text(browser, "h1", "零星报销要准备哪些材料").await;
     // feedback without any script of ours: a form post, back with thanks
-    browser.find(Locator::Css("#helpful")).await?.click().await?;
+    browser
+        .find(Locator::Css("#helpful"))
+        .await?
+        .click()
+        .await?;
     wait_for_text(browser, "#feedback-thanks", "谢谢您的反馈").await;
     std::fs::write(shot("feedback"), browser.screenshot().await?).unwrap();
     // a question nothing answers
     browser
-        .goto(&site.url(&format!("/faq?q={}", urlencode("张家港 我家的狗生病了去哪看"))))
+        .goto(&site.url(&format!(
+            "/faq?q={}",
+            urlencode("张家港 我家的狗生病了去哪看")
+        )))
         .await?;
     wait_for(browser, "#no-answer").await;
     wait_for_text(browser, "#no-answer", "0512-12333").await;
-    axe_found.push((format!("no-answer-{size}"), axe(browser, &format!("no-answer-{size}")).await?));
+    axe_found.push((
+        format!("no-answer-{size}"),
+        axe(browser, &format!("no-answer-{size}")).await?,
+    ));
     std::fs::write(shot("no-answer"), full_page_png(browser).await?).unwrap();
     // the checklist form
     browser.goto(&site.url("/tools/checklist")).await?;
     wait_for(browser, "#tool-form").await;
-    axe_found.push((format!("checklist-form-{size}"), axe(browser, &format!("checklist-form-{size}")).await?));
+    axe_found.push((
+        format!("checklist-form-{size}"),
+        axe(browser, &format!("checklist-form-{size}")).await?,
+    ));
     select(browser, "insured_region", "suzhou").await?;
     select(browser, "care_location", "other_province").await?;
     select(browser, "filing_type", "long_term_resident").await?;
@@ -630,13 +674,19 @@ async fn visit(
     type_into(browser, "#f-total", "好几千").await?;
     browser.find(Locator::Css("#submit")).await?.click().await?;
     wait_for(browser, "#f-total-error").await;
-    axe_found.push((format!("estimate-error-{size}"), axe(browser, &format!("estimate-error-{size}")).await?));
+    axe_found.push((
+        format!("estimate-error-{size}"),
+        axe(browser, &format!("estimate-error-{size}")).await?,
+    ));
     std::fs::write(shot("estimate-error"), full_page_png(browser).await?).unwrap();
     type_into(browser, "#f-total", "5万").await?;
     browser.find(Locator::Css("#submit")).await?.click().await?;
     wait_for_text(browser, "#result", "医保基金支付").await;
     no_horizontal_scroll(browser).await?;
-    axe_found.push((format!("estimate-{size}"), axe(browser, &format!("estimate-{size}")).await?));
+    axe_found.push((
+        format!("estimate-{size}"),
+        axe(browser, &format!("estimate-{size}")).await?,
+    ));
     std::fs::write(shot("estimate"), full_page_png(browser).await?).unwrap();
     Ok(())
 }
@@ -662,7 +712,10 @@ async fn a_resident_searches_reads_shares_and_uses_the_tools_in_a_real_browser()
         browser.goto(&site.url("/faq/card-failure")).await?;
         let before = font_size(&browser).await?;
         assert!(before >= 16.0, "base font {before}px");
-        wait_for(&browser, "#big-toggle:not([hidden])").await.click().await?;
+        wait_for(&browser, "#big-toggle:not([hidden])")
+            .await
+            .click()
+            .await?;
         browser.goto(&site.url("/faq/filing-materials")).await?;
         wait_for(&browser, "#big-toggle[aria-pressed='true']").await;
         let after = font_size(&browser).await?;
