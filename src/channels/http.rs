@@ -349,6 +349,15 @@ async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Re
         && !console::exempt_from_ip_limit(&state, req.headers(), ip).await
     {
         state.conversations.refused(limited, &ip.to_string());
+        // a resident's page (`/faq`, the tools) gets a page that says so, not JSON
+        let path = req.uri().path();
+        if path.starts_with("/faq") || path.starts_with("/tools/") {
+            return super::site::limited_page(
+                &state.assistant(),
+                &limited.message(),
+                limited.retry_after_secs(),
+            );
+        }
         return ApiError::from(limited).into_response();
     }
     next.run(req).await

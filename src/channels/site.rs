@@ -1454,6 +1454,21 @@ fn message_page(
     )
 }
 
+/// The page of a request over the per-IP limit (429 with `Retry-After`).
+pub fn limited_page(a: &Assistant, message: &str, retry_after_secs: u64) -> Response {
+    let mut response = message_page(
+        a,
+        StatusCode::TOO_MANY_REQUESTS,
+        "请求太频繁了",
+        message,
+        None,
+    );
+    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
 fn not_found_page(a: &Assistant) -> Response {
     message_page(
         a,

@@ -31,9 +31,20 @@ struct Site {
 
 impl Site {
     async fn start() -> Site {
+        Site::start_with(None).await
+    }
+
+    /// With these limits instead of the defaults.
+    async fn start_with(limits: Option<yidi::config::Limits>) -> Site {
         let db = TestDb::sqlite();
         let store = Store::connect(&db.url).await.expect("connect + migrate");
-        let state = AppState::new(assistant(), store.clone());
+        let state = match limits {
+            Some(limits) => AppState::from_conversations(
+                yidi::conversation::Conversations::new(assistant(), store.clone())
+                    .with_limits(&limits),
+            ),
+            None => AppState::new(assistant(), store.clone()),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -373,6 +384,32 @@ async fn a_question_nothing_answers_says_so_and_lands_in_the_inbox_masked() {
     // no question: back home
     let r = site.client.get(site.url("/faq?q=")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_resident_over_the_limit_gets_a_page_that_says_so() {
+    let site = Site::start_with(Some(yidi::config::Limits {
+        per_ip_per_minute: 1,
+        per_ip_burst: 2,
+        ..Default::default()
+    }))
+    .await;
+    for _ in 0..2 {
+        let (status, _, _) = site.get("/faq/deductible").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, headers, body) = site.get("/faq?q=%E8%B5%B7%E4%BB%98%E7%BA%BF").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(headers.contains_key("retry-after"));
+    assert!(body.contains("请求太频繁了"), "{body}");
+    // the home page and the files are served from memory, not limited
+    let (status, _, _) = site.get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    // the JSON API keeps its JSON error
+    let (status, headers, _) = site.get("/v1/faq/deductible").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("application/json"));
 }
 
 fn urlencode(s: &str) -> String {
