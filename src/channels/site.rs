@@ -1071,45 +1071,39 @@ fn paragraph(p: &str) -> Markup {
     }
 }
 
-/// The documents an entry cites, each once with its places: (title, places, date, tier, url).
-fn sources(
-    a: &Assistant,
-    e: &FaqEntry,
-) -> Vec<(
-    String,
-    Vec<String>,
-    Option<String>,
-    crate::knowledge::Tier,
-    Option<String>,
-)> {
-    let mut out: Vec<(
-        String,
-        Vec<String>,
-        Option<String>,
-        crate::knowledge::Tier,
-        Option<String>,
-    )> = Vec::new();
+/// A document an entry cites, once, with the places cited in it.
+struct Cited {
+    title: String,
+    places: Vec<String>,
+    date: Option<String>,
+    tier: crate::knowledge::Tier,
+    url: Option<String>,
+}
+
+/// The documents an entry cites, each once with its places.
+fn sources(a: &Assistant, e: &FaqEntry) -> Vec<Cited> {
+    let mut out: Vec<Cited> = Vec::new();
     for p in a.knowledge.provenance(e) {
         let place = p
             .source
             .split_once(' ')
             .map(|(_, place)| place.trim().to_string())
             .filter(|p| !p.is_empty());
-        match out.iter_mut().find(|d| d.0 == p.document) {
+        match out.iter_mut().find(|d| d.title == p.document) {
             Some(d) => {
                 if let Some(place) = place
-                    && !d.1.contains(&place)
+                    && !d.places.contains(&place)
                 {
-                    d.1.push(place);
+                    d.places.push(place);
                 }
             }
-            None => out.push((
-                p.document,
-                place.into_iter().collect(),
-                p.date.map(|d| d.to_string()),
-                p.tier,
-                p.url,
-            )),
+            None => out.push(Cited {
+                title: p.document,
+                places: place.into_iter().collect(),
+                date: p.date.map(|d| d.to_string()),
+                tier: p.tier,
+                url: p.url,
+            }),
         }
     }
     out
@@ -1137,7 +1131,7 @@ fn entry_html(a: &Assistant, e: &FaqEntry, thanked: bool) -> Markup {
             section.sources aria-labelledby="sources-title" {
                 h2 #sources-title { "依据" }
                 ul {
-                    @for (title, places, date, tier, url) in sources(a, e) {
+                    @for Cited { title, places, date, tier, url } in sources(a, e) {
                         li {
                             @if let Some(url) = url {
                                 a href=(url) rel="noopener noreferrer" { "《" (title) "》" }

@@ -151,6 +151,8 @@ async fn the_home_page_has_search_topics_and_only_known_hotlines() {
             "topic {topic}: {body}"
         );
     }
+    // every entry of the knowledge falls under one of the five topics (none left over)
+    assert!(!body.contains("topic-other"), "an entry in no topic: {body}");
     // every entry is listed under its topic, each once
     let a = assistant();
     let topics = &body[..body.find("id=\"hotlines\"").unwrap()];
@@ -400,7 +402,12 @@ async fn a_resident_over_the_limit_gets_a_page_that_says_so() {
     }
     let (status, headers, body) = site.get("/faq?q=%E8%B5%B7%E4%BB%98%E7%BA%BF").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(headers.contains_key("retry-after"));
     assert!(body.contains("请求太频繁了"), "{body}");
     // the home page and the files are served from memory, not limited
@@ -409,7 +416,12 @@ async fn a_resident_over_the_limit_gets_a_page_that_says_so() {
     // the JSON API keeps its JSON error
     let (status, headers, _) = site.get("/v1/faq/deductible").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
 }
 
 fn urlencode(s: &str) -> String {
