@@ -405,6 +405,10 @@ fn first_time(q: &str) -> bool {
     let now = Instant::now();
     if seen.len() > 10_000 {
         seen.retain(|_, at| now.duration_since(*at) < INBOX_REPEAT);
+        if seen.len() > 10_000 {
+            // a flood of distinct questions: forget them rather than grow
+            seen.clear();
+        }
     }
     match seen.get(&key) {
         Some(at) if now.duration_since(*at) < INBOX_REPEAT => false,

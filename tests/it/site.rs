@@ -152,7 +152,10 @@ async fn the_home_page_has_search_topics_and_only_known_hotlines() {
         );
     }
     // every entry of the knowledge falls under one of the five topics (none left over)
-    assert!(!body.contains("topic-other"), "an entry in no topic: {body}");
+    assert!(
+        !body.contains("topic-other"),
+        "an entry in no topic: {body}"
+    );
     // every entry is listed under its topic, each once
     let a = assistant();
     let topics = &body[..body.find("id=\"hotlines\"").unwrap()];
@@ -641,7 +644,13 @@ async fn visit(
     std::fs::write(shot("home"), full_page_png(browser).await?).unwrap();
     type_into(browser, "#q", "社保卡在外地刷不了").await?;
     wait_for_text(browser, "#live-results", "最符合的回答").await;
-    wait_for(browser, "#live-results a[href='/faq/card-failure']").await;
+    // the answer first, the others as related questions
+    wait_for(
+        browser,
+        "#live-results ul:first-of-type a[href='/faq/card-failure']",
+    )
+    .await;
+    wait_for_text(browser, "#live-results", "相关问题").await;
     std::fs::write(shot("typing"), browser.screenshot().await?).unwrap();
     // the plain search: the results page
     browser

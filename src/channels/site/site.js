@@ -41,15 +41,22 @@
     function show(q, result) {
       clear();
       if (!result || !Array.isArray(result.hits)) return;
-      if (result.answered && result.hits.length) {
-        box.appendChild(el('p', '最符合的回答：'));
+      function list(hits) {
         var ul = el('ul');
-        result.hits.slice(0, 4).forEach(function (h) {
+        hits.forEach(function (h) {
           var li = el('li');
           li.appendChild(el('a', h.question, { href: '/faq/' + encodeURIComponent(h.id) }));
           ul.appendChild(li);
         });
-        box.appendChild(ul);
+        return ul;
+      }
+      if (result.answered && result.hits.length) {
+        box.appendChild(el('p', '最符合的回答：'));
+        box.appendChild(list(result.hits.slice(0, 1)));
+        if (result.hits.length > 1) {
+          box.appendChild(el('p', '相关问题：'));
+          box.appendChild(list(result.hits.slice(1, 4)));
+        }
       } else {
         box.appendChild(el('p', '暂时没有找到可靠的回答。按“搜索”查看相关分类和咨询电话。'));
       }
