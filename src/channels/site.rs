@@ -8,6 +8,7 @@
 //! | `GET /faq?q=…` | the search's answer: the entry that answers, or an honest "no reliable answer" with the closest topics and the region's hotline (the question then lands in the agents' inbox, masked) |
 //! | `GET /faq/{id}` | one entry: the brief first, the full text, sources by title with date and tier, related entries, 有用/没用 feedback, a QR code link |
 //! | `POST /faq/{id}/feedback` | form `helpful=true\|false` → the feedback store, 303 to the entry with thanks |
+//! | `GET /faq/{id}/qr` | a page to print for a counter: the question, the QR code and the address |
 //! | `GET /faq/{id}/qr.svg` | a QR code of the entry's absolute address (scheme from `X-Forwarded-Proto`, host from `Host`) |
 //! | `GET`/`POST /tools/checklist` | the filing checklist as a form: the filing dialog's questions, the chat's engine and words |
 //! | `GET`/`POST /tools/estimate` | the estimate as a form: the estimate dialog's questions, the chat's engine and words |
@@ -135,6 +136,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(entry_page))
         .routes(routes!(feedback))
         .routes(routes!(qr_svg))
+        .routes(routes!(qr_page))
         .routes(routes!(checklist_form, checklist_post))
         .routes(routes!(estimate_form, estimate_post))
 }
@@ -561,6 +563,50 @@ async fn qr_svg(
         HeaderValue::from_static("private, max-age=3600"),
     );
     response
+}
+
+#[utoipa::path(get, path = "/faq/{id}/qr", tag = "pages", summary = "the entry's QR code on a page to print (HTML)",
+    params(("id" = String, Path, description = "the entry's id")),
+    responses(
+        (status = 200, description = "the page", content_type = "text/html", body = String),
+        (status = 404, description = "no such entry (a page)", content_type = "text/html", body = String),
+    ))]
+async fn qr_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    let assistant = state.assistant();
+    let Some(e) = id.ok().and_then(|Path(id)| assistant.knowledge.faq(&id)) else {
+        return not_found_page(&assistant);
+    };
+    // the address as the QR code encodes it (nothing when the Host is not a host name)
+    let url = public_base(&headers).map(|base| format!("{base}/faq/{}", e.id));
+    let content = html! {
+        nav.crumbs.no-print aria-label="位置" {
+            a href="/" { "首页" } " › " a href=(format!("/faq/{}", e.id)) { "返回问答" }
+        }
+        section.qr-sheet {
+            h1 { (e.question) }
+            p.lead { "用手机微信或相机扫描下面的二维码，查看这个问题的解答。" }
+            img #qr-image src=(format!("/faq/{}/qr.svg", e.id)) width="240" height="240"
+                alt=(format!("二维码：{}", url.as_deref().unwrap_or("本页地址")));
+            @if let Some(url) = &url { p.qr-url { (url) } }
+            p.brief-line { (e.brief) }
+        }
+        p.no-print { button #print type="button" hidden { "打印" } }
+    };
+    html_response(
+        StatusCode::OK,
+        layout(
+            &format!("二维码 · {}", e.question),
+            &e.brief,
+            content,
+            false,
+        )
+        .into_string(),
+        "private, no-cache",
+    )
 }
 
 /// This server's address as the client reached it: `X-Forwarded-Proto` (behind an HTTPS
@@ -1185,7 +1231,7 @@ fn entry_html(a: &Assistant, e: &FaqEntry, thanked: bool) -> Markup {
                     "本页地址：" span #page-url {}
                 }
                 p.share-actions {
-                    a #qr-link .button-link href=(format!("/faq/{}/qr.svg", e.id)) { "二维码（窗口扫码看本页）" }
+                    a #qr-link .button-link href=(format!("/faq/{}/qr", e.id)) { "二维码（打印贴在窗口）" }
                     button #copy-link type="button" hidden { "复制链接" }
                     span #copy-status role="status" {}
                 }

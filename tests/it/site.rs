@@ -267,7 +267,7 @@ async fn an_entry_page_leads_with_the_brief_and_cites_its_documents() {
     // feedback without script, the QR code one click away
     assert!(body.contains("action=\"/faq/card-failure/feedback\""));
     assert!(body.contains("name=\"helpful\" value=\"true\""));
-    assert!(body.contains("href=\"/faq/card-failure/qr.svg\""));
+    assert!(body.contains("href=\"/faq/card-failure/qr\""));
     // cacheable, validated by content
     assert_eq!(headers["cache-control"], "public, max-age=300");
     let etag = headers["etag"].to_str().unwrap();
@@ -351,6 +351,14 @@ async fn the_qr_code_encodes_the_pages_absolute_address() {
         r.text().await.unwrap(),
         expected("https://yidi.example.cn/faq/deductible")
     );
+    // the page to print for a counter: the question, the code and the address it encodes
+    let (status, _, page) = site.get("/faq/deductible/qr").await;
+    assert_eq!(status, StatusCode::OK);
+    let e = assistant();
+    let e = e.knowledge.faq("deductible").unwrap();
+    assert!(page.contains(&format!("<h1>{}</h1>", e.question)));
+    assert!(page.contains("src=\"/faq/deductible/qr.svg\""));
+    assert!(page.contains(&format!(">http://{}/faq/deductible<", site.addr)));
 }
 
 #[tokio::test]
@@ -784,14 +792,32 @@ async fn a_resident_searches_reads_shares_and_uses_the_tools_in_a_real_browser()
             full_page_png(&browser).await?,
         )
         .unwrap();
-        // the QR code opens as an image of this page's address
-        let qr = browser
+        // one click to the QR code of this page's address, on a page to print
+        browser
             .find(Locator::Css("#qr-link"))
             .await?
-            .attr("href")
-            .await?
-            .unwrap_or_default();
-        assert_eq!(qr, "/faq/filing-materials/qr.svg");
+            .click()
+            .await?;
+        wait_for(&browser, "#qr-image").await;
+        let shown = browser
+            .execute(
+                "const i = document.getElementById('qr-image'); \
+                 return i.complete && i.naturalWidth > 0;",
+                vec![],
+            )
+            .await?;
+        assert_eq!(shown, json!(true), "the QR code is drawn");
+        wait_for_text(
+            &browser,
+            ".qr-url",
+            &format!("http://{}/faq/filing-materials", site.addr),
+        )
+        .await;
+        std::fs::write(
+            screenshots().join("site-qr-390x844.png"),
+            browser.screenshot().await?,
+        )
+        .unwrap();
         browser
             .issue_cmd(Cdp("Emulation.clearDeviceMetricsOverride", json!({})))
             .await?;
