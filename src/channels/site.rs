@@ -726,6 +726,8 @@ fn show_if(tool: Tool, slot: &str) -> Option<&'static str> {
 /// One field of a tool's form.
 struct Field {
     slot: String,
+    /// The slot's short title (the summary of the answers above a result).
+    title: String,
     label: String,
     kind: SlotKind,
     /// (value, label) of a choice.
@@ -775,6 +777,7 @@ fn fields(a: &Assistant, tool: Tool) -> Vec<Field> {
             .collect();
         out.push(Field {
             slot: slot.to_string(),
+            title: def.title.clone(),
             label,
             kind: def.kind,
             options,
@@ -1404,6 +1407,15 @@ fn tool_html(a: &Assistant, tool: Tool, filled: &Filled) -> Markup {
         @if let Some(text) = &filled.result {
             section #result .result aria-labelledby="result-title" {
                 h2 #result-title { (if tool == Tool::Checklist { "您的材料清单" } else { "医保报销估算（仅供参考）" }) }
+                p #answers-summary .summary {
+                    "按您填写的情况："
+                    @for (i, f) in fields.iter().filter(|f| filled.values.contains_key(&f.slot)).enumerate() {
+                        @if i > 0 { "；" }
+                        @let value = &filled.values[&f.slot];
+                        (f.title) " "
+                        (f.options.iter().find(|(v, _)| v == value).map_or(value.as_str(), |(_, l)| l.as_str()))
+                    }
+                }
                 (text_html(text))
                 @if let Some(c) = &filled.contact {
                     p.contact { "咨询：" (c) }

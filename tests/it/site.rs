@@ -503,6 +503,9 @@ async fn the_tools_give_the_chats_words_and_friendly_errors() {
         }
     }
     assert!(body.contains("id=\"result\""));
+    // the answers it rests on, in words, above the figures (they print with them)
+    assert!(text.contains("按您填写的情况：参保地 苏州"), "{text}");
+    assert!(text.contains("在职或退休 退休"), "{text}");
     // the checklist: the chat's text, item by item
     let form = [
         ("insured_region", "zhangjiagang"),
@@ -754,6 +757,25 @@ async fn visit(
         axe(browser, &format!("estimate-{size}")).await?,
     ));
     std::fs::write(shot("estimate"), full_page_png(browser).await?).unwrap();
+    // printed: the result only, no header, form or footer
+    browser
+        .issue_cmd(Cdp(
+            "Emulation.setEmulatedMedia",
+            json!({ "media": "print" }),
+        ))
+        .await?;
+    let visible = browser
+        .execute(
+            "return ['#result', '#tool-form', '.site-header', '.site-footer'].map(s => \
+               getComputedStyle(document.querySelector(s)).display !== 'none')",
+            vec![],
+        )
+        .await?;
+    assert_eq!(visible, json!([true, false, false, false]), "what prints");
+    std::fs::write(shot("estimate-print"), full_page_png(browser).await?).unwrap();
+    browser
+        .issue_cmd(Cdp("Emulation.setEmulatedMedia", json!({ "media": "" })))
+        .await?;
     Ok(())
 }
 

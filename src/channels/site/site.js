@@ -91,6 +91,20 @@
     });
   }
 
+  // a printed result shows its folded parts (the estimate's basis)
+  window.addEventListener('beforeprint', function () {
+    Array.prototype.forEach.call(document.querySelectorAll('details:not([open])'), function (d) {
+      d.setAttribute('open', '');
+      d.setAttribute('data-opened-for-print', '');
+    });
+  });
+  window.addEventListener('afterprint', function () {
+    Array.prototype.forEach.call(document.querySelectorAll('details[data-opened-for-print]'), function (d) {
+      d.removeAttribute('open');
+      d.removeAttribute('data-opened-for-print');
+    });
+  });
+
   function printButton() {
     var b = document.getElementById('print');
     if (!b) return;
