@@ -677,7 +677,7 @@ impl Tool {
         }
     }
 
-    /// The form's fields (slots) beyond the dialog's own questions, and a hint per field.
+    /// The form's fields (slots) beyond the dialog's own questions.
     fn extra(self) -> &'static [&'static str] {
         match self {
             Tool::Checklist => &[],
