@@ -468,6 +468,60 @@ fn search_queries_are_never_logged() {
     server.terminate();
 }
 
+/// A reload (SIGHUP) renders the pages again: the edited text is served at once, under a
+/// new validator, so a browser's copy is not reused.
+#[test]
+fn a_reload_changes_the_pages_and_their_validators() {
+    let data = crate::helpers::data_copy();
+    let db = TestDb::sqlite();
+    let knowledge = data.path().join("knowledge");
+    let dialogs = data.path().join("dialogs");
+    let server = crate::serve::ServeProcess::spawn(
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--database-url",
+            &db.url,
+            "--knowledge",
+            knowledge.to_str().unwrap(),
+            "--dialogs",
+            dialogs.to_str().unwrap(),
+        ],
+        &[("YIDI_LOG", "info")],
+        data.path(),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let get = |path: &str| {
+        rt.block_on(async {
+            let r = reqwest::get(format!("{}{path}", server.base))
+                .await
+                .unwrap();
+            let etag = r.headers()["etag"].to_str().unwrap().to_string();
+            (etag, r.text().await.unwrap())
+        })
+    };
+    let (entry_tag, entry) = get("/faq/contacts");
+    let (home_tag, _) = get("/");
+    assert!(!entry.contains("（第二版）"));
+    let file = knowledge.join("faq/contacts.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let edited = original.replace(
+        "地址：张家港市华昌路3号",
+        "地址：张家港市华昌路3号（第二版）",
+    );
+    assert_ne!(edited, original);
+    std::fs::write(&file, &edited).unwrap();
+    server.hangup();
+    server.wait_for_log("reloaded the knowledge, dialogs and regions");
+    let (new_tag, entry) = get("/faq/contacts");
+    assert!(entry.contains("（第二版）"), "{entry}");
+    assert_ne!(new_tag, entry_tag);
+    // a page whose content did not change keeps its validator
+    let (same_home, _) = get("/");
+    assert_eq!(same_home, home_tag);
+    server.terminate();
+}
+
 #[tokio::test]
 async fn the_tools_give_the_chats_words_and_friendly_errors() {
     let site = Site::start().await;
