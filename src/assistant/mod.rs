@@ -1394,10 +1394,7 @@ impl Assistant {
 
     /// "详细依据": every rule the last estimate used (chat shows a summary).
     fn basis(&self, state: &SessionState) -> Reply {
-        let input = estimate_input_json(state, &self.checklist_texts.regions);
-        let result =
-            EstimateInput::from_json(&input).and_then(|i| estimate::estimate(&self.policies, &i));
-        match result {
+        match self.estimate_for(&state.slots) {
             Ok(est) => {
                 let mut t = String::from("这次估算用到的全部依据：\n");
                 for (n, rule) in est.rules.iter().enumerate() {
@@ -1794,20 +1791,55 @@ impl Assistant {
         }
     }
 
-    fn checklist_reply(&self, state: &SessionState) -> Reply {
+    /// The checklist of the filing dialog for `slots`, worded as the chat words it (the
+    /// residents' form `/tools/checklist` shows the same text). Slots that are not part of a
+    /// situation (estimate amounts…) are left out; an error names the slot a rule needs.
+    pub fn checklist_for(
+        &self,
+        slots: &BTreeMap<String, String>,
+    ) -> Result<(checklist::Checklist, String), crate::guidance::FieldError> {
         let mut situation = Situation::default();
-        for (slot, value) in &state.slots {
+        for (slot, value) in slots {
             // slots of other dialogs (estimate amounts…) are not part of the situation
             let _ = situation.set(slot, value);
         }
-        match checklist::checklist(&situation, &self.checklist_texts) {
-            Ok(list) => {
-                let mut reply = Reply::of(
-                    ReplyKind::Dialog,
-                    crate::render::checklist_text(&list, &self.checklist_texts, |s| {
-                        self.cite_brief(&[s.to_string()])
-                    }),
-                );
+        let list = checklist::checklist(&situation, &self.checklist_texts)?;
+        let text = crate::render::checklist_text(&list, &self.checklist_texts, |s| {
+            self.cite_brief(&[s.to_string()])
+        });
+        Ok((list, text))
+    }
+
+    /// The estimate of the estimate dialog for `slots` (slot names and values of
+    /// `dialogs/slots.toml`, amounts as decimal strings), from the same input the dialog
+    /// builds; an error names the field. `/tools/estimate` shows it with
+    /// [`crate::render::estimate_text`].
+    pub fn estimate_for(
+        &self,
+        slots: &BTreeMap<String, String>,
+    ) -> Result<estimate::Estimate, crate::guidance::FieldError> {
+        let state = SessionState {
+            slots: slots.clone(),
+            ..SessionState::default()
+        };
+        let input = estimate_input_json(&state, &self.checklist_texts.regions);
+        EstimateInput::from_json(&input).and_then(|i| estimate::estimate(&self.policies, &i))
+    }
+
+    /// Whom to ask about an estimate the engine refuses, as the chat says it: the region's
+    /// hotline and counters, else its agency.
+    pub fn contact_for(&self, slots: &BTreeMap<String, String>) -> String {
+        let state = SessionState {
+            slots: slots.clone(),
+            ..SessionState::default()
+        };
+        self.region_contact(&state)
+    }
+
+    fn checklist_reply(&self, state: &SessionState) -> Reply {
+        match self.checklist_for(&state.slots) {
+            Ok((list, text)) => {
+                let mut reply = Reply::of(ReplyKind::Dialog, text);
                 reply.checklist = serde_json::to_value(&list).ok();
                 reply
             }
@@ -1819,10 +1851,7 @@ impl Assistant {
     }
 
     fn estimate_reply(&self, state: &SessionState) -> Reply {
-        let input = estimate_input_json(state, &self.checklist_texts.regions);
-        let result =
-            EstimateInput::from_json(&input).and_then(|i| estimate::estimate(&self.policies, &i));
-        match result {
+        match self.estimate_for(&state.slots) {
             Ok(est) => {
                 let value = serde_json::to_value(&est).ok();
                 let mut text = crate::render::estimate_brief_text(&est);

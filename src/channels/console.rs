@@ -1039,7 +1039,8 @@ fn script_json(v: &Value) -> String {
         .replace('&', "\\u0026")
 }
 
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+/// The pages' Content-Security-Policy (the residents' pages of `site` use it too).
+pub(super) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 fn html(status: StatusCode, body: String) -> Response {

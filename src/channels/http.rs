@@ -21,7 +21,8 @@
 //! | `GET /v1/openapi.json` | this API as an OpenAPI 3.1 document |
 //! | `GET /metrics` | Prometheus metrics (see [`crate::metrics`]) |
 //! | `/console`, `/v1/agent/…` | the hotline agents' console and its JSON: see [`console`]; `POST /v1/agent/reload`: see [`super::reload`] |
-//! | `GET /`, `GET /docs` | what this server is, and this document in a browser: see [`super::docs`] |
+//! | `GET /`, `/faq…`, `/tools/…`, `/assets/site.*` | the residents' FAQ pages: see [`super::site`] |
+//! | `GET /docs` | this document in a browser: see [`super::docs`] |
 //!
 //! **The document is generated.** Every handler carries its `#[utoipa::path]` (method, path,
 //! parameters, body and responses), and the router is built only from those annotations
@@ -161,9 +162,13 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(feedback))
         .merge(console::routes())
         .merge(super::reload::routes())
+        .merge(super::site::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_ip));
-    // the pages for a browser (`/`, `/docs`): static, not limited
-    let public = public.merge(super::docs::routes());
+    // the pages for a browser served from memory (`/`, the site's assets, `/docs`): not
+    // limited
+    let public = public
+        .merge(super::docs::routes())
+        .merge(super::site::static_routes());
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(readyz));
@@ -344,6 +349,15 @@ async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Re
         && !console::exempt_from_ip_limit(&state, req.headers(), ip).await
     {
         state.conversations.refused(limited, &ip.to_string());
+        // a resident's page (`/faq`, the tools) gets a page that says so, not JSON
+        let path = req.uri().path();
+        if path.starts_with("/faq") || path.starts_with("/tools/") {
+            return super::site::limited_page(
+                &state.assistant(),
+                &limited.message(),
+                limited.retry_after_secs(),
+            );
+        }
         return ApiError::from(limited).into_response();
     }
     next.run(req).await

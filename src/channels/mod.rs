@@ -2,7 +2,7 @@
 //! core ([`crate::conversation::Conversations`]) and render its [`crate::Reply`] in their own
 //! idiom. The terminal channel lives in `src/main.rs`; `http` is the JSON API behind
 //! `yidi serve`; `console` is the hotline agents' page and its agent-only endpoints, served
-//! by the same router (with `reload`, the agent-only data reload), like `docs` (the home page and the API document in a browser);
+//! by the same router (with `reload`, the agent-only data reload), like `docs` (the API document in a browser) and `site` (the residents' FAQ pages: `/`, `/faq`, the tools);
 //! `document` finishes the OpenAPI document with what the loaded data says; `telegram` is the Telegram bot (long polling or webhook); `wechat` is
 //! the WeChat Official Account endpoint, merged into the same server; `server` is the HTTP/1.1
 //! server under all of them (connection cap, header and body deadlines). `api` is what `http`
@@ -16,5 +16,6 @@ pub mod document;
 pub mod http;
 pub mod reload;
 pub mod server;
+pub mod site;
 pub mod telegram;
 pub mod wechat;

@@ -1047,6 +1047,24 @@ impl Store {
         Ok(found)
     }
 
+    /// Records a question asked outside a conversation (the residents' FAQ search page) that
+    /// nothing answered, for the agents' inbox: `kind` is `unanswered` or `out_of_scope`, as
+    /// for a turn. Personal numbers are masked first. Returns the question's id.
+    pub async fn add_unanswered(&self, question: &str, kind: &str) -> Result<String, StoreError> {
+        let now = now_ms();
+        let id = format!("web-{now}-{}", next_nonce());
+        sqlx::query(
+            "INSERT INTO unanswered (id, session_id, question, created_at, kind) VALUES ($1, NULL, $2, $3, $4)",
+        )
+        .bind(&id)
+        .bind(mask_personal_numbers(&no_nul(question)))
+        .bind(now)
+        .bind(no_nul(kind))
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
     /// Records a user's verdict on an answer. Returns the feedback id.
     pub async fn add_feedback(
         &self,

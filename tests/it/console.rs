@@ -1091,13 +1091,13 @@ fn ensure_browser() {
 }
 
 /// chromedriver on a free port; killed on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
 }
 
 impl Driver {
-    async fn start() -> Driver {
+    pub(crate) async fn start() -> Driver {
         ensure_browser();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -1130,7 +1130,7 @@ impl Driver {
         driver
     }
 
-    async fn browser(&self, profile: &Path) -> Client {
+    pub(crate) async fn browser(&self, profile: &Path) -> Client {
         let args = [
             "--headless=new",
             "--no-sandbox",
@@ -1181,7 +1181,7 @@ impl Drop for Driver {
 
 /// A Chrome DevTools command through chromedriver (`goog/cdp/execute`).
 #[derive(Debug)]
-struct Cdp(&'static str, Value);
+pub(crate) struct Cdp(pub(crate) &'static str, pub(crate) Value);
 
 /// `"print"`, or `""` for the screen again.
 fn print_media(media: &'static str) -> Cdp {
@@ -1209,7 +1209,7 @@ impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
 /// Generous: the machine is shared and chromium is slow to start.
 const DEADLINE: Duration = Duration::from_secs(45);
 
-async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
+pub(crate) async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
     browser
         .wait()
         .at_most(DEADLINE)
@@ -1222,7 +1222,7 @@ async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element 
 }
 
 /// Waits until the element's text contains `needle`; returns the text.
-async fn wait_for_text(browser: &Client, css: &str, needle: &str) -> String {
+pub(crate) async fn wait_for_text(browser: &Client, css: &str, needle: &str) -> String {
     let deadline = Instant::now() + DEADLINE;
     loop {
         if let Ok(e) = browser.find(Locator::Css(css)).await
@@ -1251,7 +1251,7 @@ async fn select(browser: &Client, slot: &str, value: &str) {
 
 /// Where the browser tests leave their screenshots for a person to look at:
 /// `target/screenshots/` (beside the tests' own temporary folder).
-fn screenshots() -> std::path::PathBuf {
+pub(crate) fn screenshots() -> std::path::PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .expect("the target folder")
@@ -1262,7 +1262,9 @@ fn screenshots() -> std::path::PathBuf {
 
 /// A PNG of the whole page (not only what fits the window), through chromedriver's CDP
 /// bridge.
-async fn full_page_png(browser: &Client) -> Result<Vec<u8>, fantoccini::error::CmdError> {
+pub(crate) async fn full_page_png(
+    browser: &Client,
+) -> Result<Vec<u8>, fantoccini::error::CmdError> {
     use base64::Engine;
     let shot = browser
         .issue_cmd(Cdp(
@@ -1378,7 +1380,9 @@ async fn in_view(browser: &Client, css: &str) -> Result<bool, fantoccini::error:
 }
 
 /// The page is no wider than the window (no horizontal scrolling).
-async fn no_horizontal_scroll(browser: &Client) -> Result<(), fantoccini::error::CmdError> {
+pub(crate) async fn no_horizontal_scroll(
+    browser: &Client,
+) -> Result<(), fantoccini::error::CmdError> {
     let v = browser
         .execute(
             "return [document.documentElement.scrollWidth, window.innerWidth, \
@@ -2135,8 +2139,8 @@ async fn caller_history_and_the_inbox_in_a_real_browser() {
     result.unwrap();
 }
 
-/// Issue 23 (first contact): `/` tells a newcomer what this is and leads to the console and
-/// to the API document, which Redoc (served from the binary, no CDN) renders in a real
+/// Issue 23 (first contact), kept by issue 25: `/` (now the residents' FAQ home) still leads
+/// to the console and, in its footer, to the API document, which Redoc (served from the binary, no CDN) renders in a real
 /// browser under the page's Content-Security-Policy.
 #[tokio::test]
 async fn the_home_page_leads_to_the_console_and_a_readable_api_document() {
@@ -2146,7 +2150,7 @@ async fn the_home_page_leads_to_the_console_and_a_readable_api_document() {
     let browser = driver.browser(profile.path()).await;
     let result = async {
         browser.goto(&c.url("/")).await?;
-        wait_for_text(&browser, "h1", "异地就医小助手").await;
+        wait_for_text(&browser, "h1", "异地就医问答").await;
         browser
             .find(Locator::Css("#console-link"))
             .await?

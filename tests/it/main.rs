@@ -16,6 +16,7 @@ mod http;
 mod masking;
 mod regions;
 mod serve;
+mod site;
 mod slow_clients;
 mod store;
 mod telegram;
