@@ -21,6 +21,9 @@ use crate::dialog::money;
 use crate::dialog::slots::SlotDefs;
 
 /// Words that make a later statement replace an earlier one in the same message.
+/// Words right before a place that deny it.
+const DENIED_BEFORE: [&str; 5] = ["不是", "不是在", "而不是", "并不是", "不在"];
+
 /// Words that set the person's own statement against what they were shown or told, for
 /// choice slots only (places keep to [`SHIFTS`]).
 const CONTRASTS: [&str; 6] = ["可是", "可我", "但是", "但我", "不过", "明明"];
@@ -495,6 +498,10 @@ fn read_places(places: &Places, norm: &str, known: &Known<'_>, facts: &mut Facts
     for m in mentions {
         let (from, to) = clause(norm, m.start, m.end);
         let before = &norm[from..m.start];
+        // a place denied ("是杭州，不是南京"; "不是在上海看的") is none of the person's places
+        if DENIED_BEFORE.iter().any(|d| before.ends_with(d)) {
+            continue;
+        }
         // a place whose insured cue starts right where an earlier place ends ("苏州|医保在|上海")
         let after_place = prev_end.is_some_and(|e| {
             e >= from
@@ -874,6 +881,14 @@ mod tests {
         let f = read_text("我医保在上海，在苏州住院");
         assert_eq!(slot(&f, "insured_place").as_deref(), Some("上海"));
         assert_eq!(slot(&f, "care_place").as_deref(), Some("suzhou"));
+    }
+
+    #[test]
+    fn a_denied_place_is_none_of_the_persons_places() {
+        let f = read_text("说错了，是杭州，不是南京");
+        assert_eq!(slot(&f, "care_location").as_deref(), Some("yangtze_delta"));
+        let f = read_text("不是在上海看的，是在南京住院");
+        assert_eq!(slot(&f, "care_location").as_deref(), Some("in_province"));
     }
 
     #[test]
