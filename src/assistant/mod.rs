@@ -839,8 +839,13 @@ impl Assistant {
                 state.slots.remove("insured_place");
             }
         }
+        // the latest place of care is where the person is treated ("对了，我在苏州本地社区医院
+        // 看门诊" after a question about 上海)
         if new.contains_key("care_location") && !new.contains_key("care_place") {
             state.slots.remove("care_place");
+        }
+        if new.contains_key("care_place") && !new.contains_key("care_location") {
+            state.slots.remove("care_location");
         }
         for (k, v) in &facts.notes {
             state.notes.insert(k.clone(), v.clone());

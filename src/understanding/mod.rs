@@ -290,8 +290,7 @@ impl Reader {
         // search: on its own words; in the dialog's subject; in the conversation's context
         // who is insured where decides which entries may answer: someone of ours going away
         // does not get the entry for people coming to us, and the other way round
-        let mut merged = state.slots.clone();
-        merged.extend(facts.slots.clone());
+        let merged = with_facts(&state.slots, &facts.slots);
         let direction = Direction::of(&merged);
         let cross = matches!(
             direction,
@@ -458,6 +457,23 @@ fn with_required_words(knowledge: &Knowledge, mut r: SearchResult, norm: &str) -
     r
 }
 
+/// The situation known with a message's facts over it: the latest place of care replaces
+/// the other kind ("对了，我在苏州本地看门诊" after a question about 上海 is care here).
+fn with_facts(
+    known: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut merged = known.clone();
+    if new.contains_key("care_place") && !new.contains_key("care_location") {
+        merged.remove("care_location");
+    }
+    if new.contains_key("care_location") && !new.contains_key("care_place") {
+        merged.remove("care_place");
+    }
+    merged.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+    merged
+}
+
 /// Share of the best score a hit needs to take the lead when it fits the situation and the
 /// best does not.
 const FITS_SHARE: f32 = 0.5;
@@ -601,7 +617,8 @@ fn local_care(parts: &Parts<'_>, state: &SessionState, norm: &str, facts: &Facts
         Some("other")
     ) && (facts.slots.contains_key("care_location")
         && facts.slots.contains_key("insured_region")
-        || state.slots.contains_key("care_location"));
+        // a place away told earlier, unless this message names a place of care here
+        || with_facts(&state.slots, &facts.slots).contains_key("care_location"));
     local && !ours_away && !parts.search.has_cross_region_word(norm)
 }
 
@@ -635,8 +652,7 @@ fn scope(parts: &Parts<'_>, state: &SessionState, r: &Reading) -> Scope {
         .get("insured_region")
         .is_some_and(|r| r == "other")
     {
-        let mut merged = state.slots.clone();
-        merged.extend(facts.slots.clone());
+        let merged = with_facts(&state.slots, &facts.slots);
         if !merged.contains_key("care_place") {
             return Scope::Elsewhere;
         }
