@@ -346,6 +346,32 @@ fn ends_with_any<'a>(s: &str, cues: &'a [String]) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// Where the longest insured cue right after a place (at `at`) ends, links skipped
+/// ("昆山|的居民医保"); `at` when there is none.
+fn insured_cue_end(places: &Places, norm: &str, at: usize) -> usize {
+    let after = &norm[at..];
+    let linked = strip_links(after);
+    let skipped = after.len() - linked.len();
+    let longest = |s: &str| {
+        places
+            .roles
+            .insured
+            .after
+            .iter()
+            .filter(|c| s.starts_with(c.as_str()))
+            .map(String::len)
+            .max()
+    };
+    [
+        longest(after).map(|l| at + l),
+        longest(linked).map(|l| at + skipped + l),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(at)
+}
+
 fn starts_with_any<'a>(s: &str, cues: &'a [String]) -> Option<&'a str> {
     cues.iter()
         .find(|c| s.starts_with(c.as_str()))
@@ -502,11 +528,16 @@ fn read_places(places: &Places, norm: &str, known: &Known<'_>, facts: &mut Facts
         if DENIED_BEFORE.iter().any(|d| before.ends_with(d)) {
             continue;
         }
-        // a place whose insured cue starts right where an earlier place ends ("苏州|医保在|上海")
+        // a place whose insured cue starts where an earlier place ends, or inside that place's
+        // own insured cue ("苏州|医保在|上海", "昆山|的居民医保在|南京"): the cue is the earlier
+        // place's
         let after_place = prev_end.is_some_and(|e| {
+            let cue_end = insured_cue_end(places, norm, e).max(e + 1);
             e >= from
-                && ends_with_any(before, &places.roles.insured.before)
-                    .is_some_and(|cue| e == m.start - cue.len())
+                && ends_with_any(before, &places.roles.insured.before).is_some_and(|cue| {
+                    let start = m.start - cue.len();
+                    start >= e && start < cue_end
+                })
         });
         let role = role_of(places, &m, before, &norm[m.end..to], after_place);
         prev_end = Some(m.end);
@@ -877,6 +908,10 @@ mod tests {
         let f = read_text("苏州医保在上海看门诊");
         assert_eq!(slot(&f, "insured_region").as_deref(), Some("suzhou"));
         assert_eq!(slot(&f, "care_location").as_deref(), Some("shanghai"));
+        // without punctuation: 昆山's insurance, living in 南京
+        let f = read_text("我妈是昆山的居民医保在南京儿子家住了两年了");
+        assert_eq!(slot(&f, "insured_region").as_deref(), Some("suzhou"));
+        assert_eq!(slot(&f, "care_location").as_deref(), Some("in_province"));
         // with nothing before it, "医保在上海" is still the insured place
         let f = read_text("我医保在上海，在苏州住院");
         assert_eq!(slot(&f, "insured_place").as_deref(), Some("上海"));
