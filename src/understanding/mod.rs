@@ -304,13 +304,21 @@ impl Reader {
             c.cross_region |= cross;
             c
         };
+        // insured in one of our regions with no place of care said yet ("张家港 门特 异地"):
+        // the entries for people from elsewhere do not fit them
+        let ours = merged.get("insured_region").is_some_and(|r| r != "other");
+        let leaning = if direction == Direction::Unknown && ours {
+            Direction::Outbound
+        } else {
+            direction
+        };
         let fit = |r: SearchResult| {
             for_situation(
                 parts.knowledge,
                 for_direction(
                     parts.knowledge,
                     with_required_words(parts.knowledge, r, &norm),
-                    direction,
+                    leaning,
                 ),
                 &merged,
             )
