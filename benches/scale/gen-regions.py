@@ -11,12 +11,14 @@ and the county's), its region files and policy files, with the names, the towns,
 area code and the town phone numbers changed consistently (the same old name or number gives
 the same new one everywhere in the pair). National entries, synonyms, topics, acts… are shared.
 
-Load it with `--knowledge OUT_DIR` (or YIDI_KNOWLEDGE). Also writes OUT_DIR/eval/*.jsonl: the
+With SHARDS=0 the regions carry no `shard` (one index and classifier for all, as before issue
+24). Load it with `--knowledge OUT_DIR` (or YIDI_KNOWLEDGE). Also writes OUT_DIR/eval/*.jsonl: the
 questions of ../shared/eval/dev.jsonl and real-dev.jsonl asked in each synthetic region (names
 changed the same way; the expected id is the region's copy), one JSON line each with the
 region the asker is insured in: {"q", "id", "region"}.
 """
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -43,21 +45,20 @@ def names():
 
 
 def pairs(count):
-    """(city, county, province, towns, road) per pair."""
-    pool = list(names())
+    """(city, county, province, towns, road) per pair: every city and county name distinct."""
+    text = "".join(p.read_text() for p in KNOW.rglob("*.toml"))
+    cities = list(names())
+    counties = [a + c + b for a in FIRST for c in THIRD for b in SECOND if a + c + b not in text]
+    if count > len(cities):
+        sys.exit(f"at most {2 * len(cities) + 2} regions")
     out = []
-    i = 0
-    while len(out) < count:
-        city = pool[i % len(pool)]
-        # the county and the province: three characters, never a name of the city pool
-        county = pool[(i * 7 + 3) % len(pool)][0] + THIRD[i % len(THIRD)] + SECOND[(i // 3) % len(SECOND)]
+    for i in range(count):
+        city = cities[i]
+        county = counties[(i * 37) % len(counties)]
         province = FIRST[(i * 3) % len(FIRST)] + "江"
-        if i >= len(pool):
-            city = city + THIRD[(i // len(pool)) % len(THIRD)]
         towns = [FIRST[(i + k) % len(FIRST)] + THIRD[(i + 2 * k) % len(THIRD)] for k in range(10)]
         road = FIRST[(i * 5 + 1) % len(FIRST)] + SECOND[(i * 3 + 2) % len(SECOND)] + "路"
         out.append((city, county, province, towns, road))
-        i += 1
     return out
 
 
@@ -111,7 +112,9 @@ def main():
     evals = []
     for p, (city, county, province, towns, road) in enumerate(pairs(npairs)):
         tag = f"p{p:03d}"
-        ids = {"suzhou": f"{tag}a", "zhangjiagang": f"{tag}b", "jiangsu": tag}
+        # the province's entries belong to the pair's shard (without shards: to its city)
+        shards = os.environ.get("SHARDS", "1") != "0"
+        ids = {"suzhou": f"{tag}a", "zhangjiagang": f"{tag}b", "jiangsu": tag if shards else f"{tag}a"}
 
         def sub(text):
             return substitute(text, p, city, county, province, towns, road)
@@ -141,7 +144,8 @@ def main():
             t = rename(sub(text))
             t = re.sub(r"(?m)^order = (\d+)", lambda m: f"order = {10 + p * 2 + int(m.group(1))}", t)
             # the pair's shard: its regions and its province's entries are searched together
-            t = re.sub(r'(?m)^(policy = .*)$', lambda m: f'{m.group(1)}\nshard = "{tag}"', t, count=1)
+            if shards:
+                t = re.sub(r'(?m)^(policy = .*)$', lambda m: f'{m.group(1)}\nshard = "{tag}"', t, count=1)
             (out / "regions" / f"{ids[rid]}.toml").write_text(t)
         for pid, text in policy_texts.items():
             (out / "policies" / f"{ids[pid]}.toml").write_text(rename(sub(text)))

@@ -12,7 +12,8 @@
 # Writes target/scale/search.tsv (one row per size) and prints it as a markdown table.
 #
 # Usage: benches/scale/search.sh   (SIZES="2 20 60 300", NO_BUILD=1, BIN=path to a yidi
-# binary to measure instead, PEER=0 to skip the Python peer)
+# binary to measure instead, PEER=0 to skip the Python peer, FLAT=1: packs without shards,
+# one index and classifier over every entry as before issue 24, into search-flat.tsv)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SIZES=${SIZES:-2 20 300}
@@ -53,13 +54,20 @@ per_query_us() { # µs per query of "$@" over $1 (start-up subtracted), best of 
   python3 -c "print(f'{max($best_full - $best_empty, 0) / 1000 / $n:.1f}')"
 }
 
-printf "regions\tentries\tshards\tbuild_ms\tsearch_startup_ms\tsearch_startup_rss_mb\tserve_ready_ms\tserve_rss_warm_mb\tmedian_us\tp99_us\tregion_median_us\tregion_p99_us\tregion_top1\twarm_all_ms\tbatch_us\tpeer_us\n" > "$OUT/search.tsv"
+TSV=$OUT/search.tsv
+[[ "${FLAT:-0}" == 1 ]] && TSV=$OUT/search-flat.tsv
+printf "regions\tentries\tshards\tbuild_ms\tsearch_startup_ms\tsearch_startup_rss_mb\tserve_ready_ms\tserve_rss_warm_mb\tmedian_us\tp99_us\tregion_median_us\tregion_p99_us\tplain_top1\tregion_top1\twarm_all_ms\tbatch_us\tpeer_us\n" > "$TSV"
 for n in $SIZES; do
   if [[ $n == 2 ]]; then
     dir=knowledge
   else
-    dir=$OUT/k$n
-    [[ -d $dir ]] || python3 benches/scale/gen-regions.py "$n" "$dir"
+    if [[ "${FLAT:-0}" == 1 ]]; then
+      dir=$OUT/k${n}flat
+      [[ -d $dir ]] || SHARDS=0 python3 benches/scale/gen-regions.py "$n" "$dir"
+    else
+      dir=$OUT/k$n
+      [[ -d $dir ]] || python3 benches/scale/gen-regions.py "$n" "$dir"
+    fi
   fi
   echo "== $n regions ($dir)" >&2
   "$SCALE" "$dir" "$dir/eval/regions.jsonl" > "$work/scale.json"
@@ -70,11 +78,11 @@ for n in $SIZES; do
   db=$work/serve.db
   rm -f "$db"*
   t0=$(date +%s%N)
-  YIDI_LOG=info "$BIN" --knowledge "$dir" serve --addr "127.0.0.1:$PORT" --database-url "sqlite://$db" 2> "$work/serve.log" &
+  YIDI_LOG=warn,yidi::live=info "$BIN" --knowledge "$dir" serve --addr "127.0.0.1:$PORT" --database-url "sqlite://$db" 2> "$work/serve.log" &
   PID=$!
   until curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz"; do sleep 0.005; done
   ready=$((($(date +%s%N) - t0) / 1000000))
-  if [[ $n != 2 ]]; then
+  if [[ $n != 2 && "${FLAT:-0}" != 1 ]]; then
     for _ in $(seq 1200); do
       grep -q "search shards built" "$work/serve.log" && break
       sleep 0.1
@@ -103,18 +111,19 @@ PY
     batch=$(per_query_us "$work/q.txt" "$BIN" --knowledge "$dir" search --json)
     peer=$(per_query_us "$work/q.txt" "$venv/bin/python" benches/peer/bm25_peer.py "$work/entries.jsonl")
   fi
-  python3 - "$work/scale.json" "$n" "$startup" "$rss" "$ready" "$serve_rss" "$batch" "$peer" >> "$OUT/search.tsv" <<'PY'
+  python3 - "$work/scale.json" "$n" "$startup" "$rss" "$ready" "$serve_rss" "$batch" "$peer" >> "$TSV" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 n, startup, rss, ready, serve_rss, batch, peer = sys.argv[2:]
 row = [n, s["entries"], s.get("shards", 1), round(s["build_ms"]), startup, int(rss) // 1024, ready,
        serve_rss, round(s["median_us"], 1), round(s["p99_us"], 1), round(s["region_median_us"], 1),
-       round(s["region_p99_us"], 1), round(s["region_top1_right"], 3), round(s.get("warm_all_shards_ms", 0)),
+       round(s["region_p99_us"], 1), round(s.get("plain_top1_right", 0), 3), round(s["region_top1_right"], 3), round(s.get("warm_all_shards_ms", 0)),
        batch, peer]
 print("\t".join(str(x) for x in row))
 PY
+  tail -1 "$TSV" >&2
 done
-python3 - "$OUT/search.tsv" <<'PY'
+python3 - "$TSV" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 print("| " + " | ".join(rows[0]) + " |")

@@ -26,7 +26,7 @@ mkdir -p "$OUT"
 if [[ "${NO_BUILD:-0}" != 1 ]]; then
   cargo build --release --bin yidi >&2
 fi
-export YIDI_LOG=warn
+export YIDI_LOG=warn YIDI_RETENTION_DAYS=0
 export YIDI_LIMITS__PER_IP_PER_MINUTE=100000000 YIDI_LIMITS__PER_IP_BURST=100000000
 export YIDI_LIMITS__PER_SESSION_PER_MINUTE=100000000 YIDI_LIMITS__PER_SESSION_BURST=100000000
 PIDS=()
@@ -71,24 +71,36 @@ for size in $SIZES; do
   [[ $size -gt 0 ]] && rm -f "$db" "$db"-*
 done
 
-# purge under load: half old, half recent; `yidi purge` from another process while serving
+# purge under load: half old, half recent; the server's own retention purge (it runs at
+# start, then hourly) deletes the old half while 16 conversations are served.
+# PURGE_BINS lists the binaries to measure (default: $BIN; add an older one to compare).
+purge_wait() { # $1 log, $2 start ns → ms until the purge's log line (or empty)
+  for _ in $(seq 3000); do
+    if grep -q "retention: deleted" "$1"; then echo $((($(date +%s%N) - $2) / 1000000)); return; fi
+    sleep 0.1
+  done
+}
 if [[ $PURGE == 1 ]]; then
-  db=$OUT/turns-purge.db
-  rm -f "$db" "$db"-*
-  "$BIN" purge --days 36500 --database-url "sqlite://$db" > /dev/null
-  python3 benches/scale/fill-turns.py "sqlite:$db" $((2 * PURGE_TURNS)) "$PURGE_TURNS"
-  start "sqlite://$db" "$PORT"
-  DURATION=${PURGE_DURATION:-40s} load "$PORT" 16 "$OUT/wrk.txt" &
-  wrk_pid=$!
-  sleep 2
-  t0=$(date +%s%N)
-  "$BIN" purge --days 365 --database-url "sqlite://$db" > "$OUT/purge.txt"
-  took=$((($(date +%s%N) - t0) / 1000000))
-  wait $wrk_pid
-  stop_all
-  left=$(sqlite3 "$db" "SELECT COUNT(*) FROM transcripts")
-  row sqlite-purge "$((2 * PURGE_TURNS))" "$(rate $OUT/wrk.txt)" "$(p99 $OUT/wrk.txt)" "$(maxlat $OUT/wrk.txt)" "$(non200 $OUT/wrk.txt)" "" "" "purge_SP_of_${PURGE_TURNS}_SP_old_SP_turns_SP_took_SP_${took}_SP_ms,_SP_${left}_SP_lines_SP_left"
-  rm -f "$db" "$db"-*
+  for pbin in ${PURGE_BINS:-$BIN}; do
+    db=$OUT/turns-purge.db
+    rm -f "$db" "$db"-*
+    "$pbin" purge --days 36500 --database-url "sqlite://$db" > /dev/null
+    python3 benches/scale/fill-turns.py "sqlite:$db" $((2 * PURGE_TURNS)) "$PURGE_TURNS"
+    : > "$OUT/serve-purge.log"
+    t0=$(date +%s%N)
+    YIDI_LOG=warn,yidi::serve=info YIDI_RETENTION_DAYS=365 "$pbin" serve --addr "127.0.0.1:$PORT" --database-url "sqlite://$db" 2> "$OUT/serve-purge.log" &
+    PIDS+=($!)
+    until curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz"; do sleep 0.01; done
+    purge_wait "$OUT/serve-purge.log" "$t0" > "$OUT/purge-ms.txt" &
+    pw=$!
+    DURATION=${PURGE_DURATION:-30s} load "$PORT" 16 "$OUT/wrk.txt"
+    wait $pw || true
+    took=$(cat "$OUT/purge-ms.txt")
+    stop_all
+    left=$(sqlite3 "$db" "SELECT COUNT(*) FROM transcripts")
+    row sqlite-purge "$((2 * PURGE_TURNS))" "$(rate $OUT/wrk.txt)" "$(p99 $OUT/wrk.txt)" "$(maxlat $OUT/wrk.txt)" "$(non200 $OUT/wrk.txt)" "" "" "$(basename "$pbin"):_SP_in-process_SP_purge_SP_of_${PURGE_TURNS}_SP_old_SP_turns_SP_took_SP_${took:-?}_SP_ms,_SP_${left}_SP_lines_SP_left"
+    rm -f "$db" "$db"-*
+  done
 fi
 
 # -- PostgreSQL: two replicas ----------------------------------------------------------------
@@ -105,20 +117,22 @@ if [[ $PG == 1 ]]; then
     fill=$(($(date +%s) - t0))
     bytes=$(pg_bytes "$url")
     per=""; [[ $1 -gt 0 ]] && per=$(((bytes - b0) / $1))
-    start "$url" "$PORT"
-    start "$url" $((PORT + 1))
     if [[ $3 == purge ]]; then
-      DURATION=${PURGE_DURATION:-40s} load "$PORT" 8 "$OUT/wrk1.txt" &
+      # both replicas run the retention purge at start, as they would
+      : > "$OUT/serve-turns.log"
+      local took
+      t0=$(date +%s%N)
+      YIDI_RETENTION_DAYS=365 YIDI_LOG=warn,yidi::serve=info start "$url" "$PORT"
+      YIDI_RETENTION_DAYS=365 YIDI_LOG=warn,yidi::serve=info start "$url" $((PORT + 1))
+      DURATION=${PURGE_DURATION:-30s} load "$PORT" 8 "$OUT/wrk1.txt" &
       local w1=$!
-      DURATION=${PURGE_DURATION:-40s} load $((PORT + 1)) 8 "$OUT/wrk2.txt" &
+      DURATION=${PURGE_DURATION:-30s} load $((PORT + 1)) 8 "$OUT/wrk2.txt" &
       local w2=$!
-      sleep 2
-      local t1 took
-      t1=$(date +%s%N)
-      "$BIN" purge --days 365 --database-url "$url" > "$OUT/purge.txt"
-      took=$((($(date +%s%N) - t1) / 1000000))
+      took=$(purge_wait "$OUT/serve-turns.log" "$t0")
       wait $w1 $w2
     else
+      start "$url" "$PORT"
+      start "$url" $((PORT + 1))
       load "$PORT" 8 "$OUT/wrk1.txt" &
       local w1=$!
       load $((PORT + 1)) 8 "$OUT/wrk2.txt"
@@ -130,7 +144,7 @@ if [[ $PG == 1 ]]; then
     p="$(p99 $OUT/wrk1.txt)/$(p99 $OUT/wrk2.txt)"
     m="$(maxlat $OUT/wrk1.txt)/$(maxlat $OUT/wrk2.txt)"
     if [[ $3 == purge ]]; then
-      row postgres-purge "$1" "$r" "$p" "$m" "$(($(non200 $OUT/wrk1.txt) + $(non200 $OUT/wrk2.txt)))" "" "" "two_SP_replicas,_SP_purge_SP_of_$2_SP_old_SP_turns_SP_took_SP_${took}_SP_ms"
+      row postgres-purge "$1" "$r" "$p" "$m" "$(($(non200 $OUT/wrk1.txt) + $(non200 $OUT/wrk2.txt)))" "" "" "two_SP_replicas_SP_purging_SP_at_SP_start,_SP_$2_SP_old_SP_turns,_SP_first_SP_purge_SP_done_SP_after_SP_${took:-?}_SP_ms"
     else
       row postgres "$1" "$r" "$p" "$m" "$(($(non200 $OUT/wrk1.txt) + $(non200 $OUT/wrk2.txt)))" "$per" "$fill" "two_SP_replicas,_SP_8_SP_conversations_SP_each"
     fi

@@ -67,7 +67,11 @@ fn main() {
     let mut questions: Vec<(String, Option<String>, Option<String>)> = Vec::new();
     for f in ["../shared/eval/dev.jsonl", "../shared/eval/real-dev.jsonl"] {
         for v in lines(f) {
-            questions.push((v["q"].as_str().unwrap().to_string(), None, None));
+            questions.push((
+                v["q"].as_str().unwrap().to_string(),
+                v["id"].as_str().map(str::to_string),
+                None,
+            ));
         }
     }
     let plain = questions.len();
@@ -88,20 +92,20 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
-    let mut right = 0usize;
-    let mut asked = 0usize;
+    // right: answered with the expected entry first, or not answered when none is expected
+    let (mut right, mut asked, mut plain_right) = (0usize, 0usize, 0usize);
     for (q, want, region) in &questions {
         let r = e.search_with(q, 3, &ctx_for(region));
+        let got = if r.answered {
+            r.hits.first().map(|h| h.id.clone())
+        } else {
+            None
+        };
         if region.is_some() {
             asked += 1;
-            let got = if r.answered {
-                r.hits.first().map(|h| h.id.clone())
-            } else {
-                None
-            };
-            if got == *want {
-                right += 1;
-            }
+            right += usize::from(got == *want);
+        } else {
+            plain_right += usize::from(got == *want);
         }
     }
     let mut times: Vec<f64> = Vec::with_capacity(questions.len());
@@ -140,6 +144,7 @@ fn main() {
             "p99_us": pct(&times, 0.99),
             "region_median_us": pct(&region_times, 0.5),
             "region_p99_us": pct(&region_times, 0.99),
+            "plain_top1_right": plain_right as f64 / plain.max(1) as f64,
             "region_questions": asked,
             "region_top1_right": if asked > 0 { right as f64 / asked as f64 } else { 0.0 },
             "search_total_ms": total.as_secs_f64() * 1e3,

@@ -419,7 +419,7 @@ impl Shard {
             });
         }
         let started = std::time::Instant::now();
-        let classifier = Classifier::train(&examples, candidates.len(), tuning.train);
+        let mut classifier = Classifier::train(&examples, candidates.len(), tuning.train);
         tracing::debug!(
             examples = examples.len(),
             ms = started.elapsed().as_millis() as u64,
@@ -476,6 +476,8 @@ impl Shard {
             })
             .collect();
         tokens.shrink_to_fit();
+        // queries find features through `tokens`: the classifier's own names are not needed
+        classifier.forget_vocab();
         Ok(Shard {
             analyzer,
             expander,
@@ -1065,6 +1067,14 @@ impl SearchEngine {
     pub fn warm(&self) {
         for i in 0..self.shards.len() {
             self.shard(i + 1);
+        }
+        // building a shard allocates far more than the shard keeps (tantivy's writer and its
+        // threads' arenas): give the freed memory back, or the process keeps about twice
+        // what the shards need
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free memory of the allocator's arenas
+        unsafe {
+            libc::malloc_trim(0);
         }
     }
 

@@ -160,12 +160,16 @@ pub struct ConversationSummary {
     pub last_at: i64,
 }
 
-/// Sessions a purge deletes in one transaction (with their transcripts, tokens and keys).
-const PURGE_SESSIONS: i64 = 200;
+/// Sessions a purge deletes in one transaction (with their transcripts, tokens and keys):
+/// about a hundred turns, a few milliseconds of the writer.
+const PURGE_SESSIONS: i64 = 20;
 /// Rows of the other tables a purge deletes in one statement.
-const PURGE_ROWS: i64 = 2_000;
-/// The pause between a purge's batches: turns waiting for the writer go first.
+const PURGE_ROWS: i64 = 500;
+/// The shortest pause between a purge's batches; the pause is also at least
+/// [`PURGE_IDLE`] times the batch's own time, so that a purge takes at most a fifth of the
+/// writer and the turns waiting for it go first.
 const PURGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+const PURGE_IDLE: u32 = 4;
 
 /// What a purge deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -1217,6 +1221,7 @@ impl Store {
                     .collect::<Vec<_>>()
                     .join(",")
             };
+            let batch_started = std::time::Instant::now();
             let mut tx = self.pool.begin().await?;
             let mut n = [0u64; 4];
             for (i, sql) in [
@@ -1261,7 +1266,7 @@ impl Store {
                 forget(&self.memo.sessions, Some(id));
                 forget(&self.memo.tokens, Some(id));
             }
-            tokio::time::sleep(PURGE_PAUSE).await;
+            tokio::time::sleep(PURGE_PAUSE.max(batch_started.elapsed() * PURGE_IDLE)).await;
         }
         // the rest: rows of their own age, a batch at a time
         for (i, sql) in [
@@ -1279,6 +1284,7 @@ impl Store {
         .enumerate()
         {
             loop {
+                let batch_started = std::time::Instant::now();
                 let n = sqlx::query(sql)
                     .bind(cutoff_ms)
                     .bind(PURGE_ROWS)
@@ -1293,7 +1299,7 @@ impl Store {
                 if n < PURGE_ROWS as u64 {
                     break;
                 }
-                tokio::time::sleep(PURGE_PAUSE).await;
+                tokio::time::sleep(PURGE_PAUSE.max(batch_started.elapsed() * PURGE_IDLE)).await;
             }
         }
         Ok(purged)
