@@ -144,6 +144,30 @@ fn problems(e: &LoadError) -> Vec<String> {
     }
 }
 
+/// Builds the search shards that are not built yet on a thread of their own, so that the
+/// server is ready after the main shard and no region's first question waits for its shard
+/// (issue 24). Nothing to do for knowledge without shards.
+pub fn warm_in_background(assistant: &Arc<Assistant>) {
+    if assistant.search.shard_count() <= 1 {
+        return;
+    }
+    let assistant = Arc::clone(assistant);
+    let spawned = std::thread::Builder::new()
+        .name("search-warm".into())
+        .spawn(move || {
+            let started = Instant::now();
+            assistant.search.warm();
+            tracing::info!(
+                shards = assistant.search.shard_count(),
+                ms = started.elapsed().as_millis() as u64,
+                "search shards built"
+            );
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the search-warm thread: {e}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,29 +244,5 @@ mod tests {
         let live = LiveAssistant::fixed(crate::assistant::shipped());
         assert!(matches!(live.reload(), Err(ReloadError::NoFolders)));
         assert_eq!(live.generation(), 0);
-    }
-}
-
-/// Builds the search shards that are not built yet on a thread of their own, so that the
-/// server is ready after the main shard and no region's first question waits for its shard
-/// (issue 24). Nothing to do for knowledge without shards.
-pub fn warm_in_background(assistant: &Arc<Assistant>) {
-    if assistant.search.shard_count() <= 1 {
-        return;
-    }
-    let assistant = Arc::clone(assistant);
-    let spawned = std::thread::Builder::new()
-        .name("search-warm".into())
-        .spawn(move || {
-            let started = Instant::now();
-            assistant.search.warm();
-            tracing::info!(
-                shards = assistant.search.shard_count(),
-                ms = started.elapsed().as_millis() as u64,
-                "search shards built"
-            );
-        });
-    if let Err(e) = spawned {
-        tracing::warn!("cannot start the search-warm thread: {e}");
     }
 }

@@ -1415,7 +1415,10 @@ mod tests {
     fn the_conversation_can_supply_the_cross_region_sense() {
         let q = "产检的费用能刷卡吗";
         let alone = engine().search(q, 3);
-        let ctx = SearchContext { cross_region: true };
+        let ctx = SearchContext {
+            cross_region: true,
+            region: None,
+        };
         let in_context = engine().search_with(q, 3, &ctx);
         assert!(!alone.answered, "{alone:?}");
         assert!(in_context.answered, "{in_context:?}");
