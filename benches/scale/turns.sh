@@ -61,6 +61,9 @@ for size in $SIZES; do
   [[ -n "$base_bytes" ]] || base_bytes=$(sqlite_bytes "$db")
   t0=$(date +%s)
   [[ $size -gt 0 ]] && python3 benches/scale/fill-turns.py "sqlite:$db" "$size"
+  # the fill does not sync (synchronous = OFF): write it to disk now, or the server's first
+  # checkpoints would wait for gigabytes of the fill's writeback
+  sync
   fill=$(($(date +%s) - t0))
   bytes=$(sqlite_bytes "$db")
   per=""; [[ $size -gt 0 ]] && per=$(((bytes - base_bytes) / size))
@@ -86,6 +89,7 @@ if [[ $PURGE == 1 ]]; then
     rm -f "$db" "$db"-*
     "$pbin" purge --days 36500 --database-url "sqlite://$db" > /dev/null
     python3 benches/scale/fill-turns.py "sqlite:$db" $((2 * PURGE_TURNS)) "$PURGE_TURNS"
+    sync
     : > "$OUT/serve-purge.log"
     t0=$(date +%s%N)
     YIDI_LOG=warn,yidi::serve=info YIDI_RETENTION_DAYS=365 "$pbin" serve --addr "127.0.0.1:$PORT" --database-url "sqlite://$db" 2> "$OUT/serve-purge.log" &
@@ -114,6 +118,8 @@ if [[ $PG == 1 ]]; then
     b0=$(pg_bytes "$url")
     t0=$(date +%s)
     [[ $1 -gt 0 ]] && python3 benches/scale/fill-turns.py "$url" "$1" "$2"
+    psql -qAt "$url" -c CHECKPOINT > /dev/null
+    sync
     fill=$(($(date +%s) - t0))
     bytes=$(pg_bytes "$url")
     per=""; [[ $1 -gt 0 ]] && per=$(((bytes - b0) / $1))
