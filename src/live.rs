@@ -116,7 +116,9 @@ impl LiveAssistant {
             dialogs: assistant.dialogs.dialogs.len(),
             millis: started.elapsed().as_millis() as u64,
         };
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(assistant);
+        let assistant = Arc::new(assistant);
+        warm_in_background(&assistant);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = assistant;
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         Ok(Reloaded {
             generation,
@@ -139,6 +141,30 @@ fn problems(e: &LoadError) -> Vec<String> {
         vec![heading.to_string()]
     } else {
         rest
+    }
+}
+
+/// Builds the search shards that are not built yet on a thread of their own, so that the
+/// server is ready after the main shard and no region's first question waits for its shard
+/// (issue 24). Nothing to do for knowledge without shards.
+pub fn warm_in_background(assistant: &Arc<Assistant>) {
+    if assistant.search.shard_count() <= 1 {
+        return;
+    }
+    let assistant = Arc::clone(assistant);
+    let spawned = std::thread::Builder::new()
+        .name("search-warm".into())
+        .spawn(move || {
+            let started = Instant::now();
+            assistant.search.warm();
+            tracing::info!(
+                shards = assistant.search.shard_count(),
+                ms = started.elapsed().as_millis() as u64,
+                "search shards built"
+            );
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the search-warm thread: {e}");
     }
 }
 

@@ -134,7 +134,9 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let live = LiveAssistant::from_folders(Arc::new(assistant), knowledge_dir, dialogs_dir);
+    let assistant = Arc::new(assistant);
+    yidi::live::warm_in_background(&assistant);
+    let live = LiveAssistant::from_folders(assistant, knowledge_dir, dialogs_dir);
     runtime.block_on(serve(config, agents, telegram, wechat, live))
 }
 

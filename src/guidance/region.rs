@@ -18,6 +18,7 @@
 //! counters = "张家港市医疗保障局（华昌路3号）、各镇医保办"   # optional: where to go in person
 //! counters_source = "000 …"       # required with `counters`
 //! filing_channels = ["esscard-app"]   # the region's own filing channels (see below)
+//! shard = "p001"                 # optional: the search shard (see below); default: the main one
 //! temporary_reduced_ratio = true  # the 80% rule for 其他临时外出就医 applies (checklist warning
 //!                                 # `temporary-reduced-ratio`; the policy must then have
 //!                                 # `cross_region.temporary_factor`)
@@ -29,6 +30,11 @@
 //! text = "“昆山医保”公众号"
 //! source = "001 …"
 //! ```
+//!
+//! `shard` groups regions for search: the entries of a region (and those whose `region` is
+//! the shard's name) are searched together with the national entries, in their own index
+//! and classifier, so that a deployment of hundreds of regions costs each question one
+//! region group's work (issue 24). Regions without it form the main shard.
 //!
 //! `filing_channels` lists channel ids that checklist.md defines for one region
 //! (`wechat-suzhou`, `esscard-app`) or that the file defines itself under `[channels]`; the
@@ -73,6 +79,8 @@ pub struct Region {
     pub filing_channels: Vec<String>,
     /// The 80% rule for 其他临时外出就医 applies.
     pub temporary_reduced_ratio: bool,
+    /// The search shard: `None` for the main one.
+    pub shard: Option<String>,
     /// Small-talk replies by intent id.
     pub replies: BTreeMap<String, String>,
     /// Channels the file defines itself.
@@ -109,6 +117,8 @@ struct RawRegion {
     filing_channels: Vec<String>,
     #[serde(default)]
     temporary_reduced_ratio: bool,
+    #[serde(default)]
+    shard: Option<String>,
     #[serde(default)]
     replies: BTreeMap<String, String>,
     #[serde(default)]
@@ -370,6 +380,14 @@ fn parse(file: &str, text: &str, path: &Path, errors: &mut Vec<String>) -> Optio
             ),
         }
     }
+    if let Some(shard) = &raw.shard
+        && !valid_id(shard)
+    {
+        err(
+            "shard",
+            format!("`{shard}` is not a valid id (lowercase a-z, 0-9, '-', '_')"),
+        );
+    }
     for (intent, reply) in &raw.replies {
         if reply.trim().is_empty() {
             err(&format!("replies.{intent}"), "must not be empty".into());
@@ -388,6 +406,7 @@ fn parse(file: &str, text: &str, path: &Path, errors: &mut Vec<String>) -> Optio
         counters_source: raw.counters_source,
         filing_channels: raw.filing_channels,
         temporary_reduced_ratio: raw.temporary_reduced_ratio,
+        shard: raw.shard.filter(|s| !s.is_empty()),
         replies: raw.replies,
         channels,
         file: path.to_path_buf(),

@@ -218,6 +218,26 @@ impl Knowledge {
         })
     }
 
+    /// The knowledge with only the FAQ entries at `indexes` (in that order): what one search
+    /// shard is built from (sources are left out: search does not read them).
+    pub fn subset(&self, indexes: &[usize]) -> Knowledge {
+        let faqs: Vec<FaqEntry> = indexes.iter().map(|&i| self.faqs[i].clone()).collect();
+        let by_id = faqs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id.clone(), i))
+            .collect();
+        Knowledge {
+            root: self.root.clone(),
+            faqs,
+            sources: Vec::new(),
+            synonyms: self.synonyms.clone(),
+            out_of_scope: self.out_of_scope.clone(),
+            cross_region_cues: self.cross_region_cues.clone(),
+            by_id,
+        }
+    }
+
     pub fn faq(&self, id: &str) -> Option<&FaqEntry> {
         self.by_id.get(id).map(|&i| &self.faqs[i])
     }
@@ -797,6 +817,29 @@ fn load_out_of_scope(
     (out, cues)
 }
 
+/// The ids of the region files in `regions/` and the shards they name: the values an entry's
+/// `region` may take besides [`REGIONS`] (the files themselves are validated with the regions).
+fn region_names(root: &Path) -> HashSet<String> {
+    let mut out = HashSet::new();
+    let Ok(dir) = std::fs::read_dir(root.join(crate::guidance::region::DIR)) else {
+        return out;
+    };
+    for path in dir.filter_map(|e| e.ok().map(|e| e.path())) {
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+            out.insert(stem.to_string());
+        }
+        let shard = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .and_then(|t| t.get("shard").and_then(|s| s.as_str()).map(str::to_string));
+        out.extend(shard);
+    }
+    out
+}
+
 fn load_faqs(root: &Path, sources: &[Source], errors: &mut Vec<KnowledgeError>) -> Vec<FaqEntry> {
     let dir = root.join("faq");
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
@@ -819,6 +862,7 @@ fn load_faqs(root: &Path, sources: &[Source], errors: &mut Vec<KnowledgeError>) 
         errors.push(err("faq/", None, None, "holds no .toml file"));
     }
     let source_ids: HashSet<&str> = sources.iter().map(|s| s.id.as_str()).collect();
+    let extra_regions = region_names(root);
     let mut entries = Vec::new();
     // id -> file where first seen
     let mut first_seen: BTreeMap<String, String> = BTreeMap::new();
@@ -834,7 +878,7 @@ fn load_faqs(root: &Path, sources: &[Source], errors: &mut Vec<KnowledgeError>) 
             errors.push(err(&rel, None, None, "holds no [[faq]] entry"));
         }
         for (i, e) in raw.faq.into_iter().enumerate() {
-            if let Some(entry) = validate_entry(&rel, i, e, &source_ids, errors) {
+            if let Some(entry) = validate_entry(&rel, i, e, &source_ids, &extra_regions, errors) {
                 if let Some(other) = first_seen.get(&entry.id) {
                     errors.push(err(
                         &rel,
@@ -885,6 +929,7 @@ fn validate_entry(
     index: usize,
     raw: raw::FaqRaw,
     source_ids: &HashSet<&str>,
+    extra_regions: &HashSet<String>,
     errors: &mut Vec<KnowledgeError>,
 ) -> Option<FaqEntry> {
     let before = errors.len();
@@ -1005,10 +1050,14 @@ fn validate_entry(
     if raw.tags.is_empty() || raw.tags.iter().any(|t| t.trim().is_empty()) {
         bad("tags", "needs at least one non-empty tag".into());
     }
-    if !REGIONS.contains(&raw.region.as_str()) {
+    if !REGIONS.contains(&raw.region.as_str()) && !extra_regions.contains(raw.region.as_str()) {
         bad(
             "region",
-            format!("{:?} is not one of {}", raw.region, REGIONS.join(", ")),
+            format!(
+                "{:?} is not one of {}, a region of regions/ or a region's shard",
+                raw.region,
+                REGIONS.join(", ")
+            ),
         );
     }
     if let Some(h) = &raw.hotline

@@ -165,6 +165,13 @@ impl Classifier {
         out
     }
 
+    /// Drops the feature names: [`predict_ids`](Self::predict_ids) keeps working, the
+    /// look-ups by name ([`predict`](Self::predict), [`feature_id`](Self::feature_id),
+    /// [`features`](Self::features), [`known`](Self::known)) then know no feature.
+    pub fn forget_vocab(&mut self) {
+        self.vocab = FxHashMap::default();
+    }
+
     /// How many of `features` the model knows (0 means the prediction is only the prior).
     pub fn known(&self, features: &[String]) -> usize {
         features

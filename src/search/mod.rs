@@ -164,11 +164,14 @@ pub struct SearchResult {
 
 /// What the conversation already knows when a message is searched.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SearchContext {
+pub struct SearchContext<'a> {
     /// The conversation has already established a cross-region situation (an earlier turn
     /// spoke of 异地/外地/备案…), so entries that only apply to cross-region care may answer
     /// a follow-up that does not repeat it.
     pub cross_region: bool,
+    /// The user's insured region (a region id), when known: a message that names no region
+    /// is searched in that region's shard.
+    pub region: Option<&'a str>,
 }
 
 /// The raw signals of one piece of text (a whole message or one of its sentences), before
@@ -252,13 +255,13 @@ struct Candidate {
     local_topic: Option<usize>,
 }
 
-/// The FAQ index. Build once per knowledge version; searching takes `&self` and is
-/// thread-safe.
+/// One shard of the FAQ index: the entries of one group of regions (with the national
+/// entries and the topics). Built once per knowledge version; searching takes `&self`.
 ///
 /// The tantivy index is built at load (analysis, postings, statistics) and read once into a
 /// [`TermTable`]: a query is a handful of hash look-ups and additions over postings, with
 /// tantivy's BM25 scores, rather than a tree of about a hundred term clauses (see `table`).
-pub struct SearchEngine {
+struct Shard {
     analyzer: Analyzer,
     expander: Expander,
     /// Words of each synonym term (by the expander's term index), analysed at build time.
@@ -280,18 +283,13 @@ pub struct SearchEngine {
     tuning: Tuning,
 }
 
-impl SearchEngine {
-    /// Builds the index (loads the jieba dictionary once).
-    pub fn build(knowledge: &Knowledge) -> tantivy::Result<SearchEngine> {
-        Self::build_with(knowledge, Analyzer::new(), Tuning::default())
-    }
-
-    /// Builds the index with an existing analyzer (reuse its dictionary on reload) and tuning.
-    pub fn build_with(
+impl Shard {
+    /// Builds the shard's index and classifier over all of `knowledge`'s entries.
+    fn build_with(
         knowledge: &Knowledge,
         analyzer: Analyzer,
         tuning: Tuning,
-    ) -> tantivy::Result<SearchEngine> {
+    ) -> tantivy::Result<Shard> {
         let expander = Expander::new(&knowledge.synonyms);
         let mut sb = Schema::builder();
         let text = |tok: &str| {
@@ -421,7 +419,7 @@ impl SearchEngine {
             });
         }
         let started = std::time::Instant::now();
-        let classifier = Classifier::train(&examples, candidates.len(), tuning.train);
+        let mut classifier = Classifier::train(&examples, candidates.len(), tuning.train);
         tracing::debug!(
             examples = examples.len(),
             ms = started.elapsed().as_millis() as u64,
@@ -478,7 +476,9 @@ impl SearchEngine {
             })
             .collect();
         tokens.shrink_to_fit();
-        Ok(SearchEngine {
+        // queries find features through `tokens`: the classifier's own names are not needed
+        classifier.forget_vocab();
+        Ok(Shard {
             analyzer,
             expander,
             term_words,
@@ -492,16 +492,6 @@ impl SearchEngine {
             cues,
             tuning,
         })
-    }
-
-    pub fn analyzer(&self) -> &Analyzer {
-        &self.analyzer
-    }
-
-    /// Searches for `query` without conversation context and returns at most `limit` hits,
-    /// best first.
-    pub fn search(&self, query: &str, limit: usize) -> SearchResult {
-        self.search_with(query, limit, &SearchContext::default())
     }
 
     /// Searches for `query` in a conversation's context.
@@ -636,11 +626,6 @@ impl SearchEngine {
         result
     }
 
-    /// The engine's tuning.
-    pub fn tuning(&self) -> &Tuning {
-        &self.tuning
-    }
-
     /// The raw signals of one normalised text: `None` when it has no content word.
     pub fn signals(&self, norm: &str) -> Option<Signals> {
         self.signals_and_words(norm).map(|(signals, _)| signals)
@@ -656,11 +641,6 @@ impl SearchEngine {
     /// places aside.
     pub fn has_cross_region_word(&self, norm: &str) -> bool {
         self.cues.as_ref().is_some_and(|ac| ac.find(norm).is_some())
-    }
-
-    /// Number of FAQ entries: the first candidates of [`Signals`].
-    pub fn entry_count(&self) -> usize {
-        self.entries
     }
 
     /// The id of candidate `c` (topics carry the `oos:` prefix).
@@ -966,7 +946,259 @@ impl SearchEngine {
     }
 }
 
-/// Per-thread work space of [`SearchEngine::bm25`], kept between queries.
+/// The FAQ index. Build once per knowledge version; searching takes `&self` and is
+/// thread-safe.
+///
+/// Regions form shards (a region file's `shard`; regions without one are the main shard):
+/// each shard is its own index and classifier over its regions' entries, the entries whose
+/// `region` is the shard's name, the national entries and the out-of-scope topics. A message
+/// is searched in one shard: the shard of the first region it names, else the shard of the
+/// context's insured region, else the main one. So a question costs one region group's
+/// work however many regions are served, and start-up builds the main shard only: the others
+/// are built on their first question (or by [`warm`](Self::warm)). Knowledge without shards
+/// is the main shard alone, searched exactly as before.
+pub struct SearchEngine {
+    main: Shard,
+    /// The other shards, in the order of their first region.
+    shards: Vec<LazyShard>,
+    /// Region id or shard name → shard (0: main, `i + 1`: `shards[i]`).
+    shard_of: FxHashMap<String, usize>,
+    /// The names of every region (label, name, aliases), and the shard of each pattern.
+    names: Option<(AhoCorasick, Vec<usize>)>,
+    /// What a lazy shard is built from.
+    knowledge: Option<std::sync::Arc<Knowledge>>,
+}
+
+/// A shard built on first use: its entries (indexes into the knowledge's FAQ).
+struct LazyShard {
+    name: String,
+    entries: Vec<usize>,
+    engine: std::sync::OnceLock<Option<Shard>>,
+}
+
+impl SearchEngine {
+    /// Builds the index (loads the jieba dictionary once).
+    pub fn build(knowledge: &Knowledge) -> tantivy::Result<SearchEngine> {
+        Self::build_with(knowledge, Analyzer::new(), Tuning::default())
+    }
+
+    /// Builds the index with an existing analyzer (reuse its dictionary on reload) and tuning.
+    /// Only the main shard is built now (see [`SearchEngine`]).
+    pub fn build_with(
+        knowledge: &Knowledge,
+        analyzer: Analyzer,
+        tuning: Tuning,
+    ) -> tantivy::Result<SearchEngine> {
+        let regions =
+            crate::guidance::region::Regions::load_dir(&knowledge.root).unwrap_or_default();
+        let mut shard_of: FxHashMap<String, usize> = FxHashMap::default();
+        let mut names: Vec<String> = Vec::new();
+        let mut name_shard: Vec<usize> = Vec::new();
+        let mut shards: Vec<LazyShard> = Vec::new();
+        for r in regions.iter() {
+            let s = match &r.shard {
+                None => 0,
+                Some(name) => match shards.iter().position(|s| &s.name == name) {
+                    Some(i) => i + 1,
+                    None => {
+                        shards.push(LazyShard {
+                            name: name.clone(),
+                            entries: Vec::new(),
+                            engine: std::sync::OnceLock::new(),
+                        });
+                        shard_of.insert(name.clone(), shards.len());
+                        shards.len()
+                    }
+                },
+            };
+            shard_of.insert(r.id.clone(), s);
+            for n in std::iter::once(&r.label)
+                .chain(std::iter::once(&r.name))
+                .chain(&r.aliases)
+            {
+                names.push(n.clone());
+                name_shard.push(s);
+            }
+        }
+        if shards.is_empty() {
+            return Ok(SearchEngine {
+                main: Shard::build_with(knowledge, analyzer, tuning)?,
+                shards,
+                shard_of,
+                names: None,
+                knowledge: None,
+            });
+        }
+        let mut main_entries = Vec::new();
+        for (i, e) in knowledge.faqs.iter().enumerate() {
+            match shard_of.get(&e.region).copied() {
+                _ if e.region == "national" => {
+                    main_entries.push(i);
+                    for s in &mut shards {
+                        s.entries.push(i);
+                    }
+                }
+                Some(s) if s > 0 => shards[s - 1].entries.push(i),
+                _ => main_entries.push(i),
+            }
+        }
+        let main = Shard::build_with(&knowledge.subset(&main_entries), analyzer, tuning)?;
+        let names = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&names)
+            .ok()
+            .map(|ac| (ac, name_shard));
+        Ok(SearchEngine {
+            main,
+            shards,
+            shard_of,
+            names,
+            knowledge: Some(std::sync::Arc::new(knowledge.clone())),
+        })
+    }
+
+    /// Number of shards (1: the main one alone).
+    pub fn shard_count(&self) -> usize {
+        1 + self.shards.len()
+    }
+
+    /// Builds every shard not built yet (a server calls it beside serving, so that no
+    /// question waits for its shard's build).
+    pub fn warm(&self) {
+        for i in 0..self.shards.len() {
+            self.shard(i + 1);
+        }
+        // building a shard allocates far more than the shard keeps (tantivy's writer and its
+        // threads' arenas): give the freed memory back, or the process keeps about twice
+        // what the shards need
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free memory of the allocator's arenas
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+
+    /// Shard `i` (0: main), built now if not yet; the main one if it cannot be built.
+    fn shard(&self, i: usize) -> &Shard {
+        let (Some(lazy), Some(k)) = (
+            i.checked_sub(1).and_then(|i| self.shards.get(i)),
+            &self.knowledge,
+        ) else {
+            return &self.main;
+        };
+        lazy.engine
+            .get_or_init(|| {
+                let started = std::time::Instant::now();
+                match Shard::build_with(
+                    &k.subset(&lazy.entries),
+                    self.main.analyzer.clone(),
+                    self.main.tuning,
+                ) {
+                    Ok(s) => {
+                        tracing::debug!(
+                            shard = %lazy.name,
+                            entries = lazy.entries.len(),
+                            ms = started.elapsed().as_millis() as u64,
+                            "search shard built"
+                        );
+                        Some(s)
+                    }
+                    Err(e) => {
+                        tracing::error!(shard = %lazy.name, "cannot build the search shard: {e}");
+                        None
+                    }
+                }
+            })
+            .as_ref()
+            .unwrap_or(&self.main)
+    }
+
+    /// The shard a message is searched in.
+    fn shard_for(&self, query: &str, ctx: &SearchContext) -> &Shard {
+        if self.shards.is_empty() {
+            return &self.main;
+        }
+        let named = self
+            .names
+            .as_ref()
+            .and_then(|(ac, shard)| ac.find(query).map(|m| shard[m.pattern().as_usize()]));
+        let i = named
+            .or_else(|| ctx.region.and_then(|r| self.shard_of.get(r).copied()))
+            .unwrap_or(0);
+        self.shard(i)
+    }
+
+    pub fn analyzer(&self) -> &Analyzer {
+        &self.main.analyzer
+    }
+
+    /// Searches for `query` without conversation context and returns at most `limit` hits,
+    /// best first.
+    pub fn search(&self, query: &str, limit: usize) -> SearchResult {
+        self.search_with(query, limit, &SearchContext::default())
+    }
+
+    /// Searches for `query` in a conversation's context (see [`Shard::search_with`]), in the
+    /// shard of the region it names or of the context's region.
+    pub fn search_with(&self, query: &str, limit: usize, ctx: &SearchContext) -> SearchResult {
+        self.shard_for(query, ctx).search_with(query, limit, ctx)
+    }
+
+    /// The main shard's analysis of a message (calibration tools).
+    pub fn analyse(&self, query: &str, ctx: &SearchContext) -> Analysis {
+        self.main.analyse(query, ctx)
+    }
+
+    /// The main shard's decision over an analysis (calibration tools).
+    pub fn decide(
+        &self,
+        query: &str,
+        analysis: &Analysis,
+        limit: usize,
+        t: &Tuning,
+    ) -> SearchResult {
+        self.main.decide(query, analysis, limit, t)
+    }
+
+    /// The engine's tuning.
+    pub fn tuning(&self) -> &Tuning {
+        &self.main.tuning
+    }
+
+    /// The main shard's raw signals of one normalised text.
+    pub fn signals(&self, norm: &str) -> Option<Signals> {
+        self.main.signals(norm)
+    }
+
+    /// True when normalised text names a cross-region situation (a cue of the knowledge).
+    pub fn has_cross_region_cue(&self, norm: &str) -> bool {
+        self.main.has_cross_region_cue(norm)
+    }
+
+    /// True when normalised text holds a cross-region word of the knowledge (异地, 备案…),
+    /// places aside.
+    pub fn has_cross_region_word(&self, norm: &str) -> bool {
+        self.main.has_cross_region_word(norm)
+    }
+
+    /// Number of FAQ entries of the main shard: the first candidates of [`Signals`].
+    pub fn entry_count(&self) -> usize {
+        self.main.entries
+    }
+
+    /// The id of the main shard's candidate `c` (topics carry the `oos:` prefix).
+    pub fn candidate_id(&self, c: usize) -> &str {
+        self.main.candidate_id(c)
+    }
+
+    /// True when the main shard's candidate `c` is an entry that may answer without a
+    /// cross-region sense.
+    pub fn candidate_is_general(&self, c: usize) -> bool {
+        self.main.candidate_is_general(c)
+    }
+}
+
+/// Per-thread work space of [`Shard::bm25`], kept between queries.
 #[derive(Default)]
 struct Scratch {
     /// Scores of the documents a query matches.
@@ -993,7 +1225,7 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// What [`SearchEngine::analyse`] finds in a message.
+/// What [`Shard::analyse`] finds in a message.
 #[derive(Debug, Clone)]
 pub struct Analysis {
     /// The message (or its context) has a cross-region sense.
@@ -1183,7 +1415,10 @@ mod tests {
     fn the_conversation_can_supply_the_cross_region_sense() {
         let q = "产检的费用能刷卡吗";
         let alone = engine().search(q, 3);
-        let ctx = SearchContext { cross_region: true };
+        let ctx = SearchContext {
+            cross_region: true,
+            region: None,
+        };
         let in_context = engine().search_with(q, 3, &ctx);
         assert!(!alone.answered, "{alone:?}");
         assert!(in_context.answered, "{in_context:?}");

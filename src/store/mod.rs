@@ -160,6 +160,17 @@ pub struct ConversationSummary {
     pub last_at: i64,
 }
 
+/// Sessions a purge deletes in one transaction (with their transcripts, tokens and keys):
+/// about a hundred turns, a few milliseconds of the writer.
+const PURGE_SESSIONS: i64 = 20;
+/// Rows of the other tables a purge deletes in one statement.
+const PURGE_ROWS: i64 = 500;
+/// The shortest pause between a purge's batches; the pause is also at least
+/// [`PURGE_IDLE`] times the batch's own time, so that a purge takes at most a fifth of the
+/// writer and the turns waiting for it go first.
+const PURGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+const PURGE_IDLE: u32 = 4;
+
 /// What a purge deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Purged {
@@ -1193,40 +1204,158 @@ impl Store {
 
     /// Deletes what residents typed before `cutoff_ms` (Unix ms): conversations whose last
     /// activity is older (state, transcript, token, idempotency records), and unanswered
-    /// questions and feedback recorded before it. One transaction; returns what was deleted.
+    /// questions and feedback recorded before it. Returns what was deleted.
+    ///
+    /// In small batches, each its own short transaction (a conversation is deleted whole, in
+    /// one of them), with a pause between them: a purge of millions of rows never holds the
+    /// database's write lock (SQLite) or its row locks for long, so turns keep being served
+    /// while it runs (issue 24). The old rows are found through indexes on their times.
     pub async fn purge_before(&self, cutoff_ms: i64) -> Result<Purged, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut n = [0u64; 5];
+        let mut purged = Purged {
+            sessions: 0,
+            transcript_lines: 0,
+            unanswered: 0,
+            feedback: 0,
+        };
+        // conversations, a batch of sessions at a time
+        loop {
+            let ids: Vec<String> = sqlx::query(
+                "SELECT id FROM sessions WHERE updated_at < $1 ORDER BY updated_at LIMIT $2",
+            )
+            .bind(cutoff_ms)
+            .bind(PURGE_SESSIONS)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+            if ids.is_empty() {
+                break;
+            }
+            // placeholders for the ids, from $1 (and from $2 after the cutoff)
+            let list = |from: usize| {
+                (0..ids.len())
+                    .map(|i| format!("${}", i + from))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let batch_started = std::time::Instant::now();
+            let mut tx = self.pool.begin().await?;
+            let mut n = [0u64; 4];
+            for (i, sql) in [
+                format!("DELETE FROM transcripts WHERE session_id IN ({})", list(1)),
+                format!("DELETE FROM request_keys WHERE session_id IN ({})", list(1)),
+                format!(
+                    "DELETE FROM session_tokens WHERE session_id IN ({})",
+                    list(1)
+                ),
+                // a session written again since it was selected is kept
+                format!(
+                    "DELETE FROM sessions WHERE updated_at < $1 AND id IN ({})",
+                    list(2)
+                ),
+            ]
+            .iter()
+            .enumerate()
+            {
+                // built here from placeholders only: the ids are bound
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                if i == 3 {
+                    q = q.bind(cutoff_ms);
+                }
+                for id in &ids {
+                    q = q.bind(id);
+                }
+                n[i] = q.execute(&mut *tx).await?.rows_affected();
+            }
+            if n[3] as usize != ids.len() {
+                // a session came back to life meanwhile: keep all of it
+                tx.rollback().await?;
+                for id in &ids {
+                    self.purge_session_if_old(id, cutoff_ms, &mut purged)
+                        .await?;
+                }
+            } else {
+                tx.commit().await?;
+                purged.sessions += n[3];
+                purged.transcript_lines += n[0];
+            }
+            for id in &ids {
+                forget(&self.memo.sessions, Some(id));
+                forget(&self.memo.tokens, Some(id));
+            }
+            tokio::time::sleep(PURGE_PAUSE.max(batch_started.elapsed() * PURGE_IDLE)).await;
+        }
+        // the rest: rows of their own age, a batch at a time
         for (i, sql) in [
-            "DELETE FROM transcripts WHERE session_id IN (SELECT id FROM sessions WHERE updated_at < $1)",
-            "DELETE FROM unanswered WHERE created_at < $1",
-            "DELETE FROM feedback WHERE created_at < $1",
-            "DELETE FROM request_keys WHERE created_at < $1 OR session_id IN (SELECT id FROM sessions WHERE updated_at < $1)",
-            "DELETE FROM session_tokens WHERE created_at < $1 AND session_id NOT IN (SELECT id FROM sessions WHERE updated_at >= $1)",
+            "DELETE FROM unanswered WHERE id IN \
+             (SELECT id FROM unanswered WHERE created_at < $1 LIMIT $2)",
+            "DELETE FROM feedback WHERE id IN \
+             (SELECT id FROM feedback WHERE created_at < $1 LIMIT $2)",
+            "DELETE FROM request_keys WHERE created_at < $1 AND session_id IN \
+             (SELECT session_id FROM request_keys WHERE created_at < $1 LIMIT $2)",
+            "DELETE FROM session_tokens WHERE session_id IN \
+             (SELECT t.session_id FROM session_tokens t WHERE t.created_at < $1 \
+              AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = t.session_id) LIMIT $2)",
         ]
         .into_iter()
         .enumerate()
         {
-            n[i] = sqlx::query(sql)
-                .bind(cutoff_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            loop {
+                let batch_started = std::time::Instant::now();
+                let n = sqlx::query(sql)
+                    .bind(cutoff_ms)
+                    .bind(PURGE_ROWS)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                match i {
+                    0 => purged.unanswered += n,
+                    1 => purged.feedback += n,
+                    _ => {}
+                }
+                if n < PURGE_ROWS as u64 {
+                    break;
+                }
+                tokio::time::sleep(PURGE_PAUSE.max(batch_started.elapsed() * PURGE_IDLE)).await;
+            }
         }
-        let sessions = sqlx::query("DELETE FROM sessions WHERE updated_at < $1")
+        Ok(purged)
+    }
+
+    /// Deletes one conversation if it is still older than the cutoff (one transaction).
+    async fn purge_session_if_old(
+        &self,
+        id: &str,
+        cutoff_ms: i64,
+        purged: &mut Purged,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let gone = sqlx::query("DELETE FROM sessions WHERE id = $1 AND updated_at < $2")
+            .bind(id)
             .bind(cutoff_ms)
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        if gone == 0 {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let lines = sqlx::query("DELETE FROM transcripts WHERE session_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        for sql in [
+            "DELETE FROM request_keys WHERE session_id = $1",
+            "DELETE FROM session_tokens WHERE session_id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
-        forget(&self.memo.sessions, None);
-        forget(&self.memo.tokens, None);
-        Ok(Purged {
-            sessions,
-            transcript_lines: n[0],
-            unanswered: n[1],
-            feedback: n[2],
-        })
+        purged.sessions += 1;
+        purged.transcript_lines += lines;
+        Ok(())
     }
 
     /// [`Store::purge_before`] `days` days ago.

@@ -297,11 +297,19 @@ impl Reader {
             Direction::Outbound | Direction::Inbound | Direction::Within
         );
         let ctx = if active.is_some() {
-            SearchContext { cross_region: true }
+            SearchContext {
+                cross_region: true,
+                region: merged.get("insured_region").map(String::as_str),
+            }
         } else {
             let mut c = search_context(parts, state);
             // the message's own story places someone away from home
             c.cross_region |= cross;
+            // the region the message itself names as the user's comes first
+            c.region = merged
+                .get("insured_region")
+                .map(String::as_str)
+                .or(c.region);
             c
         };
         // insured in one of our regions with no place of care said yet ("张家港 门特 异地"):
@@ -560,7 +568,7 @@ fn triggers(dialogs: &Dialogs) -> Vec<(String, String)> {
 
 /// What the conversation already says about cross-region care: a topic that is about it,
 /// or a known place away from home.
-fn search_context(parts: &Parts<'_>, state: &SessionState) -> SearchContext {
+fn search_context<'a>(parts: &Parts<'_>, state: &'a SessionState) -> SearchContext<'a> {
     let topic_cross = state
         .topic
         .as_deref()
@@ -575,6 +583,7 @@ fn search_context(parts: &Parts<'_>, state: &SessionState) -> SearchContext {
                 .slots
                 .get("insured_region")
                 .is_some_and(|r| r == "other"),
+        region: state.slots.get("insured_region").map(String::as_str),
     }
 }
 

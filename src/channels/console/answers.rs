@@ -238,6 +238,7 @@ pub fn search(a: &Assistant, q: &str, slots: &BTreeMap<String, String>) -> Agent
     let domain = names_the_domain(a, q);
     let ctx = SearchContext {
         cross_region: domain,
+        region: slots.get("insured_region").map(String::as_str),
     };
     let result = a.search.search_with(q, SEARCH_LIMIT, &ctx);
     let entries = |min: f32| -> Vec<AgentEntry> {
