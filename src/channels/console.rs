@@ -618,19 +618,12 @@ async fn situation(
     authenticate(&state, &headers)
         .await
         .map_err(Denied::api_error)?;
-    let body = match body {
-        Ok(Json(body)) => body,
-        // too large is 413, as on every other route
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(ApiError::of_status(StatusCode::PAYLOAD_TOO_LARGE));
-        }
-        Err(_) => {
-            return Err(ApiError::from(crate::guidance::FieldError::new(
-                "text",
-                "请求须为 JSON 对象 {\"text\": \"来电者情况描述\"}。",
-            )));
-        }
-    };
+    let body = json_body(body, || {
+        ApiError::from(crate::guidance::FieldError::new(
+            "text",
+            "请求须为 JSON 对象 {\"text\": \"来电者情况描述\"}。",
+        ))
+    })?;
     if body.text.chars().count() > crate::assistant::MAX_MESSAGE_CHARS {
         return Err(ApiError::from(crate::guidance::FieldError::new(
             "text",
@@ -707,14 +700,23 @@ async fn call_view(
     authenticate(&state, &headers)
         .await
         .map_err(Denied::api_error)?;
-    let slots = match body {
-        Ok(Json(body)) => read_slots(body.slots)?,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(ApiError::of_status(StatusCode::PAYLOAD_TOO_LARGE));
-        }
-        Err(_) => return Err(slots_problem()),
-    };
+    let slots = read_slots(json_body(body, slots_problem)?.slots)?;
     Ok(Json(call::view(&state.assistant(), &slots)))
+}
+
+/// An agent endpoint's JSON body: too large is 413, as on every other route; anything else
+/// that is not the expected object is `problem`, which says in Chinese what to send.
+fn json_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+    problem: impl FnOnce() -> ApiError,
+) -> Result<T, ApiError> {
+    match body {
+        Ok(Json(body)) => Ok(body),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(ApiError::of_status(StatusCode::PAYLOAD_TOO_LARGE))
+        }
+        Err(_) => Err(problem()),
+    }
 }
 
 /// An agent's search.
@@ -756,13 +758,7 @@ async fn agent_search(
             "请求须为 JSON 对象 {\"q\": \"问题\", \"slots\": {…}}，问题最多 500 字。",
         ))
     };
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(ApiError::of_status(StatusCode::PAYLOAD_TOO_LARGE));
-        }
-        Err(_) => return Err(problem()),
-    };
+    let body = json_body(body, problem)?;
     if body.q.chars().count() > 500 {
         return Err(problem());
     }
@@ -802,18 +798,12 @@ async fn agent_entry(
     authenticate(&state, &headers)
         .await
         .map_err(Denied::api_error)?;
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(ApiError::of_status(StatusCode::PAYLOAD_TOO_LARGE));
-        }
-        Err(_) => {
-            return Err(ApiError::from(crate::guidance::FieldError::new(
-                "id",
-                "请求须为 JSON 对象 {\"id\": \"条目编号\", \"slots\": {…}}。",
-            )));
-        }
-    };
+    let body = json_body(body, || {
+        ApiError::from(crate::guidance::FieldError::new(
+            "id",
+            "请求须为 JSON 对象 {\"id\": \"条目编号\", \"slots\": {…}}。",
+        ))
+    })?;
     let slots = read_slots(body.slots)?;
     let a = state.assistant();
     let Some(entry) = a.knowledge.faq(&body.id) else {
@@ -1114,7 +1104,7 @@ fn store_error_page(e: StoreError) -> Response {
 
 /// The fields of the situation form, in the order a caller tells them (`dialogs/slots.toml`
 /// gives their titles and values). `call::view` maps them to the checklist's and the
-/// estimate's inputs.
+/// estimate's inputs; missing fields are listed in this order too.
 const MAIN_FIELDS: &[&str] = &[
     "insured_region",
     "scheme",

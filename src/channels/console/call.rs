@@ -31,22 +31,6 @@ use crate::guidance::FieldError;
 use crate::guidance::checklist::{self, Checklist, Situation};
 use crate::guidance::estimate::{self, Estimate, EstimateInput, Route};
 
-/// The order in which missing fields are asked: as a caller tells their story.
-const ASK_ORDER: [&str; 12] = [
-    "insured_region",
-    "scheme",
-    "employment",
-    "category",
-    "care_location",
-    "visit",
-    "stage",
-    "filed",
-    "filing_type",
-    "hospital_level",
-    "total",
-    "by_proxy",
-];
-
 /// The longest text message (characters).
 pub const SMS_MAX_CHARS: usize = 140;
 /// The most lines of an estimate's short basis.
@@ -223,12 +207,13 @@ pub fn view(a: &Assistant, slots: &BTreeMap<String, String>) -> CallView {
     let answer = a
         .situation_entry(&slots)
         .map(|entry| answers::agent_entry(a, entry, &slots));
-    // in the order a caller tells their story
+    // in the order a caller tells their story: the form's order
     missing.sort_by_key(|m| {
-        ASK_ORDER
+        super::MAIN_FIELDS
             .iter()
+            .chain(super::MORE_FIELDS)
             .position(|s| *s == m.slot)
-            .unwrap_or(ASK_ORDER.len())
+            .unwrap_or(usize::MAX)
     });
     let pending = missing
         .iter()
