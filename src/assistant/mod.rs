@@ -841,12 +841,7 @@ impl Assistant {
         }
         // the latest place of care is where the person is treated ("对了，我在苏州本地社区医院
         // 看门诊" after a question about 上海)
-        if new.contains_key("care_location") && !new.contains_key("care_place") {
-            state.slots.remove("care_place");
-        }
-        if new.contains_key("care_place") && !new.contains_key("care_location") {
-            state.slots.remove("care_location");
-        }
+        crate::understanding::drop_replaced_care(&mut state.slots, new);
         for (k, v) in &facts.notes {
             state.notes.insert(k.clone(), v.clone());
         }

@@ -480,14 +480,20 @@ fn with_facts(
     new: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
     let mut merged = known.clone();
-    if new.contains_key("care_place") && !new.contains_key("care_location") {
-        merged.remove("care_location");
-    }
-    if new.contains_key("care_location") && !new.contains_key("care_place") {
-        merged.remove("care_place");
-    }
+    drop_replaced_care(&mut merged, new);
     merged.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
     merged
+}
+
+/// Removes from `known` the place of care of the other kind than the one `new` names: a
+/// place here (`care_place`) replaces one away (`care_location`), and the other way round.
+pub fn drop_replaced_care(known: &mut BTreeMap<String, String>, new: &BTreeMap<String, String>) {
+    if new.contains_key("care_place") && !new.contains_key("care_location") {
+        known.remove("care_location");
+    }
+    if new.contains_key("care_location") && !new.contains_key("care_place") {
+        known.remove("care_place");
+    }
 }
 
 /// Share of the best score a hit needs to take the lead when it fits the situation and the
