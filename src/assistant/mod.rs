@@ -933,6 +933,23 @@ impl Assistant {
             {
                 return self.entry_reply(state, &own.id.clone(), None);
             }
+            // a short follow-up ("在哪儿办" after the materials for filing) stays with the
+            // topic's family when the conversation reads it there at least as well
+            if r.content_chars <= FOLLOW_UP_CHARS
+                && within.answered
+                && let Some(h) = {
+                    let family = self.family(state);
+                    let top = within.hits[0].score;
+                    within
+                        .hits
+                        .iter()
+                        .take(3)
+                        .find(|h| family.contains(&h.id) && h.score >= top)
+                        .cloned()
+                }
+            {
+                return self.entry_reply(state, &h.id, None);
+            }
             if let Some(own) = own
                 && within
                     .hits
