@@ -1198,6 +1198,18 @@ mod tests {
         );
     }
 
+    /// The entry ids in the first column of a Markdown document's tables.
+    fn table_ids(doc: &str) -> Vec<&str> {
+        doc.lines()
+            .filter_map(|l| l.strip_prefix("| ")?.split(" |").next())
+            .filter(|id| {
+                id.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && *id != "id"
+            })
+            .collect()
+    }
+
     #[test]
     fn the_shipped_knowledge_folder_is_valid_and_covers_the_spec() {
         let k = Knowledge::load(crate::default_knowledge_dir()).unwrap_or_else(|e| panic!("{e}"));
@@ -1206,15 +1218,7 @@ mod tests {
             "/../shared/spec/faq-coverage.md"
         );
         let spec = std::fs::read_to_string(path).expect("the spec lives in ../shared/spec");
-        let ids: Vec<&str> = spec
-            .lines()
-            .filter_map(|l| l.strip_prefix("| ")?.split(" |").next())
-            .filter(|id| {
-                id.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && *id != "id"
-            })
-            .collect();
+        let ids = table_ids(&spec);
         assert!(ids.len() >= 41, "parsed {} ids from the spec", ids.len());
         for id in ids {
             assert!(k.faq(id).is_some(), "spec id {id} has no entry");
@@ -1231,15 +1235,7 @@ mod tests {
         let doc = std::fs::read_to_string(path).unwrap();
         // the entry tables come before the folded research topics
         let tables = doc.split("## Research topics covered").next().unwrap();
-        let ids: Vec<&str> = tables
-            .lines()
-            .filter_map(|l| l.strip_prefix("| ")?.split(" |").next())
-            .filter(|id| {
-                id.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && *id != "id"
-            })
-            .collect();
+        let ids = table_ids(tables);
         for id in &ids {
             assert!(k.faq(id).is_some(), "listed id {id} has no entry");
         }
