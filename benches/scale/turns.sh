@@ -6,11 +6,13 @@
 # database, 8 conversations each): turns/s, p99, database bytes per stored turn.
 # With PURGE=1 (default) it also runs the retention purge under load: a database with
 # PURGE_TURNS (default 1,000,000) turns older than a year and as many recent ones, turns
-# served while `yidi purge --days 365` deletes the old ones from another process.
+# served for PURGE_SECONDS while the servers' own retention purge deletes the old ones (the
+# row says how many it deleted meanwhile).
 # Appends rows to target/scale/turns.tsv and prints them.
 #
 # Usage: benches/scale/turns.sh   (SIZES="0 1000000 10000000", DURATION=10s, PG=0,
-# PG_URL=postgres://postgres@127.0.0.1:5432, NO_BUILD=1, PURGE=0)
+# PG_URL=postgres://postgres@127.0.0.1:5432, NO_BUILD=1, PURGE=0,
+# PURGE_SECONDS=30: the load's length while the purge runs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SIZES=${SIZES:-0 1000000}
@@ -77,12 +79,14 @@ done
 # purge under load: half old, half recent; the server's own retention purge (it runs at
 # start, then hourly) deletes the old half while 16 conversations are served.
 # PURGE_BINS lists the binaries to measure (default: $BIN; add an older one to compare).
-purge_wait() { # $1 log, $2 start ns → ms until the purge's log line (or empty)
-  for _ in $(seq 3000); do
-    if grep -q "retention: deleted" "$1"; then echo $((($(date +%s%N) - $2) / 1000000)); return; fi
-    sleep 0.1
-  done
+old_left() { # $1: a command that runs SQL → old sessions (older than a year) still stored
+  "$@" "SELECT COUNT(*) FROM sessions WHERE updated_at < $(( ($(date +%s) - 365 * 86400) * 1000 ))"
 }
+purge_note() { # $1 old sessions left, $2 seconds of load → what the purge did meanwhile
+  local gone=$(( (PURGE_TURNS / 5 - $1) * 5 ))
+  echo "${gone}_SP_of_SP_${PURGE_TURNS}_SP_old_SP_turns_SP_purged_SP_during_SP_the_SP_load_SP_($((gone / $2))/s)"
+}
+PURGE_SECONDS=${PURGE_SECONDS:-30}
 if [[ $PURGE == 1 ]]; then
   for pbin in ${PURGE_BINS:-$BIN}; do
     db=$OUT/turns-purge.db
@@ -91,18 +95,13 @@ if [[ $PURGE == 1 ]]; then
     python3 benches/scale/fill-turns.py "sqlite:$db" $((2 * PURGE_TURNS)) "$PURGE_TURNS"
     sync
     : > "$OUT/serve-purge.log"
-    t0=$(date +%s%N)
     YIDI_LOG=warn,yidi::serve=info YIDI_RETENTION_DAYS=365 "$pbin" serve --addr "127.0.0.1:$PORT" --database-url "sqlite://$db" 2> "$OUT/serve-purge.log" &
     PIDS+=($!)
     until curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz"; do sleep 0.01; done
-    purge_wait "$OUT/serve-purge.log" "$t0" > "$OUT/purge-ms.txt" &
-    pw=$!
-    DURATION=${PURGE_DURATION:-30s} load "$PORT" 16 "$OUT/wrk.txt"
-    wait $pw || true
-    took=$(cat "$OUT/purge-ms.txt")
+    DURATION=${PURGE_SECONDS}s load "$PORT" 16 "$OUT/wrk.txt"
     stop_all
-    left=$(sqlite3 "$db" "SELECT COUNT(*) FROM transcripts")
-    row sqlite-purge "$((2 * PURGE_TURNS))" "$(rate $OUT/wrk.txt)" "$(p99 $OUT/wrk.txt)" "$(maxlat $OUT/wrk.txt)" "$(non200 $OUT/wrk.txt)" "" "" "$(basename "$pbin"):_SP_in-process_SP_purge_SP_of_${PURGE_TURNS}_SP_old_SP_turns_SP_took_SP_${took:-?}_SP_ms,_SP_${left}_SP_lines_SP_left"
+    left=$(old_left sqlite3 "$db")
+    row sqlite-purge "$((2 * PURGE_TURNS))" "$(rate $OUT/wrk.txt)" "$(p99 $OUT/wrk.txt)" "$(maxlat $OUT/wrk.txt)" "$(non200 $OUT/wrk.txt)" "" "" "$(basename "$pbin"):_SP_in-process_SP_purge,_SP_$(purge_note "$left" "$PURGE_SECONDS")"
     rm -f "$db" "$db"-*
   done
 fi
@@ -126,16 +125,12 @@ if [[ $PG == 1 ]]; then
     if [[ $3 == purge ]]; then
       # both replicas run the retention purge at start, as they would
       : > "$OUT/serve-turns.log"
-      local took
-      t0=$(date +%s%N)
       YIDI_RETENTION_DAYS=365 YIDI_LOG=warn,yidi::serve=info start "$url" "$PORT"
       YIDI_RETENTION_DAYS=365 YIDI_LOG=warn,yidi::serve=info start "$url" $((PORT + 1))
-      DURATION=${PURGE_DURATION:-30s} load "$PORT" 8 "$OUT/wrk1.txt" &
+      DURATION=${PURGE_SECONDS}s load "$PORT" 8 "$OUT/wrk1.txt" &
       local w1=$!
-      DURATION=${PURGE_DURATION:-30s} load $((PORT + 1)) 8 "$OUT/wrk2.txt" &
-      local w2=$!
-      took=$(purge_wait "$OUT/serve-turns.log" "$t0")
-      wait $w1 $w2
+      DURATION=${PURGE_SECONDS}s load $((PORT + 1)) 8 "$OUT/wrk2.txt"
+      wait $w1
     else
       start "$url" "$PORT"
       start "$url" $((PORT + 1))
@@ -150,7 +145,9 @@ if [[ $PG == 1 ]]; then
     p="$(p99 $OUT/wrk1.txt)/$(p99 $OUT/wrk2.txt)"
     m="$(maxlat $OUT/wrk1.txt)/$(maxlat $OUT/wrk2.txt)"
     if [[ $3 == purge ]]; then
-      row postgres-purge "$1" "$r" "$p" "$m" "$(($(non200 $OUT/wrk1.txt) + $(non200 $OUT/wrk2.txt)))" "" "" "two_SP_replicas_SP_purging_SP_at_SP_start,_SP_$2_SP_old_SP_turns,_SP_first_SP_purge_SP_done_SP_after_SP_${took:-?}_SP_ms"
+      local left
+      left=$(old_left psql -qAt "$url" -c)
+      row postgres-purge "$1" "$r" "$p" "$m" "$(($(non200 $OUT/wrk1.txt) + $(non200 $OUT/wrk2.txt)))" "" "" "two_SP_replicas_SP_purging,_SP_$(purge_note "$left" "$PURGE_SECONDS")"
     else
       row postgres "$1" "$r" "$p" "$m" "$(($(non200 $OUT/wrk1.txt) + $(non200 $OUT/wrk2.txt)))" "$per" "$fill" "two_SP_replicas,_SP_8_SP_conversations_SP_each"
     fi

@@ -63,6 +63,11 @@ fn main() {
     e.warm();
     let warm = w.elapsed();
     let rss_warm = status("VmRSS:");
+    let heap: serde_json::Map<String, serde_json::Value> = e
+        .heap_report()
+        .into_iter()
+        .map(|(part, bytes)| (part.to_string(), (bytes / 1024 / 1024).into()))
+        .collect();
 
     let mut questions: Vec<(String, Option<String>, Option<String>)> = Vec::new();
     for f in ["../shared/eval/dev.jsonl", "../shared/eval/real-dev.jsonl"] {
@@ -139,6 +144,7 @@ fn main() {
             "shards": e.shard_count(),
             "warm_all_shards_ms": warm.as_secs_f64() * 1e3,
             "rss_warm_mb": rss_warm / 1024,
+            "heap_mb": heap,
             "queries": questions.len(),
             "median_us": pct(&times, 0.5),
             "p99_us": pct(&times, 0.99),

@@ -255,6 +255,29 @@ struct Candidate {
     local_topic: Option<usize>,
 }
 
+/// The token strings of every shard, one copy each: most tokens (the national entries', the
+/// topics', the common words) are in every shard, and a string of its own per shard and
+/// token was a tenth of the shards' memory at 300 regions (issue 24).
+#[derive(Default)]
+struct Interner(std::sync::Mutex<rustc_hash::FxHashSet<std::sync::Arc<str>>>);
+
+impl Interner {
+    fn intern(&self, s: &str) -> std::sync::Arc<str> {
+        let mut set = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match set.get(s) {
+            Some(a) => a.clone(),
+            None => {
+                let a: std::sync::Arc<str> = s.into();
+                set.insert(a.clone());
+                a
+            }
+        }
+    }
+}
+
 /// One shard of the FAQ index: the entries of one group of regions (with the national
 /// entries and the topics). Built once per knowledge version; searching takes `&self`.
 ///
@@ -263,14 +286,16 @@ struct Candidate {
 /// tantivy's BM25 scores, rather than a tree of about a hundred term clauses (see `table`).
 struct Shard {
     analyzer: Analyzer,
-    expander: Expander,
+    /// The knowledge's synonyms (the same for every shard: shared with the main one).
+    expander: std::sync::Arc<Expander>,
     /// Words of each synonym term (by the expander's term index), analysed at build time.
     term_words: Vec<TermWords>,
     /// Per synonym group: its concept token (`~` + canonical term; `None` for a group
     /// without terms) and the token's ids.
     concepts: Vec<(Option<Box<str>>, TokenIds)>,
     /// Every token of the index and every classifier feature.
-    tokens: FxHashMap<Box<str>, TokenIds>,
+    /// (The token strings are shared by all shards, see [`Interner`].)
+    tokens: FxHashMap<std::sync::Arc<str>, TokenIds>,
     table: TermTable<SLOTS>,
     /// Per document (numbered across segments): the index of its candidate.
     doc_candidate: Vec<u32>,
@@ -284,13 +309,20 @@ struct Shard {
 }
 
 impl Shard {
-    /// Builds the shard's index and classifier over all of `knowledge`'s entries.
+    /// Builds the shard's index and classifier over all of `knowledge`'s entries. The
+    /// synonyms and the cross-region cues are the whole knowledge's, in every shard: a shard
+    /// built after `main` shares main's (one copy for all shards, rather than one each).
     fn build_with(
         knowledge: &Knowledge,
         analyzer: Analyzer,
         tuning: Tuning,
+        main: Option<&Shard>,
+        strings: &Interner,
     ) -> tantivy::Result<Shard> {
-        let expander = Expander::new(&knowledge.synonyms);
+        let expander = match main {
+            Some(m) => m.expander.clone(),
+            None => std::sync::Arc::new(Expander::new(&knowledge.synonyms)),
+        };
         let mut sb = Schema::builder();
         let text = |tok: &str| {
             TextOptions::default().set_indexing_options(
@@ -313,7 +345,7 @@ impl Shard {
         let words = AnalyzerTokenizer {
             analyzer: analyzer.clone(),
             mode: Mode::Words,
-            concepts: Some(std::sync::Arc::new(expander.clone())),
+            concepts: Some(expander.clone()),
         };
         let grams = AnalyzerTokenizer {
             analyzer: analyzer.clone(),
@@ -425,21 +457,25 @@ impl Shard {
             ms = started.elapsed().as_millis() as u64,
             "classifier trained"
         );
-        let cues = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&knowledge.cross_region_cues)
-            .ok()
-            .filter(|_| !knowledge.cross_region_cues.is_empty());
+        let cues = match main {
+            // an automaton's clone shares it
+            Some(m) => m.cues.clone(),
+            None => AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&knowledge.cross_region_cues)
+                .ok()
+                .filter(|_| !knowledge.cross_region_cues.is_empty()),
+        };
 
         // one look-up per token at query time: its postings and its classifier features
-        let mut tokens: FxHashMap<Box<str>, TokenIds> = FxHashMap::default();
+        let mut tokens: FxHashMap<std::sync::Arc<str>, TokenIds> = FxHashMap::default();
         for (token, id) in table.take_tokens() {
-            tokens.entry(token).or_default().term = id;
+            tokens.entry(strings.intern(&token)).or_default().term = id;
         }
         for (feature, id) in classifier.features() {
             match feature.strip_prefix('#') {
-                Some(gram) => tokens.entry(gram.into()).or_default().gram = id,
-                None => tokens.entry(feature.into()).or_default().word = id,
+                Some(gram) => tokens.entry(strings.intern(gram)).or_default().gram = id,
+                None => tokens.entry(strings.intern(feature)).or_default().word = id,
             }
         }
         let ids_of = |t: &str| tokens.get(t).copied().unwrap_or_default();
@@ -492,6 +528,33 @@ impl Shard {
             cues,
             tuning,
         })
+    }
+
+    /// Approximate heap bytes this shard holds, per part (for the scale benchmarks).
+    fn heap_bytes(&self) -> [(&'static str, usize); 5] {
+        let str_key = |k: &str| k.len() + std::mem::size_of::<(Box<str>, TokenIds)>() + 1;
+        let (weights, model) = self.classifier.heap_bytes();
+        let tokens =
+            self.tokens.capacity() * (std::mem::size_of::<(std::sync::Arc<str>, TokenIds)>() + 1);
+        let words: usize = self
+            .term_words
+            .iter()
+            .flat_map(|t| t.0.iter())
+            .map(|(w, _)| str_key(w))
+            .sum();
+        let candidates = self
+            .candidates
+            .iter()
+            .map(|c| std::mem::size_of::<Candidate>() + c.id.capacity() + c.question.capacity())
+            .sum::<usize>()
+            + self.doc_candidate.capacity() * 4;
+        [
+            ("classifier weights", weights),
+            ("classifier rest", model),
+            ("postings", self.table.heap_bytes()),
+            ("tokens", tokens + words),
+            ("candidates", candidates),
+        ]
     }
 
     /// Searches for `query` in a conversation's context.
@@ -967,6 +1030,8 @@ pub struct SearchEngine {
     names: Option<(AhoCorasick, Vec<usize>)>,
     /// What a lazy shard is built from.
     knowledge: Option<std::sync::Arc<Knowledge>>,
+    /// The shards' token strings.
+    strings: Interner,
 }
 
 /// A shard built on first use: its entries (indexes into the knowledge's FAQ).
@@ -1022,11 +1087,12 @@ impl SearchEngine {
         }
         if shards.is_empty() {
             return Ok(SearchEngine {
-                main: Shard::build_with(knowledge, analyzer, tuning)?,
+                main: Shard::build_with(knowledge, analyzer, tuning, None, &Interner::default())?,
                 shards,
                 shard_of,
                 names: None,
                 knowledge: None,
+                strings: Interner::default(),
             });
         }
         let mut main_entries = Vec::new();
@@ -1042,7 +1108,14 @@ impl SearchEngine {
                 _ => main_entries.push(i),
             }
         }
-        let main = Shard::build_with(&knowledge.subset(&main_entries), analyzer, tuning)?;
+        let strings = Interner::default();
+        let main = Shard::build_with(
+            &knowledge.subset(&main_entries),
+            analyzer,
+            tuning,
+            None,
+            &strings,
+        )?;
         let names = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .build(&names)
@@ -1054,7 +1127,24 @@ impl SearchEngine {
             shard_of,
             names,
             knowledge: Some(std::sync::Arc::new(knowledge.clone())),
+            strings,
         })
+    }
+
+    /// Approximate heap bytes of the shards built so far, per part, summed over shards.
+    pub fn heap_report(&self) -> Vec<(&'static str, usize)> {
+        let mut total: Vec<(&'static str, usize)> = Vec::new();
+        let built = std::iter::once(&self.main)
+            .chain(self.shards.iter().filter_map(|s| s.engine.get()?.as_ref()));
+        for shard in built {
+            for (i, (name, bytes)) in shard.heap_bytes().into_iter().enumerate() {
+                match total.get_mut(i) {
+                    Some(t) => t.1 += bytes,
+                    None => total.push((name, bytes)),
+                }
+            }
+        }
+        total
     }
 
     /// Number of shards (1: the main one alone).
@@ -1093,6 +1183,8 @@ impl SearchEngine {
                     &k.subset(&lazy.entries),
                     self.main.analyzer.clone(),
                     self.main.tuning,
+                    Some(&self.main),
+                    &self.strings,
                 ) {
                     Ok(s) => {
                         tracing::debug!(

@@ -121,6 +121,14 @@ impl<const F: usize> TermTable<F> {
         std::mem::take(&mut self.ids)
     }
 
+    /// Approximate heap bytes held (slots and postings).
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<[Slot; F]>()
+            + self.postings.capacity() * std::mem::size_of::<(u32, f32)>()
+            + self.ids.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
+            + self.ids.keys().map(|k| k.len()).sum::<usize>()
+    }
+
     /// Number of documents (of all segments).
     pub fn num_docs(&self) -> usize {
         self.num_docs
