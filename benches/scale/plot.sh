@@ -16,7 +16,7 @@ grep -P '^postgres\t' "$T" | awk -F'\t' '{x = $2 > 0 ? $2 : 1e4; split($4, p, "/
 gnuplot <<GP
 set terminal pngcairo size 1400,1000 font ",11"
 set output "$OUT"
-set multiplot layout 2,2 title "yidi as its work grows (issue 24; 2-core shared machine)"
+set multiplot layout 2,2 title "yidi as its work grows (issue 24; one 2-core machine, each point one run)"
 set logscale x
 set key top left
 set grid
@@ -44,6 +44,7 @@ set datafile separator whitespace
 set title "turns with stored history (16 conversations)"
 set xlabel "stored turns (0 plotted at 10^4)"
 set ylabel "turns/s"
+set yrange [0:*]
 set y2label "p99 ms"
 set y2tics
 set logscale y2

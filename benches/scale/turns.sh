@@ -10,7 +10,7 @@
 # row says how many it deleted meanwhile).
 # Appends rows to target/scale/turns.tsv and prints them.
 #
-# Usage: benches/scale/turns.sh   (SIZES="0 1000000 10000000", DURATION=10s, PG=0,
+# Usage: benches/scale/turns.sh   (SIZES="0 1000000 10000000", DURATION=10s, PG=0, SQLITE=0,
 # PG_URL=postgres://postgres@127.0.0.1:5432, NO_BUILD=1, PURGE=0,
 # PURGE_SECONDS=30: the load's length while the purge runs)
 set -euo pipefail
@@ -18,6 +18,7 @@ cd "$(dirname "$0")/../.."
 SIZES=${SIZES:-0 1000000}
 DURATION=${DURATION:-10s}
 PG=${PG:-1}
+SQLITE=${SQLITE:-1}
 PURGE=${PURGE:-1}
 PURGE_TURNS=${PURGE_TURNS:-1000000}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
@@ -56,7 +57,8 @@ row() { printf "%s\n" "$*" | tr ' ' '\t' | sed 's/_SP_/ /g' >> "$OUT/turns.tsv";
 
 # -- SQLite --------------------------------------------------------------------------------
 base_bytes=""
-for size in $SIZES; do
+[[ $SQLITE == 1 ]] || SQLITE_SIZES=""
+for size in ${SQLITE_SIZES-$SIZES}; do
   db=$OUT/turns-$size.db
   rm -f "$db" "$db"-*
   "$BIN" purge --days 36500 --database-url "sqlite://$db" > /dev/null  # creates and migrates
@@ -87,7 +89,7 @@ purge_note() { # $1 old sessions left, $2 seconds of load → what the purge did
   echo "${gone}_SP_of_SP_${PURGE_TURNS}_SP_old_SP_turns_SP_purged_SP_during_SP_the_SP_load_SP_($((gone / $2))/s)"
 }
 PURGE_SECONDS=${PURGE_SECONDS:-30}
-if [[ $PURGE == 1 ]]; then
+if [[ $PURGE == 1 && $SQLITE == 1 ]]; then
   for pbin in ${PURGE_BINS:-$BIN}; do
     db=$OUT/turns-purge.db
     rm -f "$db" "$db"-*
@@ -117,7 +119,9 @@ if [[ $PG == 1 ]]; then
     b0=$(pg_bytes "$url")
     t0=$(date +%s)
     [[ $1 -gt 0 ]] && python3 benches/scale/fill-turns.py "$url" "$1" "$2"
-    psql -qAt "$url" -c CHECKPOINT > /dev/null
+    # a history of months has long been vacuumed and analysed; a bulk fill has not, and
+    # autovacuum would otherwise run over the fresh millions of rows during the measurement
+    psql -qAt "$url" -c "VACUUM ANALYZE" -c CHECKPOINT > /dev/null
     sync
     fill=$(($(date +%s) - t0))
     bytes=$(pg_bytes "$url")

@@ -48,7 +48,7 @@ pub struct Classifier {
     /// Feature-major: the weights of feature `f` are `weights[f * classes..][..classes]`.
     /// Trained in `f32`, kept at half precision: the weights are most of a shard's memory
     /// (issue 24: 158 of 327 MB over 150 shards), and a weight's relative error of 2⁻¹¹
-    /// moves a logit by about a thousandth, far below the margins the search decides on
+    /// moves a logit by thousandths, far below the margins the search decides on
     /// (every evaluation file answers with the same entries either way).
     weights: Vec<half::f16>,
     bias: Vec<f32>,

@@ -262,6 +262,14 @@ struct Candidate {
 struct Interner(std::sync::Mutex<rustc_hash::FxHashSet<std::sync::Arc<str>>>);
 
 impl Interner {
+    /// Forgets the set (the strings live on in whoever holds them).
+    fn clear(&self) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Default::default();
+    }
+
     fn intern(&self, s: &str) -> std::sync::Arc<str> {
         let mut set = self
             .0
@@ -1028,8 +1036,8 @@ pub struct SearchEngine {
     shard_of: FxHashMap<String, usize>,
     /// The names of every region (label, name, aliases), and the shard of each pattern.
     names: Option<(AhoCorasick, Vec<usize>)>,
-    /// What a lazy shard is built from.
-    knowledge: Option<std::sync::Arc<Knowledge>>,
+    /// What a lazy shard is built from (dropped once every shard is built).
+    knowledge: std::sync::RwLock<Option<std::sync::Arc<Knowledge>>>,
     /// The shards' token strings.
     strings: Interner,
 }
@@ -1091,7 +1099,7 @@ impl SearchEngine {
                 shards,
                 shard_of,
                 names: None,
-                knowledge: None,
+                knowledge: std::sync::RwLock::new(None),
                 strings: Interner::default(),
             });
         }
@@ -1126,7 +1134,7 @@ impl SearchEngine {
             shards,
             shard_of,
             names,
-            knowledge: Some(std::sync::Arc::new(knowledge.clone())),
+            knowledge: std::sync::RwLock::new(Some(std::sync::Arc::new(knowledge.clone()))),
             strings,
         })
     }
@@ -1158,6 +1166,13 @@ impl SearchEngine {
         for i in 0..self.shards.len() {
             self.shard(i + 1);
         }
+        // every shard is built: what they were built from is not needed any more (the
+        // knowledge's copy and the set of token strings, whose strings the shards keep)
+        *self
+            .knowledge
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        self.strings.clear();
         // building a shard allocates far more than the shard keeps (tantivy's writer and its
         // threads' arenas): give the freed memory back, or the process keeps about twice
         // what the shards need
@@ -1170,10 +1185,18 @@ impl SearchEngine {
 
     /// Shard `i` (0: main), built now if not yet; the main one if it cannot be built.
     fn shard(&self, i: usize) -> &Shard {
-        let (Some(lazy), Some(k)) = (
-            i.checked_sub(1).and_then(|i| self.shards.get(i)),
-            &self.knowledge,
-        ) else {
+        let Some(lazy) = i.checked_sub(1).and_then(|i| self.shards.get(i)) else {
+            return &self.main;
+        };
+        if let Some(built) = lazy.engine.get() {
+            return built.as_ref().unwrap_or(&self.main);
+        }
+        let knowledge = self
+            .knowledge
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(k) = knowledge else {
             return &self.main;
         };
         lazy.engine

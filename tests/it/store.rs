@@ -283,6 +283,64 @@ async fn sqlite_readers_do_not_wait_for_a_writer_and_writers_wait_their_turn() {
     assert_eq!(store.transcript("s1").await.unwrap().len(), 4);
 }
 
+/// The writer never checkpoints on commit; the store's checkpointer copies the WAL into the
+/// database beside it, and once the WAL is long the writer finishes a checkpoint between two
+/// groups so that the WAL starts over: under steady writes the WAL stays short rather than
+/// growing with every turn ever written (issue 24).
+#[tokio::test]
+async fn the_sqlite_wal_is_copied_beside_the_writer_and_starts_over() {
+    use sqlx::Connection;
+    let db = TestDb::sqlite();
+    let store = Store::connect(&db.url).await.unwrap();
+    let file = db.url.strip_prefix("sqlite://").unwrap().to_string();
+    let size = || std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    // about 15,000 WAL pages in all, written without a pause (as under a server's full load,
+    // where a passive checkpoint never catches up with the last commit by itself)
+    let long = "异地就医备案".repeat(700);
+    let mut set = tokio::task::JoinSet::new();
+    for c in 0..16 {
+        let store = store.clone();
+        let long = long.clone();
+        set.spawn(async move {
+            let id = format!("wal-{c}");
+            for n in 0..150i64 {
+                let rev = (n > 0).then_some(n);
+                store
+                    .save_turn(&turn(&id, "{}", rev, &long))
+                    .await
+                    .expect("turn");
+            }
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let mut other = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    // (busy, frames in the WAL now, frames copied)
+    let (_, frames, copied): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    let turns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM transcripts")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(turns, 16 * 150 * 2);
+    assert!(
+        size() > before + 16 * 150 * 4096,
+        "the checkpointer copied the turns into the database file: {} → {} bytes",
+        before,
+        size()
+    );
+    assert!(
+        frames < 8192,
+        "the WAL started over instead of holding every page written: {frames} frames"
+    );
+    assert_eq!(frames, copied, "everything in the WAL is in the database");
+}
+
 /// Two processes on one database (replicas on PostgreSQL, `yidi chat` beside the server on
 /// SQLite): a turn that starts from the state this process remembers, after the other wrote
 /// the session, is a conflict that writes nothing; the retry reads the database, and so do
