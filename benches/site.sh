@@ -68,7 +68,7 @@ echo "|---|---|---|---|---|"
 row '`GET /healthz`' "$BASE/healthz"
 row '`GET /` (home)' "$BASE/"
 row '`GET /faq/{id}` (every entry in turn)' -s benches/load/pages.lua "$BASE" -- $IDS
-row '`GET /faq?q=…` (search page, 8 questions)' -s benches/load/faq-search.lua "$BASE"
+row '`GET /faq?q=…` (search page, 8 questions)' -s benches/load/search.lua "$BASE" -- '/faq?q='
 row '`GET /tools/estimate` (empty form)' "$BASE/tools/estimate"
 echo
 echo "Server time per route (/metrics: mean, share of requests within 4 ms, the histogram bucket below 5 ms):"

@@ -1,5 +1,6 @@
--- wrk script: GET /v1/faq/search over a round of in-scope questions (each connection walks
--- the list from its own place).
+-- wrk script: GET a search over a round of in-scope questions (each connection walks the list
+-- from its own place). The search path is the argument after "--" (default /v1/faq/search?q=;
+-- benches/site.sh passes /faq?q= for the residents' search page).
 local questions = {
   "社保卡在外地医院刷不了怎么办", "异地就医备案有效期多久", "起付线是什么",
   "已经出院自费结算了，还能补备案吗", "异地就医需要备案吗", "急诊没有备案能报销吗",
@@ -11,12 +12,12 @@ local function urlencode(s)
 end
 
 local paths = {}
-for i, q in ipairs(questions) do
-  paths[i] = "/v1/faq/search?q=" .. urlencode(q)
-end
-
 local n = 0
 function init(args)
+  local prefix = args[1] or "/v1/faq/search?q="
+  for i, q in ipairs(questions) do
+    paths[i] = prefix .. urlencode(q)
+  end
   n = math.random(#paths)
 end
 
